@@ -1,0 +1,189 @@
+"""lower: calibrated post-training quantization to the integer graph of docs/fixed-point.md.
+
+Float graph (dense, relu, flatten, trailing softmax) -> integer graph:
+
+    quantize -> [flatten] -> dense -> requantize(+relu) -> ... -> dense -> dequantize
+
+Every scale is a power of two. Activation formats are calibrated on x_train; weight formats
+cover each layer's largest weight, unless `admm` already put the layer on a fixed-point grid,
+whose levels are kept exactly. The trailing softmax is dropped (the design outputs logits).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import kernels
+from compiler.ir import FixedPoint, Graph, Node, TensorSpec
+from compiler.passes.base import Option, Pass, PassError, int_in, register
+
+MAX_ONNX_ACC_BITS = 32  # MatMulInteger accumulates in int32
+
+
+@register
+class Lower(Pass):
+    name = "lower"
+    needs_data = True
+    options = {
+        "weight_bits": Option(8, int_in(2, 8), "bits per weight (ignored where admm fixed them)", per_layer=True),
+        "activation_bits": Option(8, int_in(2, 8), "bits per activation"),
+        "calibration_samples": Option(2048, int_in(1, 10**7), "rows of x_train used to calibrate activations"),
+        "multipliers": Option(16, int_in(1, 4096),
+                              "parallel multipliers of the largest layer (others are balanced to its cycle count); "
+                              "per layer: that layer's exact count", per_layer=True),
+    }
+
+    def run(self, graph: Graph, ctx) -> Graph:
+        if graph.is_integer:
+            raise PassError("lower: the graph is already an integer graph")
+        _check_lowerable(graph)
+        opts = ctx.options(self.name)
+        from compiler.exec import torch as torch_exec  # torch is heavy; load only when lowering
+        acts = torch_exec.intermediates(graph, ctx.data.x_train[: opts["calibration_samples"]])
+        lowered = _Lowering(graph, ctx, acts, opts["activation_bits"]).build()
+        _assign_multipliers(lowered, ctx)
+        return lowered
+
+
+def _check_lowerable(graph: Graph) -> None:
+    body = _body(graph)
+    bad = [f"{n.name!r} ({n.op})" for n in body if n.op not in ("dense", "relu", "flatten")]
+    if bad:
+        raise PassError(f"lower: cannot lower node(s) {', '.join(bad)}; run canonicalize first "
+                        "(a bias add that does not follow a dense layer is not supported)")
+    if not any(n.op == "dense" for n in body):
+        raise PassError("lower: the graph has no dense layer")
+
+
+def _body(graph: Graph) -> list[Node]:
+    """The nodes before a trailing softmax / log_softmax."""
+    nodes = list(graph.nodes)
+    while nodes and nodes[-1].op in ("softmax", "log_softmax"):
+        nodes.pop()
+    return nodes
+
+
+def choose_format(values: np.ndarray, bits: int, max_frac: int | None = None) -> FixedPoint:
+    """Power-of-two format for `values`: the covering format or one with up to 2 more fractional
+    bits (clipping rare outliers), whichever has the least mean squared error."""
+    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    if peak == 0.0:
+        f0 = bits - 1
+    else:
+        f0 = math.floor(math.log2(((1 << (bits - 1)) - 0.5) / peak))
+    candidates = [f0, f0 + 1, f0 + 2]
+    if max_frac is not None:
+        candidates = sorted({min(f, max_frac) for f in candidates})
+    sample = np.asarray(values, dtype=np.float32).ravel()
+    errors = [float(np.mean((kernels.dequantize(kernels.quantize(sample, f, bits), f) - sample) ** 2))
+              if sample.size else 0.0 for f in candidates]
+    return FixedPoint(bits, candidates[int(np.argmin(errors))])
+
+
+def weight_format(w: np.ndarray, bits: int) -> FixedPoint:
+    peak = float(np.max(np.abs(w)))
+    frac = bits - 1 if peak == 0 else math.floor(math.log2(((1 << (bits - 1)) - 0.5) / peak))
+    return FixedPoint(bits, frac)
+
+
+class _Lowering:
+    """Walks the float body once, emitting integer nodes and tracking the current tensor's format."""
+
+    def __init__(self, graph: Graph, ctx, acts: dict, act_bits: int):
+        self.graph, self.ctx, self.acts, self.act_bits = graph, ctx, acts, act_bits
+        self.nodes: list[Node] = []
+        self.params: dict[str, np.ndarray] = {}
+        self.cur: str = ""
+        self.cur_fmt: FixedPoint | None = None
+        self.cur_is_acc = False
+
+    def build(self) -> Graph:
+        src = self.graph.inputs[0]
+        in_fmt = choose_format(self.acts[src.name], self.act_bits)
+        self._emit(Node("quantize", "quantize_input", [src.name], [f"{src.name}_q"],
+                        attrs={"format": in_fmt.to_dict()}), in_fmt, is_acc=False)
+        for node in _body(self.graph):
+            getattr(self, f"_lower_{node.op}")(node)
+        out_frac = self.cur_fmt.frac
+        self.nodes.append(Node("dequantize", "dequantize_output", [self.cur], ["logits"], attrs={"frac": out_frac}))
+        n_classes = int(np.prod(self.graph.outputs[0].shape))
+        meta = dict(self.graph.meta, integer=True, input_format=in_fmt.to_dict(),
+                    output_format=self.cur_fmt.to_dict(),
+                    output_activation=self.graph.nodes[-1].op if self.graph.nodes[-1].op.endswith("softmax") else None)
+        return Graph(inputs=[TensorSpec(src.name, src.shape, "float32")],
+                     outputs=[TensorSpec("logits", (n_classes,), "float32")],
+                     nodes=self.nodes, params=self.params, meta=meta)
+
+    def _emit(self, node: Node, fmt: FixedPoint, is_acc: bool) -> None:
+        self.nodes.append(node)
+        self.cur, self.cur_fmt, self.cur_is_acc = node.outputs[0], fmt, is_acc
+
+    def _lower_flatten(self, node: Node) -> None:
+        self._emit(Node("flatten", node.name, [self.cur], [node.outputs[0]]), self.cur_fmt, self.cur_is_acc)
+
+    def _lower_relu(self, node: Node) -> None:
+        self._requantize(node.name, node.outputs[0], relu=True)
+
+    def _lower_dense(self, node: Node) -> None:
+        if self.cur_is_acc:  # two dense layers in a row: bring the first back to activation width
+            self._requantize(f"{node.name}.input", f"{node.inputs[0]}_q", relu=False)
+        w = self.graph.params[node.inputs[1]]
+        b = self.graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
+        x_fmt = self.cur_fmt
+        w_q, w_fmt = _quantize_weights(node, w, self.ctx.layer_options("lower", node.name)["weight_bits"])
+        acc_frac = w_fmt.frac + x_fmt.frac
+        inputs = [self.cur, f"{node.name}.weight_q"]
+        self.params[inputs[1]] = w_q.astype(np.int32)
+        b_q = None
+        if b is not None:
+            b_q = kernels.round_half_even(b.astype(np.float64) * 2.0 ** acc_frac).astype(np.int64)
+            inputs.append(f"{node.name}.bias_q")
+            self.params[inputs[2]] = b_q
+        acc_bits = kernels.dense_accumulator_bits(w_q, b_q, x_fmt.bits)
+        if acc_bits > MAX_ONNX_ACC_BITS:
+            raise PassError(f"lower: layer {node.name!r} needs a {acc_bits}-bit accumulator; at most "
+                            f"{MAX_ONNX_ACC_BITS} are supported (use fewer weight/activation bits)")
+        attrs = {"input_format": x_fmt.to_dict(), "weight_format": w_fmt.to_dict(),
+                 "acc_bits": acc_bits, "acc_frac": acc_frac}
+        annotations = {k: v for k, v in node.annotations.items() if k != "weight_format"}
+        self._emit(Node("dense", node.name, inputs, [node.outputs[0]], attrs=attrs, annotations=annotations),
+                   FixedPoint(acc_bits, acc_frac), is_acc=True)
+
+    def _requantize(self, name: str, out: str, relu: bool) -> None:
+        """acc (or an activation, for a standalone relu) -> calibrated activation format."""
+        src_frac = self.cur_fmt.frac
+        float_name = out if out in self.acts else self.cur
+        fmt = choose_format(self.acts[float_name], self.act_bits, max_frac=src_frac)
+        attrs = {"shift": src_frac - fmt.frac, "bits": fmt.bits, "relu": relu, "out_frac": fmt.frac}
+        self._emit(Node("requantize", name, [self.cur], [out], attrs=attrs), fmt, is_acc=False)
+
+
+def _quantize_weights(node: Node, w: np.ndarray, bits: int) -> tuple[np.ndarray, FixedPoint]:
+    """Round weights onto Q(bits, f); keep admm's grid exactly where it set one."""
+    fixed = node.annotations.get("weight_format")
+    if fixed is not None:
+        fmt = FixedPoint.from_dict(fixed)
+        scaled = w.astype(np.float64) * 2.0 ** fmt.frac
+        w_q = np.rint(scaled)
+        if np.max(np.abs(scaled - w_q), initial=0.0) > 1e-3 or w_q.min(initial=0) < fmt.min_int or w_q.max(initial=0) > fmt.max_int:
+            raise PassError(f"lower: layer {node.name!r} claims weight format {fixed} but its weights are off that grid")
+        return w_q.astype(np.int64), fmt
+    fmt = weight_format(w, bits)
+    w_q = kernels.saturate(kernels.round_half_even(w.astype(np.float64) * 2.0 ** fmt.frac), bits)
+    return w_q.astype(np.int64), fmt
+
+
+def _assign_multipliers(graph: Graph, ctx) -> None:
+    """Parallel multipliers per dense layer: the largest layer gets `multipliers`, the others just
+    enough to finish in about the same number of cycles (a balanced pipeline), unless the recipe
+    gives a layer its own count."""
+    dense = graph.weighted_nodes()
+    macs = {n.name: graph.params[n.inputs[1]].size for n in dense}
+    biggest = max(macs.values())
+    for n in dense:
+        n_in = graph.params[n.inputs[1]].shape[1]
+        layer = ctx.recipe.get("lower", {}).get("layers", {}).get(n.name, {})
+        budget = ctx.options("lower")["multipliers"]
+        wanted = layer.get("multipliers") or math.ceil(budget * macs[n.name] / biggest)
+        n.annotations["multipliers"] = int(max(1, min(n_in, wanted)))

@@ -1,0 +1,49 @@
+"""Runs a flow: each pass in order, a checkpoint after each, accuracy recorded where data is given.
+
+Like FINN's builder, every step leaves a loadable artifact (`checkpoints/NN-<pass>/graph.json`
++ `params.npz`), so a build can be inspected or resumed at any step.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.ir import Graph
+from compiler.passes.base import Context, PassError, get_pass
+
+
+@dataclass
+class PassRecord:
+    name: str
+    seconds: float
+    test_accuracy: float | None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "seconds": round(self.seconds, 3), "test_accuracy": self.test_accuracy}
+
+
+def run_flow(graph: Graph, flow: list[str], ctx: Context, checkpoint_dir: Path | None = None) -> tuple[Graph, list[PassRecord]]:
+    passes = [get_pass(name) for name in flow]
+    missing = [p.name for p in passes if p.needs_data and ctx.data is None]
+    if missing:
+        raise PassError(f"pass(es) {', '.join(missing)} need training data: give --data DATA.npz")
+    records = []
+    for index, p in enumerate(passes, start=1):
+        ctx.log(f"[{index}/{len(passes)}] {p.name}")
+        start = time.perf_counter()
+        graph = p.run(graph, ctx)
+        graph.validate()
+        seconds = time.perf_counter() - start
+        accuracy = test_accuracy(graph, ctx.data) if ctx.data is not None else None
+        records.append(PassRecord(p.name, seconds, accuracy))
+        if accuracy is not None:
+            ctx.log(f"      {seconds:.1f}s, test accuracy {accuracy:.4f}")
+        if checkpoint_dir is not None:
+            graph.save(Path(checkpoint_dir) / f"{index:02d}-{p.name}")
+    return graph, records
+
+
+def test_accuracy(graph: Graph, data) -> float:
+    from compiler.exec import predict_classes  # executors import torch; load lazily
+    return float((predict_classes(graph, data.x_test) == data.y_test).mean())

@@ -1,0 +1,16 @@
+"""Bit-exact numeric kernels: the semantics of every hardware operation, in numpy.
+
+Each function implements one operation of docs/fixed-point.md. The golden executor and the
+cocotb scoreboards call these; rtl/ and the ONNX backend are tested against them.
+Imports numpy only.
+"""
+from kernels.fixed import int_range, bits_for_signed, round_half_even, saturate
+from kernels.quantize import quantize, dequantize
+from kernels.dense_mac import dense_mac, dense_accumulator_bits
+from kernels.requantize import requantize
+from kernels.argmax import argmax
+
+__all__ = [
+    "int_range", "bits_for_signed", "round_half_even", "saturate", "quantize", "dequantize",
+    "dense_mac", "dense_accumulator_bits", "requantize", "argmax",
+]
