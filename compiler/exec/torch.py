@@ -74,7 +74,7 @@ def predict_logits(graph: Graph, x: np.ndarray, batch: int = 4096) -> np.ndarray
     outs = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            outs.append(module(torch.from_numpy(np.asarray(x[i:i + batch], dtype=np.float32))).numpy())
+            outs.append(module(torch.from_numpy(np.array(x[i:i + batch], dtype=np.float32))).numpy())
     return np.concatenate(outs) if outs else np.zeros((0,) + graph.outputs[0].shape, np.float32)
 
 
@@ -82,7 +82,7 @@ def intermediates(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every tensor of the float graph on input x (for calibration)."""
     module = GraphModule(graph).eval()
     with torch.no_grad():
-        env = module.tensors(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+        env = module.tensors(torch.from_numpy(np.array(x, dtype=np.float32)))
     return {k: v.numpy() for k, v in env.items()}
 
 
@@ -90,4 +90,4 @@ def run(graph: Graph, x: np.ndarray) -> np.ndarray:
     """The graph's own output (softmax included if the model has one)."""
     module = GraphModule(graph).eval()
     with torch.no_grad():
-        return module(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
+        return module(torch.from_numpy(np.array(x, dtype=np.float32))).numpy()

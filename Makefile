@@ -1,0 +1,45 @@
+# The README's two commands: `make demo` and `make test`. Both set up from nothing.
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.mpc-installed
+# Locally `make test` runs the quick subset; CI (CI=true) runs everything, slow cases included.
+PYTEST_ARGS ?= $(if $(filter true 1,$(CI)),,-m "not slow")
+
+.PHONY: setup demo test test-all tools bench clean
+
+setup: $(STAMP) tools
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "installing torch==2.13.0 (CPU) and mpc into $(VENV)"
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+# Icarus Verilog (simulation) and yosys (synthesis) come from Debian's packages.
+tools:
+	@missing=""; for t in iverilog yosys; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing with apt-get:$$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends$$missing >/dev/null; \
+	fi
+
+demo: setup
+	$(BIN)/mpc compile examples/digits_mlp.onnx --data examples/digits.npz --target fpga -o build/demo --force
+	$(BIN)/mpc simulate build/demo --samples 64
+	@cat build/demo/report.md
+
+test: setup
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+test-all: setup
+	$(BIN)/python -m pytest -n 2
+
+bench: setup
+	for b in benchmarks/*.py; do $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf build sim_build .pytest_cache

@@ -1,0 +1,176 @@
+"""The Python API, mirroring the CLI: `compile(...)` and `simulate(...)`.
+
+With the pass manager, this is the only place that knows the whole flow:
+frontend -> passes (checkpoint after each) -> integer ONNX + Verilog backends -> report.
+A build is written to a temporary folder beside OUT and moved into place only when complete,
+so a failure never leaves a half-written OUT.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from compiler import passes  # noqa: F401  (registers every pass)
+from compiler.data import DataError, Dataset, load_data
+from compiler.frontend.onnx import FrontendError, load_onnx
+from compiler.ir import Graph, IRError
+from compiler.passes.base import Context, PassError
+from compiler.passes.manager import run_flow
+from compiler.recipe import RecipeError, flow_for, load_recipe, validate_recipe
+
+MAX_TEST_VECTORS = 10_000
+
+
+class MpcError(Exception):
+    """An error the user can act on; the CLI prints its message as one line, no traceback."""
+
+
+USER_ERRORS = (FrontendError, DataError, RecipeError, PassError, IRError)
+
+
+def compile(model: str | Path, data: str | Path | None, out: str | Path, target: str = "fpga",
+            recipe: str | Path | None = None, seed: int = 0, force: bool = False, log=print,
+            progress: bool = True) -> dict:
+    """Compile MODEL.onnx into OUT/; return the report (also in OUT/report.json)."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise MpcError(f"{out}: already exists (use --force to replace it)")
+    try:
+        graph = load_onnx(model)
+        recipe_doc = load_recipe(recipe)
+        flow = flow_for(recipe_doc, target)
+        validate_recipe(recipe_doc, [n.name for n in graph.weighted_nodes()], where=str(recipe or "recipe"))
+        dataset = _load_dataset(data, graph)
+        ctx = Context(data=dataset, recipe=recipe_doc, target=target, seed=seed, log=log, progress=progress)
+        return _build(graph, ctx, flow, Path(model), out, force)
+    except USER_ERRORS as e:
+        raise MpcError(str(e)) from None
+
+
+def _load_dataset(data, graph: Graph) -> Dataset | None:
+    if data is None:
+        return None
+    n_classes = int(np.prod(graph.outputs[0].shape))
+    return load_data(data, graph.inputs[0].shape, n_classes)
+
+
+def _build(graph: Graph, ctx: Context, flow: list[str], model: Path, out: Path, force: bool) -> dict:
+    from compiler.backends.onnx import save_onnx
+    from compiler.backends.verilog import write_verilog
+    from compiler.exec import golden
+    from compiler.exec import predict_classes
+    from compiler.report.report import build_report, write_report
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        start = time.perf_counter()
+        compiled, records = run_flow(graph, flow, ctx, checkpoint_dir=tmp / "checkpoints")
+        if not compiled.is_integer:
+            raise PassError(f"the flow {flow} does not end in an integer graph: it must end with 'lower'")
+        compiled.save(tmp)
+        save_onnx(compiled, tmp / "model.int.onnx")
+        onnx_check = _check_onnx_against_golden(tmp / "model.int.onnx", compiled, ctx.data)
+        design = write_verilog(compiled, tmp / "rtl")
+        if ctx.data is not None:
+            x_q = golden.quantize_input(compiled, ctx.data.x_test[:MAX_TEST_VECTORS])
+            np.savez_compressed(tmp / "test_vectors.npz", x_q=x_q.astype(np.int8),
+                                y=ctx.data.y_test[:MAX_TEST_VECTORS])
+        accuracy = {
+            "float": _accuracy(graph, ctx.data, predict_classes),
+            "compiled": _accuracy(compiled, ctx.data, predict_classes),
+        }
+        report = build_report(graph, compiled, design, records, accuracy, onnx_check, ctx,
+                              source=model, seconds=time.perf_counter() - start)
+        write_report(report, tmp)
+        if out.exists() and force:
+            shutil.rmtree(out)
+        tmp.rename(out)
+        ctx.log(f"wrote {out}/ (report.md, model.int.onnx, rtl/)")
+        return report
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _accuracy(graph: Graph, data: Dataset | None, predict_classes) -> dict:
+    if data is None:
+        return {"test_accuracy": None, "train_accuracy": None}
+    return {"test_accuracy": float((predict_classes(graph, data.x_test) == data.y_test).mean()),
+            "train_accuracy": float((predict_classes(graph, data.x_train) == data.y_train).mean())}
+
+
+def _check_onnx_against_golden(path: Path, graph: Graph, data: Dataset | None) -> dict:
+    """Run model.int.onnx in onnxruntime on all of x_test: its integers must equal golden's."""
+    if data is None:
+        return {"checked_samples": 0, "identical": None}
+    import onnxruntime as ort
+    from compiler.exec import golden
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    _, logits_q, classes = session.run(None, {graph.inputs[0].name: data.x_test})
+    ref = golden.run(graph, data.x_test)
+    identical = bool(np.array_equal(logits_q, ref.logits_q) and np.array_equal(classes, ref.classes))
+    if not identical:
+        raise PassError(f"internal error: model.int.onnx differs from the golden executor on "
+                        f"{int((logits_q != ref.logits_q).any(axis=1).sum())} test samples")
+    return {"checked_samples": int(len(data.x_test)), "identical": identical}
+
+
+def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=print) -> dict:
+    """Simulate OUT/rtl on the first `samples` test vectors against the golden executor.
+
+    Writes OUT/sim.json and adds the measured cycles to OUT/report.json/.md. Returns the sim
+    result; `result["mismatches"] > 0` means the hardware is not bit-exact."""
+    from compiler.exec import golden
+    from compiler.report.report import write_report
+    from sim.runner import SimulationError, run_cocotb
+
+    out = Path(out)
+    try:
+        graph = Graph.load(out)
+        design = json.loads((out / "rtl" / "design.json").read_text())
+        vectors = np.load(out / "test_vectors.npz")
+    except (OSError, IRError, ValueError) as e:
+        raise MpcError(f"{out}: not a complete mpc build ({e}); run `mpc compile` first") from None
+    if simulator not in ("icarus", "verilator"):
+        raise MpcError(f"unknown simulator {simulator!r} (icarus or verilator)")
+    available = len(vectors["x_q"])
+    if not 1 <= samples <= available:
+        raise MpcError(f"--samples must be in 1..{available} (the build holds {available} test vectors)")
+    x_q = vectors["x_q"][:samples].astype(np.int64)
+    expected = golden.run_integer(graph, x_q)
+    work = out / "sim_build" / simulator
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    for mem in (out / "rtl").glob("*.mem"):  # $readmemh resolves names from the simulator's folder
+        shutil.copy(mem, work / mem.name)
+    stimulus, result_path = work / "stimulus.npz", work / "result.json"
+    np.savez(stimulus, x_q=x_q, expected_logits=expected.logits_q, expected_argmax=expected.classes,
+             in_bits=design["in_bits"], logit_bits=design["logit_bits"], n_classes=design["n_classes"])
+    log(f"simulating {samples} samples with {simulator} ...")
+    start = time.perf_counter()
+    try:
+        run_cocotb([out / "rtl" / s for s in design["sources"]], design["top"], "test_design", work,
+                   simulator=simulator, extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)})
+    except SimulationError as e:
+        raise MpcError(str(e)) from None
+    if not result_path.exists():
+        raise MpcError(f"the {simulator} simulation ended without a result (see {work})")
+    sim = json.loads(result_path.read_text())
+    result = {"simulator": simulator, "samples": samples, "mismatches": sim["mismatches"],
+              "cycles_per_inference": sim["cycles_per_inference"],
+              "initiation_interval": sim.get("initiation_interval"),
+              "first_mismatches": sim.get("first_mismatches", []),
+              "wall_seconds": round(time.perf_counter() - start, 2)}
+    (out / "sim.json").write_text(json.dumps(result, indent=1))
+    report = json.loads((out / "report.json").read_text())
+    report["simulation"] = result
+    report["hardware"]["cycles_per_inference"] = result["cycles_per_inference"]
+    write_report(report, out)
+    return result
