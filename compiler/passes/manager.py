@@ -29,6 +29,8 @@ def run_flow(graph: Graph, flow: list[str], ctx: Context, checkpoint_dir: Path |
     if missing:
         raise PassError(f"pass(es) {', '.join(missing)} need training data: give --data DATA.npz")
     records = []
+    if checkpoint_dir is not None:
+        graph.save(Path(checkpoint_dir) / "00-import")  # the original float model, as imported
     for index, p in enumerate(passes, start=1):
         ctx.log(f"[{index}/{len(passes)}] {p.name}")
         start = time.perf_counter()
