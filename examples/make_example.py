@@ -4,6 +4,7 @@
 
 Writes, deterministically from --seed:
   digits_mlp.onnx         64-32-16-10 MLP exported by torch.onnx.export (Gemm nodes)
+  digits_mlp_wide.onnx    64-128-64-10 MLP, the same way: room for ADMM pruning and circulant blocks
   digits_matmul_add.onnx  the same kind of MLP written by hand with onnx.helper (MatMul + Add)
   digits.npz              x_train, y_train (the members), x_test, y_test (the non-members)
 """
@@ -86,8 +87,9 @@ def main(argv=None) -> None:
     data = digits_data(args.seed)
     np.savez_compressed(args.out / "digits.npz", **data)
     export_torch(train_mlp(data, (32, 16), args.seed), args.out / "digits_mlp.onnx")
+    export_torch(train_mlp(data, (128, 64), args.seed), args.out / "digits_mlp_wide.onnx")
     export_matmul_add(train_mlp(data, (24,), args.seed + 1), args.out / "digits_matmul_add.onnx")
-    print(f"wrote {args.out}/digits_mlp.onnx, digits_matmul_add.onnx, digits.npz")
+    print(f"wrote {args.out}/digits_mlp.onnx, digits_mlp_wide.onnx, digits_matmul_add.onnx, digits.npz")
 
 
 if __name__ == "__main__":

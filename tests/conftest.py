@@ -30,14 +30,18 @@ def digits_data(digits_npz):
 
 
 def lower_model(path, data, recipe=None):
-    """Frontend + canonicalize + lower, as `mpc compile` does, without writing anything."""
+    """Frontend + the recipe's passes (default: canonicalize, [every pass the recipe has a
+    table for,] lower), as `mpc compile` does, without writing anything."""
     from compiler import passes  # noqa: F401
     from compiler.frontend.onnx import load_onnx
     from compiler.passes.base import Context
     from compiler.passes.manager import run_flow
     graph = load_onnx(path)
-    ctx = Context(data=data, recipe=recipe or {}, log=lambda *_: None)
-    lowered, _ = run_flow(graph, ["canonicalize", "lower"], ctx)
+    recipe = recipe or {}
+    middle = [p for p in recipe if p not in ("passes", "canonicalize", "lower")]
+    flow = recipe.get("passes", ["canonicalize", *middle, "lower"])
+    ctx = Context(data=data, recipe=recipe, log=lambda *_: None, progress=False)
+    lowered, _ = run_flow(graph, flow, ctx)
     return graph, lowered
 
 
