@@ -1,0 +1,75 @@
+"""ROM images for rtl/dense_mac.v, written as $readmemh files.
+
+Weight ROM: word o*NCH + c (NCH = ceil(n_in / parallel)) packs W[o, c*parallel + p] at bits
+[p*bits +: bits], two's complement, zero where c*parallel + p >= n_in.
+Vector ROM (bias): one word per element, two's complement.
+Sparse entry ROM (rtl/sparse_mac.v): the words of a kernels.sparse_mac.SparseEncoding in row
+order; entry p of a word at bits [p*(w_bits+D) +: w_bits+D] (D = delta_bits), the weight in
+two's complement at its low w_bits bits, the unsigned delta at the next D bits.
+Row-count ROM: one unsigned word per row, the number of entry words of that row (>= 1).
+"""
+import numpy as np
+
+
+def _twos_complement(value: int, bits: int) -> int:
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if not lo <= value <= hi:
+        raise ValueError(f"{value} does not fit in {bits} signed bits")
+    return value & ((1 << bits) - 1)
+
+
+def dense_rom_words(w_q: np.ndarray, parallel: int, bits: int) -> list[int]:
+    """Weight ROM of a [out, in] integer matrix read `parallel` weights per word."""
+    w_q = np.asarray(w_q, dtype=np.int64)
+    n_out, n_in = w_q.shape
+    n_words_per_row = -(-n_in // parallel)
+    padded = np.zeros((n_out, n_words_per_row * parallel), dtype=np.int64)
+    padded[:, :n_in] = w_q
+    words = []
+    for row in padded:
+        for c in range(n_words_per_row):
+            word = 0
+            for p in range(parallel):
+                word |= _twos_complement(int(row[c * parallel + p]), bits) << (p * bits)
+            words.append(word)
+    return words
+
+
+def vector_rom_words(v: np.ndarray, bits: int) -> list[int]:
+    """One two's-complement word per element of a 1-D integer vector."""
+    return [_twos_complement(int(x), bits) for x in np.asarray(v, dtype=np.int64).ravel()]
+
+
+def sparse_rom_words(enc, w_bits: int) -> list[int]:
+    """Entry ROM of a kernels.sparse_mac.SparseEncoding, one word per row of enc.weights."""
+    d_bits = int(enc.delta_bits)
+    entry_bits = w_bits + d_bits
+    words = []
+    for w_row, d_row in zip(np.asarray(enc.weights, dtype=np.int64),
+                            np.asarray(enc.deltas, dtype=np.int64)):
+        word = 0
+        for p, (w, d) in enumerate(zip(w_row, d_row)):
+            if not 0 <= int(d) < (1 << d_bits):
+                raise ValueError(f"delta {int(d)} does not fit in {d_bits} unsigned bits")
+            entry = _twos_complement(int(w), w_bits) | (int(d) << w_bits)
+            word |= entry << (p * entry_bits)
+        words.append(word)
+    return words
+
+
+def row_count_words(enc) -> list[int]:
+    """Row-count ROM: the number of entry words of each row (unsigned, >= 1)."""
+    counts = [int(c) for c in np.asarray(enc.row_words, dtype=np.int64).ravel()]
+    if any(c < 1 for c in counts):
+        raise ValueError("every row holds at least one word")
+    return counts
+
+
+def write_mem(path, words: list[int], width: int) -> None:
+    """Write `words` for $readmemh: one word per line, ceil(width / 4) hex digits."""
+    digits = -(-width // 4)
+    with open(path, "w") as f:
+        for word in words:
+            if not 0 <= word < (1 << width):
+                raise ValueError(f"word {word:#x} does not fit in {width} bits")
+            f.write(f"{word:0{digits}x}\n")

@@ -1,0 +1,381 @@
+// sparse_mac: one sparse layer, P multipliers, a compressed weight stream and bias in ROM.
+//
+// For each input vector x (N_IN elements, streamed in index order) it computes, for
+// o = 0 .. N_OUT-1 in order,
+//     acc[o] = B[o] + sum over row o's entries (w, c) of w * x[c]    (exact, at ACC_BITS)
+// and emits requantize(acc[o]) (OUT_BITS, rtl/requantize.v) when REQUANT != 0, or the raw
+// ACC_BITS accumulator when REQUANT == 0. Golden model: kernels/sparse_mac.py (sparse_mac,
+// + requantize.py). The accumulators equal dense_mac's for the same matrix: the encoding
+// only skips zeros.
+//
+// Encoding (kernels/sparse_mac.py encode_sparse): row by row, entries (w, d); an entry's column
+// is c = c_prev + d + 1 with c_prev = -1 at the start of each row. Rows are padded with
+// weight-0 entries to whole words of P entries and hold at least one word; a gap longer than
+// 2**D_BITS - 1 zeros is bridged by weight-0 entries (0, 2**D_BITS - 1).
+//
+// ROM images (layout in kernels/rom.py): W_FILE holds N_WORDS words of P*(W_BITS+D_BITS) bits,
+// in row order (row 0's words, then row 1's, ...); entry p of a word sits at bits
+// [p*(W_BITS+D_BITS) +: W_BITS+D_BITS], the signed weight in its low W_BITS bits and the
+// unsigned delta in the next D_BITS bits (sparse_rom_words). C_FILE holds N_OUT words of
+// CNT_BITS bits: the number of words of each row, >= 1 (row_count_words). B_FILE holds N_OUT
+// words of B_BITS bits (vector_rom_words).
+//
+// Requirements on the instantiator: N_WORDS = sum of C_FILE's counts; CNT_BITS holds the
+// largest count; ACC_BITS is wide enough that no accumulator overflows
+// (dense_accumulator_bits of the dense matrix) and B_BITS <= ACC_BITS; the ROMs come from
+// one kernels.sparse_mac.encode_sparse(w_q, P, D_BITS) of a matrix with N_IN columns, so every
+// entry of nonzero weight has a column < N_IN. (Weight-0 padding entries may land on columns
+// >= N_IN; they read 0.) A simulation-only check (not under SYNTHESIS) stops the simulation
+// if C_FILE's counts are 0 or do not add up to N_WORDS.
+//
+// Datapath: each ROM word's P lanes take their columns from a prefix-add chain
+// (c_p = c_{p-1} + d_p + 1, c_{-1} = the previous word's last column, or -1 at a row start)
+// and read x[c_p] from the input buffer, a register array with P read ports; the P products
+// and the word's partial sum are formed in one stage, like dense_mac's. Resources: P
+// multipliers; the two input buffers are 2*N_IN*IN_BITS flip-flops (not RAM) read through P
+// 2**COL_BITS-way multiplexers (COL_BITS = clog2(N_IN + P)), plus P*IN_BITS operand-hold
+// flip-flops; the entry ROM is block-RAM friendly like dense_mac's weight ROM.
+//
+// Timing, in rising clock edges (a handshake completes at an edge; R = N_WORDS, S_o = the
+// words of rows 0..o, so S_{N_OUT-1} = R). It is dense_mac's with NCH words per row replaced
+// by each row's own count:
+//   * Two input buffers: one vector loads (one element per edge with in_valid high) while
+//     the previous one is computed. in_ready is high while the buffer being loaded is free.
+//   * Computing a vector reads one ROM word per edge, R edges with no bubbles (also across
+//     rows), starting at C = max(edge of its last input + 1, C of the previous vector + R).
+//     Its buffer is free again after its last ROM read, so a later vector's input can be
+//     accepted from edge C + R. (A stalled word's x operands are held in registers, so
+//     overwriting the buffer cannot change it.)
+//   * Output o completes its handshake at edge C + S_o + 3 when out_ready is high
+//     (ROM read, columns + products, accumulate, output register).
+//   So with in_valid and out_ready held high: an idle engine's latency from its first input
+//   to its last output is N_IN + R + 3 edges, and the steady-state initiation interval is
+//   max(N_IN, R) (compiler/cost.py sparse_cost). While out_valid && !out_ready the compute
+//   pipeline stalls (the output and the pipeline hold); loading continues.
+module sparse_mac #(
+    parameter N_IN     = 4,
+    parameter N_OUT    = 4,
+    parameter P        = 1,            // parallel multipliers = entries per ROM word
+    parameter IN_BITS  = 8,
+    parameter W_BITS   = 8,
+    parameter D_BITS   = 4,            // delta (zeros skipped) bits per entry
+    parameter CNT_BITS = 2,            // bits of a row's word count
+    parameter N_WORDS  = 4,            // entry ROM words (sum of the row counts)
+    parameter B_BITS   = 16,
+    parameter ACC_BITS = 24,
+    parameter OUT_BITS = 8,
+    parameter SHIFT    = 7,
+    parameter RELU     = 1,
+    parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
+    parameter W_FILE   = "entries.mem",
+    parameter C_FILE   = "rows.mem",
+    parameter B_FILE   = "bias.mem"
+) (
+    input  wire                clk,
+    input  wire                rst,            // synchronous, active high
+    input  wire                in_valid,
+    output wire                in_ready,
+    input  wire signed [IN_BITS-1:0] in_data,
+    output wire                out_valid,
+    input  wire                out_ready,
+    output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data
+);
+    localparam OUT_W      = (REQUANT != 0) ? OUT_BITS : ACC_BITS;
+    localparam E_BITS     = W_BITS + D_BITS;                 // one entry
+    localparam PROD_BITS  = W_BITS + IN_BITS;
+    // Columns are computed modulo 2**COL_BITS. Every true column (and column + 1) of a valid
+    // encoding lies in 0 .. N_IN + P - 1 (trailing padding reaches at most N_IN + P - 2), so
+    // the modular arithmetic is exact; deltas wider than COL_BITS can be truncated.
+    localparam COL_BITS   = $clog2(N_IN + P);
+    localparam X_SLOTS    = 1 << COL_BITS;                   // readable columns, 0 past N_IN
+    localparam IDX_BITS   = (N_IN > 1) ? $clog2(N_IN) : 1;
+    localparam OIDX_BITS  = (N_OUT > 1) ? $clog2(N_OUT) : 1;
+    localparam ADDR_BITS  = (N_WORDS > 1) ? $clog2(N_WORDS) : 1;
+    // Counter end values, sliced to the counters' widths.
+    localparam [31:0] IDX_END_32  = N_IN - 1;
+    localparam [31:0] OIDX_END_32 = N_OUT - 1;
+    localparam [IDX_BITS-1:0]  IDX_END  = IDX_END_32[IDX_BITS-1:0];
+    localparam [OIDX_BITS-1:0] OIDX_END = OIDX_END_32[OIDX_BITS-1:0];
+
+    // ---------------------------------------------------------------- memories
+    reg [P*E_BITS-1:0] w_rom [0:N_WORDS-1];
+    reg [CNT_BITS-1:0] c_rom [0:N_OUT-1];
+    reg [B_BITS-1:0]   b_rom [0:N_OUT-1];
+
+    initial begin
+        $readmemh(W_FILE, w_rom);
+        $readmemh(C_FILE, c_rom);
+        $readmemh(B_FILE, b_rom);
+`ifndef SYNTHESIS
+        check_rom_counts;
+`endif
+    end
+
+`ifndef SYNTHESIS
+    // Simulation-only sanity check of the ROM images (see "Requirements" above).
+    task check_rom_counts;
+        integer row, words;
+        begin
+            words = 0;
+            for (row = 0; row < N_OUT; row = row + 1) begin
+                if (c_rom[row] == {CNT_BITS{1'b0}}) begin
+                    $display("sparse_mac: %s: row %0d has 0 words (must be >= 1)", C_FILE, row);
+                    $finish;
+                end
+                words = words + {{(32 - CNT_BITS){1'b0}}, c_rom[row]};
+            end
+            if (words != N_WORDS) begin
+                $display("sparse_mac: %s: the row counts add up to %0d words, N_WORDS is %0d",
+                         C_FILE, words, N_WORDS);
+                $finish;
+            end
+        end
+    endtask
+`endif
+
+    // The pipeline moves whenever the output register is free or being emptied.
+    wire advance = !out_valid || out_ready;
+
+    // ---------------------------------------------------------------- load x
+    reg [1:0]          full;              // input buffer holds a vector not yet fully read
+    reg                load_buf;          // buffer being loaded
+    reg                read_buf;          // buffer being read (issued) next
+    reg [IDX_BITS-1:0] load_idx;
+
+    assign in_ready = !full[load_buf];
+    wire accept      = in_valid && in_ready;
+    wire last_elem   = (load_idx == IDX_END);
+
+    // ---------------------------------------------------------------- issue ROM reads
+    reg [ADDR_BITS-1:0] w_addr;           // word index within the vector's R words
+    reg [CNT_BITS-1:0]  ch;               // word index within row out_idx
+    reg [OIDX_BITS-1:0] out_idx;          // o
+    reg [CNT_BITS-1:0]  row_words;        // C[out_idx], read with out_idx's next value
+    wire issue      = full[read_buf] && advance;
+    wire ch_last    = (ch == row_words - 1'b1);
+    wire issue_last = ch_last && (out_idx == OIDX_END);
+    wire row_next   = issue && ch_last;
+    wire [OIDX_BITS-1:0] out_idx_next = !row_next ? out_idx :
+                                        (out_idx == OIDX_END) ? {OIDX_BITS{1'b0}} :
+                                        out_idx + 1'b1;
+
+    // Registered read addressed by the next row index, so row_words always holds the count
+    // of the row being issued (also right after reset, where out_idx_next is 0).
+    always @(posedge clk) begin
+        row_words <= c_rom[rst ? {OIDX_BITS{1'b0}} : out_idx_next];
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            full     <= 2'b00;
+            load_buf <= 1'b0;
+            read_buf <= 1'b0;
+            load_idx <= 0;
+            w_addr   <= 0;
+            ch       <= 0;
+            out_idx  <= 0;
+        end else begin
+            if (accept) begin
+                load_idx <= last_elem ? 0 : load_idx + 1'b1;
+                if (last_elem) begin
+                    full[load_buf] <= 1'b1;
+                    load_buf       <= !load_buf;
+                end
+            end
+            if (issue) begin
+                w_addr  <= issue_last ? 0 : w_addr + 1'b1;
+                ch      <= ch_last ? 0 : ch + 1'b1;
+                out_idx <= out_idx_next;
+                if (issue_last) begin
+                    full[read_buf] <= 1'b0;
+                    read_buf       <= !read_buf;
+                end
+            end
+        end
+    end
+
+    // ---------------------------------------------------------------- stage 1: ROM reads
+    // Registered reads (block-RAM friendly), all enabled by `advance` so a stall freezes them.
+    reg [P*E_BITS-1:0] w_word;
+    reg [B_BITS-1:0]   b_word;
+    reg rd_valid, rd_first, rd_last, rd_buf;
+
+    always @(posedge clk) begin
+        if (advance) begin
+            w_word <= w_rom[w_addr];
+            b_word <= b_rom[out_idx];
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            rd_valid <= 1'b0;
+        end else if (advance) begin
+            rd_valid <= issue;
+            rd_first <= (ch == 0);
+            rd_last  <= ch_last;
+            rd_buf   <= read_buf;
+        end
+    end
+
+    // ---------------------------------------------------------------- input buffers
+    // Two register arrays (one loads while the other is read), element i of buffer b in
+    // x_buf[b]; x_cur exposes the buffer of the word in stage 1, zero past N_IN.
+    wire [IN_BITS-1:0] x_cur [0:X_SLOTS-1];
+
+    genvar i;
+    generate
+        for (i = 0; i < X_SLOTS; i = i + 1) begin : g_x
+            if (i < N_IN) begin : g_elem
+                localparam [IDX_BITS-1:0] I_IDX = i[IDX_BITS-1:0];
+                reg [IN_BITS-1:0] x0, x1;
+                always @(posedge clk) begin
+                    if (accept && load_idx == I_IDX) begin
+                        if (load_buf) x1 <= in_data;
+                        else          x0 <= in_data;
+                    end
+                end
+                assign x_cur[i] = rd_buf ? x1 : x0;
+            end else begin : g_zero
+                assign x_cur[i] = {IN_BITS{1'b0}};
+            end
+        end
+    endgenerate
+
+    // ---------------------------------------------------------------- stage 2: columns, P products
+    // Column chain: next[p] = column of lane p-1 plus one (next[0]: 0 at a row start, else
+    // the previous word's last column + 1, kept in col_next).
+    reg  [COL_BITS-1:0] col_next;
+    wire [COL_BITS-1:0] next [0:P];
+    assign next[0] = rd_first ? {COL_BITS{1'b0}} : col_next;
+
+    // The buffer may be overwritten while a word that reads it is stalled in stage 1 (its
+    // buffer is released at its ROM read): the first stalled edge latches the P operands.
+    wire [P*IN_BITS-1:0] x_live;
+    reg  [P*IN_BITS-1:0] x_held;
+    reg                  held;
+    wire [P*IN_BITS-1:0] x_ops = held ? x_held : x_live;
+
+    always @(posedge clk) begin
+        if (rst) held <= 1'b0;
+        else     held <= !advance;
+    end
+
+    always @(posedge clk) begin
+        if (!advance) x_held <= x_ops;
+    end
+
+    // Arithmetic is modulo 2**ACC_BITS: the exact sum fits in ACC_BITS, so truncating
+    // intermediate terms to ACC_BITS cannot change it.
+    wire signed [ACC_BITS-1:0] partial [0:P];   // partial[p] = sum of lanes < p
+    wire signed [ACC_BITS-1:0] bias;
+
+    generate
+        if (ACC_BITS > B_BITS) begin : g_bias_ext
+            assign bias = {{(ACC_BITS - B_BITS){b_word[B_BITS-1]}}, b_word};
+        end else begin : g_bias_same
+            assign bias = b_word;
+        end
+    endgenerate
+
+    assign partial[0] = rd_first ? bias : {ACC_BITS{1'b0}};
+
+    genvar lane;
+    generate
+        for (lane = 0; lane < P; lane = lane + 1) begin : g_lane
+            wire [E_BITS-1:0]        entry = w_word[lane*E_BITS +: E_BITS];
+            wire signed [W_BITS-1:0] w     = entry[W_BITS-1:0];
+            wire [D_BITS-1:0]        delta = entry[E_BITS-1:W_BITS];
+            wire [COL_BITS-1:0]      delta_c;
+            if (D_BITS >= COL_BITS) begin : g_delta_trunc
+                assign delta_c = delta[COL_BITS-1:0];   // exact modulo 2**COL_BITS (above)
+                if (D_BITS > COL_BITS) begin : g_unused
+                    wire unused_high = ^delta[D_BITS-1:COL_BITS];
+                end
+            end else begin : g_delta_ext
+                assign delta_c = {{(COL_BITS - D_BITS){1'b0}}, delta};
+            end
+            wire [COL_BITS-1:0] col = next[lane] + delta_c;
+            assign next[lane + 1] = col + 1'b1;
+
+            assign x_live[lane*IN_BITS +: IN_BITS] = x_cur[col];
+            wire signed [IN_BITS-1:0] x = x_ops[lane*IN_BITS +: IN_BITS];
+
+            wire signed [PROD_BITS-1:0] prod =
+                $signed({{IN_BITS{w[W_BITS-1]}}, w}) * $signed({{W_BITS{x[IN_BITS-1]}}, x});
+            wire signed [ACC_BITS-1:0] term;
+            if (ACC_BITS > PROD_BITS) begin : g_ext
+                assign term = {{(ACC_BITS - PROD_BITS){prod[PROD_BITS-1]}}, prod};
+            end else if (ACC_BITS == PROD_BITS) begin : g_same
+                assign term = prod;
+            end else begin : g_trunc
+                assign term = prod[ACC_BITS-1:0];
+                // The dropped high bits are not needed (see above); named unused_* for lint.
+                wire unused_high = ^prod[PROD_BITS-1:ACC_BITS];
+            end
+            assign partial[lane + 1] = partial[lane] + term;
+        end
+    endgenerate
+
+    reg signed [ACC_BITS-1:0] dot;        // bias (first word only) + this word's products
+    reg dot_valid, dot_first, dot_last;
+
+    always @(posedge clk) begin
+        if (advance) dot <= partial[P];
+        if (advance && rd_valid) col_next <= next[P];
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            dot_valid <= 1'b0;
+        end else if (advance) begin
+            dot_valid <= rd_valid;
+            dot_first <= rd_first;
+            dot_last  <= rd_last;
+        end
+    end
+
+    // ---------------------------------------------------------------- stage 3: accumulate
+    reg signed [ACC_BITS-1:0] acc;
+    reg acc_done;                         // acc holds a finished B[o] + row o . x
+
+    always @(posedge clk) begin
+        if (advance && dot_valid) acc <= dot_first ? dot : acc + dot;
+    end
+
+    always @(posedge clk) begin
+        if (rst) acc_done <= 1'b0;
+        else if (advance) acc_done <= dot_valid && dot_last;
+    end
+
+    // ---------------------------------------------------------------- stage 4: output register
+    wire signed [OUT_W-1:0] result;
+
+    generate
+        if (REQUANT != 0) begin : g_requant
+            requantize #(
+                .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .SHIFT(SHIFT), .RELU(RELU)
+            ) u_requantize (
+                .acc(acc),
+                .y(result)
+            );
+        end else begin : g_raw
+            assign result = acc;
+        end
+    endgenerate
+
+    reg                    out_valid_r;
+    reg signed [OUT_W-1:0] out_data_r;
+
+    always @(posedge clk) begin
+        if (rst) out_valid_r <= 1'b0;
+        else if (advance) out_valid_r <= acc_done;
+    end
+
+    always @(posedge clk) begin
+        if (advance && acc_done) out_data_r <= result;
+    end
+
+    assign out_valid = out_valid_r;
+    assign out_data  = out_data_r;
+endmodule

