@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler import cost
 from compiler.ir import FixedPoint, Graph
-from kernels.rom import dense_rom_words, vector_rom_words, write_mem
+from kernels.rom import dense_rom_words, row_count_words, sparse_rom_words, vector_rom_words, write_mem
+from kernels.sparse_mac import encode_sparse
 
 RTL_DIR = Path(__file__).resolve().parents[2] / "rtl"
 TOP = "mpc_top"
@@ -31,10 +33,11 @@ class VerilogBackendError(ValueError):
 
 @dataclass
 class EngineSpec:
-    """One dense_mac instance: its parameters and where its ROMs are."""
+    """One engine instance (dense_mac or sparse_mac): its parameters and where its ROMs are."""
 
     name: str          # ONNX node name of the layer
     instance: str
+    engine: str        # "dense" or "sparse"
     n_in: int
     n_out: int
     multipliers: int
@@ -47,15 +50,20 @@ class EngineSpec:
     requant: bool
     w_file: str
     b_file: str
+    c_file: str = ""       # sparse: words per row
+    delta_bits: int = 0    # sparse: index (delta) width
+    n_words: int = 0       # sparse: entry ROM depth
+    cnt_bits: int = 0      # sparse: width of a row's word count
+    cost: cost.EngineCost | None = None
 
     @property
     def out_width(self) -> int:
         return self.out_bits if self.requant else self.acc_bits
 
     @property
-    def rom_bits(self) -> int:
-        return self.n_out * math.ceil(self.n_in / self.multipliers) * self.multipliers * self.w_bits \
-            + self.n_out * self.acc_bits
+    def weight_rom_bits(self) -> int:
+        """ROM bits of the weights and their indices (the bias ROM excluded)."""
+        return self.cost.rom_bits - self.n_out * self.acc_bits
 
 
 def engine_specs(graph: Graph) -> list[EngineSpec]:
@@ -72,17 +80,30 @@ def engine_specs(graph: Graph) -> list[EngineSpec]:
         w = graph.params[node.inputs[1]]
         k = len(specs)
         specs.append(EngineSpec(
-            name=node.name, instance=f"layer{k}", n_out=w.shape[0], n_in=w.shape[1],
+            name=node.name, instance=f"layer{k}", engine=node.annotations.get("engine", "dense"),
+            n_out=w.shape[0], n_in=w.shape[1],
             multipliers=int(node.annotations.get("multipliers", 1)),
             in_bits=node.attrs["input_format"]["bits"], w_bits=node.attrs["weight_format"]["bits"],
             acc_bits=node.attrs["acc_bits"],
             out_bits=follow.attrs["bits"] if follow else node.attrs["acc_bits"],
             shift=follow.attrs["shift"] if follow else 0, relu=bool(follow and follow.attrs["relu"]),
             requant=follow is not None, w_file=f"layer{k}_w.mem", b_file=f"layer{k}_b.mem"))
+        _add_engine_cost(specs[-1], w, node)
         i += 2 if follow else 1
     if specs and specs[-1].requant:
         raise VerilogBackendError(f"layer {specs[-1].name!r}: the last layer must output raw accumulators")
     return specs
+
+
+def _add_engine_cost(spec: EngineSpec, w_q: np.ndarray, node) -> None:
+    if spec.engine == "sparse":
+        enc = encode_sparse(w_q, spec.multipliers, int(node.annotations["delta_bits"]))
+        spec.delta_bits, spec.n_words = enc.delta_bits, int(enc.row_words.sum())
+        spec.cnt_bits = max(1, int(enc.row_words.max()).bit_length())
+        spec.c_file = spec.w_file.replace("_w.mem", "_c.mem")
+        spec.cost = cost.sparse_cost(enc, spec.w_bits, spec.acc_bits)
+    else:
+        spec.cost = cost.dense_cost(spec.n_in, spec.n_out, spec.multipliers, spec.w_bits, spec.acc_bits)
 
 
 def write_verilog(graph: Graph, folder: str | Path) -> dict:
@@ -92,7 +113,7 @@ def write_verilog(graph: Graph, folder: str | Path) -> dict:
     specs = engine_specs(graph)
     for spec, node in zip(specs, graph.weighted_nodes()):
         _write_roms(graph, node, spec, folder)
-    modules = ["requantize.v", "dense_mac.v", "argmax.v"]
+    modules = ["requantize.v"] + sorted({f"{s.engine}_mac.v" for s in specs}) + ["argmax.v"]
     for m in modules:
         shutil.copy(RTL_DIR / m, folder / m)
     in_fmt = FixedPoint.from_dict(graph.meta["input_format"])
@@ -103,7 +124,9 @@ def write_verilog(graph: Graph, folder: str | Path) -> dict:
         "n_in": specs[0].n_in, "in_bits": in_fmt.bits,
         "n_classes": n_classes, "logit_bits": specs[-1].acc_bits,
         "idx_bits": max(1, math.ceil(math.log2(n_classes))),
-        "engines": [asdict(s) | {"rom_bits": s.rom_bits} for s in specs],
+        "engines": [_engine_entry(s) for s in specs],
+        "estimated_latency": cost.design_latency(specs[0].n_in, [s.cost for s in specs]),
+        "estimated_interval": cost.design_interval(specs[0].n_in, [s.cost for s in specs], n_classes),
     }
     (folder / f"{TOP}.v").write_text(_top_verilog(specs, design))
     (folder / "files.f").write_text("\n".join(design["sources"]) + "\n")
@@ -111,12 +134,24 @@ def write_verilog(graph: Graph, folder: str | Path) -> dict:
     return design
 
 
+def _engine_entry(s: EngineSpec) -> dict:
+    entry = {k: v for k, v in asdict(s).items() if k != "cost"}
+    return entry | {"rom_bits": s.cost.rom_bits, "weight_rom_bits": s.weight_rom_bits,
+                    "compute_cycles": s.cost.compute_cycles, "latency": s.cost.latency}
+
+
 def _write_roms(graph: Graph, node, spec: EngineSpec, folder: Path) -> None:
     w_q = graph.params[node.inputs[1]]
     b_q = graph.params[node.inputs[2]] if len(node.inputs) > 2 else np.zeros(spec.n_out, np.int64)
-    write_mem(folder / spec.w_file, dense_rom_words(w_q, spec.multipliers, spec.w_bits),
-              spec.multipliers * spec.w_bits)
     write_mem(folder / spec.b_file, vector_rom_words(b_q, spec.acc_bits), spec.acc_bits)
+    if spec.engine == "sparse":
+        enc = encode_sparse(w_q, spec.multipliers, spec.delta_bits)
+        write_mem(folder / spec.w_file, sparse_rom_words(enc, spec.w_bits),
+                  spec.multipliers * (spec.w_bits + spec.delta_bits))
+        write_mem(folder / spec.c_file, row_count_words(enc), spec.cnt_bits)
+    else:
+        write_mem(folder / spec.w_file, dense_rom_words(w_q, spec.multipliers, spec.w_bits),
+                  spec.multipliers * spec.w_bits)
 
 
 def _top_verilog(specs: list[EngineSpec], d: dict) -> str:
@@ -139,14 +174,17 @@ def _top_verilog(specs: list[EngineSpec], d: dict) -> str:
     prev = ("in_valid", "in_ready", "in_data")
     for s in specs:
         v, r, data = f"{s.instance}_valid", f"{s.instance}_ready", f"{s.instance}_data"
+        sparse = (f"        .D_BITS({s.delta_bits}), .CNT_BITS({s.cnt_bits}), .N_WORDS({s.n_words}), "
+                  f".C_FILE(\"{s.c_file}\"),") if s.engine == "sparse" else None
         lines += [
-            f"    // {s.name}: {s.n_in} -> {s.n_out}, {s.multipliers} multipliers",
+            f"    // {s.name}: {s.n_in} -> {s.n_out}, {s.engine} engine, {s.multipliers} multipliers",
             f"    wire {v};",
             f"    wire {r};",
             f"    wire signed [{s.out_width - 1}:0] {data};",
-            f"    dense_mac #(.N_IN({s.n_in}), .N_OUT({s.n_out}), .P({s.multipliers}), .IN_BITS({s.in_bits}),",
+            f"    {s.engine}_mac #(.N_IN({s.n_in}), .N_OUT({s.n_out}), .P({s.multipliers}), .IN_BITS({s.in_bits}),",
             f"        .W_BITS({s.w_bits}), .B_BITS({s.acc_bits}), .ACC_BITS({s.acc_bits}), .OUT_BITS({s.out_bits}),",
-            f"        .SHIFT({s.shift}), .RELU({int(s.relu)}), .REQUANT({int(s.requant)}), .OUT_W({s.out_width}),",
+            f"        .SHIFT({s.shift}), .RELU({int(s.relu)}), .REQUANT({int(s.requant)}),",
+            *([sparse] if sparse else []),
             f"        .W_FILE(\"{s.w_file}\"), .B_FILE(\"{s.b_file}\")) {s.instance} (",
             f"        .clk(clk), .rst(rst), .in_valid({prev[0]}), .in_ready({prev[1]}), .in_data({prev[2]}),",
             f"        .out_valid({v}), .out_ready({r}), .out_data({data}));",

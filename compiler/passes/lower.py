@@ -15,8 +15,9 @@ import math
 import numpy as np
 
 import kernels
+from compiler import cost
 from compiler.ir import FixedPoint, Graph, Node, TensorSpec
-from compiler.passes.base import Option, Pass, PassError, int_in, register
+from compiler.passes.base import Option, Pass, PassError, int_in, one_of, register
 
 MAX_ONNX_ACC_BITS = 32  # MatMulInteger accumulates in int32
 
@@ -30,8 +31,11 @@ class Lower(Pass):
         "activation_bits": Option(8, int_in(2, 8), "bits per activation"),
         "calibration_samples": Option(2048, int_in(1, 10**7), "rows of x_train used to calibrate activations"),
         "multipliers": Option(16, int_in(1, 4096),
-                              "parallel multipliers of the largest layer (others are balanced to its cycle count); "
-                              "per layer: that layer's exact count", per_layer=True),
+                              "parallel multipliers of the largest layer as a dense engine: sets the cycle budget "
+                              "every layer is balanced to; per layer: that layer's exact count", per_layer=True),
+        "engine": Option("auto", one_of("auto", "dense", "sparse"),
+                         "hardware engine: auto picks sparse where it needs fewer ROM bits and no more cycles",
+                         per_layer=True),
     }
 
     def run(self, graph: Graph, ctx) -> Graph:
@@ -42,7 +46,7 @@ class Lower(Pass):
         from compiler.exec import torch as torch_exec  # torch is heavy; load only when lowering
         acts = torch_exec.intermediates(graph, ctx.data.x_train[: opts["calibration_samples"]])
         lowered = _Lowering(graph, ctx, acts, opts["activation_bits"]).build()
-        _assign_multipliers(lowered, ctx)
+        _plan_hardware(lowered, ctx)
         return lowered
 
 
@@ -174,16 +178,66 @@ def _quantize_weights(node: Node, w: np.ndarray, bits: int) -> tuple[np.ndarray,
     return w_q.astype(np.int64), fmt
 
 
-def _assign_multipliers(graph: Graph, ctx) -> None:
-    """Parallel multipliers per dense layer: the largest layer gets `multipliers`, the others just
-    enough to finish in about the same number of cycles (a balanced pipeline), unless the recipe
-    gives a layer its own count."""
-    dense = graph.weighted_nodes()
-    macs = {n.name: graph.params[n.inputs[1]].size for n in dense}
-    biggest = max(macs.values())
-    for n in dense:
-        n_in = graph.params[n.inputs[1]].shape[1]
-        layer = ctx.recipe.get("lower", {}).get("layers", {}).get(n.name, {})
-        budget = ctx.options("lower")["multipliers"]
-        wanted = layer.get("multipliers") or math.ceil(budget * macs[n.name] / biggest)
-        n.annotations["multipliers"] = int(max(1, min(n_in, wanted)))
+def _plan_hardware(graph: Graph, ctx) -> None:
+    """Engine and parallel multipliers per layer, hardware-aware.
+
+    The largest layer, run by the dense engine with `multipliers` multipliers, sets the cycle
+    budget T of a balanced pipeline. Every layer then gets, for each engine, the fewest
+    multipliers that finish within T, and `auto` takes the sparse engine where its ROM (values +
+    indices) is smaller than the dense one's: irregular sparsity costs index bits, so the sparse
+    engine pays off only above a break-even sparsity. Recipe per-layer `multipliers` / `engine`
+    override the choice."""
+    dense_nodes = graph.weighted_nodes()
+    shapes = {n.name: graph.params[n.inputs[1]].shape for n in dense_nodes}
+    n_out, n_in = max(shapes.values(), key=lambda s: s[0] * s[1])
+    budget = min(ctx.options("lower")["multipliers"], n_in)
+    cycle_target = n_out * math.ceil(n_in / budget)
+    for node in dense_nodes:
+        _plan_layer(graph, node, ctx.layer_options("lower", node.name), ctx.recipe, cycle_target)
+
+
+def _fewest_multipliers(cost_at, n_in: int, cycle_target: int):
+    """The cheapest parallelism meeting the cycle target (or the fastest, if none does)."""
+    for p in range(1, n_in + 1):
+        c = cost_at(p)
+        if c.compute_cycles <= cycle_target:
+            return p, c
+    return n_in, cost_at(n_in)
+
+
+def _plan_layer(graph: Graph, node: Node, opts: dict, recipe: dict, cycle_target: int) -> None:
+    w_q = graph.params[node.inputs[1]]
+    w_bits, acc_bits = node.attrs["weight_format"]["bits"], node.attrs["acc_bits"]
+    n_out, n_in = w_q.shape
+    fixed_p = recipe.get("lower", {}).get("layers", {}).get(node.name, {}).get("multipliers")
+    encodings = {}
+
+    def dense_at(p):
+        return cost.dense_cost(n_in, n_out, p, w_bits, acc_bits)
+
+    def sparse_at(p):
+        encodings[p] = encodings.get(p) or cost.sparse_encoding(w_q, p, w_bits)
+        return cost.sparse_cost(encodings[p], w_bits, acc_bits)
+
+    if fixed_p:
+        p_dense = p_sparse = min(int(fixed_p), n_in)
+        dense, sparse = dense_at(p_dense), sparse_at(p_sparse)
+    else:
+        p_dense, dense = _fewest_multipliers(dense_at, n_in, cycle_target)
+        p_sparse, sparse = _fewest_multipliers(sparse_at, n_in, cycle_target)
+    pays = sparse.rom_bits < dense.rom_bits and sparse.compute_cycles <= max(dense.compute_cycles, cycle_target)
+    engine = opts["engine"] if opts["engine"] != "auto" else ("sparse" if pays else "dense")
+    enc = encodings[p_sparse]
+    sparsity = float(np.mean(w_q == 0))
+    break_even = cost.break_even_sparsity(enc, w_q, w_bits)
+    why = (f"sparsity {sparsity:.1%} vs break-even {break_even:.1%}: sparse {sparse.rom_bits} ROM bits, "
+           f"{sparse.compute_cycles} cycles with {p_sparse} multipliers; dense {dense.rom_bits} ROM bits, "
+           f"{dense.compute_cycles} cycles with {p_dense}")
+    node.annotations.update({
+        "engine": engine,
+        "multipliers": p_sparse if engine == "sparse" else p_dense,
+        "engine_reason": ("chosen by recipe; " if opts["engine"] != "auto" else "") + why,
+        "break_even_sparsity": round(break_even, 4),
+        "delta_bits": enc.delta_bits if engine == "sparse" else None,
+        "cost": {"dense": dense.__dict__ | {"multipliers": p_dense}, "sparse": sparse.__dict__ | {"multipliers": p_sparse}},
+    })
