@@ -33,10 +33,10 @@ demo: setup
 	@cat build/demo/report.md
 
 test: setup
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test-all: setup
-	$(BIN)/python -m pytest -n 2
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
 
 bench: setup
 	for b in benchmarks/*.py; do $(BIN)/python $$b --quick || exit 1; done

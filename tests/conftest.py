@@ -8,6 +8,12 @@ EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(ROOT))  # rtl/, sim/ and kernels/ live at the top of the repo
 
 
+def pytest_configure(config):
+    # One torch thread per test process: on 2 cores with pytest-xdist, more threads only contend.
+    import torch
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def digits_model() -> Path:
     return EXAMPLES / "digits_mlp.onnx"

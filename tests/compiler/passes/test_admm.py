@@ -109,3 +109,17 @@ def test_done_when_90pct_irregular_4bit_keeps_accuracy(digits_data):
     float_acc = np.mean(predict_classes(float_g, digits_data.x_test) == digits_data.y_test)
     int_acc = np.mean(predict_classes(lowered, digits_data.x_test) == digits_data.y_test)
     assert int_acc >= float_acc - 0.015
+
+
+@pytest.mark.parametrize("schedule", ["one_shot", "gradual"])
+def test_magnitude_pruning_baseline_meets_its_target_without_touching_the_input(schedule, digits_data):
+    from compiler.frontend.onnx import load_onnx
+    from compiler.passes.base import get_pass
+    graph = get_pass("canonicalize").run(load_onnx(EXAMPLES / "digits_mlp.onnx"), Context())
+    before = {k: v.copy() for k, v in graph.params.items()}
+    ctx = Context(data=digits_data, recipe={"magnitude_prune": {"sparsity": 0.75, "schedule": schedule, "epochs": 6,
+                                                                "steps": 3}}, log=lambda *_: None, progress=False)
+    pruned = get_pass("magnitude_prune").run(graph, ctx)
+    for node in pruned.weighted_nodes():
+        assert np.mean(pruned.params[node.inputs[1]] == 0) == pytest.approx(0.75, abs=0.005)
+    assert all(np.array_equal(before[k], graph.params[k]) for k in before)

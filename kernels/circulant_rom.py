@@ -1,0 +1,77 @@
+"""ROM images and parameters for rtl/circulant_mac.v (layouts documented in the RTL header).
+
+Spectra ROM: word (i*H + k)*Q + j, H = B/2 + 1, holds the weight spectrum bin k of block
+(i, j): real part at bits [SPEC_BITS-1:0], imaginary part at [2*SPEC_BITS-1:SPEC_BITS].
+Twiddle ROM: word k = 0 .. B/2-1 holds cos_q[k] at [TW-1:0] and sin_q[k] at [2*TW-1:TW],
+TW = twiddle_frac + 2. Bias ROM: N_OUT words (kernels.rom.vector_rom_words), zeros if none.
+All values two's complement.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kernels.circulant_mac import CirculantLayer, twiddles
+from kernels.rom import vector_rom_words, write_mem
+
+
+def _twos(value: int, bits: int) -> int:
+    if not -(1 << (bits - 1)) <= value < (1 << (bits - 1)):
+        raise ValueError(f"{value} does not fit in {bits} signed bits")
+    return value & ((1 << bits) - 1)
+
+
+def _pair_word(re: int, im: int, bits: int) -> int:
+    return _twos(int(re), bits) | (_twos(int(im), bits) << bits)
+
+
+def spectra_rom_words(layer: CirculantLayer) -> list[int]:
+    """Weight spectra in the engine's read order: block row i, bin k, block column j."""
+    order = (0, 2, 1)  # [p, q, H] -> [p, H, q]
+    re = layer.spectra_re.transpose(order).ravel()
+    im = layer.spectra_im.transpose(order).ravel()
+    return [_pair_word(r, i, layer.spectrum_bits) for r, i in zip(re, im)]
+
+
+def twiddle_rom_words(block: int, twiddle_frac: int) -> list[int]:
+    cos_q, sin_q = twiddles(block, twiddle_frac)
+    return [_pair_word(c, s, twiddle_frac + 2) for c, s in zip(cos_q, sin_q)]
+
+
+def bias_bits(layer: CirculantLayer) -> int:
+    """Width of the bias ROM words: the bias fits in it, and it is never wider than acc_bits."""
+    if layer.bias_q is None or not np.any(layer.bias_q):
+        return 2
+    return max(2, int(np.abs(layer.bias_q).max()).bit_length() + 1)
+
+
+def bias_rom_words(layer: CirculantLayer) -> list[int]:
+    bias = np.zeros(layer.n_out, dtype=np.int64) if layer.bias_q is None else layer.bias_q
+    return vector_rom_words(bias, bias_bits(layer))
+
+
+def circulant_rtl_parameters(layer: CirculantLayer, out_bits: int = 8, shift: int = 0, relu: bool = False,
+                             requant: bool = False, w_file: str = "spectra.mem",
+                             tw_file: str = "twiddles.mem", b_file: str = "bias.mem") -> dict:
+    """The Verilog parameters of rtl/circulant_mac.v for this layer."""
+    return {
+        "N_IN": layer.n_in, "N_OUT": layer.n_out, "B": layer.block, "IN_BITS": layer.in_bits,
+        "TW_FRAC": layer.twiddle_frac, "FFT_GUARD": layer.fft_guard, "SPEC_BITS": layer.spectrum_bits,
+        "XS_BITS": layer.fft_bits, "DATA_BITS": max(layer.fft_bits, layer.ifft_bits),
+        "MAC_BITS": layer.mac_bits, "SPEC_SHIFT": layer.spectral_shift, "IFFT_GUARD": layer.ifft_guard,
+        "B_BITS": bias_bits(layer), "ACC_BITS": layer.acc_bits, "OUT_BITS": out_bits, "SHIFT": shift,
+        "RELU": int(relu), "REQUANT": int(requant), "W_FILE": w_file, "TW_FILE": tw_file, "B_FILE": b_file,
+    }
+
+
+def write_circulant_roms(layer: CirculantLayer, folder, prefix: str = "") -> dict[str, str]:
+    """Write the three .mem files; return {"W_FILE", "TW_FILE", "B_FILE"} -> paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {key: folder / f"{prefix}{name}.mem"
+             for key, name in (("W_FILE", "spectra"), ("TW_FILE", "twiddles"), ("B_FILE", "bias"))}
+    write_mem(paths["W_FILE"], spectra_rom_words(layer), 2 * layer.spectrum_bits)
+    write_mem(paths["TW_FILE"], twiddle_rom_words(layer.block, layer.twiddle_frac), 2 * (layer.twiddle_frac + 2))
+    write_mem(paths["B_FILE"], bias_rom_words(layer), bias_bits(layer))
+    return {k: str(v) for k, v in paths.items()}
