@@ -3,21 +3,30 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from compiler.ir import Graph
+from compiler.report.energy import energy_section
 
 SCHEMA_VERSION = 1
 
 
 def build_report(original: Graph, compiled: Graph, design: dict, records, accuracy: dict, onnx_check: dict,
-                 ctx, source: Path, seconds: float) -> dict:
+                 ctx, source: Path, seconds: float, synthesis: dict | None = None) -> dict:
     layers = [_layer_entry(compiled, node, engine) for node, engine in zip(compiled.weighted_nodes(), design["engines"])]
     float_bits = 32 * sum(original.params[n.inputs[1]].size for n in original.weighted_nodes())
     weight_bits = sum(layer["weight_bits"] for layer in layers)
+    hardware = {
+        "top": design["top"],
+        "estimated_cycles_per_inference": design["estimated_latency"],
+        "estimated_initiation_interval": design["estimated_interval"],
+        "rom_bits": sum(e["rom_bits"] for e in design["engines"]),
+        "multipliers": sum(e["multipliers"] for e in design["engines"]),
+    }
+    hardware |= hardware_costs(layers, ctx.target, synthesis)
+    set_cycles(hardware, design["estimated_latency"], "estimate", design["estimated_interval"])
     return {
         "schema_version": SCHEMA_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -39,13 +48,7 @@ def build_report(original: Graph, compiled: Graph, design: dict, records, accura
             "output_format": compiled.meta["output_format"],
         },
         "layers": layers,
-        "hardware": {
-            "top": design["top"],
-            "estimated_cycles_per_inference": sum(layer["estimated_cycles"] for layer in layers),
-            "cycles_per_inference": None,  # filled in by `mpc simulate`
-            "rom_bits": sum(e["rom_bits"] for e in design["engines"]),
-            "multipliers": sum(e["multipliers"] for e in design["engines"]),
-        },
+        "hardware": hardware,
         "simulation": None,
     }
 
@@ -58,22 +61,22 @@ def _layer_entry(graph: Graph, node, engine: dict) -> dict:
         "name": node.name,
         "shape": [int(w.shape[0]), int(w.shape[1])],
         "sparsity": round(float(np.mean(w == 0)), 4),
+        "zero_weights": int(np.count_nonzero(w == 0)),
         "bits": bits,
-        "engine": "dense",
+        "engine": engine["engine"],
+        "engine_reason": node.annotations.get("engine_reason"),
+        "break_even_sparsity": node.annotations.get("break_even_sparsity"),
         "multipliers": engine["multipliers"],
-        "weight_bits": int(w.size * bits),
+        "weight_bits": engine["weight_rom_bits"],    # values + indices, as stored in ROM
+        # sparse: what storing the nonzeros costs beyond their values (indices, padding entries)
+        "index_bits": engine["weight_rom_bits"] - int(np.count_nonzero(w)) * bits if engine["engine"] == "sparse" else 0,
+        "rom_bits": engine["rom_bits"],
         "bias_bits": int(n_bias * node.attrs["acc_bits"]),
         "acc_bits": node.attrs["acc_bits"],
         "weight_format": node.attrs["weight_format"],
         "input_format": node.attrs["input_format"],
-        "estimated_cycles": dense_cycles(engine["n_in"], engine["n_out"], engine["multipliers"]),
+        "estimated_cycles": engine["latency"],
     }
-
-
-def dense_cycles(n_in: int, n_out: int, multipliers: int) -> int:
-    """Cycles of one dense_mac inference: load the inputs, then one ROM word per cycle per
-    output plus the pipeline's per-output overhead (rtl/dense_mac.v's header)."""
-    return n_in + n_out * (math.ceil(n_in / multipliers) + 2)
 
 
 def write_report(report: dict, folder: Path) -> None:
@@ -87,7 +90,7 @@ def _pct(v) -> str:
 
 
 def render_markdown(r: dict) -> str:
-    m, hw = r["model"], r["hardware"]
+    m = r["model"]
     lines = [
         f"# mpc build report: {Path(r['source']).name}",
         "",
@@ -116,12 +119,123 @@ def render_markdown(r: dict) -> str:
     lines += [f"| `{x['name']}` | {x['shape'][0]}x{x['shape'][1]} | {x['engine']} | {x['multipliers']} | {x['bits']} | "
               f"{x['sparsity']:.2%} | {x['weight_bits']:,} | {x['acc_bits']} | {x['estimated_cycles']:,} |"
               for x in r["layers"]]
-    sim = r.get("simulation")
-    lines += ["", "## Hardware", "",
-              f"- multipliers: {hw['multipliers']}, ROM bits: {hw['rom_bits']:,}",
-              f"- estimated cycles per inference: {hw['estimated_cycles_per_inference']:,}",
-              f"- simulated cycles per inference: "
-              + (f"{sim['cycles_per_inference']} ({sim['simulator']}, {sim['samples']} samples, "
-                 f"{sim['mismatches']} mismatches)" if sim else "not simulated yet (run `mpc simulate`)"),
-              ""]
+    lines += hardware_section(r)
+    lines += privacy_section(r.get("privacy"))
     return "\n".join(lines)
+
+
+# Clock frequency per target: an assumption, not a timing result (yosys does no timing analysis
+# here). Latency and throughput follow from it and the cycle counts.
+CLOCK_ASSUMPTION = {
+    "fpga": (100.0, "assumption, not a timing result: a conservative clock for a Xilinx 7-series (-1) design "
+                    "whose P-input adder chain is not pipelined"),
+    "asic": (500.0, "assumption, not a timing result: a typical clock for 45 nm standard cells, the energy "
+                    "table's node"),
+}
+FPGA_RESOURCES = ("lut", "ff", "dsp", "bram", "lutram")
+ASIC_RESOURCES = ("cells", "area_nand2")
+
+
+def hardware_costs(layers: list[dict], target: str, synthesis: dict | None) -> dict:
+    """Synthesis resources, the assumed clock, work and energy: fields of report.json `hardware`."""
+    if synthesis is None:
+        synthesis = {"status": "skipped", "note": "synthesis not run (mpc compile --no-synth)"}
+    names = FPGA_RESOURCES if target == "fpga" else ASIC_RESOURCES
+    clock_mhz, clock_source = CLOCK_ASSUMPTION[target]
+    return ({name: synthesis.get(name) for name in names}
+            | {"synthesis": {k: v for k, v in synthesis.items() if k not in names},
+               "clock_mhz": clock_mhz, "clock_source": clock_source}
+            | energy_section(layers))
+
+
+def set_cycles(hw: dict, cycles: float, source: str, initiation_interval: float | None = None) -> None:
+    """Record cycles per inference (`source`: "estimate" or "simulation"; the initiation
+    interval comes from the same source) and the latency and throughput they give at the
+    assumed clock. Without an interval, throughput assumes inferences do not overlap."""
+    hw["cycles_per_inference"] = cycles
+    hw["cycles_source"] = source
+    hw["initiation_interval"] = initiation_interval
+    clock_mhz = hw.get("clock_mhz")
+    hw["latency_us"] = round(cycles / clock_mhz, 3) if clock_mhz else None
+    hw["throughput_per_s"] = round(clock_mhz * 1e6 / (initiation_interval or cycles), 1) if clock_mhz else None
+
+
+def _num(v, fmt: str = ",") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def hardware_section(r: dict) -> list[str]:
+    """The "Hardware" and "Work and energy per inference" sections of report.md."""
+    hw, sim = r["hardware"], r.get("simulation")
+    if hw.get("cycles_source") == "simulation" and sim:
+        cycles_how = (f"measured in simulation ({sim['simulator']}, {sim['samples']} samples, "
+                      f"{sim['mismatches']} mismatches)")
+    else:
+        cycles_how = "estimate from the engines' cycle formulas; `mpc simulate` measures them"
+    lines = ["", "## Hardware", "",
+             f"- multipliers: {hw['multipliers']}, ROM bits: {hw['rom_bits']:,}",
+             f"- cycles per inference: {_num(hw.get('cycles_per_inference'), ',.0f')}, initiation interval "
+             f"{_num(hw.get('initiation_interval'), ',.0f')} ({cycles_how})"]
+    if hw.get("cycles_source") == "simulation":
+        lines[-1] += f"; engine-formula estimate: {hw['estimated_cycles_per_inference']:,}"
+    if "clock_mhz" not in hw:  # a report written before these fields existed
+        return lines + [""]
+    lines += [f"- clock {hw['clock_mhz']:g} MHz ({hw['clock_source']}): latency {_num(hw['latency_us'], ',.3f')} us, "
+              f"throughput {_num(hw['throughput_per_s'], ',.0f')} inferences/s",
+              f"- {_synthesis_line(hw, r['target'])}", ""]
+    return lines + _energy_lines(r["layers"], hw)
+
+
+def _synthesis_line(hw: dict, target: str) -> str:
+    syn = hw["synthesis"]
+    if syn["status"] != "ok":
+        return f"synthesis {syn['status']}: {syn['note']}"
+    if target == "fpga":
+        cost = (f"LUT {hw['lut']:,}, FF {hw['ff']:,}, DSP {hw['dsp']:,}, BRAM (36 Kb) {hw['bram']:g}, "
+                f"LUTRAM (LUTs) {hw['lutram']:,}")
+    else:
+        cost = f"{hw['cells']:,} cells, area {hw['area_nand2']:,.0f} NAND2 equivalents"
+    return (f"synthesis ({syn['version']}, {syn['seconds']} s): {cost}. Command, in rtl/: `{syn['command']}`; "
+            f"cells by type in report.json, log in synth/yosys.log")
+
+
+def _energy_lines(layers: list[dict], hw: dict) -> list[str]:
+    work, e = hw["work"], hw["energy_pj"]
+    dense_macs = sum(x["shape"][0] * x["shape"][1] for x in layers)
+    base, comp = e["float32_baseline_parts"], e["compiled_parts"]
+    lines = ["## Work and energy per inference", "",
+             "| | float32 baseline (processor, weights in DRAM) | compiled design (weights in on-chip ROM) |",
+             "|---|---|---|",
+             f"| multiplies | {dense_macs:,} (float32) | {work['multiplies']:,} (integer) |",
+             f"| additions | {dense_macs:,} (float32) | {work['additions']:,} (integer) |",
+             f"| weight-memory reads | {dense_macs:,} weights | {work['weight_reads']:,} weights, "
+             f"{work['weight_read_bits']:,} ROM bits |",
+             f"| zero weights skipped | 0 | {work['skipped_zeros']:,} of {work['zero_weights']:,} |"]
+    lines += [f"| energy: {part.replace('_', ' ')} (pJ) | {base[part]:,.1f} | {comp[part]:,.1f} |" for part in base]
+    lines += [f"| **energy per inference (pJ)** | **{e['float32_baseline']:,.1f}** | **{e['compiled']:,.1f}** |",
+              "",
+              f"The compiled design needs **{_num(hw['energy_ratio'], 'g')}x** less energy per inference than the "
+              f"float32 baseline. This is a model, not a measurement: energies from {hw['energy_model']['source']}.",
+              ""]
+    return lines + [f"- {a}" for a in hw["energy_model"]["assumptions"]] + [""]
+
+
+def privacy_section(audit: dict | None) -> list[str]:
+    """The "Membership inference" section, from report.json's `privacy` (what `mpc audit`
+    wrote to audit.json); re-rendered from JSON every time, so audits never duplicate it."""
+    if not audit:
+        return []
+    n = audit["n_non_members"]
+    lines = ["## Membership inference", "",
+             f"{audit['n_members']} members (x_train) vs {n} non-members (x_test), {audit['shadows']} shadow "
+             f"models, seed {audit['seed']}; details in `audit.json`, ROC curves in `audit_roc_<target>.png` "
+             f"(docs/audit.md). Balanced accuracy is at the best threshold; n/a: an FPR under 1/{n} is not resolvable.",
+             "",
+             "| target | test accuracy | attack | AUC | balanced accuracy | TPR @ 1% FPR | TPR @ 0.1% FPR |",
+             "|---|---|---|---|---|---|---|"]
+    for name, target in audit["targets"].items():
+        for attack, m in target["attacks"].items():
+            lines.append(f"| {name} | {_pct(target['test_accuracy'])} | {attack} | {m['auc']:.3f} | "
+                         f"{_pct(m['balanced_accuracy'])} | {_pct(m['tpr_at_1pct_fpr'])} | "
+                         f"{_pct(m['tpr_at_0_1pct_fpr'])} |")
+    return lines + [""]
