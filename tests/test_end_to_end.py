@@ -63,3 +63,19 @@ def test_admm_sparse_design_is_bit_exact_and_needs_a_quarter_of_the_cycles(tmp_p
         design = json.loads((build / "rtl" / "design.json").read_text())
         assert sim["cycles_per_inference"] == design["estimated_latency"]
         assert sim["initiation_interval"] == design["estimated_interval"]
+
+
+def test_mlp_exported_by_torch_dynamo_compiles_and_simulates_bit_exact(tmp_path, digits_npz, digits_data):
+    """Today's default torch exporter (dynamo: Reshape + Gemm, opset 18+), trained here."""
+    import sys
+
+    import torch
+    sys.path.insert(0, str(EXAMPLES))
+    from make_example import train_mlp
+    data = {"x_train": digits_data.x_train, "y_train": digits_data.y_train}
+    model = train_mlp(data, (40,), seed=3, epochs=40)
+    torch.onnx.export(model, (torch.zeros(1, 8, 8),), str(tmp_path / "dynamo.onnx"), dynamo=True,
+                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+    out, report = _compile(tmp_path, tmp_path / "dynamo.onnx", digits_npz)
+    assert report["compiled"]["test_accuracy"] >= report["float"]["test_accuracy"] - 0.01
+    assert api.simulate(out, samples=16, log=lambda *_: None)["mismatches"] == 0
