@@ -35,11 +35,15 @@ USER_ERRORS = (FrontendError, DataError, RecipeError, PassError, IRError)
 
 def compile(model: str | Path, data: str | Path | None, out: str | Path, target: str = "fpga",
             recipe: str | Path | None = None, seed: int = 0, force: bool = False, log=print,
-            progress: bool = True) -> dict:
-    """Compile MODEL.onnx into OUT/; return the report (also in OUT/report.json)."""
+            progress: bool = True, audit: bool = False, synth_timeout: float | None = 300.0) -> dict:
+    """Compile MODEL.onnx into OUT/; return the report (also in OUT/report.json).
+    `synth_timeout`: seconds allowed to yosys synthesis (None: no synthesis).
+    `audit`: run `audit(OUT)` with the default attacks as the last stage (needs data)."""
     out = Path(out)
     if out.exists() and not force:
         raise MpcError(f"{out}: already exists (use --force to replace it)")
+    if audit and data is None:
+        raise MpcError("--audit needs --data DATA.npz (members and non-members)")
     try:
         graph = load_onnx(model)
         recipe_doc = load_recipe(recipe)
@@ -47,9 +51,26 @@ def compile(model: str | Path, data: str | Path | None, out: str | Path, target:
         validate_recipe(recipe_doc, [n.name for n in graph.weighted_nodes()], where=str(recipe or "recipe"))
         dataset = _load_dataset(data, graph)
         ctx = Context(data=dataset, recipe=recipe_doc, target=target, seed=seed, log=log, progress=progress)
-        return _build(graph, ctx, flow, Path(model), out, force)
+        report = _build(graph, ctx, flow, Path(model), out, force, synth_timeout)
     except USER_ERRORS as e:
         raise MpcError(str(e)) from None
+    if audit:
+        report["privacy"] = _audit_stage(out, seed=seed, data=data, log=log, progress=progress)
+    return report
+
+
+def audit(out: str | Path, **options) -> dict:
+    """Membership-inference audit of a build: writes OUT/audit.json, ROC plots and the report's
+    "Membership inference" section. Options: see compiler/audit/run.py's `audit` (docs/audit.md)."""
+    from compiler.audit.run import AuditError
+    from compiler.audit.run import audit as run_audit
+    try:
+        return run_audit(out, **options)
+    except (AuditError, *USER_ERRORS) as e:
+        raise MpcError(str(e)) from None
+
+
+_audit_stage = audit  # compile's `audit` flag shadows the name inside compile()
 
 
 def _load_dataset(data, graph: Graph) -> Dataset | None:
@@ -59,7 +80,8 @@ def _load_dataset(data, graph: Graph) -> Dataset | None:
     return load_data(data, graph.inputs[0].shape, n_classes)
 
 
-def _build(graph: Graph, ctx: Context, flow: list[str], model: Path, out: Path, force: bool) -> dict:
+def _build(graph: Graph, ctx: Context, flow: list[str], model: Path, out: Path, force: bool,
+           synth_timeout: float | None = None) -> dict:
     from compiler.backends.onnx import save_onnx
     from compiler.backends.verilog import write_verilog
     from compiler.exec import golden
@@ -77,6 +99,7 @@ def _build(graph: Graph, ctx: Context, flow: list[str], model: Path, out: Path, 
         save_onnx(compiled, tmp / "model.int.onnx")
         onnx_check = _check_onnx_against_golden(tmp / "model.int.onnx", compiled, ctx.data)
         design = write_verilog(compiled, tmp / "rtl")
+        synthesis = _synthesize(tmp, design, ctx, synth_timeout)
         if ctx.data is not None:
             x_q = golden.quantize_input(compiled, ctx.data.x_test[:MAX_TEST_VECTORS])
             np.savez_compressed(tmp / "test_vectors.npz", x_q=x_q.astype(np.int8),
@@ -86,7 +109,7 @@ def _build(graph: Graph, ctx: Context, flow: list[str], model: Path, out: Path, 
             "compiled": _accuracy(compiled, ctx.data, predict_classes),
         }
         report = build_report(graph, compiled, design, records, accuracy, onnx_check, ctx,
-                              source=model, seconds=time.perf_counter() - start)
+                              source=model, seconds=time.perf_counter() - start, synthesis=synthesis)
         write_report(report, tmp)
         if out.exists() and force:
             shutil.rmtree(out)
@@ -96,6 +119,17 @@ def _build(graph: Graph, ctx: Context, flow: list[str], model: Path, out: Path, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _synthesize(build: Path, design: dict, ctx: Context, timeout_s: float | None) -> dict | None:
+    """yosys synthesis of build/rtl (None when disabled); trouble becomes a note in the report."""
+    from compiler.report.synth import synthesize
+    if timeout_s is None:
+        return None
+    ctx.log(f"synthesizing rtl/ with yosys for {ctx.target} (limit {timeout_s:g} s) ...")
+    result = synthesize(build / "rtl", design, ctx.target, build / "synth", timeout_s=timeout_s)
+    ctx.log(f"      {result['seconds']} s" if result["status"] == "ok" else f"      {result['note']}")
+    return result
 
 
 def _accuracy(graph: Graph, data: Dataset | None, predict_classes) -> dict:
@@ -126,8 +160,7 @@ def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=
 
     Writes OUT/sim.json and adds the measured cycles to OUT/report.json/.md. Returns the sim
     result; `result["mismatches"] > 0` means the hardware is not bit-exact."""
-    from compiler.exec import golden
-    from compiler.report.report import write_report
+    from compiler.report.report import set_cycles, write_report
     from sim.runner import SimulationError, run_cocotb
 
     out = Path(out)
@@ -143,34 +176,56 @@ def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=
     if not 1 <= samples <= available:
         raise MpcError(f"--samples must be in 1..{available} (the build holds {available} test vectors)")
     x_q = vectors["x_q"][:samples].astype(np.int64)
-    expected = golden.run_integer(graph, x_q)
     work = out / "sim_build" / simulator
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    for mem in (out / "rtl").glob("*.mem"):  # $readmemh resolves names from the simulator's folder
-        shutil.copy(mem, work / mem.name)
-    stimulus, result_path = work / "stimulus.npz", work / "result.json"
-    np.savez(stimulus, x_q=x_q, expected_logits=expected.logits_q, expected_argmax=expected.classes,
-             in_bits=design["in_bits"], logit_bits=design["logit_bits"], n_classes=design["n_classes"])
+    stimulus = _write_stimulus(work, out, graph, design, x_q)
     log(f"simulating {samples} samples with {simulator} ...")
     start = time.perf_counter()
+    result_path = work / "result.json"
     try:
-        run_cocotb([out / "rtl" / s for s in design["sources"]], design["top"], "test_design", work,
-                   simulator=simulator, extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)})
+        run = run_cocotb([out / "rtl" / s for s in design["sources"]], design["top"], "test_design", work,
+                         simulator=simulator,
+                         extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)})
     except SimulationError as e:
         raise MpcError(str(e)) from None
     if not result_path.exists():
         raise MpcError(f"the {simulator} simulation ended without a result (see {work})")
     sim = json.loads(result_path.read_text())
     result = {"simulator": simulator, "samples": samples, "mismatches": sim["mismatches"],
-              "cycles_per_inference": sim["cycles_per_inference"],
-              "initiation_interval": sim.get("initiation_interval"),
+              "cycles_per_inference": sim["latency_first_sample"],   # one inference, empty pipeline
+              "initiation_interval": sim.get("initiation_interval"),  # steady state, back to back
+              "mean_latency_streaming": sim["cycles_per_inference"],
               "first_mismatches": sim.get("first_mismatches", []),
-              "wall_seconds": round(time.perf_counter() - start, 2)}
+              "error": sim.get("error"),                              # the testbench broke off
+              "wall_seconds": round(time.perf_counter() - start, 2),     # build + run
+              "run_seconds": _simulation_seconds(run["results_xml"])}    # the testbench alone
     (out / "sim.json").write_text(json.dumps(result, indent=1))
     report = json.loads((out / "report.json").read_text())
     report["simulation"] = result
-    report["hardware"]["cycles_per_inference"] = result["cycles_per_inference"]
+    if result["cycles_per_inference"] is not None:
+        set_cycles(report["hardware"], result["cycles_per_inference"], "simulation", result["initiation_interval"])
     write_report(report, out)
     return result
+
+
+def _write_stimulus(work: Path, out: Path, graph: Graph, design: dict, x_q: np.ndarray) -> Path:
+    """A fresh simulation folder: the ROM images ($readmemh resolves names from the simulator's
+    folder) and the inputs with the golden executor's expected outputs."""
+    from compiler.exec import golden
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    for mem in (out / "rtl").glob("*.mem"):
+        shutil.copy(mem, work / mem.name)
+    expected = golden.run_integer(graph, x_q)
+    stimulus = work / "stimulus.npz"
+    np.savez(stimulus, x_q=x_q.reshape(len(x_q), -1), expected_logits=expected.logits_q,
+             expected_argmax=expected.classes, in_bits=design["in_bits"], logit_bits=design["logit_bits"],
+             n_classes=design["n_classes"])
+    return stimulus
+
+
+def _simulation_seconds(results_xml: str) -> float | None:
+    """Real time the testbench ran (cocotb's results.xml), without the simulator's build."""
+    import xml.etree.ElementTree as ET
+    case = ET.parse(results_xml).find(".//testcase")
+    return None if case is None else float(case.get("time", "nan"))

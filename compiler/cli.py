@@ -10,11 +10,16 @@ mpc: a hardware-aware compression compiler for neural-network classifiers.
 
   mpc compile model.onnx --data data.npz --target fpga -o build/
   mpc simulate build/ --samples 256 [--simulator verilator]
+  mpc audit build/ [--attacks threshold,shadow,lira,label_only] [--shadows 16]
+  mpc compare build-a/ build-b/ ... [--html compare.html]
 
 compile: ONNX -> passes (canonicalize, [admm, circulant,] lower) -> integer graph
 (graph.json + params.npz), model.int.onnx, synthesizable Verilog (rtl/) and report.md/json.
 simulate: runs the generated Verilog in a cocotb testbench and compares every output with
 the golden integer executor, bit for bit.
+audit: membership-inference attacks on the original float model and on the compiled model's
+exact integer outputs (audit.json, ROC plots, report.md section; docs/audit.md).
+compare: one table across builds (accuracy, compression, hardware cost, cycles, energy, attacks).
 """
 
 
@@ -34,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed for every random choice (default: 0)")
     c.add_argument("--force", action="store_true", help="replace OUT if it exists")
     c.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    c.add_argument("--audit", action="store_true", help="run `mpc audit OUT` (default attacks) as the last stage")
+    c.add_argument("--no-synth", action="store_true", help="skip yosys synthesis (the report notes it)")
+    c.add_argument("--synth-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="time allowed to yosys synthesis before the report notes a timeout (default: 300)")
+
+    k = sub.add_parser("compare", help="compare builds: accuracy, compression, hardware cost, energy, attacks",
+                       description="Print one table across builds from each OUT/report.json (and OUT/audit.json "
+                                   "where `mpc audit` ran); optionally write an HTML page with plots.")
+    k.add_argument("outs", type=Path, nargs="+", metavar="OUT", help="folders written by `mpc compile`")
+    k.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML page with plots")
 
     s = sub.add_parser("simulate", help="simulate the generated Verilog against the golden executor",
                        description="Run OUT/rtl in a cocotb testbench on the first N test samples, compare every "
@@ -43,6 +58,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", type=int, default=64, help="number of test samples to simulate (default: 64)")
     s.add_argument("--simulator", default="icarus", choices=["icarus", "verilator"],
                    help="icarus (default) or verilator (compiles slower, runs faster)")
+
+    from compiler.audit import ATTACK_NAMES, DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS
+    a = sub.add_parser("audit", help="membership-inference audit: original vs compiled model",
+                       description="Attack OUT's models with members = x_train, non-members = x_test of the build's "
+                                   "data (balanced by subsampling). Writes OUT/audit.json, OUT/audit_roc_<target>.png "
+                                   "and the Membership inference section of OUT/report.md. See docs/audit.md.")
+    a.add_argument("out", type=Path, help="a folder written by `mpc compile`")
+    a.add_argument("--attacks", default=DEFAULT_ATTACKS,
+                   help=f"comma-separated attacks ({', '.join(ATTACK_NAMES)}) or groups ({', '.join(GROUPS)}); "
+                        f"default: {DEFAULT_ATTACKS}")
+    a.add_argument("--shadows", type=int, default=16, help="number of shadow models K (default: 16)")
+    a.add_argument("--seed", type=int, default=0, help="seed of subsampling, shadows and attack models (default: 0)")
+    a.add_argument("--data", type=Path, help="DATA.npz (default: the data the build was compiled with)")
+    a.add_argument("--targets", default=DEFAULT_TARGETS,
+                   help=f"comma-separated: original, compiled, or checkpoint folder names (default: {DEFAULT_TARGETS})")
+    a.add_argument("--shadow-epochs", type=int, default=60, help="shadow training epochs (default: 60)")
+    a.add_argument("--shadow-lr", type=float, default=3e-3, help="shadow training Adam learning rate (default: 3e-3)")
+    a.add_argument("--shadow-batch-size", type=int, default=64, help="shadow training minibatch (default: 64)")
+    a.add_argument("--quiet", action="store_true", help="print only errors and the summary")
     return p
 
 
@@ -52,11 +86,18 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "compile":
+            if not args.synth_timeout > 0:
+                raise api.MpcError("--synth-timeout must be > 0 seconds (use --no-synth to skip synthesis)")
             log = (lambda *_: None) if args.quiet else print
             report = api.compile(args.model, args.data, args.out, target=args.target, recipe=args.recipe,
-                                 seed=args.seed, force=args.force, log=log, progress=not args.quiet)
+                                 seed=args.seed, force=args.force, log=log, progress=not args.quiet,
+                                 audit=args.audit, synth_timeout=None if args.no_synth else args.synth_timeout)
             print(_compile_summary(report, args.out))
             return 0
+        if args.command == "audit":
+            return _audit(api, args)
+        if args.command == "compare":
+            return _compare(api, args)
         if args.command == "simulate":
             result = api.simulate(args.out, samples=args.samples, simulator=args.simulator)
             print(f"{result['simulator']}: {result['samples']} samples, {result['mismatches']} mismatches, "
@@ -69,6 +110,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mpc {args.command}: interrupted", file=sys.stderr)
         return 130
     return 2
+
+
+def _compare(api, args) -> int:
+    from compiler.report.compare import CompareError, compare
+    try:
+        print(compare(args.outs, html_path=args.html))
+    except CompareError as e:
+        raise api.MpcError(str(e)) from None
+    except OSError as e:
+        raise api.MpcError(f"{args.html}: cannot write ({e.strerror})") from None
+    if args.html:
+        print(f"wrote {args.html}")
+    return 0
+
+
+def _audit(api, args) -> int:
+    from compiler.exec.train import TrainConfig
+    if args.shadow_epochs < 1 or args.shadow_batch_size < 1 or not args.shadow_lr > 0:
+        raise api.MpcError("--shadow-epochs and --shadow-batch-size must be >= 1 and --shadow-lr > 0")
+    log = (lambda *_: None) if args.quiet else print
+    result = api.audit(args.out, attacks=args.attacks, shadows=args.shadows, seed=args.seed, data=args.data,
+                       targets=args.targets, log=log, progress=not args.quiet,
+                       shadow_training=TrainConfig(epochs=args.shadow_epochs, lr=args.shadow_lr,
+                                                   batch_size=args.shadow_batch_size))
+    for name, target in result["targets"].items():
+        best = max(target["attacks"].items(), key=lambda kv: kv[1]["auc"])
+        print(f"{name}: test accuracy {target['test_accuracy']:.4f}, strongest attack {best[0]} "
+              f"(AUC {best[1]['auc']:.3f}, balanced accuracy {best[1]['balanced_accuracy']:.3f})")
+    print(f"audit: {args.out}/audit.json, {args.out}/report.md")
+    return 0
 
 
 def _compile_summary(report: dict, out: Path) -> str:

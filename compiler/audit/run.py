@@ -1,0 +1,216 @@
+"""`mpc audit OUT`: membership inference on a build's original and compiled models.
+
+1. Evaluation set: members = the build's x_train, non-members = its x_test; the larger is
+   subsampled (seeded) to the size n of the smaller, so the 2n points are balanced.
+2. The attacker's pool is those same 2n points, labels known, membership unknown. K shadow
+   models train on complementary random halves of the pool (shadows.py), so each shadow's
+   training set has n points, like the target's when the build's splits are equal in size.
+   Shadow membership is the attacker's own coin flips: it carries nothing of the target's.
+3. Every target (a prediction function, targets.py) is queried once on the pool; every attack
+   (attacks.py) turns its logits into membership scores; metrics.py scores them against the
+   true membership. The same shadows serve every target: they model the training procedure
+   (float); what differs between targets is only the outputs the attacker observes.
+4. Writes OUT/audit.json, OUT/audit_roc_<target>.png, and the "Membership inference" section
+   of report.md (through report.json's `privacy` entry, so re-running replaces it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from compiler.audit import attacks as attack_lib
+from compiler.audit import DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS
+from compiler.audit.metrics import attack_metrics, roc
+from compiler.audit.plot import plot_roc
+from compiler.audit.shadows import ShadowSet, derived_seed, train_shadows
+from compiler.audit.targets import Target, TargetError, load_target, shadow_architecture
+from compiler.data import Dataset, load_data
+from compiler.exec.train import TrainConfig
+from compiler.ir import Graph
+
+SCHEMA_VERSION = 1
+SHADOW_TRAINING = TrainConfig(epochs=60, batch_size=64, lr=3e-3)
+
+
+class AuditError(ValueError):
+    """The audit cannot run as asked; the message says why."""
+
+
+def parse_attacks(spec: str | list[str]) -> list[str]:
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    chosen = []
+    for name in (n.strip() for n in names if n.strip()):
+        expanded = GROUPS.get(name, [name])
+        unknown = [n for n in expanded if n not in attack_lib.ATTACKS]
+        if unknown:
+            raise AuditError(f"unknown attack {unknown[0]!r} (attacks: {', '.join(attack_lib.ATTACKS)}; "
+                             f"groups: {', '.join(GROUPS)})")
+        chosen += [n for n in expanded if n not in chosen]
+    if not chosen:
+        raise AuditError("no attack selected")
+    return [n for n in attack_lib.ATTACKS if n in chosen]  # canonical order
+
+
+def parse_targets(spec: str | list[str]) -> list[str]:
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
+    if not names:
+        raise AuditError("no target selected")
+    return list(dict.fromkeys(names))
+
+
+def audit(out: str | Path, attacks: str | list[str] = DEFAULT_ATTACKS, shadows: int = 16, seed: int = 0,
+          data: str | Path | None = None, targets: str | list[str] = DEFAULT_TARGETS,
+          shadow_training: TrainConfig = SHADOW_TRAINING, log=print, progress: bool = True,
+          shadow_cache: dict | None = None, write: bool = True) -> dict:
+    """Audit the build in OUT; return the audit (also written to OUT/audit.json when `write`).
+
+    `shadow_cache`: a dict kept by the caller across audits of builds of the same model and data
+    (benchmarks): shadows are reused when architecture, pool, count, training and seed agree."""
+    out = Path(out)
+    attack_names, target_names = parse_attacks(attacks), parse_targets(targets)
+    _check_build(out)
+    needs_shadows = _check_shadow_count(attack_names, shadows)
+    start = time.perf_counter()
+    loaded = _load_targets(out, target_names)
+    dataset = _load_dataset(out, data)
+    x, y, is_member = evaluation_set(dataset, seed)
+    n = int(is_member.sum())
+    log(f"audit: {n} members (x_train) vs {n} non-members (x_test), attacks {', '.join(attack_names)}")
+    shadow_set, arch_source = None, None
+    if needs_shadows:
+        arch_source, arch = shadow_architecture(out)
+        log(f"shadow models: {shadows} x {arch_source}, {n} points each, {shadow_training.epochs} epochs")
+        shadow_set = _cached_shadows(shadow_cache, arch, x, y, shadows, shadow_training, seed, progress)
+    shadow_seconds = time.perf_counter() - start
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "build": str(out),
+        "data": dataset.path,
+        "n_members": n,
+        "n_non_members": n,
+        "shadows": shadows if needs_shadows else 0,
+        "seed": seed,
+        "settings": _settings(attack_names, target_names, shadow_set, arch_source),
+        "shadow_models": shadow_set.summary() if shadow_set else None,
+        "targets": {},
+    }
+    curves = {}
+    for target in loaded:
+        result["targets"][target.name], curves[target.name] = _audit_target(
+            target, dataset, x, y, is_member, attack_names, shadow_set, seed, log)
+    result["seconds"] = {"shadows": round(shadow_seconds, 2), "total": round(time.perf_counter() - start, 2)}
+    if write:
+        _write(out, result, curves)
+        log(f"wrote {out}/audit.json, {', '.join(f'audit_roc_{t}.png' for t in result['targets'])}")
+    return result
+
+
+def _check_shadow_count(attack_names: list[str], shadows: int) -> bool:
+    """Whether shadows are needed; at least two (one IN, one OUT per point) when they are."""
+    needing = [a for a in attack_names if a in attack_lib.NEEDS_SHADOWS]
+    if needing and shadows < 2:
+        raise AuditError(f"--shadows must be at least 2 for {', '.join(needing)} (got {shadows})")
+    return bool(needing)
+
+
+def _load_targets(out: Path, names: list[str]) -> list[Target]:
+    try:
+        return [load_target(out, name) for name in names]
+    except TargetError as e:
+        raise AuditError(str(e)) from None
+
+
+def _check_build(out: Path) -> None:
+    missing = [p for p in ("report.json", "graph.json", "checkpoints/00-import/graph.json") if not (out / p).is_file()]
+    if missing:
+        raise AuditError(f"{out}: not a complete mpc build (missing {', '.join(missing)}); run `mpc compile` first")
+
+
+def _load_dataset(out: Path, data) -> Dataset:
+    if data is None:
+        data = json.loads((out / "report.json").read_text()).get("data")
+        if data is None:
+            raise AuditError(f"{out}: the build was compiled without data; give --data DATA.npz")
+        if not Path(data).is_file():
+            raise AuditError(f"{data} (the build's data, from report.json): no such file; give --data DATA.npz")
+    original = Graph.load(out / "checkpoints" / "00-import")
+    return load_data(data, original.inputs[0].shape, int(np.prod(original.outputs[0].shape)))
+
+
+def evaluation_set(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, is_member): n members from x_train then n non-members from x_test, n the smaller
+    split's size; the larger split is subsampled without replacement (seeded)."""
+    n = min(len(data.x_train), len(data.x_test))
+    rng = np.random.default_rng(derived_seed(seed, 0))
+    members = np.sort(rng.choice(len(data.x_train), n, replace=False))
+    non_members = np.sort(rng.choice(len(data.x_test), n, replace=False))
+    x = np.concatenate([data.x_train[members], data.x_test[non_members]])
+    y = np.concatenate([data.y_train[members], data.y_test[non_members]])
+    return x, y, np.arange(2 * n) < n
+
+
+def _cached_shadows(cache, arch: Graph, x, y, count, config, seed, progress) -> ShadowSet:
+    if cache is None:
+        return train_shadows(arch, x, y, count, config, seed, progress)
+    shape = json.dumps([[n.op, n.inputs, n.outputs] for n in arch.nodes] +
+                       [[k, list(v.shape)] for k, v in arch.params.items()])
+    digest = hashlib.sha1(shape.encode() + np.ascontiguousarray(x).tobytes() + y.tobytes()).hexdigest()
+    key = (digest, count, repr(config), seed)
+    if key not in cache:
+        cache[key] = train_shadows(arch, x, y, count, config, seed, progress)
+    return cache[key]
+
+
+def _settings(attack_names, target_names, shadow_set, arch_source) -> dict:
+    return {
+        "attacks": attack_names,
+        "targets": target_names,
+        "evaluation": "members = x_train, non-members = x_test, the larger subsampled to the smaller (seeded)",
+        "shadow_pool": "the 2n evaluation points with their labels (membership unknown to the attacker); "
+                       "shadows train on complementary random halves" if shadow_set else None,
+        "shadow_architecture": arch_source,
+        "shadow_training": shadow_set.training() if shadow_set else None,
+        "shadows_for_integer_targets": "float shadows (they model the training procedure); scores use the "
+                                       "target's exact outputs",
+        "lira_variance": ("per_example" if shadow_set and shadow_set.count >= attack_lib.PER_EXAMPLE_VARIANCE_FROM
+                          else "global"),
+        "threshold": "metrics at the balanced-accuracy-optimal threshold on the evaluation set; `calibrated`: "
+                     "at the attack's own decision, chosen without evaluation labels",
+    }
+
+
+def _audit_target(target: Target, data: Dataset, x, y, is_member, attack_names, shadow_set, seed, log):
+    logits = target.predict_logits(x)
+    entry = {"kind": target.kind, "source": target.source,
+             "test_accuracy": _accuracy(target, data.x_test, data.y_test),
+             "train_accuracy": _accuracy(target, data.x_train, data.y_train),
+             "attacks": {}}
+    curves = {}
+    for name in attack_names:
+        res = attack_lib.ATTACKS[name](logits, y, shadow_set, seed)
+        metrics = dict(attack_metrics(res.scores, is_member, res.decision), **(res.details or {}))
+        entry["attacks"][name] = metrics
+        fpr, tpr, _ = roc(res.scores, is_member)
+        curves[name] = (fpr, tpr, metrics["auc"])
+    log(f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}; AUC " +
+        ", ".join(f"{a} {m['auc']:.3f}" for a, m in entry["attacks"].items()))
+    return entry, curves
+
+
+def _accuracy(target: Target, x, y) -> float:
+    return round(float((np.argmax(target.predict_logits(x), axis=1) == y).mean()), 6)
+
+
+def _write(out: Path, result: dict, curves: dict) -> None:
+    from compiler.report.report import write_report
+    (out / "audit.json").write_text(json.dumps(result, indent=1))
+    for name, target_curves in curves.items():
+        plot_roc(target_curves, result["n_non_members"], f"membership inference: {name}",
+                 out / f"audit_roc_{name}.png")
+    report = json.loads((out / "report.json").read_text())
+    report["privacy"] = result
+    write_report(report, out)
