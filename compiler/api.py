@@ -163,7 +163,7 @@ def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=
     from compiler.report.report import set_cycles, write_report
     from sim.runner import SimulationError, run_cocotb
 
-    out = Path(out)
+    out = Path(out).resolve()  # the simulator runs in its own folder: hand it absolute paths
     try:
         graph = Graph.load(out)
         design = json.loads((out / "rtl" / "design.json").read_text())
@@ -188,7 +188,7 @@ def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=
     except SimulationError as e:
         raise MpcError(str(e)) from None
     if not result_path.exists():
-        raise MpcError(f"the {simulator} simulation ended without a result (see {work})")
+        raise MpcError(f"the {simulator} simulation ended without a result (see {work / 'sim.log'})")
     sim = json.loads(result_path.read_text())
     result = {"simulator": simulator, "samples": samples, "mismatches": sim["mismatches"],
               "cycles_per_inference": sim["latency_first_sample"],   # one inference, empty pipeline
