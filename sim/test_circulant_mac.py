@@ -17,6 +17,7 @@ import numpy as np
 from kernels import requantize
 from kernels.circulant_mac import circulant_mac, plan_circulant
 from kernels.circulant_rom import circulant_rtl_parameters
+from engine_checks import check_values, read_signed_out
 from test_design import collect_stream, drive_stream, start_clock_and_reset
 
 NUMERIC_PARAMETERS = ("N_IN", "N_OUT", "B", "IN_BITS", "TW_FRAC", "FFT_GUARD", "SPEC_BITS", "XS_BITS",
@@ -38,19 +39,6 @@ def _load():
     if params["REQUANT"]:
         expected = requantize(expected, params["SHIFT"], params["OUT_BITS"], bool(params["RELU"]))
     return params, layer, x_q, expected
-
-
-def _read_out(dut):
-    return dut.out_data.value.to_signed()
-
-
-def _check_values(beats, expected):
-    got = [value for _, value in beats]
-    want = [int(v) for v in expected.ravel()]
-    bad = [(i // expected.shape[1], i % expected.shape[1], w, g)
-           for i, (w, g) in enumerate(zip(want, got)) if w != g]
-    assert not bad, (f"{len(bad)}/{len(want)} outputs differ (vector, output, expected, got), "
-                     f"first: {bad[:5]}")
 
 
 def output_edges(layer, o: int) -> int:
@@ -78,9 +66,9 @@ async def full_rate_matches_kernel_and_cycle_formula(dut):
 
     accepted = []
     driver = cocotb.start_soon(drive_stream(dut, x_q.ravel(), params["IN_BITS"], accepted))
-    beats = await collect_stream(dut, expected.size, _read_out)
+    beats = await collect_stream(dut, expected.size, read_signed_out)
     await driver
-    _check_values(beats, expected)
+    check_values(beats, expected)
 
     n_in, n_out = layer.n_in, layer.n_out
     first_in = accepted[::n_in]
@@ -100,6 +88,6 @@ async def random_handshakes_match_kernel(dut):
     rng = random.Random(11)
     driver = cocotb.start_soon(
         drive_stream(dut, x_q.ravel(), params["IN_BITS"], gap_prob=0.3, rng=rng))
-    beats = await collect_stream(dut, expected.size, _read_out, ready_prob=0.4, rng=rng)
+    beats = await collect_stream(dut, expected.size, read_signed_out, ready_prob=0.4, rng=rng)
     await driver
-    _check_values(beats, expected)
+    check_values(beats, expected)

@@ -1,0 +1,51 @@
+"""Scoreboard checks shared by the engine testbenches (dense, sparse, circulant)."""
+import numpy as np
+
+
+def out_width(params) -> int:
+    """An engine's out_data width: requantized activations or raw accumulators."""
+    return params["OUT_BITS"] if params["REQUANT"] else params["ACC_BITS"]
+
+
+def read_signed_out(dut) -> int:
+    return dut.out_data.value.to_signed()
+
+
+def check_values(beats, expected) -> None:
+    """Every (edge, value) beat against the kernels' array in stream order, bit for bit
+    ([vectors, outputs] for dense engines, [frames, y, x, c] for convolutions)."""
+    got = [value for _, value in beats]
+    want = [int(v) for v in expected.ravel()]
+    assert len(got) == len(want), f"{len(got)} outputs, expected {len(want)}"
+    bad = [(tuple(int(i) for i in np.unravel_index(k, expected.shape)), w, g)
+           for k, (w, g) in enumerate(zip(want, got)) if w != g]
+    assert not bad, f"{len(bad)}/{len(want)} outputs differ ((index), expected, got), first: {bad[:5]}"
+
+
+def check_row_timing(accepted, out_edges, n_in, row_words, pipeline) -> None:
+    """Replay the timing model of the ROM-streaming engines (rtl/dense_mac.v, rtl/sparse_mac.v):
+    one ROM word per edge, row o ends after S_o words (dense: S_o = (o+1)*NCH), output o
+    completes at compute start + S_o + pipeline, inputs double-buffered. Every edge is compared,
+    then the headline idle latency and steady-state interval (compiler/cost.py)."""
+    n_out = len(row_words)
+    ends = np.cumsum(row_words)          # S_o: words of rows 0..o
+    rounds = int(ends[-1])               # R
+    starts = []  # compute start edge of each vector
+    for v in range(len(accepted) // n_in):
+        first, last = accepted[v * n_in], accepted[(v + 1) * n_in - 1]
+        assert last - first == n_in - 1, f"vector {v}: inputs not accepted back to back"
+        if v >= 1:  # right after the previous vector, once vector v-2's buffer has been read
+            want_first = accepted[v * n_in - 1] + 1
+            if v >= 2:
+                want_first = max(want_first, starts[v - 2] + rounds)
+            assert first == want_first, f"vector {v}: first input at {first}, model {want_first}"
+        starts.append(max(last + 1, starts[-1] + rounds) if starts else last + 1)
+        got = out_edges[v * n_out:(v + 1) * n_out]
+        want = [starts[v] + int(ends[o]) + pipeline for o in range(n_out)]
+        assert got == want, f"vector {v}: output edges {got}, model {want}"
+    assert out_edges[n_out - 1] - accepted[0] == n_in + rounds + pipeline
+    vectors = len(accepted) // n_in
+    if vectors >= 4:
+        last_outs = [out_edges[(v + 1) * n_out - 1] for v in range(vectors)]
+        assert last_outs[-1] - last_outs[-2] == max(n_in, rounds), (
+            f"steady-state interval {last_outs[-1] - last_outs[-2]}, model {max(n_in, rounds)}")

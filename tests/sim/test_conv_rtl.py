@@ -1,0 +1,192 @@
+"""rtl/conv2d.v and rtl/pool2d.v against the numpy kernels: cocotb benches (Icarus),
+Verilator lint, yosys, and one Verilator simulation (slow).
+
+Run from the repository root: python -m pytest tests/sim/test_conv_rtl.py -q
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kernels.conv2d import conv_accumulator_bits
+from kernels.conv_rom import conv_bias_rom_words, conv_weight_rom_words, write_mem
+from kernels.fixed import bits_for_signed, int_range
+from sim.runner import lint_verilator, run_cocotb
+from tests.sim.test_rtl_modules import STALL_ENV, _assert_passed, latch_report, synthesize
+
+REPO = Path(__file__).resolve().parents[2]
+RTL = REPO / "rtl"
+CONV_SOURCES = [RTL / "requantize.v", RTL / "conv2d.v"]
+POOL_SOURCES = [RTL / "requantize.v", RTL / "pool2d.v"]
+
+NO_PAD = dict(PAD_T=0, PAD_L=0, PAD_B=0, PAD_R=0)
+
+
+# ------------------------------------------------------------------------ stimulus
+def edge_frames(rng, shape, in_bits: int, n_random: int) -> np.ndarray:
+    """All-min, all-max, a +-extreme checkerboard and random frames [n, C, H, W]."""
+    lo, hi = int_range(in_bits)
+    c, h, w = shape
+    checker = np.where((np.add.outer(np.arange(h), np.arange(w)) % 2) == 0, lo, hi)
+    frames = [np.full(shape, lo), np.full(shape, hi), np.broadcast_to(checker, shape)]
+    frames += list(rng.integers(lo, hi + 1, size=(n_random, c, h, w)))
+    return np.array(frames, dtype=np.int64)
+
+
+def random_conv_layer(rng, c_out, c_in, kh, kw, w_bits, in_bits):
+    lo, hi = int_range(w_bits)
+    w_q = rng.integers(lo, hi + 1, size=(c_out, c_in, kh, kw))
+    w_q[0, 0, 0, 0], w_q[-1, -1, -1, -1] = lo, hi
+    # channel 0 all-min weights: the all-min frame hits its worst-case accumulator
+    w_q[0] = lo
+    bias_bound = 1 << (w_bits + in_bits - 2)
+    b_q = rng.integers(-bias_bound, bias_bound, size=c_out)
+    b_q[0] = -bias_bound
+    if c_out > 1:
+        b_q[-1] = bias_bound - 1
+    return w_q, b_q
+
+
+CONV_CASES = {
+    # LeNet-5's first layer: 1x28x28 -> 6 channels 5x5, all six channels in parallel
+    "lenet_c1": dict(C_IN=1, H=28, W=28, C_OUT=6, KH=5, KW=5, STRIDE=1, **NO_PAD,
+                     P_CO=6, P_CI=1, RELU=1, REQUANT=1, frames=2),
+    # LeNet-5's second layer: 6x12x12 -> 16 channels 5x5, 8 x 3 multipliers
+    "lenet_c2": dict(C_IN=6, H=12, W=12, C_OUT=16, KH=5, KW=5, STRIDE=1, **NO_PAD,
+                     P_CO=8, P_CI=3, RELU=1, REQUANT=1, frames=2),
+    # 3x3 stride 2, asymmetric padding, odd sizes, partial channel groups and words
+    "pad_3x3_s2": dict(C_IN=3, H=9, W=8, C_OUT=5, KH=3, KW=3, STRIDE=2, PAD_T=1, PAD_L=0,
+                       PAD_B=2, PAD_R=1, P_CO=2, P_CI=2, RELU=0, REQUANT=1, frames=4),
+    # 5x5 "same" padding, one multiplier
+    "pad_5x5_same": dict(C_IN=2, H=7, W=6, C_OUT=3, KH=5, KW=5, STRIDE=1, PAD_T=2, PAD_L=2,
+                         PAD_B=2, PAD_R=2, P_CO=1, P_CI=1, RELU=1, REQUANT=1, frames=3),
+    # 1x1 stride 2 raw accumulators: groups shorter than P_CO (output-paced), rows skipped
+    "k1_s2_raw": dict(C_IN=2, H=5, W=6, C_OUT=4, KH=1, KW=1, STRIDE=2, **NO_PAD,
+                      P_CO=3, P_CI=1, RELU=0, REQUANT=0, frames=4),
+    # 3x3 stride 3 (stride = kernel), narrow weights and activations, shift 0
+    "k3_s3_narrow": dict(C_IN=2, H=6, W=9, C_OUT=2, KH=3, KW=3, STRIDE=3, **NO_PAD,
+                         P_CO=2, P_CI=2, RELU=1, REQUANT=1, frames=4, IN_BITS=4, W_BITS=3,
+                         OUT_BITS=5, SHIFT=0),
+}
+
+
+def conv_case(spec: dict, directory: Path, seed: int = 0):
+    """DUT parameters (ROM files written to `directory`) and stimulus .npz for a conv case."""
+    spec = dict(spec)
+    frames = spec.pop("frames")
+    spec.setdefault("IN_BITS", 8)
+    spec.setdefault("W_BITS", 8)
+    spec.setdefault("OUT_BITS", 8)
+    rng = np.random.default_rng(seed)
+    w_q, b_q = random_conv_layer(rng, spec["C_OUT"], spec["C_IN"], spec["KH"], spec["KW"],
+                                 spec["W_BITS"], spec["IN_BITS"])
+    b_bits = bits_for_signed(int(np.abs(b_q).max()))
+    acc_bits = conv_accumulator_bits(w_q, b_q, spec["IN_BITS"])
+    spec.setdefault("SHIFT", max(0, acc_bits - spec["OUT_BITS"] - 2))
+    x_q = edge_frames(rng, (spec["C_IN"], spec["H"], spec["W"]), spec["IN_BITS"],
+                      max(1, frames - 3))
+    x_q = np.concatenate([x_q[3:], x_q[:3]])[:frames]  # random frames first
+    w_file, b_file = directory / "conv_w.mem", directory / "conv_b.mem"
+    p_co, p_ci = spec["P_CO"], spec["P_CI"]
+    write_mem(w_file, conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"]),
+              p_co * p_ci * spec["W_BITS"])
+    write_mem(b_file, conv_bias_rom_words(b_q, p_co, b_bits), p_co * b_bits)
+    params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file),
+                  B_FILE=str(b_file))
+    stimulus = directory / "stimulus.npz"
+    np.savez(stimulus, w_q=w_q, b_q=b_q, x_q=x_q)
+    return params, stimulus
+
+
+def run_conv(params, stimulus, build_dir, simulator="icarus"):
+    config = {"parameters": params, "stimulus": str(stimulus)}
+    return run_cocotb(CONV_SOURCES, "conv2d", "test_conv2d", build_dir, simulator=simulator,
+                      parameters=params,
+                      extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV})
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=list(CONV_CASES))
+def test_conv2d_matches_kernel(case, tmp_path):
+    params, stimulus = conv_case(CONV_CASES[case], tmp_path)
+    lint_verilator(CONV_SOURCES, "conv2d", params)
+    _assert_passed(run_conv(params, stimulus, tmp_path / "build"))
+
+
+@pytest.mark.slow
+def test_conv2d_in_verilator(tmp_path):
+    params, stimulus = conv_case(CONV_CASES["pad_3x3_s2"], tmp_path)
+    _assert_passed(run_conv(params, stimulus, tmp_path / "build_verilator", "verilator"))
+
+
+def test_conv2d_synthesizes_without_latches(tmp_path):
+    """LeNet's second layer: line buffer and weights in block RAM, multipliers on DSPs."""
+    params, _ = conv_case(dict(CONV_CASES["lenet_c2"], P_CO=4, P_CI=2), tmp_path)
+    log = synthesize(tmp_path, CONV_SOURCES, "conv2d", params)
+    assert latch_report(log) == []
+    stats = log[log.rfind("Printing statistics"):]
+    assert re.search(r"RAMB(18|36)E1\s+\d+", stats), "line buffer / ROM not in block RAM"
+    assert re.search(r"DSP48E1\s+\d+", stats), "expected the multipliers on DSP blocks"
+
+
+# ------------------------------------------------------------------------ pool2d
+POOL_CASES = {
+    # LeNet's pools: 2x2 stride 2 over 6x24x24 (max) and 16x8x8 (average)
+    "max_2x2_lenet": dict(C=6, H=24, W=24, KH=2, KW=2, STRIDE=2, **NO_PAD, MODE=0, frames=2),
+    "avg_2x2": dict(C=4, H=8, W=8, KH=2, KW=2, STRIDE=2, **NO_PAD, MODE=1, frames=3),
+    # odd size (last row/column dropped), 3x3 stride 2 with padding; average by reciprocal
+    "max_3x3_s2_pad": dict(C=2, H=7, W=6, KH=3, KW=3, STRIDE=2, PAD_T=1, PAD_L=1, PAD_B=1,
+                           PAD_R=0, MODE=0, frames=4),
+    "avg_3x3_s1_pad": dict(C=2, H=5, W=6, KH=3, KW=3, STRIDE=1, PAD_T=1, PAD_L=1, PAD_B=1,
+                           PAD_R=1, MODE=1, frames=4),
+    # global average pool over a 5x5 plane (N = 25), narrow activations
+    "global_avg_5x5": dict(C=3, H=5, W=5, KH=5, KW=5, STRIDE=1, **NO_PAD, MODE=1, frames=5,
+                           IN_BITS=4),
+}
+
+
+def pool_case(spec: dict, directory: Path, seed: int = 0):
+    spec = dict(spec)
+    frames = spec.pop("frames")
+    spec.setdefault("IN_BITS", 8)
+    rng = np.random.default_rng(seed)
+    x_q = edge_frames(rng, (spec["C"], spec["H"], spec["W"]), spec["IN_BITS"],
+                      max(0, frames - 3))
+    x_q = np.concatenate([x_q[3:], x_q[:3]])[:frames]  # random frames first
+    stimulus = directory / "stimulus.npz"
+    np.savez(stimulus, x_q=x_q)
+    return spec, stimulus
+
+
+def run_pool(params, stimulus, build_dir, simulator="icarus"):
+    config = {"parameters": params, "stimulus": str(stimulus)}
+    return run_cocotb(POOL_SOURCES, "pool2d", "test_pool2d", build_dir, simulator=simulator,
+                      parameters=params,
+                      extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV})
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=list(POOL_CASES))
+def test_pool2d_matches_kernel(case, tmp_path):
+    params, stimulus = pool_case(POOL_CASES[case], tmp_path)
+    lint_verilator(POOL_SOURCES, "pool2d", params)
+    _assert_passed(run_pool(params, stimulus, tmp_path / "build"))
+
+
+@pytest.mark.slow
+def test_pool2d_in_verilator(tmp_path):
+    params, stimulus = pool_case(POOL_CASES["avg_3x3_s1_pad"], tmp_path)
+    _assert_passed(run_pool(params, stimulus, tmp_path / "build_verilator", "verilator"))
+
+
+@pytest.mark.parametrize("mode", [pytest.param(0, marks=pytest.mark.slow), 1],
+                         ids=["max", "avg_reciprocal"])
+def test_pool2d_synthesizes_without_latches(mode, tmp_path):
+    """No latches in either mode (the quick run synthesizes the larger, average datapath)."""
+    kernel = 2 if mode == 0 else 3
+    params = dict(C=2, H=6, W=6, KH=kernel, KW=kernel, STRIDE=kernel, **NO_PAD, MODE=mode,
+                  IN_BITS=8)
+    log = synthesize(tmp_path, POOL_SOURCES, "pool2d", params)
+    assert "Printing statistics" in log and latch_report(log) == []
