@@ -14,9 +14,14 @@ from pathlib import Path
 import numpy as np
 
 # The closed set of operations. Float graphs use the first group; `lower` produces the second.
-FLOAT_OPS = {"dense", "bias_add", "relu", "flatten", "identity", "softmax", "log_softmax"}
-INTEGER_OPS = {"quantize", "dense", "requantize", "flatten", "dequantize"}
+# `circulant` is a block-circulant dense layer computed by fixed-point FFTs (docs/fixed-point.md,
+# "Block-circulant layers"): its inputs are x, the integer weight matrix (exactly block-circulant),
+# the bias and the stored weight spectra (real, imaginary); it outputs an accumulator as dense does.
+FLOAT_OPS = {"dense", "bias_add", "relu", "flatten", "identity", "softmax", "log_softmax",
+             "conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "batchnorm"}  # docs/ir.md: attrs, semantics
+INTEGER_OPS = {"quantize", "dense", "circulant", "requantize", "flatten", "dequantize"}
 OPS = FLOAT_OPS | INTEGER_OPS
+WEIGHTED_OPS = ("dense", "circulant")   # ops whose inputs[1] is a weight matrix [n_out, n_in]
 
 FORMAT_VERSION = 1
 
@@ -101,8 +106,12 @@ class Graph:
                 return n
         raise KeyError(name)
 
-    def weighted_nodes(self) -> list[Node]:
-        return [n for n in self.nodes if n.op == "dense"]
+    def weighted_nodes(self, include_conv: bool = False) -> list[Node]:
+        """Layers with a weight in inputs[1], in graph order. By default only those whose weight
+        is a matrix [n_out, n_in] (WEIGHTED_OPS), which is what every pass and backend that
+        indexes it assumes; include_conv=True adds conv2d (weight [C_out, C_in, kH, kW])."""
+        ops = (*WEIGHTED_OPS, "conv2d") if include_conv else WEIGHTED_OPS
+        return [n for n in self.nodes if n.op in ops]
 
     def producer(self, tensor: str) -> Node | None:
         for n in self.nodes:

@@ -49,9 +49,60 @@ def _dense(args, node):
     return F.linear(x, w, args[2] if len(args) > 2 else None)
 
 
+def _per_channel(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A [C] vector shaped to broadcast along axis 1 of x ([N, C] or [N, C, H, W])."""
+    return v.reshape(1, -1, *([1] * (x.dim() - 2)))
+
+
+def _symmetric(node) -> bool:
+    """pads [top, left, bottom, right] that torch's own padding argument expresses (at most half
+    the kernel, as torch's pooling requires)."""
+    top, left, bottom, right = node.attrs["pads"]
+    kh, kw = node.attrs["kernel"]
+    return top == bottom and left == right and top <= kh // 2 and left <= kw // 2
+
+
+def _pad(x: torch.Tensor, node, value: float = 0.0) -> torch.Tensor:
+    top, left, bottom, right = node.attrs["pads"]
+    return F.pad(x, (left, right, top, bottom), value=value)
+
+
+def _conv2d(args, node):
+    x, w, b = args[0], args[1], (args[2] if len(args) > 2 else None)
+    top, left, bottom, right = node.attrs["pads"]
+    if top == bottom and left == right:
+        return F.conv2d(x, w, b, stride=tuple(node.attrs["stride"]), padding=(top, left))
+    return F.conv2d(_pad(x, node), w, b, stride=tuple(node.attrs["stride"]))
+
+
+def _maxpool2d(args, node):
+    k, s = tuple(node.attrs["kernel"]), tuple(node.attrs["stride"])
+    if _symmetric(node):  # torch pads max pooling with -inf, as ONNX does
+        return F.max_pool2d(args[0], k, s, padding=tuple(node.attrs["pads"][:2]))
+    return F.max_pool2d(_pad(args[0], node, float("-inf")), k, s)
+
+
+def _avgpool2d(args, node):
+    k, s = tuple(node.attrs["kernel"]), tuple(node.attrs["stride"])
+    include = bool(node.attrs.get("count_include_pad", False))
+    x = args[0]
+    if _symmetric(node):
+        return F.avg_pool2d(x, k, s, padding=tuple(node.attrs["pads"][:2]), count_include_pad=include)
+    total = F.avg_pool2d(_pad(x, node), k, s)          # sum / (kH * kW), padding counted
+    if include:
+        return total
+    inside = F.avg_pool2d(_pad(torch.ones_like(x[:1, :1]), node), k, s)   # real pixels / (kH * kW)
+    return total / inside
+
+
 _OPS = {
     "dense": _dense,
-    "bias_add": lambda a, n: a[0] + a[1],
+    "bias_add": lambda a, n: a[0] + a[1],   # ONNX broadcasting: [F] per feature, [C, 1, 1] per channel
+    "conv2d": _conv2d,
+    "maxpool2d": _maxpool2d,
+    "avgpool2d": _avgpool2d,
+    "global_avgpool": lambda a, n: a[0].mean(dim=(2, 3), keepdim=True),
+    "batchnorm": lambda a, n: a[0] * _per_channel(a[1], a[0]) + _per_channel(a[2], a[0]),
     "relu": lambda a, n: F.relu(a[0]),
     "flatten": lambda a, n: a[0].flatten(1),
     "identity": lambda a, n: a[0],

@@ -65,15 +65,16 @@ def with_params(graph: Graph, params: dict[str, np.ndarray]) -> Graph:
 
 
 def reinitialize(graph: Graph, seed: int) -> Graph:
-    """Fresh weights of the same architecture (torch.nn.Linear's default initialization):
-    the starting point of shadow models."""
+    """Fresh weights of the same architecture (torch.nn.Linear's and Conv2d's default
+    initialization): the starting point of shadow models. A batchnorm left explicit keeps its
+    (folded, per-channel) scale and shift."""
     rng = torch.Generator().manual_seed(seed)
     g = graph.copy()
-    for node in g.weighted_nodes():
+    for node in g.weighted_nodes(include_conv=True):
         w = torch.empty(g.params[node.inputs[1]].shape)
         torch.nn.init.kaiming_uniform_(w, a=5 ** 0.5, generator=rng)
         g.params[node.inputs[1]] = w.numpy()
         if len(node.inputs) > 2:
-            bound = 1 / w.shape[1] ** 0.5
+            bound = 1 / w[0].numel() ** 0.5   # 1 / sqrt(fan_in): n_in, or C_in * kH * kW
             g.params[node.inputs[2]] = (torch.rand(w.shape[0], generator=rng) * 2 * bound - bound).numpy()
     return g

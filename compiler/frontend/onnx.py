@@ -2,13 +2,23 @@
 
 Every node is checked before any Graph is built, and all unsupported nodes are reported in one
 error (name, op type, why), so a user never discovers an unsupported layer deep in a build.
-The mapping is one ONNX node to one IR node; `canonicalize` then fuses MatMul + Add into dense
-and drops Identity/Dropout. Nodes whose inputs are all constants (Transpose of a weight, Constant,
-shape arithmetic) are folded here with onnx's reference evaluator.
+The mapping is one ONNX node to one IR node (a ReduceMean with keepdims=0 becomes
+global_avgpool + flatten); `canonicalize` then fuses MatMul + Add into dense, folds
+BatchNormalization into the conv/dense before it and drops Identity/Dropout. Nodes whose inputs
+are all constants (Transpose of a weight, Constant, shape arithmetic) are folded here with onnx's
+reference evaluator.
+
+Convolutional networks (docs/ir.md lists the ops and their attributes): 2-D Conv (groups=1, no
+dilation; pads explicit or auto_pad), MaxPool / AveragePool (2-D, ceil_mode=0, no dilation),
+GlobalAveragePool (and ReduceMean over H, W, as the dynamo exporter writes it), inference-form
+BatchNormalization over [N, C] or [N, C, H, W], and a Flatten or Reshape from NCHW to
+[N, C*H*W]. A Reshape's target shape may be computed from `Shape` of a tensor (torch's
+`x.view(x.size(0), -1)`): Shape is folded with a probe batch size, and its result may feed only
+a flattening Reshape.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +29,10 @@ from onnx.reference import ReferenceEvaluator
 from compiler.ir import Graph, Node, TensorSpec
 
 MIN_OPSET = 6  # the onnx package's own pytorch-converted tests use opset 6 for these ops
+PROBE_BATCH = 7  # batch size standing in for a dynamic batch dimension: cannot be confused with a feature count
+SUPPORTED = ("Gemm, MatMul, Add, Relu, Flatten, Reshape-as-flatten, Identity, Dropout, Conv, MaxPool, "
+             "AveragePool, GlobalAveragePool, ReduceMean over H and W, BatchNormalization, "
+             "trailing Softmax/LogSoftmax")
 
 
 class FrontendError(ValueError):
@@ -33,6 +47,8 @@ class _Ctx:
     shapes: dict[str, tuple]
     opset: int
     graph_outputs: set[str]
+    batch: int = PROBE_BATCH                                   # the input's static batch size, else PROBE_BATCH
+    batch_dependent: set[str] = field(default_factory=set)   # folded values computed from a Shape
 
 
 def load_onnx(path: str | Path) -> Graph:
@@ -103,18 +119,40 @@ def _context(path: Path, model: onnx.ModelProto) -> _Ctx:
     for i, n in enumerate(model.graph.node):
         if not n.name:
             n.name = f"{n.op_type}_{i}"  # unnamed nodes (hand-written models) get a stable name
-    return _Ctx(path, model, consts, shapes, opset, {o.name for o in model.graph.output})
+    ctx = _Ctx(path, model, consts, shapes, opset, {o.name for o in model.graph.output})
+    real_inputs = [i.name for i in model.graph.input if i.name not in consts]
+    input_shape = shapes.get(real_inputs[0]) if len(real_inputs) == 1 else None
+    if input_shape and input_shape[0]:
+        ctx.batch = int(input_shape[0])
+    return ctx
 
 
 def _fold_constants(ctx: _Ctx) -> None:
     for n in ctx.model.graph.node:
-        if n.op_type == "Constant" or (n.input and all(i in ctx.consts for i in n.input if i)):
+        if n.op_type == "Shape" and n.input[0] not in ctx.consts:
+            _fold_shape(ctx, n)
+        elif n.op_type == "Constant" or (n.input and all(i in ctx.consts for i in n.input if i)):
             try:
                 outs = ReferenceEvaluator(_single_node_model(ctx, n)).run(
                     None, {i: ctx.consts[i] for i in n.input if i})
             except Exception as e:
                 raise FrontendError(f"{ctx.path}: node {n.name!r} ({n.op_type}): cannot fold constant ({e})") from None
             ctx.consts.update(zip(n.output, (np.asarray(o) for o in outs)))
+            if any(i in ctx.batch_dependent for i in n.input):
+                ctx.batch_dependent.update(n.output)
+
+
+def _fold_shape(ctx: _Ctx, n: onnx.NodeProto) -> None:
+    """Shape of a computed tensor whose shape is static except the batch dimension: folded with
+    ctx.batch in place of the batch size and marked batch-dependent (only a flattening Reshape
+    may consume what is computed from it; see _why_unsupported)."""
+    shape = ctx.shapes.get(n.input[0])
+    if shape is None or not shape or any(d is None for d in shape[1:]):
+        return  # left live: reported as an unsupported Shape node
+    a = _attrs(n)
+    dims = np.array([ctx.batch if shape[0] is None else shape[0], *shape[1:]], np.int64)
+    ctx.consts[n.output[0]] = dims[a.get("start", 0):a.get("end", len(dims))]
+    ctx.batch_dependent.add(n.output[0])
 
 
 def _single_node_model(ctx: _Ctx, n: onnx.NodeProto) -> onnx.ModelProto:
@@ -151,6 +189,10 @@ def _why_unsupported(ctx: _Ctx, n: onnx.NodeProto) -> str | None:
     op = n.op_type
     if n.domain not in ("", "ai.onnx"):
         return f"custom domain {n.domain!r} is not supported"
+    for i, t in enumerate(n.input):
+        if t in ctx.batch_dependent and not (op == "Reshape" and i == 1):
+            return (f"input {t!r} is computed from a Shape (it depends on the batch size); only a "
+                    "flattening Reshape may use such a value")
     if op == "Gemm":
         if a.get("transA", 0):
             return "transA=1 is not supported"
@@ -170,6 +212,17 @@ def _why_unsupported(ctx: _Ctx, n: onnx.NodeProto) -> str | None:
         if len(const) != 1 or ctx.consts[const[0]].squeeze().ndim > 1:
             return "only adding a constant bias vector is supported"
         return None
+    if op == "Conv":
+        return _why_window_unsupported(ctx, n, a, "convolution")
+    if op in ("MaxPool", "AveragePool"):
+        return _why_window_unsupported(ctx, n, a, "max pooling" if op == "MaxPool" else "average pooling")
+    if op == "GlobalAveragePool":
+        rank = _rank(ctx, n.input[0])
+        return None if rank == 4 else _dims_problem(rank, "global average pooling")
+    if op == "ReduceMean":
+        return _why_reduce_mean_unsupported(ctx, n, a)
+    if op == "BatchNormalization":
+        return _why_batchnorm_unsupported(ctx, n, a)
     if op in ("Relu", "Identity", "Dropout"):
         return None
     if op == "Flatten":
@@ -184,8 +237,127 @@ def _why_unsupported(ctx: _Ctx, n: onnx.NodeProto) -> str | None:
         if n.output[0] not in ctx.graph_outputs:
             return "only a trailing (graph-output) softmax is supported"
         return None
-    return "op type is not supported by mpc (supported: Gemm, MatMul, Add, Relu, Flatten, " \
-           "Reshape-as-flatten, Identity, Dropout, trailing Softmax/LogSoftmax)"
+    return f"op type is not supported by mpc (supported: {SUPPORTED})"
+
+
+def _dims_problem(rank: int | None, what: str) -> str:
+    if rank is None:
+        return f"the input's rank is unknown (2-D {what} needs [N, C, H, W])"
+    if rank > 2:
+        return f"{rank - 2}-D {what} is not supported (only 2-D: input [N, C, H, W])"
+    return f"{what} needs a [N, C, H, W] input (rank {rank} given)"
+
+
+def _str_attr(value, default: str) -> str:
+    if value is None:
+        return default
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _window(ctx: _Ctx, n: onnx.NodeProto, a: dict) -> tuple[dict, list[str]]:
+    """IR attrs {kernel, stride, pads} of a 2-D Conv / MaxPool / AveragePool, and the problems
+    that keep it from being supported. pads are [top, left, bottom, right] (ONNX's order)."""
+    problems = []
+    if n.op_type == "Conv":
+        kernel = list(a.get("kernel_shape", ctx.consts[n.input[1]].shape[2:]))
+        if kernel != list(ctx.consts[n.input[1]].shape[2:]):
+            problems.append(f"kernel_shape {kernel} differs from the weight's {list(ctx.consts[n.input[1]].shape[2:])}")
+    else:
+        kernel = list(a.get("kernel_shape", []))
+    stride = list(a.get("strides", [1] * len(kernel)))
+    dil = list(a.get("dilations", [1] * len(kernel)))
+    if len(kernel) != 2 or len(stride) != 2:
+        return {}, [f"kernel_shape {kernel} / strides {stride} must have 2 entries"]
+    if any(d != 1 for d in dil):
+        problems.append(f"dilated {'convolution' if n.op_type == 'Conv' else 'pooling'} "
+                        f"(dilations={dil}) is not supported")
+    if any(k < 1 for k in kernel) or any(s < 1 for s in stride):
+        problems.append(f"kernel_shape {kernel} and strides {stride} must be positive")
+    auto_pad = _str_attr(a.get("auto_pad"), "NOTSET")
+    hw = ctx.shapes.get(n.input[0], (None,) * 4)[2:]
+    if auto_pad == "NOTSET":
+        pads = list(a.get("pads", [0, 0, 0, 0]))
+    elif auto_pad == "VALID":
+        pads = [0, 0, 0, 0]
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER") and all(hw) and all(s >= 1 for s in stride):
+        begin, end = [], []
+        for size, k, s in zip(hw, kernel, stride):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            small, big = total // 2, total - total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else big)
+            end.append(big if auto_pad == "SAME_UPPER" else small)
+        pads = begin + end
+    else:
+        return {}, problems + [f"auto_pad={auto_pad} is not supported"]
+    if len(pads) != 4 or any(p < 0 for p in pads):
+        problems.append(f"pads {pads} must be 4 non-negative numbers")
+    elif n.op_type != "Conv" and any(p >= k for p, k in zip(pads, kernel + kernel)):
+        problems.append(f"pads {pads} must be smaller than the kernel {kernel}")
+    if not all(hw):
+        problems.append("the input's height and width must be known")
+    elif not problems and any(size + pads[i] + pads[i + 2] < k for i, (size, k) in enumerate(zip(hw, kernel))):
+        problems.append(f"the kernel {kernel} is larger than the padded input {list(hw)}")
+    return {"kernel": kernel, "stride": stride, "pads": pads}, problems
+
+
+def _why_window_unsupported(ctx: _Ctx, n: onnx.NodeProto, a: dict, what: str) -> str | None:
+    rank = _rank(ctx, n.input[0])
+    problems = []
+    if n.op_type == "Conv":
+        if n.input[1] not in ctx.consts:
+            return "weight W must be a constant initializer"
+        if len(n.input) > 2 and n.input[2] and n.input[2] not in ctx.consts:
+            return "bias B must be a constant initializer"
+        rank = rank if rank is not None else ctx.consts[n.input[1]].ndim
+        if rank != 4:
+            return _dims_problem(rank, what)
+        group = a.get("group", 1)
+        if group != 1:
+            depthwise = ", depthwise" if ctx.consts[n.input[1]].shape[1] == 1 else ""
+            problems.append(f"grouped convolution (groups={group}{depthwise}) is not supported")
+    elif rank != 4:
+        return _dims_problem(rank, what)
+    if a.get("ceil_mode", 0):
+        problems.append("ceil_mode=1 is not supported")
+    if a.get("storage_order", 0):
+        problems.append("storage_order=1 is not supported")
+    if n.op_type == "MaxPool" and len(n.output) > 1 and n.output[1]:
+        problems.append("the Indices output is not supported")
+    problems += _window(ctx, n, a)[1]
+    return "; ".join(problems) or None
+
+
+def _reduce_axes(ctx: _Ctx, n: onnx.NodeProto, a: dict) -> list[int] | None:
+    if len(n.input) > 1 and n.input[1]:
+        return [int(v) for v in ctx.consts[n.input[1]].ravel()] if n.input[1] in ctx.consts else None
+    return list(a["axes"]) if "axes" in a else []
+
+
+def _why_reduce_mean_unsupported(ctx: _Ctx, n: onnx.NodeProto, a: dict) -> str | None:
+    rank = _rank(ctx, n.input[0])
+    axes = _reduce_axes(ctx, n, a)
+    if rank != 4 or axes is None or sorted(x % 4 for x in axes) != [2, 3]:
+        return f"only a mean over H and W of [N, C, H, W] (global average pooling) is supported " \
+               f"(axes={axes}, rank={rank})"
+    return None
+
+
+def _why_batchnorm_unsupported(ctx: _Ctx, n: onnx.NodeProto, a: dict) -> str | None:
+    rank = _rank(ctx, n.input[0])
+    problems = []
+    if any(i not in ctx.consts for i in n.input[1:5]):
+        problems.append("scale, bias, mean and variance must be constant initializers")
+    if rank not in (2, 4):
+        problems.append(f"only BatchNormalization over [N, C] or [N, C, H, W] is supported (rank {rank} given)")
+    if ctx.opset < 7 and not a.get("is_test", 0):
+        problems.append("training-mode BatchNormalization (is_test=0) is not supported")
+    if ctx.opset < 9 and a.get("spatial", 1) != 1:
+        problems.append("spatial=0 is not supported")
+    if a.get("training_mode", 0):
+        problems.append("training-mode BatchNormalization (training_mode=1) is not supported")
+    if any(o for o in n.output[1:]):
+        problems.append("the running-statistics outputs (training mode) are not supported")
+    return "; ".join(problems) or None
 
 
 def _why_reshape_unsupported(ctx: _Ctx, n: onnx.NodeProto) -> str | None:
@@ -195,14 +367,29 @@ def _why_reshape_unsupported(ctx: _Ctx, n: onnx.NodeProto) -> str | None:
     if shape is None or any(d is None for d in shape[1:]):
         return "input shape must be known (except the batch dimension)"
     features = int(np.prod(shape[1:]))
-    probe = np.zeros((7,) + tuple(shape[1:]))  # 7: any batch size that cannot be confused with a feature count
-    try:
-        target = [int(d) for d in ctx.consts[n.input[1]]]
-        target = [probe.shape[i] if d == 0 else d for i, d in enumerate(target)]
-        out = probe.reshape(target).shape
-    except ValueError:
+    # ctx.batch: the model's static batch size, else 7 (cannot be confused with a feature count)
+    probe = (ctx.batch, *shape[1:])
+    target = [int(d) for d in ctx.consts[n.input[1]].ravel()]
+    if _attrs(n).get("allowzero", 0) and 0 in target:
+        return "allowzero=1 with a 0 in the target shape is not supported"
+    out = _reshaped(probe, target)
+    if out is None:
         return "target shape does not fit the input"
-    return None if out == (7, features) else "only a reshape that flattens to [batch, features] is supported"
+    return None if out == (ctx.batch, features) else "only a reshape that flattens to [batch, features] is supported"
+
+
+def _reshaped(shape: tuple[int, ...], target: list[int]) -> tuple[int, ...] | None:
+    """ONNX Reshape's output shape (0 copies the input dimension, one -1 is inferred), or None."""
+    if target.count(-1) > 1 or any(d < -1 for d in target) or any(d == 0 and i >= len(shape)
+                                                                    for i, d in enumerate(target)):
+        return None
+    dims = [shape[i] if d == 0 else d for i, d in enumerate(target)]
+    total, known = int(np.prod(shape)), int(np.prod([d for d in dims if d != -1]))
+    if -1 in dims:
+        if known == 0 or total % known:
+            return None
+        dims[dims.index(-1)] = total // known
+    return tuple(dims) if int(np.prod(dims)) == total else None
 
 
 # ---- building --------------------------------------------------------------------------------
@@ -211,7 +398,8 @@ def _build_graph(ctx: _Ctx) -> Graph:
     params: dict[str, np.ndarray] = {}
     nodes: list[Node] = []
     for n in _live_nodes(ctx):
-        nodes.append(_convert(ctx, n, params))
+        converted = _convert(ctx, n, params)
+        nodes.extend(converted if isinstance(converted, list) else [converted])
     real_inputs = [i for i in g.input if i.name not in ctx.consts]
     if len(real_inputs) != 1 or len(g.output) != 1:
         raise FrontendError(f"{ctx.path}: mpc compiles models with exactly one input and one output "
@@ -231,7 +419,7 @@ def _build_graph(ctx: _Ctx) -> Graph:
     return graph
 
 
-def _convert(ctx: _Ctx, n: onnx.NodeProto, params: dict) -> Node:
+def _convert(ctx: _Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]:
     a = _attrs(n)
     op = n.op_type
     if op == "Gemm":
@@ -250,8 +438,37 @@ def _convert(ctx: _Ctx, n: onnx.NodeProto, params: dict) -> Node:
     if op == "Add":
         const = next(i for i in n.input if i in ctx.consts)
         x = next(i for i in n.input if i != const)
-        params[f"{n.name}.bias"] = ctx.consts[const].astype(np.float32).reshape(-1)
+        b = ctx.consts[const].astype(np.float32)
+        if (_rank(ctx, x) or 2) <= 2 or b.ndim <= 1:
+            b = b.reshape(-1)
+        while b.ndim > 1 and b.shape[0] == 1:  # ONNX broadcasting: [1, C, 1, 1] is [C, 1, 1]
+            b = b[0]
+        params[f"{n.name}.bias"] = np.ascontiguousarray(b)
         return Node("bias_add", n.name, [x, f"{n.name}.bias"], [n.output[0]])
+    if op == "Conv":
+        params[f"{n.name}.weight"] = np.ascontiguousarray(ctx.consts[n.input[1]].astype(np.float32))
+        inputs = [n.input[0], f"{n.name}.weight"]
+        if len(n.input) > 2 and n.input[2]:
+            params[f"{n.name}.bias"] = ctx.consts[n.input[2]].astype(np.float32).reshape(-1)
+            inputs.append(f"{n.name}.bias")
+        return Node("conv2d", n.name, inputs, [n.output[0]], attrs=_window(ctx, n, a)[0])
+    if op == "MaxPool":
+        return Node("maxpool2d", n.name, [n.input[0]], [n.output[0]], attrs=_window(ctx, n, a)[0])
+    if op == "AveragePool":  # count_include_pad: absent before opset 7, where the default is 0
+        attrs = {**_window(ctx, n, a)[0], "count_include_pad": bool(a.get("count_include_pad", 0))}
+        return Node("avgpool2d", n.name, [n.input[0]], [n.output[0]], attrs=attrs)
+    if op == "GlobalAveragePool" or (op == "ReduceMean" and a.get("keepdims", 1)):
+        return Node("global_avgpool", n.name, [n.input[0]], [n.output[0]])
+    if op == "ReduceMean":  # keepdims=0: [N, C, H, W] -> [N, C]
+        pooled = f"{n.name}.pooled"
+        return [Node("global_avgpool", n.name, [n.input[0]], [pooled]),
+                Node("flatten", f"{n.name}.flatten", [pooled], [n.output[0]])]
+    if op == "BatchNormalization":  # inference form as a per-channel affine map (docs/ir.md)
+        gamma, beta, mean, var = (ctx.consts[i].astype(np.float64).reshape(-1) for i in n.input[1:5])
+        scale = gamma / np.sqrt(var + float(a.get("epsilon", 1e-5)))
+        params[f"{n.name}.scale"] = scale.astype(np.float32)
+        params[f"{n.name}.shift"] = (beta - mean * scale).astype(np.float32)
+        return Node("batchnorm", n.name, [n.input[0], f"{n.name}.scale", f"{n.name}.shift"], [n.output[0]])
     simple = {"Relu": "relu", "Flatten": "flatten", "Reshape": "flatten", "Identity": "identity",
               "Dropout": "identity", "Softmax": "softmax", "LogSoftmax": "log_softmax"}
     return Node(simple[op], n.name, [n.input[0]], [n.output[0]])
