@@ -9,9 +9,19 @@ audited with the loss-threshold, shadow-model (Shokri) and LiRA-online attacks. 
 data set share one set of shadow models (same architecture, pool and seed; see docs/audit.md).
 
 A row is (name, recipe, target): the recipe is what `mpc compile --recipe` takes (a dict written
-as TOML), the target which model of the build is attacked ("original" = the float import,
-"compiled" = the integer model's exact outputs). Rows whose passes are not registered yet are
+as TOML), the target which model(s) of the build are attacked, one table line each: "float" = the
+float model the flow hands to `lower` (the compressed or defended float weights; the canonicalized
+import for a flow without such a pass), "compiled" = the integer model's exact outputs (golden executor),
+"original" = the float import, or any checkpoint name. Every compressed row is measured as float
+and as compiled integer model from one build. Rows whose passes are not registered yet are
 skipped with a note, so rows for passes still being written can be listed now.
+
+Compression rows share one budget: 80% of every layer's weights pruned (the classifier layer
+included) with 60 epochs of training from the target's weights (magnitude: 60 epochs of masked
+retraining; ADMM and privacy-aware ADMM: 30 ADMM + 30 masked retraining; prune+quantize adds
+30 + 30 for the 4-bit phase); circulant: block size 8 on the hidden layers, 60 epochs; Min-Max:
+20 epochs, lambda 3. The table's "kept" column is the stored weights as a share of the dense
+model's (nonzeros for pruned layers, one vector per block for circulant ones).
 """
 from __future__ import annotations
 
@@ -32,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.datasets import (MlpRecipe, default_data_root, load_digits, load_location, load_mnist,  # noqa: E402
                                  member_split, train_onnx_mlp)
 from compiler import api  # noqa: E402
+from compiler.audit.targets import checkpoint_names, load_target  # noqa: E402
 from compiler.exec.train import TrainConfig  # noqa: E402
 from compiler.passes.base import REGISTRY  # noqa: E402
 
@@ -42,17 +53,26 @@ ATTACKS = {"loss": "loss_threshold", "shadow": "shadow", "LiRA": "lira_online"}
 class Row:
     name: str
     recipe: dict = field(default_factory=dict)   # {} = the target's default flow
-    target: str = "compiled"
+    target: str | tuple[str, ...] = ("float", "compiled")
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return (self.target,) if isinstance(self.target, str) else tuple(self.target)
 
 
+def _flow(middle: str, **options) -> dict:
+    return {"passes": ["canonicalize", middle, "lower"], middle: options}
+
+
+ADMM_BUDGET = {"admm_epochs": 30, "retrain_epochs": 30}
 ROWS = [
-    Row("baseline (float)", {}, target="original"),
-    Row("compiled (integer)", {"passes": ["canonicalize", "lower"]}),
-    # Compression rows join here as their passes land, e.g.
-    # Row("magnitude pruning 80%", {"passes": ["canonicalize", "admm", "lower"], "admm": {"sparsity": 0.8}}),
-    Row("Min-Max (lambda 3)", {"passes": ["canonicalize", "minmax", "lower"], "minmax": {"lambda_": 3.0}}),
-    Row("privacy-aware ADMM 80%", {"passes": ["canonicalize", "privacy_admm", "lower"],
-                                   "privacy_admm": {"sparsity": 0.8, "lambda_": 3.0}}),
+    Row("no compression", {"passes": ["canonicalize", "lower"]}, target=("original", "compiled")),
+    Row("magnitude pruning 80%", _flow("magnitude_prune", sparsity=0.8, epochs=60)),
+    Row("ADMM pruning 80%", _flow("admm", sparsity=0.8, **ADMM_BUDGET)),
+    Row("ADMM 80% + 4-bit weights", _flow("admm", sparsity=0.8, bits=4, **ADMM_BUDGET)),
+    Row("circulant b=8 (hidden layers)", _flow("circulant", block_size=8, epochs=60)),
+    Row("Min-Max (lambda 3)", _flow("minmax", lambda_=3.0, epochs=20)),
+    Row("privacy-aware ADMM 80% (lambda 3)", _flow("privacy_admm", sparsity=0.8, lambda_=3.0, **ADMM_BUDGET)),
 ]
 
 
@@ -121,19 +141,48 @@ def run_data_set(spec: DataSpec, root: Path, shadows: int, work: Path, seed: int
             print(f"  note: row '{row.name}' skipped: pass(es) {', '.join(missing)} not registered")
             continue
         start = time.perf_counter()
-        out = compile_row(row, model, data, work, index)
-        audit = api.audit(out, attacks=list(ATTACKS.values()), targets=row.target, shadows=shadows, seed=seed,
-                          shadow_training=training, shadow_cache=cache, log=lambda *_: None, progress=False)
-        target = audit["targets"][row.target]
-        rows.append({"row": row.name, "test_accuracy": target["test_accuracy"],
-                     "train_accuracy": target["train_accuracy"],
-                     "attacks": {label: target["attacks"][name] for label, name in ATTACKS.items()},
-                     "seconds": round(time.perf_counter() - start, 1)})
-        print(f"  {row.name}: done in {rows[-1]['seconds']} s")
+        try:
+            out = compile_row(row, model, data, work, index)
+        except api.MpcError as e:
+            print(f"  note: row '{row.name}' skipped: compile failed: {e}")
+            continue
+        names = {t: resolve_target(out, t) for t in row.targets}
+        audit = api.audit(out, attacks=list(ATTACKS.values()), targets=list(dict.fromkeys(names.values())),
+                          shadows=shadows, seed=seed, shadow_training=training, shadow_cache=cache,
+                          log=lambda *_: None, progress=False)
+        seconds = round(time.perf_counter() - start, 1)
+        for label, name in names.items():
+            target = audit["targets"][name]
+            rows.append({"row": row.name, "target": label, "model": name, "kind": target["kind"],
+                         "recipe": row.recipe, "kept_weights": kept_weights(out, name),
+                         "test_accuracy": target["test_accuracy"], "train_accuracy": target["train_accuracy"],
+                         "attacks": {a: target["attacks"][attack] for a, attack in ATTACKS.items()},
+                         "seconds": seconds})
+        print(f"  {row.name}: done in {seconds} s")
     return {"data_set": spec.name, "members": spec.members, "non_members": spec.non_members,
             "mlp": {"hidden": list(spec.mlp.hidden), "epochs": spec.mlp.epochs, "lr": spec.mlp.lr,
                     "batch_size": spec.mlp.batch_size},
             "shadows": shadows, "seed": seed, "rows": rows}
+
+
+def resolve_target(out: Path, target: str) -> str:
+    """"float": the last float checkpoint before `lower` (the flow's compressed float model)."""
+    if target != "float":
+        return target
+    floats = [n for n in checkpoint_names(out) if not n.endswith("-lower")]
+    return floats[-1]
+
+
+def kept_weights(out: Path, target: str) -> float:
+    """Stored weights over the dense model's: nonzeros, or one length-b vector per circulant block."""
+    graph = load_target(out, target).graph
+    stored = dense = 0
+    for node in graph.weighted_nodes():
+        w = graph.params[node.inputs[1]]
+        dense += w.size
+        info = node.annotations.get("circulant")
+        stored += info["stored_weights"] if info else int(np.count_nonzero(w))
+    return stored / dense
 
 
 def _fmt(v, pct=True) -> str:
@@ -148,14 +197,23 @@ def render(result: dict) -> str:
             f"MLP {'-'.join(map(str, mlp['hidden']))} hidden, {mlp['epochs']} epochs (Adam, lr {mlp['lr']}), "
             f"{result['shadows']} shadow models")
     cols = " | ".join(f"{a} acc | {a} AUC | {a} TPR@0.1%" for a in ATTACKS)
-    lines = [head, "", f"| model | test acc | {cols} |", "|---" * (2 + 3 * len(ATTACKS)) + "|"]
+    lines = [head, "", f"| model | weights | kept | train acc | test acc | {cols} |",
+             "|---" * (5 + 3 * len(ATTACKS)) + "|"]
     for r in result["rows"]:
         cells = " | ".join(f"{_fmt(m['balanced_accuracy'])} | {_fmt(m['auc'], pct=False)} | "
                            f"{_fmt(m['tpr_at_0_1pct_fpr'])}" for m in r["attacks"].values())
-        lines.append(f"| {r['row']} | {_fmt(r['test_accuracy'])} | {cells} |")
+        lines.append(f"| {r['row']} | {r['kind']} ({r['model']}) | {_fmt(r['kept_weights'])} | "
+                     f"{_fmt(r['train_accuracy'])} | {_fmt(r['test_accuracy'])} | {cells} |")
     n = min(result["members"], result["non_members"])
     if n < 1000:
         lines += ["", f"n/a: an FPR of 0.1% is not resolvable with {n} non-members (needs 1,000)."]
+    lines += ["", "Recipes (epochs are training epochs from the target's weights; unlisted options at their "
+              "defaults):"]
+    for name, recipe in dict((r["row"], r["recipe"]) for r in result["rows"]).items():
+        tables = "; ".join(f"[{k}] " + ", ".join(f"{o}={v}" for o, v in opts.items())
+                           for k, opts in recipe.items() if isinstance(opts, dict))
+        lines.append(f"- {name}: {' -> '.join(recipe.get('passes', ['default flow']))}"
+                     + (f"; {tables}" if tables else ""))
     return "\n".join(lines)
 
 

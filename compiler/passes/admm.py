@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from compiler.exec.train import TrainConfig, train
+from compiler.exec.train import Penalty, TrainConfig, train
 from compiler.ir import FixedPoint, Graph
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, one_of, register
 from compiler.passes.lower import weight_format
@@ -59,16 +59,12 @@ class Admm(Pass):
 
     def run(self, graph: Graph, ctx) -> Graph:
         if graph.is_integer:
-            raise PassError("admm: runs on float graphs; put it before lower")
-        targets = layer_targets(graph, ctx)
+            raise PassError(f"{self.name}: runs on float graphs; put it before lower")
+        targets = layer_targets(graph, ctx, self.name)
         if not targets:
-            ctx.log("      admm: no layer asks for pruning or quantization; nothing to do")
+            ctx.log(f"      {self.name}: no layer asks for pruning or quantization; nothing to do")
             return graph.copy()
-        opts = ctx.options(self.name)
-        runner = _AdmmRunner(graph, ctx, opts, targets)
-        pruned = runner.prune()
-        result = runner.quantize(pruned) if any(t.bits for t in targets.values()) else pruned
-        return _annotate(result, targets, runner.formats)
+        return _AdmmRunner(graph, ctx, ctx.options(self.name), targets).compress()
 
 
 @dataclass
@@ -80,16 +76,17 @@ class LayerTarget:
     structure: str
 
 
-def layer_targets(graph: Graph, ctx) -> dict[str, LayerTarget]:
-    """Per-layer goals: the layer's own options, else the global sparsity spread by size."""
+def layer_targets(graph: Graph, ctx, pass_name: str = "admm") -> dict[str, LayerTarget]:
+    """Per-layer goals: the layer's own options, else the global sparsity spread by size.
+    `pass_name` is whose recipe table is read (`admm`, or a pass built on it: `privacy_admm`)."""
     dense = graph.weighted_nodes()
     shares = distribute_global_sparsity([graph.params[n.inputs[1]].size for n in dense],
-                                        ctx.options("admm")["global_sparsity"])
-    layer_tables = ctx.recipe.get("admm", {}).get("layers", {})
-    pass_table = ctx.recipe.get("admm", {})
+                                        ctx.options(pass_name)["global_sparsity"])
+    pass_table = ctx.recipe.get(pass_name, {})
+    layer_tables = pass_table.get("layers", {})
     targets = {}
     for node, global_share in zip(dense, shares):
-        opts = ctx.layer_options("admm", node.name)
+        opts = ctx.layer_options(pass_name, node.name)
         explicit = "sparsity" in layer_tables.get(node.name, {}) or "sparsity" in pass_table
         sparsity = opts["sparsity"] if explicit else global_share
         if sparsity > 0 or opts["bits"]:
@@ -147,10 +144,25 @@ def project_quantized(w: np.ndarray, mask: np.ndarray, fmt: FixedPoint) -> np.nd
 
 # ---- the ADMM loop --------------------------------------------------------------------------
 class _AdmmRunner:
-    def __init__(self, graph: Graph, ctx, opts: dict, targets: dict[str, LayerTarget]):
+    """The two ADMM phases and their retraining, all through exec.train.
+
+    `extra_penalty` (an exec.train Penalty, e.g. minmax.MinMaxGame.penalty) is added to every
+    training objective the runner builds: both ADMM phases (next to rho/2 ||W - Z + U||^2), the
+    masked retraining and the bias retraining. `data` overrides ctx.data as the training set
+    (its x_train/y_train are trained on), e.g. to hold a reference set out."""
+
+    def __init__(self, graph: Graph, ctx, opts: dict, targets: dict[str, LayerTarget],
+                 extra_penalty: Penalty | None = None, data=None):
         self.graph, self.ctx, self.opts, self.targets = graph, ctx, opts, targets
-        self.data = ctx.data
+        self.data = ctx.data if data is None else data
+        self.extra_penalty = extra_penalty
         self.formats: dict[str, FixedPoint] = {}
+
+    def compress(self) -> Graph:
+        """Prune, then quantize where a layer asks for bits, then annotate the result."""
+        pruned = self.prune()
+        result = self.quantize(pruned) if any(t.bits for t in self.targets.values()) else pruned
+        return _annotate(result, self.targets, self.formats)
 
     def _config(self, epochs: int) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=self.opts["batch_size"], lr=self.opts["lr"])
@@ -166,7 +178,7 @@ class _AdmmRunner:
         masks = self._masks(g)
         if self.opts["retrain_epochs"]:
             g = train(g, self.data.x_train, self.data.y_train, self._config(self.opts["retrain_epochs"]),
-                      seed=self.ctx.seed + 1, after_step=self._apply_masks(masks, {}),
+                      seed=self.ctx.seed + 1, penalty=self.extra_penalty, after_step=self._apply_masks(masks, {}),
                       progress=self.ctx.progress, desc="masked retrain")
         return g
 
@@ -184,7 +196,7 @@ class _AdmmRunner:
         frozen = {name: g.params[name].copy() for name in goals}
         if self.opts["retrain_epochs"]:
             g = train(g, self.data.x_train, self.data.y_train, self._config(self.opts["retrain_epochs"]),
-                      seed=self.ctx.seed + 3, after_step=self._apply_masks(masks, frozen),
+                      seed=self.ctx.seed + 3, penalty=self.extra_penalty, after_step=self._apply_masks(masks, frozen),
                       progress=self.ctx.progress, desc="retrain biases")
         return g
 
@@ -212,7 +224,8 @@ class _AdmmRunner:
         targets = {n: torch.from_numpy((z[n] - u[n]).astype(np.float32)) for n in goals}
 
         def penalty(module, step):
-            return sum(state["rho"] / 2 * ((module.param(n) - targets[n]) ** 2).sum() for n in goals)
+            admm = sum(state["rho"] / 2 * ((module.param(n) - targets[n]) ** 2).sum() for n in goals)
+            return admm if self.extra_penalty is None else admm + self.extra_penalty(module, step)
 
         def after_step(module, step):
             if masks is not None:
