@@ -18,22 +18,88 @@ PIPELINE_EDGES = 3  # ROM read, products, accumulate/output register (rtl/dense_
 @dataclass(frozen=True)
 class EngineCost:
     engine: str
-    rom_bits: int          # weights (+ indices) + bias
-    compute_cycles: int    # ROM words read per inference: one per cycle, no bubbles
+    rom_bits: int          # weights (+ indices, or spectra + twiddles) + bias
+    compute_cycles: int    # dense/sparse: ROM words read per inference, one per cycle, no bubbles;
+                           # circulant: cycles from the end of loading to the last output
     latency: int           # first input accepted -> last output, engine idle and never stalled
-    interval: int          # steady-state cycles between inferences (double-buffered input)
+    interval: int          # steady-state cycles between inferences, inputs arriving one per cycle
+    tail: int = 0          # last input accepted -> last output, engine idle and never stalled
+    weight_rom_bits: int = 0   # rom_bits without the bias ROM
+    output_span: int = 0   # first -> last output of a vector, once its first output is ready and
+                           # nothing stalls (how long a downstream engine's loading lasts)
 
 
 def dense_cost(n_in: int, n_out: int, multipliers: int, w_bits: int, bias_bits: int) -> EngineCost:
     words = n_out * math.ceil(n_in / multipliers)
     rom = words * multipliers * w_bits + n_out * bias_bits
-    return EngineCost("dense", rom, words, n_in + words + PIPELINE_EDGES, max(n_in, words))
+    return EngineCost("dense", rom, words, n_in + words + PIPELINE_EDGES, max(n_in, words),
+                      tail=words + PIPELINE_EDGES + 1, weight_rom_bits=words * multipliers * w_bits,
+                      output_span=(n_out - 1) * math.ceil(n_in / multipliers))
 
 
 def sparse_cost(enc: SparseEncoding, w_bits: int, bias_bits: int) -> EngineCost:
     words = int(enc.row_words.sum())
     rom = sparse_rom_bits(enc, w_bits) + enc.n_out * bias_bits
-    return EngineCost("sparse", rom, words, enc.n_in + words + PIPELINE_EDGES, max(enc.n_in, words))
+    return EngineCost("sparse", rom, words, enc.n_in + words + PIPELINE_EDGES, max(enc.n_in, words),
+                      tail=words + PIPELINE_EDGES + 1, weight_rom_bits=sparse_rom_bits(enc, w_bits),
+                      output_span=int(enc.row_words[1:].sum()))
+
+
+# ---- the circulant engine (rtl/circulant_mac.v) ----------------------------------------------
+CIRCULANT_MULTIPLIERS = 4   # one shared complex multiplier
+
+
+def circulant_schedule(n_in: int, n_out: int, block: int) -> dict:
+    """The cycle terms of rtl/circulant_mac.v's header (L = log2 b, H = b/2 + 1, Q input and P
+    output blocks): each input block costs b (fill) + L*b/2 (butterflies) + H (store spectrum),
+    each output block Q*H + 1 (spectral MACs) + L*b/2 (butterflies) + its outputs."""
+    stages = block.bit_length() - 1
+    if block < 2 or block & (block - 1):
+        raise ValueError(f"a circulant block size must be a power of two >= 2, got {block}")
+    half = block // 2 + 1
+    p, q = -(-n_out // block), -(-n_in // block)
+    per_in = block + stages * block // 2 + half
+    per_out = q * half + 1 + stages * block // 2
+    return {"p": p, "q": q, "stages": stages, "bins": half, "per_input_block": per_in,
+            "per_output_block": per_out, "forward": q * per_in, "inverse": p * per_out}
+
+
+def circulant_output_edge(n_in: int, n_out: int, block: int, o: int) -> int:
+    """Cycles from the first input to output o's handshake (inputs one per cycle, out_ready high):
+    N_IN + Q*(b + L*b/2 + H) + (i+1)*(Q*H + 1 + L*b/2) + i*b + n + 1, i = o // b, n = o % b."""
+    s = circulant_schedule(n_in, n_out, block)
+    i, n = divmod(o, block)
+    return n_in + s["forward"] + (i + 1) * s["per_output_block"] + i * block + n + 1
+
+
+def circulant_multiplies(n_in: int, n_out: int, block: int) -> int:
+    """Real multiplies per inference: 4 per butterfly ((P + Q) FFTs of L*b/2 butterflies) and per
+    spectral product (P*Q*(b/2 + 1)), against n_in * n_out for the dense product."""
+    s = circulant_schedule(n_in, n_out, block)
+    butterflies = (s["p"] + s["q"]) * s["stages"] * block // 2
+    return CIRCULANT_MULTIPLIERS * (butterflies + s["p"] * s["q"] * s["bins"])
+
+
+def circulant_rom_bits(n_in: int, n_out: int, block: int, spectrum_bits: int, twiddle_frac: int) -> dict:
+    """Weight spectra (P*Q*(b/2+1) words of 2*SB bits) and twiddles (b/2 words of 2*(T+2) bits)."""
+    s = circulant_schedule(n_in, n_out, block)
+    return {"spectra": s["p"] * s["q"] * s["bins"] * 2 * spectrum_bits,
+            "twiddles": (block // 2) * 2 * (twiddle_frac + 2)}
+
+
+def circulant_cost(n_in: int, n_out: int, block: int, spectrum_bits: int, twiddle_frac: int,
+                   bias_bits: int) -> EngineCost:
+    """The circulant engine: one input buffer (it loads only between vectors), so its interval is
+    its whole latency N_IN + Q*(b + L*b/2 + H) + P*(Q*H + 1 + L*b/2) + N_OUT."""
+    s = circulant_schedule(n_in, n_out, block)
+    rom = circulant_rom_bits(n_in, n_out, block, spectrum_bits, twiddle_frac)
+    weights = rom["spectra"] + rom["twiddles"]
+    compute = s["forward"] + s["inverse"] + n_out
+    last_block = (n_out - 1) // block
+    span = circulant_output_edge(n_in, n_out, block, n_out - 1) - circulant_output_edge(n_in, n_out, block, 0)
+    assert span == last_block * (s["per_output_block"] + block) + (n_out - 1) % block
+    return EngineCost("circulant", weights + n_out * bias_bits, compute, n_in + compute, n_in + compute,
+                      tail=compute + 1, weight_rom_bits=weights, output_span=span)
 
 
 def sparse_encoding(w_q: np.ndarray, multipliers: int, w_bits: int) -> SparseEncoding:
@@ -50,11 +116,25 @@ def break_even_sparsity(enc: SparseEncoding, w_q: np.ndarray, w_bits: int) -> fl
 
 def design_latency(first_n_in: int, costs: list[EngineCost]) -> int:
     """Cycles from the first input beat to the output beat, through an empty pipeline: the
-    first layer loads its inputs, then each layer computes after its last input arrives
-    (its pipeline plus one edge to hand over), and argmax registers the result."""
-    return first_n_in + sum(c.compute_cycles + PIPELINE_EDGES + 1 for c in costs)
+    first layer loads its inputs (first_n_in - 1 edges after the first), each layer's last
+    output is its `tail` after its last input (which is the previous layer's last output), and
+    argmax registers the result (one edge)."""
+    return first_n_in + sum(c.tail for c in costs)
 
 
 def design_interval(first_n_in: int, costs: list[EngineCost], n_classes: int) -> int:
-    """Steady-state cycles between inferences: the slowest stage (argmax takes N + 1)."""
-    return max([first_n_in, n_classes + 1] + [c.compute_cycles for c in costs])
+    """Steady-state cycles between inferences: the slowest stage (argmax takes N + 1).
+
+    A dense/sparse engine double-buffers its input, so its stage takes its compute cycles. A
+    circulant engine loads only between vectors, and while it computes, the engine upstream
+    holds its next first output; so its stage takes its loading, which lasts as long as the
+    upstream's output span (its own n_in - 1 edges for the first layer, fed by the host one
+    input per cycle), plus one edge, plus its compute cycles."""
+    stages = [first_n_in, n_classes + 1]
+    for k, c in enumerate(costs):
+        if c.engine == "circulant":
+            loading = costs[k - 1].output_span if k else 0
+            stages.append(max(c.interval - c.compute_cycles - 1, loading) + 1 + c.compute_cycles)
+        else:
+            stages.append(c.compute_cycles)
+    return max(stages)

@@ -4,6 +4,14 @@ Float in, float logits out, integers in between, following docs/fixed-point.md e
 QuantizeLinear at the input, MatMulInteger + int32 bias per dense layer, requantization as an
 exact float64 floor of (acc + 2**(s-1)) * 2**-s then a clip, and dequantization at the output.
 Outputs: `logits` (float32), `logits_q` (int32, the design's output integers), `class` (argmax).
+
+A `circulant` node (block-circulant layer) is the fixed-point FFT of docs/fixed-point.md
+"Block-circulant layers", step by step and exactly, in int64: Gather for the bit reversal, one
+vectorized radix-2 stage after another (Mul/Add/Sub with the quantized twiddles as constants),
+a batched int64 MatMul per frequency bin for the spectral products, and `rshift_round` as
+(v + 2**(s-1) - Mod(v + 2**(s-1), 2**s)) / 2**s, an exact division (ONNX Mod with fmod=0 takes
+the divisor's sign). Every intermediate fits the widths lower derived (<= 62 bits), so int64
+never wraps: the integers equal kernels.circulant_mac's bit for bit.
 """
 from __future__ import annotations
 
@@ -13,9 +21,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from compiler.exec.golden import circulant_layer
 from compiler.ir import FixedPoint, Graph
+from kernels.circulant_mac import bit_reverse, twiddles
 
 OPSET = 17
+
+# Ops whose ONNX lowering only approximates the integer graph (float-equivalent, not bit-exact):
+# none. The report marks each layer `onnx_exact` from this; compile checks all of x_test.
+FLOAT_EQUIVALENT_OPS: frozenset[str] = frozenset()
 
 
 class OnnxBackendError(ValueError):
@@ -110,7 +124,7 @@ def _requantize(b: _Builder, g: Graph, node, acc: str) -> str:
 
 def _dequantize(b: _Builder, g: Graph, node, acc: str) -> str:
     logits_q = acc
-    if g.producer(node.inputs[0]).op != "dense":  # an int8 activation rather than an int32 accumulator
+    if g.producer(node.inputs[0]).op not in ("dense", "circulant"):  # an int8 activation, not an int32 accumulator
         logits_q = b.op("Cast", [acc], f"{node.outputs[0]}__i32", to=TensorProto.INT32)
     b.op("Identity", [logits_q], "logits_q")
     d = b.op("Cast", [logits_q], "logits__f64", to=TensorProto.DOUBLE)
@@ -119,5 +133,103 @@ def _dequantize(b: _Builder, g: Graph, node, acc: str) -> str:
     return logits_q
 
 
-_EMIT = {"quantize": _quantize, "flatten": _flatten, "dense": _dense,
+# ---- circulant (fixed-point FFT), all int64 ----------------------------------------------------
+def _slice(b: _Builder, x: str, axis: int, start: int, end: int, name: str) -> str:
+    ints = lambda v, hint: b.const([v], np.int64, hint)
+    return b.op("Slice", [x, ints(start, "start"), ints(end, "end"), ints(axis, "axis")], name)
+
+
+def _rshift_round(b: _Builder, v: str, s: int, name: str) -> str:
+    """rshift_round(v, s) of docs/fixed-point.md on int64, exactly."""
+    if s == 0:
+        return v
+    if s < 0:
+        return b.op("Mul", [v, b.const(1 << -s, np.int64, "lshift")], f"{name}__lsh")
+    t = b.op("Add", [v, b.const(1 << (s - 1), np.int64, "round")], f"{name}__rnd")
+    r = b.op("Mod", [t, b.const(1 << s, np.int64, "mod")], f"{name}__mod", fmod=0)   # in [0, 2**s)
+    d = b.op("Sub", [t, r], f"{name}__sub")
+    return b.op("Div", [d, b.const(1 << s, np.int64, "div")], f"{name}__rsh")      # exact division
+
+
+def _fft(b: _Builder, re: str, im: str, rows: int, n: int, twiddle_frac: int, inverse: bool,
+         name: str) -> tuple[str, str]:
+    """kernels.circulant_mac.fft_fixed over the last axis of [N, rows, n] int64 tensors."""
+    order = b.const(bit_reverse(n), np.int64, "bitrev")
+    re = b.op("Gather", [re, order], f"{name}__rev_re", axis=2)
+    im = b.op("Gather", [im, order], f"{name}__rev_im", axis=2)
+    cos_q, sin_q = twiddles(n, twiddle_frac)
+    if not inverse:
+        sin_q = -sin_q
+    stages = n.bit_length() - 1
+    for s in range(1, stages + 1):
+        half = 1 << (s - 1)
+        groups = n // (2 * half)
+        tag = f"{name}__s{s}"
+        shape = b.const([0, rows, groups, 2, half], np.int64, "shape")
+        parts = {}
+        for part, t in (("re", re), ("im", im)):
+            t = b.op("Reshape", [t, shape], f"{tag}_{part}_grp")
+            for k, pos in (("a", 0), ("c", 1)):
+                parts[k + part] = _slice(b, t, 3, pos, pos + 1, f"{tag}_{k}{part}")
+        wr = b.const(cos_q[np.arange(half) * groups], np.int64, "tw_re")
+        wi = b.const(sin_q[np.arange(half) * groups], np.int64, "tw_im")
+        mul = lambda x, w, k: b.op("Mul", [x, w], f"{tag}_{k}")
+        tr = b.op("Sub", [mul(parts["cre"], wr, "rr"), mul(parts["cim"], wi, "ii")], f"{tag}_tr")
+        ti = b.op("Add", [mul(parts["cim"], wr, "ir"), mul(parts["cre"], wi, "ri")], f"{tag}_ti")
+        tr = _rshift_round(b, tr, twiddle_frac, f"{tag}_tr")
+        ti = _rshift_round(b, ti, twiddle_frac, f"{tag}_ti")
+        out = {}
+        for part, t in (("re", tr), ("im", ti)):
+            top = _rshift_round(b, b.op("Add", [parts["a" + part], t], f"{tag}_{part}_sum"), 1, f"{tag}_{part}_top")
+            bot = _rshift_round(b, b.op("Sub", [parts["a" + part], t], f"{tag}_{part}_dif"), 1, f"{tag}_{part}_bot")
+            cat = b.op("Concat", [top, bot], f"{tag}_{part}_cat", axis=3)
+            out[part] = b.op("Reshape", [cat, b.const([0, rows, n], np.int64, "shape")], f"{tag}_{part}")
+        re, im = out["re"], out["im"]
+    return re, im
+
+
+def _circulant(b: _Builder, g: Graph, node, x: str) -> str:
+    layer = circulant_layer(g, node)
+    n, (p, q) = layer.block, layer.grid
+    half = n // 2 + 1
+    name = node.outputs[0]
+    # 1. forward FFT of each zero-padded input block, times 2**G
+    xf = b.op("Cast", [x], f"{name}__x64", to=TensorProto.INT64)
+    if q * n > layer.n_in:
+        xf = b.op("Pad", [xf, b.const([0, 0, 0, q * n - layer.n_in], np.int64, "pads")], f"{name}__pad")
+    xf = b.op("Mul", [xf, b.const(1 << layer.fft_guard, np.int64, "guard")], f"{name}__guard")
+    x_re = b.op("Reshape", [xf, b.const([0, q, n], np.int64, "shape")], f"{name}__blocks")
+    x_im = b.op("Mul", [x_re, b.const(0, np.int64, "zero")], f"{name}__zeros")
+    x_re, x_im = _fft(b, x_re, x_im, q, n, layer.twiddle_frac, False, f"{name}__fwd")
+    # 2. spectral products, bins 0..b/2, summed over input blocks: one [N, q] x [q, p] per bin
+    bins = lambda t, part: b.op("Transpose", [_slice(b, t, 2, 0, half, f"{name}__{part}_bins")],
+                                f"{name}__{part}_hnq", perm=[2, 0, 1])       # [H, N, q]
+    xr, xi = bins(x_re, "xr"), bins(x_im, "xi")
+    w_re = b.const(layer.spectra_re.transpose(2, 1, 0), np.int64, "spectra_re")   # [H, q, p]
+    w_im = b.const(layer.spectra_im.transpose(2, 1, 0), np.int64, "spectra_im")
+    mm = lambda a, w, k: b.op("MatMul", [a, w], f"{name}__mm_{k}")
+    s_re = b.op("Sub", [mm(xr, w_re, "rr"), mm(xi, w_im, "ii")], f"{name}__s_re")
+    s_im = b.op("Add", [mm(xr, w_im, "ri"), mm(xi, w_re, "ir")], f"{name}__s_im")
+    # 3. rounded by R, back to [N, p, H], mirrored to the full spectrum of a real signal
+    v = {}
+    for part, t in (("re", s_re), ("im", s_im)):
+        t = _rshift_round(b, t, layer.spectral_shift, f"{name}__v_{part}")
+        v[part] = b.op("Transpose", [t], f"{name}__v_{part}_nph", perm=[1, 2, 0])
+    if n > 2:
+        mirror = b.const(np.arange(n // 2 - 1, 0, -1), np.int64, "mirror")
+        m_re = b.op("Gather", [v["re"], mirror], f"{name}__m_re", axis=2)
+        m_im = b.op("Neg", [b.op("Gather", [v["im"], mirror], f"{name}__m_im", axis=2)], f"{name}__m_conj")
+        v["re"] = b.op("Concat", [v["re"], m_re], f"{name}__full_re", axis=2)
+        v["im"] = b.op("Concat", [v["im"], m_im], f"{name}__full_im", axis=2)
+    # 4. inverse FFT; 5. real part rounded by Gy, rows < n_out, plus bias
+    y_re, _ = _fft(b, v["re"], v["im"], p, n, layer.twiddle_frac, True, f"{name}__inv")
+    y = b.op("Reshape", [y_re, b.const([0, p * n], np.int64, "shape")], f"{name}__rows")
+    if p * n > layer.n_out:
+        y = _slice(b, y, 1, 0, layer.n_out, f"{name}__crop")
+    y = _rshift_round(b, y, layer.ifft_guard, f"{name}__acc")
+    y = b.op("Add", [y, b.const(g.params[node.inputs[2]], np.int64, "bias")], f"{name}__biased")
+    return b.op("Cast", [y], f"{name}__acc", to=TensorProto.INT32)   # acc_bits <= 32 (lower checks)
+
+
+_EMIT = {"quantize": _quantize, "flatten": _flatten, "dense": _dense, "circulant": _circulant,
          "requantize": _requantize, "dequantize": _dequantize}

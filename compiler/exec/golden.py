@@ -2,16 +2,19 @@
 
 `run` starts from float input (quantizing as the host does); `run_integer` starts from the
 integer stream the hardware receives. Both give the integer output tensor (the last dense
-layer's accumulators), the predicted classes and the dequantized float logits.
+layer's accumulators), the predicted classes and the dequantized float logits. A `circulant`
+node runs kernels.circulant_mac (the fixed-point FFT) with the spectra stored in the graph.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 
 import kernels
 from compiler.ir import FixedPoint, Graph
+from kernels.circulant_mac import CirculantLayer, circulant_mac, circulant_vectors, rebuild_circulant
 
 
 @dataclass
@@ -26,11 +29,15 @@ def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
     return kernels.quantize(x, fmt.frac, fmt.bits)
 
 
-def run(graph: Graph, x: np.ndarray) -> GoldenResult:
-    return run_integer(graph, quantize_input(graph, x))
+def run(graph: Graph, x: np.ndarray, **options) -> GoldenResult:
+    return run_integer(graph, quantize_input(graph, x), **options)
 
 
-def run_integer(graph: Graph, x_q: np.ndarray) -> GoldenResult:
+def run_integer(graph: Graph, x_q: np.ndarray, record: dict | None = None,
+                exact: Collection[str] = ()) -> GoldenResult:
+    """`record`: filled with {weighted node name: its integer input}. `exact`: names of circulant
+    nodes to compute by their exact integer product instead of the fixed-point FFT (to measure
+    what the FFT costs; not what the hardware computes)."""
     if not graph.is_integer:
         raise ValueError("the golden executor runs integer graphs (run the lower pass first)")
     env = {graph.nodes[0].outputs[0]: np.asarray(x_q, dtype=np.int64)}
@@ -39,7 +46,11 @@ def run_integer(graph: Graph, x_q: np.ndarray) -> GoldenResult:
             logits_q = env[node.inputs[0]]
             return GoldenResult(logits_q, kernels.argmax(logits_q),
                                 kernels.dequantize(logits_q, node.attrs["frac"]))
-        env[node.outputs[0]] = _STEP[node.op](graph, node, env[node.inputs[0]])
+        x = env[node.inputs[0]]
+        if record is not None and node.op in ("dense", "circulant"):
+            record[node.name] = x
+        step = _dense if node.op == "circulant" and node.name in exact else _STEP[node.op]
+        env[node.outputs[0]] = step(graph, node, x)
     raise ValueError("integer graph has no dequantize output node")
 
 
@@ -48,8 +59,22 @@ def _dense(graph: Graph, node, x):
     return kernels.dense_mac(x, graph.params[node.inputs[1]], bias)
 
 
+def circulant_layer(graph: Graph, node) -> CirculantLayer:
+    """The kernel's layer of a `circulant` node, from its stored integers: the spectra are not
+    recomputed, and widths that disagree with the node's attrs are refused (ValueError)."""
+    attrs = node.attrs["circulant"]
+    w_q = graph.params[node.inputs[1]].astype(np.int64)
+    return rebuild_circulant(attrs, graph.params[node.inputs[3]], graph.params[node.inputs[4]],
+                             circulant_vectors(w_q, attrs["block"]), graph.params[node.inputs[2]])
+
+
+def _circulant(graph: Graph, node, x):
+    return circulant_mac(x, circulant_layer(graph, node))
+
+
 _STEP = {
     "flatten": lambda g, n, x: x.reshape(len(x), -1),
     "dense": _dense,
+    "circulant": _circulant,
     "requantize": lambda g, n, x: kernels.requantize(x, n.attrs["shift"], n.attrs["bits"], n.attrs["relu"]),
 }

@@ -41,7 +41,7 @@ class Circulant(Pass):
                              "block size b, a power of two (1: keep the layer dense). Pass-wide it applies to "
                              "every dense layer but the last; [circulant.layers.<node>] sets any layer",
                              per_layer=True),
-        "epochs": Option(60, int_in(0, 10_000), "retraining epochs in the circulant structure (0: project only)"),
+        "epochs": Option(120, int_in(0, 10_000), "retraining epochs in the circulant structure (0: project only)"),
         "lr": Option(1e-2, float_in(1e-7, 1.0), "Adam learning rate of the retraining"),
         "batch_size": Option(64, int_in(1, 1 << 20), "minibatch size of the retraining"),
     }

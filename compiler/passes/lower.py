@@ -7,6 +7,14 @@ Float graph (dense, relu, flatten, trailing softmax) -> integer graph:
 Every scale is a power of two. Activation formats are calibrated on x_train; weight formats
 cover each layer's largest weight, unless `admm` already put the layer on a fixed-point grid,
 whose levels are kept exactly. The trailing softmax is dropped (the design outputs logits).
+
+A dense layer that the `circulant` pass made block-circulant (`annotations["block_size"]`)
+becomes a `circulant` node: its weights are quantized elementwise as for dense (which keeps them
+exactly circulant), and the fixed-point FFT's weight spectra, shifts and widths are planned by
+kernels.circulant_mac.plan_circulant with the `[lower]` precision options. Its output is an
+accumulator at the dense layer's scale, so the same requantize follows. The FFT's accuracy cost
+(accumulator error against the exact product, and test accuracy with the exact product in its
+place) is measured on the calibration and test data and kept in the node's annotations.
 """
 from __future__ import annotations
 
@@ -16,10 +24,19 @@ import numpy as np
 
 import kernels
 from compiler import cost
+from compiler.exec import golden
 from compiler.ir import FixedPoint, Graph, Node, TensorSpec
 from compiler.passes.base import Option, Pass, PassError, int_in, one_of, register
+from kernels.circulant_mac import (FFT_EXTRA_GUARD, IFFT_GUARD, SPECTRUM_BITS, TWIDDLE_FRAC,
+                                   circulant_error, circulant_vectors, plan_circulant)
+from kernels.circulant_rom import bias_bits
 
 MAX_ONNX_ACC_BITS = 32  # MatMulInteger accumulates in int32
+CONV_OPS = ("conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "batchnorm")  # float-only so far
+
+
+def _auto_or(check):
+    return lambda v: None if v == "auto" else (None if check(v) is None else f"{check(v)} (or \"auto\")")
 
 
 @register
@@ -34,8 +51,23 @@ class Lower(Pass):
                               "parallel multipliers of the largest layer as a dense engine: sets the cycle budget "
                               "every layer is balanced to; per layer: that layer's exact count", per_layer=True),
         "engine": Option("auto", one_of("auto", "dense", "sparse"),
-                         "hardware engine: auto picks sparse where it needs fewer ROM bits and no more cycles",
+                         "hardware engine: auto gives block-circulant layers (circulant pass) the FFT engine and "
+                         "picks sparse for the others where it needs fewer ROM bits and no more cycles; dense or "
+                         "sparse on a block-circulant layer computes its exact product with that engine instead",
                          per_layer=True),
+        # Precision of the fixed-point FFT of block-circulant layers (docs/fixed-point.md,
+        # "Block-circulant layers": T, SB, G, Gy). More bits: smaller FFT error, wider datapath.
+        "twiddle_frac": Option(TWIDDLE_FRAC, int_in(2, 30),
+                               "circulant layers: fractional bits T of the FFT twiddles, stored in Q(T+2, T)",
+                               per_layer=True),
+        "spectrum_bits": Option(SPECTRUM_BITS, int_in(2, 32),
+                                "circulant layers: bits of each stored weight-spectrum component (real, imaginary)",
+                                per_layer=True),
+        "fft_guard": Option("auto", _auto_or(int_in(0, 24)),
+                            f"circulant layers: forward FFT guard bits G (auto: log2(b) + {FFT_EXTRA_GUARD})",
+                            per_layer=True),
+        "ifft_guard": Option(IFFT_GUARD, int_in(0, 16),
+                             "circulant layers: inverse FFT guard bits Gy below the accumulator LSB", per_layer=True),
     }
 
     def run(self, graph: Graph, ctx) -> Graph:
@@ -47,11 +79,16 @@ class Lower(Pass):
         acts = torch_exec.intermediates(graph, ctx.data.x_train[: opts["calibration_samples"]])
         lowered = _Lowering(graph, ctx, acts, opts["activation_bits"]).build()
         _plan_hardware(lowered, ctx)
+        _measure_circulant(lowered, ctx.data, opts["calibration_samples"])
         return lowered
 
 
 def _check_lowerable(graph: Graph) -> None:
     body = _body(graph)
+    conv = [f"{n.name!r} ({n.op})" for n in body if n.op in CONV_OPS]
+    if conv:
+        raise PassError(f"lower: convolutional layers are not lowered to integers yet: {', '.join(conv)} "
+                        "(they import and run in float; the integer flow supports MLPs)")
     bad = [f"{n.name!r} ({n.op})" for n in body if n.op not in ("dense", "relu", "flatten")]
     if bad:
         raise PassError(f"lower: cannot lower node(s) {', '.join(bad)}; run canonicalize first "
@@ -135,23 +172,35 @@ class _Lowering:
         w = self.graph.params[node.inputs[1]]
         b = self.graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
         x_fmt = self.cur_fmt
-        w_q, w_fmt = _quantize_weights(node, w, self.ctx.layer_options("lower", node.name)["weight_bits"])
+        opts = self.ctx.layer_options("lower", node.name)
+        w_q, w_fmt = _quantize_weights(node, w, opts["weight_bits"])
         acc_frac = w_fmt.frac + x_fmt.frac
+        block = _circulant_block(node, opts)
         inputs = [self.cur, f"{node.name}.weight_q"]
         self.params[inputs[1]] = w_q.astype(np.int32)
         b_q = None
-        if b is not None:
-            b_q = kernels.round_half_even(b.astype(np.float64) * 2.0 ** acc_frac).astype(np.int64)
+        if b is not None or block:   # a circulant node always has a bias input (zeros if none)
+            b_f = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+            b_q = kernels.round_half_even(b_f * 2.0 ** acc_frac).astype(np.int64)
             inputs.append(f"{node.name}.bias_q")
             self.params[inputs[2]] = b_q
-        acc_bits = kernels.dense_accumulator_bits(w_q, b_q, x_fmt.bits)
+        attrs = {"input_format": x_fmt.to_dict(), "weight_format": w_fmt.to_dict(), "acc_frac": acc_frac}
+        annotations = {k: v for k, v in node.annotations.items() if k != "weight_format"}
+        op = "dense"
+        if block:
+            op = "circulant"
+            layer = _plan_circulant_layer(node, w_q, b_q, block, x_fmt.bits, opts)
+            acc_bits = layer.acc_bits
+            inputs += [f"{node.name}.spectra_re", f"{node.name}.spectra_im"]
+            self.params[inputs[3]], self.params[inputs[4]] = layer.spectra_re, layer.spectra_im
+            attrs["circulant"] = layer.attrs()
+        else:
+            acc_bits = kernels.dense_accumulator_bits(w_q, b_q, x_fmt.bits)
         if acc_bits > MAX_ONNX_ACC_BITS:
             raise PassError(f"lower: layer {node.name!r} needs a {acc_bits}-bit accumulator; at most "
                             f"{MAX_ONNX_ACC_BITS} are supported (use fewer weight/activation bits)")
-        attrs = {"input_format": x_fmt.to_dict(), "weight_format": w_fmt.to_dict(),
-                 "acc_bits": acc_bits, "acc_frac": acc_frac}
-        annotations = {k: v for k, v in node.annotations.items() if k != "weight_format"}
-        self._emit(Node("dense", node.name, inputs, [node.outputs[0]], attrs=attrs, annotations=annotations),
+        attrs["acc_bits"] = acc_bits
+        self._emit(Node(op, node.name, inputs, [node.outputs[0]], attrs=attrs, annotations=annotations),
                    FixedPoint(acc_bits, acc_frac), is_acc=True)
 
     def _requantize(self, name: str, out: str, relu: bool) -> None:
@@ -161,6 +210,31 @@ class _Lowering:
         fmt = choose_format(self.acts[float_name], self.act_bits, max_frac=src_frac)
         attrs = {"shift": src_frac - fmt.frac, "bits": fmt.bits, "relu": relu, "out_frac": fmt.frac}
         self._emit(Node("requantize", name, [self.cur], [out], attrs=attrs), fmt, is_acc=False)
+
+
+def _circulant_block(node: Node, opts: dict) -> int | None:
+    """The block size of a layer to lower as a `circulant` node, or None (a `dense` node)."""
+    block = int(node.annotations.get("block_size", 1))
+    if block <= 1 or opts["engine"] in ("dense", "sparse"):
+        return None   # not circulant, or the recipe asks for the exact product on another engine
+    return block
+
+
+def _plan_circulant_layer(node: Node, w_q: np.ndarray, b_q: np.ndarray, block: int, in_bits: int, opts: dict):
+    """Spectra, shifts and widths of a block-circulant layer (kernels.circulant_mac.plan_circulant)."""
+    n_out, n_in = w_q.shape
+    try:
+        vectors = circulant_vectors(w_q, block)
+    except ValueError:
+        raise PassError(f"lower: layer {node.name!r} was made block-circulant (block size {block}) but its "
+                        "weights are no longer: a pass after circulant changed them (admm? run it before "
+                        "circulant, giving that layer block_size = 1)") from None
+    guard = None if opts["fft_guard"] == "auto" else opts["fft_guard"]
+    try:
+        return plan_circulant(vectors, b_q, n_in, n_out, in_bits=in_bits, twiddle_frac=opts["twiddle_frac"],
+                              spectrum_bits=opts["spectrum_bits"], fft_guard=guard, ifft_guard=opts["ifft_guard"])
+    except ValueError as e:
+        raise PassError(f"lower: circulant layer {node.name!r}: {e}") from None
 
 
 def _quantize_weights(node: Node, w: np.ndarray, bits: int) -> tuple[np.ndarray, FixedPoint]:
@@ -186,14 +260,58 @@ def _plan_hardware(graph: Graph, ctx) -> None:
     multipliers that finish within T, and `auto` takes the sparse engine where its ROM (values +
     indices) is smaller than the dense one's: irregular sparsity costs index bits, so the sparse
     engine pays off only above a break-even sparsity. Recipe per-layer `multipliers` / `engine`
-    override the choice."""
-    dense_nodes = graph.weighted_nodes()
-    shapes = {n.name: graph.params[n.inputs[1]].shape for n in dense_nodes}
-    n_out, n_in = max(shapes.values(), key=lambda s: s[0] * s[1])
-    budget = min(ctx.options("lower")["multipliers"], n_in)
-    cycle_target = n_out * math.ceil(n_in / budget)
-    for node in dense_nodes:
-        _plan_layer(graph, node, ctx.layer_options("lower", node.name), ctx.recipe, cycle_target)
+    override the choice.
+
+    A circulant layer takes the FFT engine, whose schedule and 4 multipliers are fixed; the
+    cycle budget of the dense layers rises to the slowest circulant engine's interval (the
+    largest dense layer alone sets it when there is none)."""
+    weighted = graph.weighted_nodes()
+    dense_nodes = [n for n in weighted if n.op == "dense"]
+    circulant = {n.name: _circulant_engine_cost(graph, n) for n in weighted if n.op == "circulant"}
+    cycle_target = 0
+    if dense_nodes:
+        shapes = {n.name: graph.params[n.inputs[1]].shape for n in dense_nodes}
+        n_out, n_in = max(shapes.values(), key=lambda s: s[0] * s[1])
+        budget = min(ctx.options("lower")["multipliers"], n_in)
+        cycle_target = n_out * math.ceil(n_in / budget)
+    # A circulant engine's schedule is fixed (4 multipliers): a dense layer finishing faster than
+    # the slowest of them would only wait, so the cycle budget rises to it.
+    cycle_target = max([cycle_target] + [c.interval for c in circulant.values()])
+    for node in weighted:
+        if node.op == "circulant":
+            if "multipliers" in ctx.recipe.get("lower", {}).get("layers", {}).get(node.name, {}):
+                raise PassError(f"lower: layer {node.name!r} is block-circulant: its FFT engine always has "
+                                f"{cost.CIRCULANT_MULTIPLIERS} multipliers (remove [lower.layers.\"{node.name}\"] "
+                                "multipliers, or give it engine = \"dense\" to compute its exact product)")
+            _plan_circulant_engine(graph, node, circulant[node.name], ctx.options("lower")["multipliers"])
+        else:
+            _plan_layer(graph, node, ctx.layer_options("lower", node.name), ctx.recipe, cycle_target)
+
+
+def _circulant_engine_cost(graph: Graph, node: Node) -> cost.EngineCost:
+    layer = golden.circulant_layer(graph, node)
+    return cost.circulant_cost(layer.n_in, layer.n_out, layer.block, layer.spectrum_bits, layer.twiddle_frac,
+                               bias_bits(layer))
+
+
+def _plan_circulant_engine(graph: Graph, node: Node, circ: cost.EngineCost, multipliers: int) -> None:
+    """A circulant layer always takes the FFT engine (no dense/sparse choice); the annotation
+    states what a dense engine would cost for the same weights, for comparison."""
+    n_out, n_in = graph.params[node.inputs[1]].shape
+    block = node.attrs["circulant"]["block"]
+    p_dense = min(multipliers, n_in)
+    dense = cost.dense_cost(n_in, n_out, p_dense, node.attrs["weight_format"]["bits"], node.attrs["acc_bits"])
+    node.annotations.update({
+        "engine": "circulant",
+        "multipliers": cost.CIRCULANT_MULTIPLIERS,
+        "engine_reason": (f"block-circulant (b = {block}): FFT engine, {circ.rom_bits} ROM bits, {circ.interval} "
+                          f"cycles per vector with {cost.CIRCULANT_MULTIPLIERS} multipliers; a dense engine would "
+                          f"need {dense.rom_bits} ROM bits, {dense.compute_cycles} cycles with {p_dense}"),
+        "break_even_sparsity": None,
+        "delta_bits": None,
+        "cost": {"circulant": circ.__dict__ | {"multipliers": cost.CIRCULANT_MULTIPLIERS},
+                 "dense": dense.__dict__ | {"multipliers": p_dense}},
+    })
 
 
 def _fewest_multipliers(cost_at, n_in: int, cycle_target: int):
@@ -241,3 +359,29 @@ def _plan_layer(graph: Graph, node: Node, opts: dict, recipe: dict, cycle_target
         "delta_bits": enc.delta_bits if engine == "sparse" else None,
         "cost": {"dense": dense.__dict__ | {"multipliers": p_dense}, "sparse": sparse.__dict__ | {"multipliers": p_sparse}},
     })
+
+
+def _measure_circulant(graph: Graph, data, calibration_samples: int) -> None:
+    """The fixed-point FFT's accuracy cost, per circulant layer, in its annotations:
+    `fft_error` = kernels.circulant_error (accumulator LSBs against the exact integer product) on
+    the layer's integer inputs from the calibration rows of x_train and from x_test, and
+    `test_accuracy_exact_product` = the integer graph's test accuracy with this layer's exact
+    product in place of its FFT (the graph's own accuracy is the FFT's)."""
+    circulant = [n for n in graph.nodes if n.op == "circulant"]
+    if not circulant or data is None:
+        return
+    names = {n.name for n in circulant}
+    splits = {"calibration": data.x_train[:calibration_samples], "test": data.x_test}
+    inputs = {}
+    for split, x in splits.items():
+        inputs[split] = {}
+        golden.run_integer(graph, golden.quantize_input(graph, x), record=inputs[split])
+    for node in circulant:
+        layer = golden.circulant_layer(graph, node)
+        node.annotations["fft_error"] = {
+            split: circulant_error(inputs[split][node.name], layer) | {"samples": len(splits[split])}
+            for split in splits}
+        exact = golden.run(graph, data.x_test, exact={node.name})
+        node.annotations["test_accuracy_exact_product"] = float(np.mean(exact.classes == data.y_test))
+    graph.meta["circulant_test_accuracy_exact_product"] = float(
+        np.mean(golden.run(graph, data.x_test, exact=names).classes == data.y_test))

@@ -78,8 +78,17 @@ def dram_pj(bits: float) -> float:
     return bits * DRAM_64BIT_PJ / 64
 
 
+# The circulant engine's FFT datapath multiplies ~24-bit data by 16-18-bit twiddles/spectra
+# (rtl/circulant_mac.v); its multiplies are priced at this width, not at weight x activation bits.
+CIRCULANT_MULT_BITS = (24, 18)
+
+
 def layer_work(layer: dict) -> dict:
     """Operations of one inference of a report.json layer entry on its engine."""
+    if layer["engine"] == "circulant":  # FFT, spectral products, IFFT (compiler/cost.py)
+        m = layer["multiplies"]
+        return {"multiplies": m, "additions": m, "weight_reads": layer["spectrum_words"],
+                "weight_read_bits": layer["rom_bits"], "skipped_zeros": 0}
     n_out, n_in = layer["shape"]
     skipped = layer["zero_weights"] if SKIPS_ZEROS.get(layer["engine"], False) else 0
     macs = n_out * n_in - skipped
@@ -99,7 +108,8 @@ def compiled_energy_pj(layers: list[dict]) -> dict:
     for layer in layers:
         work = layer_work(layer)
         in_bits = layer["input_format"]["bits"]
-        parts["multiply"] += work["multiplies"] * int_mult_pj(layer["bits"], in_bits)
+        widths = CIRCULANT_MULT_BITS if layer["engine"] == "circulant" else (layer["bits"], in_bits)
+        parts["multiply"] += work["multiplies"] * int_mult_pj(*widths)
         parts["add"] += work["additions"] * int_add_pj(layer["acc_bits"])
         parts["weight_memory"] += sram_pj(work["weight_read_bits"])
         parts["activation_memory"] += sram_pj(work["multiplies"] * in_bits)

@@ -76,7 +76,37 @@ def _layer_entry(graph: Graph, node, engine: dict) -> dict:
         "weight_format": node.attrs["weight_format"],
         "input_format": node.attrs["input_format"],
         "estimated_cycles": engine["latency"],
+    } | _structure_entry(graph, node, engine)
+
+
+def _structure_entry(graph: Graph, node, engine: dict) -> dict:
+    """Block-circulant structure (circulant pass) and what the layer's engine multiplies and
+    stores; for a circulant engine also the fixed-point FFT's measured accuracy cost."""
+    from compiler import cost
+    from compiler.backends.onnx import FLOAT_EQUIVALENT_OPS
+    w = graph.params[node.inputs[1]]
+    n_out, n_in = (int(d) for d in w.shape)
+    entry = {
+        "block_size": int(node.annotations.get("block_size", 1)),
+        "stored_weights": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else n_out * n_in,
+        "multiplies": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else n_out * n_in,
+        "dense_multiplies": n_out * n_in,
+        "onnx_exact": node.op not in FLOAT_EQUIVALENT_OPS,   # model.int.onnx computes this layer bit for bit
     }
+    if node.op == "circulant":
+        b = node.attrs["circulant"]["block"]
+        p, q = node.attrs["circulant"]["p"], node.attrs["circulant"]["q"]
+        entry |= {
+            "stored_weights": p * q * b,                     # one length-b vector per block, padding included
+            "multiplies": cost.circulant_multiplies(n_in, n_out, b),
+            "bias_bits": engine["rom_bits"] - engine["weight_rom_bits"],
+            "spectrum_words": p * q * (b // 2 + 1),           # complex weight-spectrum words in ROM
+            "circulant": node.attrs["circulant"],
+            # accumulator LSBs against the exact integer product, calibration rows and x_test
+            "fft_error": node.annotations.get("fft_error"),
+            "test_accuracy_exact_product": node.annotations.get("test_accuracy_exact_product"),
+        }
+    return entry
 
 
 def write_report(report: dict, folder: Path) -> None:

@@ -348,5 +348,5 @@ def test_mpc_compile_on_a_cnn_stops_with_one_clear_line(tmp_path):
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0].startswith("mpc compile: error:")
-    assert "'/conv1/Conv' (conv2d)" in lines[0]
+    assert "'/conv1/Conv' (conv2d)" in lines[0] and "convolutional layers are not lowered" in lines[0]
     assert not (tmp_path / "out").exists()
