@@ -67,7 +67,6 @@ module circulant_mac #(
     input  wire                out_ready,
     output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data
 );
-    localparam OUT_W   = (REQUANT != 0) ? OUT_BITS : ACC_BITS;
     localparam L       = $clog2(B);
     localparam HB      = B / 2;
     localparam H       = HB + 1;                       // bins kept: 0 .. B/2
@@ -143,9 +142,7 @@ module circulant_mac #(
     reg [WA_BITS-1:0] w_addr;      // (i*H + k)*Q + j, counts through S_MAC
     reg [OR_BITS-1:0] out_row;     // o = i*B + n
 
-    reg                    out_valid_r;
-    reg signed [OUT_W-1:0] out_data_r;
-    wire advance = !out_valid_r || out_ready;   // the output register can take a value
+    wire advance = !out_valid || out_ready;     // the output register can take a value
 
     assign in_ready = (state == S_LOAD);
     wire accept = in_valid && in_ready;
@@ -266,20 +263,6 @@ module circulant_mac #(
     wire signed [ACC_BITS-1:0] bias;
     circulant_round #(.IN_W(B_BITS), .OUT_W(ACC_BITS), .SHIFT(0)) u_bias (.v(b_word), .y(bias));
     wire signed [ACC_BITS-1:0] acc = conv + bias;
-    wire signed [OUT_W-1:0] result;
-
-    generate
-        if (REQUANT != 0) begin : g_requant
-            requantize #(
-                .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .SHIFT(SHIFT), .RELU(RELU)
-            ) u_requantize (
-                .acc(acc),
-                .y(result)
-            );
-        end else begin : g_raw
-            assign result = acc;
-        end
-    endgenerate
 
     // ---------------------------------------------------------------- FFT buffer writes
     // Two write ports: a butterfly writes both outputs, a MAC result writes bin k and its mirror.
@@ -408,17 +391,12 @@ module circulant_mac #(
     end
 
     // ---------------------------------------------------------------- output register
-    always @(posedge clk) begin
-        if (rst) out_valid_r <= 1'b0;
-        else if (advance) out_valid_r <= (state == S_OUT);
-    end
-
-    always @(posedge clk) begin
-        if (advance && state == S_OUT) out_data_r <= result;
-    end
-
-    assign out_valid = out_valid_r;
-    assign out_data  = out_data_r;
+    engine_output #(
+        .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .SHIFT(SHIFT), .RELU(RELU), .REQUANT(REQUANT)
+    ) u_output (
+        .clk(clk), .rst(rst), .advance(advance), .load(state == S_OUT), .acc(acc),
+        .out_valid(out_valid), .out_data(out_data)
+    );
 endmodule
 
 

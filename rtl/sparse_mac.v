@@ -80,7 +80,6 @@ module sparse_mac #(
     input  wire                out_ready,
     output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data
 );
-    localparam OUT_W      = (REQUANT != 0) ? OUT_BITS : ACC_BITS;
     localparam E_BITS     = W_BITS + D_BITS;                 // one entry
     localparam PROD_BITS  = W_BITS + IN_BITS;
     // Columns are computed modulo 2**COL_BITS. Every true column (and column + 1) of a valid
@@ -349,33 +348,10 @@ module sparse_mac #(
     end
 
     // ---------------------------------------------------------------- stage 4: output register
-    wire signed [OUT_W-1:0] result;
-
-    generate
-        if (REQUANT != 0) begin : g_requant
-            requantize #(
-                .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .SHIFT(SHIFT), .RELU(RELU)
-            ) u_requantize (
-                .acc(acc),
-                .y(result)
-            );
-        end else begin : g_raw
-            assign result = acc;
-        end
-    endgenerate
-
-    reg                    out_valid_r;
-    reg signed [OUT_W-1:0] out_data_r;
-
-    always @(posedge clk) begin
-        if (rst) out_valid_r <= 1'b0;
-        else if (advance) out_valid_r <= acc_done;
-    end
-
-    always @(posedge clk) begin
-        if (advance && acc_done) out_data_r <= result;
-    end
-
-    assign out_valid = out_valid_r;
-    assign out_data  = out_data_r;
+    engine_output #(
+        .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .SHIFT(SHIFT), .RELU(RELU), .REQUANT(REQUANT)
+    ) u_output (
+        .clk(clk), .rst(rst), .advance(advance), .load(acc_done), .acc(acc),
+        .out_valid(out_valid), .out_data(out_data)
+    );
 endmodule

@@ -135,7 +135,7 @@ def write_verilog(graph: Graph, folder: str | Path) -> dict:
     specs = engine_specs(graph)
     for spec, node in zip(specs, graph.weighted_nodes()):
         _write_roms(graph, node, spec, folder)
-    modules = ["requantize.v"] + sorted({f"{s.engine}_mac.v" for s in specs}) + ["argmax.v"]
+    modules = ["requantize.v", "engine_output.v"] + sorted({f"{s.engine}_mac.v" for s in specs}) + ["argmax.v"]
     for m in modules:
         shutil.copy(RTL_DIR / m, folder / m)
     in_fmt = FixedPoint.from_dict(graph.meta["input_format"])

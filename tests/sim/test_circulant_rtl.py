@@ -20,7 +20,7 @@ from kernels.fixed import int_range
 from sim.runner import lint_verilator, run_cocotb
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = [REPO / "rtl" / "requantize.v", REPO / "rtl" / "circulant_mac.v"]
+SOURCES = [REPO / "rtl" / name for name in ("requantize.v", "engine_output.v", "circulant_mac.v")]
 TOP = "circulant_mac"
 
 # name -> (layer shape and output mode, plan options)

@@ -22,7 +22,7 @@ from sim.runner import SimulationError, lint_verilator, run_cocotb
 REPO = Path(__file__).resolve().parents[2]
 RTL = REPO / "rtl"
 REQUANTIZE_V = RTL / "requantize.v"
-DENSE_SOURCES = [REQUANTIZE_V, RTL / "dense_mac.v"]
+DENSE_SOURCES = [REQUANTIZE_V, RTL / "engine_output.v", RTL / "dense_mac.v"]
 ARGMAX_SOURCES = [RTL / "argmax.v"]
 TOP_FIXTURE = Path(__file__).resolve().parent / "mpc_top.v"
 DESIGN_SOURCES = DENSE_SOURCES + ARGMAX_SOURCES + [TOP_FIXTURE]

@@ -20,7 +20,7 @@ from sim.runner import lint_verilator, run_cocotb
 from tests.sim.test_rtl_modules import STALL_ENV, edge_inputs, latch_report, synthesize
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = [REPO / "rtl" / "requantize.v", REPO / "rtl" / "sparse_mac.v"]
+SOURCES = [REPO / "rtl" / name for name in ("requantize.v", "engine_output.v", "sparse_mac.v")]
 TOP = "sparse_mac"
 
 # name -> layer shape, engine and output mode. Every case with 2**D_BITS < N_IN holds a gap
