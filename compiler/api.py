@@ -48,7 +48,7 @@ def compile(model: str | Path, data: str | Path | None, out: str | Path, target:
         graph = load_onnx(model)
         recipe_doc = load_recipe(recipe)
         flow = flow_for(recipe_doc, target)
-        validate_recipe(recipe_doc, [n.name for n in graph.weighted_nodes()], where=str(recipe or "recipe"))
+        validate_recipe(recipe_doc, [n.name for n in graph.weighted_nodes(include_conv=True)], where=str(recipe or "recipe"))
         dataset = _load_dataset(data, graph)
         ctx = Context(data=dataset, recipe=recipe_doc, target=target, seed=seed, log=log, progress=progress)
         report = _build(graph, ctx, flow, Path(model), out, force, synth_timeout)

@@ -47,6 +47,8 @@ def load_data(path: str | Path, input_shape: tuple[int, ...], n_classes: int) ->
 def _check_x(path, name, x, input_shape) -> np.ndarray:
     if x.dtype.kind not in "fiub":
         raise DataError(f"{path}: {name} has dtype {x.dtype}; need a numeric array")
+    if tuple(x.shape[1:]) != tuple(input_shape) and _same_but_unit_axes(x.shape[1:], input_shape):
+        x = x.reshape(len(x), *input_shape)   # e.g. (N, 8, 8) images for a (1, 8, 8) model input
     if tuple(x.shape[1:]) != tuple(input_shape):
         raise DataError(f"{path}: {name} has shape {x.shape}; the model expects (N, {', '.join(map(str, input_shape))})")
     if len(x) == 0:
@@ -55,6 +57,11 @@ def _check_x(path, name, x, input_shape) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise DataError(f"{path}: {name} contains NaN or Inf")
     return x
+
+
+def _same_but_unit_axes(shape, other) -> bool:
+    """Equal once axes of size 1 are dropped: a missing or extra channel axis of one."""
+    return [d for d in shape if d != 1] == [d for d in other if d != 1]
 
 
 def _check_y(path, name, y, n, n_classes) -> np.ndarray:

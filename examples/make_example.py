@@ -6,6 +6,8 @@ Writes, deterministically from --seed:
   digits_mlp.onnx         64-32-16-10 MLP exported by torch.onnx.export (Gemm nodes)
   digits_mlp_wide.onnx    64-128-64-10 MLP, the same way: room for ADMM pruning and circulant blocks
   digits_matmul_add.onnx  the same kind of MLP written by hand with onnx.helper (MatMul + Add)
+  digits_cnn.onnx         a small CNN on the 1x8x8 images: conv3x3(8)-relu-maxpool2,
+                          conv3x3(16)-relu-maxpool2, flatten, dense 64-10
   digits.npz              x_train, y_train (the members), x_test, y_test (the non-members)
 """
 from __future__ import annotations
@@ -36,6 +38,10 @@ def train_mlp(data: dict, hidden: tuple[int, ...], seed: int, epochs: int = 60) 
         layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
         width = h
     model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 10))
+    return _fit(model, data, seed, epochs)
+
+
+def _fit(model: torch.nn.Module, data: dict, seed: int, epochs: int) -> torch.nn.Module:
     x = torch.from_numpy(data["x_train"])
     y = torch.from_numpy(data["y_train"])
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -48,10 +54,22 @@ def train_mlp(data: dict, hidden: tuple[int, ...], seed: int, epochs: int = 60) 
     return model.eval()
 
 
-def export_torch(model: torch.nn.Module, path: Path) -> None:
+def train_cnn(data: dict, seed: int, epochs: int = 60) -> torch.nn.Sequential:
+    """The CNN trains on images with a channel axis; digits.npz stores them as (N, 8, 8), which
+    `mpc` accepts for a (1, 8, 8) model input (compiler/data.py adds the axis)."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    images = dict(data, x_train=data["x_train"][:, None])
+    return _fit(model, images, seed, epochs)
+
+
+def export_torch(model: torch.nn.Module, path: Path, input_shape=(8, 8)) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 8, 8),), str(path), input_names=["image"],
+        torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(path), input_names=["image"],
                           output_names=["logits"], dynamo=False, dynamic_axes={"image": {0: "batch"}},
                           opset_version=17)
 
@@ -89,7 +107,9 @@ def main(argv=None) -> None:
     export_torch(train_mlp(data, (32, 16), args.seed), args.out / "digits_mlp.onnx")
     export_torch(train_mlp(data, (128, 64), args.seed), args.out / "digits_mlp_wide.onnx")
     export_matmul_add(train_mlp(data, (24,), args.seed + 1), args.out / "digits_matmul_add.onnx")
-    print(f"wrote {args.out}/digits_mlp.onnx, digits_mlp_wide.onnx, digits_matmul_add.onnx, digits.npz")
+    export_torch(train_cnn(data, args.seed), args.out / "digits_cnn.onnx", input_shape=(1, 8, 8))
+    print(f"wrote {args.out}/digits_mlp.onnx, digits_mlp_wide.onnx, digits_matmul_add.onnx, digits_cnn.onnx, "
+          "digits.npz")
 
 
 if __name__ == "__main__":
