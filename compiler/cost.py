@@ -138,3 +138,43 @@ def design_interval(first_n_in: int, costs: list[EngineCost], n_classes: int) ->
         else:
             stages.append(c.compute_cycles)
     return max(stages)
+
+
+# ---- convolution and pooling engines (rtl/conv2d.v, rtl/pool2d.v) ---------------------------
+def conv_output_shape(h: int, w: int, kernel, stride: int, pads) -> tuple[int, int]:
+    kh, kw = kernel
+    t, l, b, r = pads
+    return (h + t + b - kh) // stride + 1, (w + l + r - kw) // stride + 1
+
+
+def conv_compute_cycles(in_shape, c_out: int, kernel, stride: int, pads, p_co: int, p_ci: int) -> int:
+    """ROM words read per frame, one per edge: H_OUT*W_OUT*NCG*KH*KW*NCW (rtl/conv2d.v)."""
+    c_in, h, w = in_shape
+    h_out, w_out = conv_output_shape(h, w, kernel, stride, pads)
+    return h_out * w_out * math.ceil(c_out / p_co) * kernel[0] * kernel[1] * math.ceil(c_in / p_ci)
+
+
+def conv_weight_rom_bits(in_shape, c_out: int, kernel, p_co: int, p_ci: int, w_bits: int) -> int:
+    """NCG*KH*KW*NCW words of P_CO*P_CI weights (kernels/conv_rom.py: zero-padded groups)."""
+    words = math.ceil(c_out / p_co) * kernel[0] * kernel[1] * math.ceil(in_shape[0] / p_ci)
+    return words * p_co * p_ci * w_bits
+
+
+def pool_compute_cycles(in_shape, kernel, stride: int, pads) -> int:
+    """One window element per edge: H_OUT*W_OUT*C*KH*KW (rtl/pool2d.v)."""
+    c, h, w = in_shape
+    h_out, w_out = conv_output_shape(h, w, kernel, stride, pads)
+    return h_out * w_out * c * kernel[0] * kernel[1]
+
+
+def stream_weight_matrix(w_q: np.ndarray, input_chw) -> np.ndarray:
+    """A dense layer's weights with columns in the order its engine receives inputs.
+
+    Convolution and pooling engines stream a [C, H, W] tensor channel-last (for y, for x, for c),
+    while the graph's flatten is row-major C*H*W; so the dense layer after a flatten of a 4-D
+    tensor (node attr `input_chw`) stores W_hw[:, (y*W + x)*C + c] = W[:, c*H*W + y*W + x]."""
+    if not input_chw:
+        return w_q
+    c, h, w = input_chw
+    n_out = w_q.shape[0]
+    return w_q.reshape(n_out, c, h, w).transpose(0, 2, 3, 1).reshape(n_out, c * h * w)

@@ -19,7 +19,8 @@ import numpy as np
 # the bias and the stored weight spectra (real, imaginary); it outputs an accumulator as dense does.
 FLOAT_OPS = {"dense", "bias_add", "relu", "flatten", "identity", "softmax", "log_softmax",
              "conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "batchnorm"}  # docs/ir.md: attrs, semantics
-INTEGER_OPS = {"quantize", "dense", "circulant", "requantize", "flatten", "dequantize"}
+INTEGER_OPS = {"quantize", "dense", "circulant", "requantize", "flatten", "dequantize",
+               "conv2d", "maxpool2d", "avgpool2d", "global_avgpool"}   # docs/fixed-point.md
 OPS = FLOAT_OPS | INTEGER_OPS
 WEIGHTED_OPS = ("dense", "circulant")   # ops whose inputs[1] is a weight matrix [n_out, n_in]
 

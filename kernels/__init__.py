@@ -9,8 +9,11 @@ from kernels.quantize import quantize, dequantize
 from kernels.dense_mac import dense_mac, dense_accumulator_bits
 from kernels.requantize import requantize
 from kernels.argmax import argmax
+from kernels.conv2d import conv2d, conv_accumulator_bits
+from kernels.pool import avg_pool2d, global_avg_pool, max_pool2d
 
 __all__ = [
     "int_range", "bits_for_signed", "round_half_even", "saturate", "quantize", "dequantize",
-    "dense_mac", "dense_accumulator_bits", "requantize", "argmax",
+    "dense_mac", "dense_accumulator_bits", "requantize", "argmax", "conv2d", "conv_accumulator_bits",
+    "max_pool2d", "avg_pool2d", "global_avg_pool",
 ]

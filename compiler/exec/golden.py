@@ -47,7 +47,7 @@ def run_integer(graph: Graph, x_q: np.ndarray, record: dict | None = None,
             return GoldenResult(logits_q, kernels.argmax(logits_q),
                                 kernels.dequantize(logits_q, node.attrs["frac"]))
         x = env[node.inputs[0]]
-        if record is not None and node.op in ("dense", "circulant"):
+        if record is not None and node.op in ("dense", "circulant", "conv2d"):
             record[node.name] = x
         step = _dense if node.op == "circulant" and node.name in exact else _STEP[node.op]
         env[node.outputs[0]] = step(graph, node, x)
@@ -68,6 +68,11 @@ def circulant_layer(graph: Graph, node) -> CirculantLayer:
                              circulant_vectors(w_q, attrs["block"]), graph.params[node.inputs[2]])
 
 
+def _conv2d(graph: Graph, node, x):
+    bias = graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
+    return kernels.conv2d(x, graph.params[node.inputs[1]], bias, node.attrs["stride"], node.attrs["pads"])
+
+
 def _circulant(graph: Graph, node, x):
     return circulant_mac(x, circulant_layer(graph, node))
 
@@ -77,4 +82,9 @@ _STEP = {
     "dense": _dense,
     "circulant": _circulant,
     "requantize": lambda g, n, x: kernels.requantize(x, n.attrs["shift"], n.attrs["bits"], n.attrs["relu"]),
+    "conv2d": _conv2d,
+    "maxpool2d": lambda g, n, x: kernels.max_pool2d(x, n.attrs["kernel"], n.attrs["stride"], n.attrs["pads"]),
+    "avgpool2d": lambda g, n, x: kernels.avg_pool2d(x, n.attrs["kernel"], n.attrs["stride"], n.attrs["pads"],
+                                                    n.attrs["count_include_pad"]),
+    "global_avgpool": lambda g, n, x: kernels.global_avg_pool(x),
 }

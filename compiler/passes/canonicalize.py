@@ -8,6 +8,10 @@ rounding: batchnorm is y = x * scale[c] + shift[c] (docs/ir.md), so after W x + 
 dense or conv2d layer whose output nothing else reads (one after a relu or a pooling, or first in
 the graph) stays an explicit node: the torch executor runs it, and `lower` refuses it by name.
 (Folding a batchnorm into the layer *after* it is not done: with zero padding it is not exact.)
+
+A relu right after a maxpool2d moves before it (relu and max commute: max(relu(x)) =
+relu(max(x)) elementwise over each window), so that a conv's activation function always
+directly follows it, which is what `lower` and the conv engine's output stage expect.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ class Canonicalize(Pass):
         g = _drop_identities(g)
         g = _fuse_bias_adds(g)
         g = _fold_batchnorms(g)
+        g = _relu_before_maxpool(g)
         _drop_unused_params(g)
         return g
 
@@ -88,6 +93,20 @@ def _fold_batchnorms(g: Graph) -> Graph:
         layer.outputs = list(bn.outputs)
         layer.annotations["folded_batchnorm"] = bn.name
         g.nodes.remove(bn)
+    return g
+
+
+def _relu_before_maxpool(g: Graph) -> Graph:
+    """maxpool -> relu becomes relu -> maxpool (same values; tensor names keep their order)."""
+    for relu in [n for n in g.nodes if n.op == "relu"]:
+        pool = g.producer(relu.inputs[0])
+        if pool is None or pool.op != "maxpool2d" or len(g.consumers(pool.outputs[0])) != 1:
+            continue
+        x, pooled, out = pool.inputs[0], pool.outputs[0], relu.outputs[0]
+        relu.inputs, relu.outputs = [x], [pooled]
+        pool.inputs, pool.outputs = [pooled], [out]
+        i, j = g.nodes.index(pool), g.nodes.index(relu)
+        g.nodes[i], g.nodes[j] = relu, pool
     return g
 
 

@@ -1,8 +1,15 @@
 """lower: calibrated post-training quantization to the integer graph of docs/fixed-point.md.
 
-Float graph (dense, relu, flatten, trailing softmax) -> integer graph:
+Float graph (dense, conv2d, pools, relu, flatten, trailing softmax) -> integer graph:
 
-    quantize -> [flatten] -> dense -> requantize(+relu) -> ... -> dense -> dequantize
+    quantize -> [conv2d -> requantize(+relu) -> [pool] -> ...] -> [flatten] -> dense
+             -> requantize(+relu) -> ... -> dense -> dequantize
+
+A conv2d is lowered as a dense layer is (one weight format per layer, bias at the accumulator's
+scale, an accumulator that cannot overflow); pools work on activations, so an accumulator is
+requantized before one, and keep their input's format exactly. The dense layer after a flatten
+of a [C, H, W] tensor records `input_chw`: the hardware streams that tensor channel-last, so its
+engine stores the columns permuted (cost.stream_weight_matrix).
 
 Every scale is a power of two. Activation formats are calibrated on x_train; weight formats
 cover each layer's largest weight, unless `admm` already put the layer on a fixed-point grid,
@@ -32,7 +39,8 @@ from kernels.circulant_mac import (FFT_EXTRA_GUARD, IFFT_GUARD, SPECTRUM_BITS, T
 from kernels.circulant_rom import bias_bits
 
 MAX_ONNX_ACC_BITS = 32  # MatMulInteger accumulates in int32
-CONV_OPS = ("conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "batchnorm")  # float-only so far
+POOL_OPS = ("maxpool2d", "avgpool2d", "global_avgpool")
+LOWERABLE_OPS = ("dense", "relu", "flatten", "conv2d", *POOL_OPS)
 
 
 def _auto_or(check):
@@ -85,16 +93,21 @@ class Lower(Pass):
 
 def _check_lowerable(graph: Graph) -> None:
     body = _body(graph)
-    conv = [f"{n.name!r} ({n.op})" for n in body if n.op in CONV_OPS]
-    if conv:
-        raise PassError(f"lower: convolutional layers are not lowered to integers yet: {', '.join(conv)} "
-                        "(they import and run in float; the integer flow supports MLPs)")
-    bad = [f"{n.name!r} ({n.op})" for n in body if n.op not in ("dense", "relu", "flatten")]
+    norms = [f"{n.name!r}" for n in body if n.op == "batchnorm"]
+    if norms:
+        raise PassError(f"lower: batch normalization {', '.join(norms)} follows no conv/dense layer it could be "
+                        "folded into (canonicalize folds it only right after one), so it has no integer form")
+    bad = [f"{n.name!r} ({n.op})" for n in body if n.op not in LOWERABLE_OPS]
     if bad:
         raise PassError(f"lower: cannot lower node(s) {', '.join(bad)}; run canonicalize first "
-                        "(a bias add that does not follow a dense layer is not supported)")
-    if not any(n.op == "dense" for n in body):
-        raise PassError("lower: the graph has no dense layer")
+                        "(a bias add that does not follow a dense or conv layer is not supported)")
+    uneven = [f"{n.name!r} (stride {n.attrs['stride']})" for n in body
+              if n.op in ("conv2d", "maxpool2d", "avgpool2d") and len(set(n.attrs["stride"])) > 1]
+    if uneven:
+        raise PassError(f"lower: {', '.join(uneven)}: the line-buffered engines step both axes alike; "
+                        "strides must be equal")
+    if not any(n.op in ("dense", "conv2d") for n in body):
+        raise PassError("lower: the graph has no dense or conv layer")
 
 
 def _body(graph: Graph) -> list[Node]:
@@ -138,10 +151,13 @@ class _Lowering:
         self.cur: str = ""
         self.cur_fmt: FixedPoint | None = None
         self.cur_is_acc = False
+        self.cur_shape: tuple[int, ...] = ()
+        self.flattened_chw: list[int] | None = None   # [C, H, W] when the current tensor is a flattened image
 
     def build(self) -> Graph:
         src = self.graph.inputs[0]
         in_fmt = choose_format(self.acts[src.name], self.act_bits)
+        self.cur_shape = tuple(src.shape)
         self._emit(Node("quantize", "quantize_input", [src.name], [f"{src.name}_q"],
                         attrs={"format": in_fmt.to_dict()}), in_fmt, is_acc=False)
         for node in _body(self.graph):
@@ -156,35 +172,88 @@ class _Lowering:
                      outputs=[TensorSpec("logits", (n_classes,), "float32")],
                      nodes=self.nodes, params=self.params, meta=meta)
 
-    def _emit(self, node: Node, fmt: FixedPoint, is_acc: bool) -> None:
+    def _emit(self, node: Node, fmt: FixedPoint, is_acc: bool, shape: tuple[int, ...] | None = None) -> None:
         self.nodes.append(node)
         self.cur, self.cur_fmt, self.cur_is_acc = node.outputs[0], fmt, is_acc
+        if shape is not None:
+            self.cur_shape = tuple(int(d) for d in shape)
+
+    def _float_shape(self, tensor: str) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.acts[tensor].shape[1:])
 
     def _lower_flatten(self, node: Node) -> None:
-        self._emit(Node("flatten", node.name, [self.cur], [node.outputs[0]]), self.cur_fmt, self.cur_is_acc)
+        self.flattened_chw = list(self.cur_shape) if len(self.cur_shape) == 3 else None
+        self._emit(Node("flatten", node.name, [self.cur], [node.outputs[0]]), self.cur_fmt, self.cur_is_acc,
+                   shape=(int(np.prod(self.cur_shape)),))
 
     def _lower_relu(self, node: Node) -> None:
         self._requantize(node.name, node.outputs[0], relu=True)
 
-    def _lower_dense(self, node: Node) -> None:
-        if self.cur_is_acc:  # two dense layers in a row: bring the first back to activation width
+    def _to_activation(self, node: Node) -> None:
+        """An accumulator feeding another layer or a pool comes back to activation width first."""
+        if self.cur_is_acc:
             self._requantize(f"{node.name}.input", f"{node.inputs[0]}_q", relu=False)
+
+    def _quantize_layer(self, node: Node, opts: dict, force_bias: bool = False) -> tuple[list, dict, np.ndarray]:
+        """Weights on their grid, bias at the accumulator's scale; the layer's inputs and attrs."""
         w = self.graph.params[node.inputs[1]]
         b = self.graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
         x_fmt = self.cur_fmt
-        opts = self.ctx.layer_options("lower", node.name)
         w_q, w_fmt = _quantize_weights(node, w, opts["weight_bits"])
         acc_frac = w_fmt.frac + x_fmt.frac
-        block = _circulant_block(node, opts)
         inputs = [self.cur, f"{node.name}.weight_q"]
         self.params[inputs[1]] = w_q.astype(np.int32)
         b_q = None
-        if b is not None or block:   # a circulant node always has a bias input (zeros if none)
+        if b is not None or force_bias:
             b_f = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
             b_q = kernels.round_half_even(b_f * 2.0 ** acc_frac).astype(np.int64)
             inputs.append(f"{node.name}.bias_q")
             self.params[inputs[2]] = b_q
         attrs = {"input_format": x_fmt.to_dict(), "weight_format": w_fmt.to_dict(), "acc_frac": acc_frac}
+        return inputs, attrs, (w_q, b_q)
+
+    def _lower_conv2d(self, node: Node) -> None:
+        self._to_activation(node)
+        opts = self.ctx.layer_options("lower", node.name)
+        inputs, attrs, (w_q, b_q) = self._quantize_layer(node, opts)
+        acc_bits = _checked_acc_bits(node, kernels.conv_accumulator_bits(w_q, b_q, self.cur_fmt.bits))
+        out_shape = self._float_shape(node.outputs[0])
+        attrs |= {"kernel": list(node.attrs["kernel"]), "stride": int(node.attrs["stride"][0]),
+                  "pads": list(node.attrs["pads"]), "acc_bits": acc_bits,
+                  "in_shape": list(self.cur_shape), "out_shape": list(out_shape)}
+        annotations = {k: v for k, v in node.annotations.items() if k != "weight_format"}
+        self._emit(Node("conv2d", node.name, inputs, [node.outputs[0]], attrs=attrs, annotations=annotations),
+                   FixedPoint(acc_bits, attrs["acc_frac"]), is_acc=True, shape=out_shape)
+
+    def _lower_pool(self, node: Node) -> None:
+        """Pools keep their input's format exactly (max picks an element; average rounds the
+        mean, which lies within the input's range)."""
+        self._to_activation(node)
+        out_shape = self._float_shape(node.outputs[0])
+        if node.op == "global_avgpool":
+            window = {"kernel": list(self.cur_shape[1:]), "stride": 1, "pads": [0, 0, 0, 0]}
+        else:
+            window = {"kernel": list(node.attrs["kernel"]), "stride": int(node.attrs["stride"][0]),
+                      "pads": list(node.attrs["pads"])}
+            if node.op == "avgpool2d":
+                window["count_include_pad"] = bool(node.attrs["count_include_pad"])
+        attrs = window | {"format": self.cur_fmt.to_dict(), "in_shape": list(self.cur_shape),
+                          "out_shape": list(out_shape)}
+        self._emit(Node(node.op, node.name, [self.cur], [node.outputs[0]], attrs=attrs), self.cur_fmt,
+                   is_acc=False, shape=out_shape)
+
+    _lower_maxpool2d = _lower_avgpool2d = _lower_global_avgpool = _lower_pool
+
+    def _lower_dense(self, node: Node) -> None:
+        self._to_activation(node)   # e.g. two dense layers in a row
+        opts = self.ctx.layer_options("lower", node.name)
+        block = _circulant_block(node, opts)
+        # a circulant node always has a bias input (zeros if none)
+        inputs, attrs, (w_q, b_q) = self._quantize_layer(node, opts, force_bias=bool(block))
+        x_fmt, acc_frac = self.cur_fmt, attrs["acc_frac"]
+        if self.flattened_chw:
+            attrs["input_chw"] = self.flattened_chw   # its input is an image streamed channel-last
+            self.flattened_chw = None
         annotations = {k: v for k, v in node.annotations.items() if k != "weight_format"}
         op = "dense"
         if block:
@@ -196,12 +265,9 @@ class _Lowering:
             attrs["circulant"] = layer.attrs()
         else:
             acc_bits = kernels.dense_accumulator_bits(w_q, b_q, x_fmt.bits)
-        if acc_bits > MAX_ONNX_ACC_BITS:
-            raise PassError(f"lower: layer {node.name!r} needs a {acc_bits}-bit accumulator; at most "
-                            f"{MAX_ONNX_ACC_BITS} are supported (use fewer weight/activation bits)")
-        attrs["acc_bits"] = acc_bits
+        attrs["acc_bits"] = _checked_acc_bits(node, acc_bits)
         self._emit(Node(op, node.name, inputs, [node.outputs[0]], attrs=attrs, annotations=annotations),
-                   FixedPoint(acc_bits, acc_frac), is_acc=True)
+                   FixedPoint(acc_bits, acc_frac), is_acc=True, shape=(w_q.shape[0],))
 
     def _requantize(self, name: str, out: str, relu: bool) -> None:
         """acc (or an activation, for a standalone relu) -> calibrated activation format."""
@@ -210,6 +276,13 @@ class _Lowering:
         fmt = choose_format(self.acts[float_name], self.act_bits, max_frac=src_frac)
         attrs = {"shift": src_frac - fmt.frac, "bits": fmt.bits, "relu": relu, "out_frac": fmt.frac}
         self._emit(Node("requantize", name, [self.cur], [out], attrs=attrs), fmt, is_acc=False)
+
+
+def _checked_acc_bits(node: Node, acc_bits: int) -> int:
+    if acc_bits > MAX_ONNX_ACC_BITS:
+        raise PassError(f"lower: layer {node.name!r} needs a {acc_bits}-bit accumulator; at most "
+                        f"{MAX_ONNX_ACC_BITS} are supported (use fewer weight/activation bits)")
+    return acc_bits
 
 
 def _circulant_block(node: Node, opts: dict) -> int | None:
@@ -265,18 +338,14 @@ def _plan_hardware(graph: Graph, ctx) -> None:
     A circulant layer takes the FFT engine, whose schedule and 4 multipliers are fixed; the
     cycle budget of the dense layers rises to the slowest circulant engine's interval (the
     largest dense layer alone sets it when there is none)."""
-    weighted = graph.weighted_nodes()
-    dense_nodes = [n for n in weighted if n.op == "dense"]
+    weighted = graph.weighted_nodes(include_conv=True)
     circulant = {n.name: _circulant_engine_cost(graph, n) for n in weighted if n.op == "circulant"}
-    cycle_target = 0
-    if dense_nodes:
-        shapes = {n.name: graph.params[n.inputs[1]].shape for n in dense_nodes}
-        n_out, n_in = max(shapes.values(), key=lambda s: s[0] * s[1])
-        budget = min(ctx.options("lower")["multipliers"], n_in)
-        cycle_target = n_out * math.ceil(n_in / budget)
-    # A circulant engine's schedule is fixed (4 multipliers): a dense layer finishing faster than
-    # the slowest of them would only wait, so the cycle budget rises to it.
-    cycle_target = max([cycle_target] + [c.interval for c in circulant.values()])
+    cycle_target = _largest_layer_cycles(graph, ctx.options("lower")["multipliers"])
+    # A circulant engine's schedule is fixed (4 multipliers), and so is a pooling engine's (one
+    # window element per cycle): a layer finishing faster than the slowest of them would only
+    # wait, so the cycle budget rises to it.
+    fixed = [c.interval for c in circulant.values()] + [_pool_cycles(n) for n in graph.nodes if n.op in POOL_OPS]
+    cycle_target = max([cycle_target] + fixed)
     for node in weighted:
         if node.op == "circulant":
             if "multipliers" in ctx.recipe.get("lower", {}).get("layers", {}).get(node.name, {}):
@@ -284,8 +353,78 @@ def _plan_hardware(graph: Graph, ctx) -> None:
                                 f"{cost.CIRCULANT_MULTIPLIERS} multipliers (remove [lower.layers.\"{node.name}\"] "
                                 "multipliers, or give it engine = \"dense\" to compute its exact product)")
             _plan_circulant_engine(graph, node, circulant[node.name], ctx.options("lower")["multipliers"])
+        elif node.op == "conv2d":
+            _plan_conv(graph, node, ctx.layer_options("lower", node.name), ctx.recipe, cycle_target)
         else:
             _plan_layer(graph, node, ctx.layer_options("lower", node.name), ctx.recipe, cycle_target)
+
+
+def _largest_layer_cycles(graph: Graph, multipliers: int) -> int:
+    """Cycles of the slowest dense or conv layer given `multipliers` multipliers (its best split)."""
+    cycles = [0]
+    for node in graph.weighted_nodes(include_conv=True):
+        if node.op == "dense":
+            n_out, n_in = graph.params[node.inputs[1]].shape
+            cycles.append(n_out * math.ceil(n_in / min(multipliers, n_in)))
+        elif node.op == "conv2d":
+            cycles.append(_conv_split(node, lambda p, c: p <= multipliers)[2])
+    return max(cycles)
+
+
+def _pool_cycles(node: Node) -> int:
+    return cost.pool_compute_cycles(node.attrs["in_shape"], node.attrs["kernel"], node.attrs["stride"],
+                                    node.attrs["pads"])
+
+
+def _conv_cycles(node: Node, p_co: int, p_ci: int) -> int:
+    a = node.attrs
+    return cost.conv_compute_cycles(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"], p_co, p_ci)
+
+
+def _conv_splits(node: Node):
+    """Every (P_CO, P_CI) rtl/conv2d.v's timing contract covers: P_CO <= KH*KW*ceil(C_IN/P_CI)."""
+    c_in, c_out = node.attrs["in_shape"][0], node.attrs["out_shape"][0]
+    kh, kw = node.attrs["kernel"]
+    for p_ci in range(1, c_in + 1):
+        for p_co in range(1, min(c_out, kh * kw * math.ceil(c_in / p_ci)) + 1):
+            yield p_co, p_ci
+
+
+def _conv_split(node: Node, allowed) -> tuple[int, int, int]:
+    """(p_co, p_ci, cycles): among the splits `allowed(multipliers, cycles)` accepts, the fewest
+    cycles, then the fewest multipliers; the fastest split if none is allowed."""
+    options = [(p_co, p_ci, _conv_cycles(node, p_co, p_ci)) for p_co, p_ci in _conv_splits(node)]
+    chosen = [o for o in options if allowed(o[0] * o[1], o[2])] or options
+    return min(chosen, key=lambda o: (o[2], o[0] * o[1], o[0]))
+
+
+def _plan_conv(graph: Graph, node: Node, opts: dict, recipe: dict, cycle_target: int) -> None:
+    """The conv engine with the fewest multipliers (P_CO x P_CI) that meets the cycle budget, or
+    the recipe's exact count (split for the fewest cycles). There is no sparse conv engine: a
+    pruned conv layer saves cycles and ROM through removed filters/channels (admm's
+    `filters`/`channels` structures), not through skipped zeros."""
+    if opts["engine"] == "sparse":
+        raise PassError(f"lower: layer {node.name!r} is a convolution: there is no sparse convolution engine "
+                        "(prune whole filters or channels instead: admm structure = \"filters\" / \"channels\")")
+    fixed_p = recipe.get("lower", {}).get("layers", {}).get(node.name, {}).get("multipliers")
+    if fixed_p:
+        p_co, p_ci, cycles = _conv_split(node, lambda p, c: p <= int(fixed_p))
+    else:
+        fewest = min((p_co * p_ci for p_co, p_ci in _conv_splits(node)
+                      if _conv_cycles(node, p_co, p_ci) <= cycle_target), default=None)
+        p_co, p_ci, cycles = _conv_split(node, lambda p, c: fewest is not None and p == fewest)
+    a = node.attrs
+    rom = cost.conv_weight_rom_bits(a["in_shape"], a["out_shape"][0], a["kernel"], p_co, p_ci,
+                                    a["weight_format"]["bits"])
+    node.annotations.update({
+        "engine": "conv", "multipliers": p_co * p_ci, "p_co": p_co, "p_ci": p_ci,
+        "engine_reason": (("multipliers chosen by recipe; " if fixed_p else "") +
+                          f"line-buffered conv engine, {p_co} output x {p_ci} input channels per cycle: "
+                          f"{cycles} cycles per frame (budget {cycle_target}), {rom} weight ROM bits"),
+        "break_even_sparsity": None, "delta_bits": None,
+        "cost": {"conv": {"multipliers": p_co * p_ci, "p_co": p_co, "p_ci": p_ci, "compute_cycles": cycles,
+                          "weight_rom_bits": rom}},
+    })
 
 
 def _circulant_engine_cost(graph: Graph, node: Node) -> cost.EngineCost:
@@ -324,7 +463,7 @@ def _fewest_multipliers(cost_at, n_in: int, cycle_target: int):
 
 
 def _plan_layer(graph: Graph, node: Node, opts: dict, recipe: dict, cycle_target: int) -> None:
-    w_q = graph.params[node.inputs[1]]
+    w_q = cost.stream_weight_matrix(graph.params[node.inputs[1]], node.attrs.get("input_chw"))
     w_bits, acc_bits = node.attrs["weight_format"]["bits"], node.attrs["acc_bits"]
     n_out, n_in = w_q.shape
     fixed_p = recipe.get("lower", {}).get("layers", {}).get(node.name, {}).get("multipliers")

@@ -1,0 +1,141 @@
+"""lower on convolutional graphs: conv2d / pools become integer nodes with the shapes and
+formats docs/fixed-point.md states, the golden executor keeps the float model's accuracy, the
+conv engine plan meets the cycle budget, and what has no integer form is refused by name."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from compiler.data import Dataset, load_data
+from compiler.exec import golden
+from compiler.exec import torch as torch_exec
+from compiler import cost
+from compiler.passes.base import PassError
+from conftest import EXAMPLES, lower_model
+
+
+@pytest.fixture(scope="module")
+def cnn_data():
+    return load_data(EXAMPLES / "digits.npz", (1, 8, 8), 10)
+
+
+@pytest.fixture(scope="module")
+def cnn_lowered(cnn_data):
+    return lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data)
+
+
+def test_cnn_lowers_to_integer_conv_pool_nodes_in_order(cnn_lowered):
+    _, low = cnn_lowered
+    assert [n.op for n in low.nodes] == ["quantize", "conv2d", "requantize", "maxpool2d", "conv2d", "requantize",
+                                         "maxpool2d", "flatten", "dense", "dequantize"]
+    conv1, conv2 = low.weighted_nodes(include_conv=True)[:2]
+    assert conv1.attrs["in_shape"] == [1, 8, 8] and conv1.attrs["out_shape"] == [8, 8, 8]
+    assert conv2.attrs["in_shape"] == [8, 4, 4] and conv2.attrs["out_shape"] == [16, 4, 4]
+    assert conv1.attrs["stride"] == 1 and conv1.attrs["pads"] == [1, 1, 1, 1]
+    pool = low.nodes[3]
+    relu = low.nodes[2]
+    assert pool.attrs["format"]["frac"] == relu.attrs["out_frac"]      # a pool keeps its input's format
+    assert low.node("/7/Gemm").attrs["input_chw"] == [16, 2, 2]
+    for conv in (conv1, conv2):   # accumulators that cannot overflow, exactly as wide as needed
+        w = low.params[conv.inputs[1]].astype(np.int64)
+        b = low.params[conv.inputs[2]]
+        worst = int((np.abs(w).reshape(len(w), -1).sum(1) * 2 ** (conv.attrs["input_format"]["bits"] - 1)
+                     + np.abs(b)).max())
+        assert worst < 2 ** (conv.attrs["acc_bits"] - 1) <= 2 * worst + 1
+
+
+def test_integer_cnn_keeps_float_accuracy(cnn_lowered, cnn_data):
+    graph, low = cnn_lowered
+    float_acc = np.mean(torch_exec.run(graph, cnn_data.x_test).argmax(1) == cnn_data.y_test)
+    int_acc = np.mean(golden.run(low, cnn_data.x_test).classes == cnn_data.y_test)
+    assert float_acc > 0.9 and abs(int_acc - float_acc) <= 0.01
+
+
+def test_golden_conv_equals_float_conv_on_the_dequantized_grid(cnn_lowered, cnn_data):
+    """The first conv's integers, dequantized, are the float conv of the dequantized input and
+    weights (exact: every product and sum is a dyadic rational well inside float64)."""
+    _, low = cnn_lowered
+    conv = low.nodes[1]
+    record = {}
+    x_q = golden.quantize_input(low, cnn_data.x_test[:16])
+    golden.run_integer(low, x_q, record=record)
+    acc = golden._conv2d(low, conv, record[conv.name])
+    w = low.params[conv.inputs[1]] * 2.0 ** -conv.attrs["weight_format"]["frac"]
+    b = low.params[conv.inputs[2]] * 2.0 ** -conv.attrs["acc_frac"]
+    x = x_q * 2.0 ** -conv.attrs["input_format"]["frac"]
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=1)
+    np.testing.assert_array_equal(acc * 2.0 ** -conv.attrs["acc_frac"], ref.numpy())
+
+
+def test_conv_engines_meet_the_cycle_budget_with_the_fewest_multipliers(cnn_lowered):
+    _, low = cnn_lowered
+    budget = max(n.annotations["cost"]["conv"]["compute_cycles"] for n in low.nodes if n.op == "conv2d")
+    for node in (n for n in low.nodes if n.op == "conv2d"):
+        a, ann = node.attrs, node.annotations
+        assert ann["engine"] == "conv" and ann["multipliers"] == ann["p_co"] * ann["p_ci"]
+        assert ann["p_co"] <= a["kernel"][0] * a["kernel"][1] * -(-a["in_shape"][0] // ann["p_ci"])
+        cycles = cost.conv_compute_cycles(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"],
+                                          ann["p_co"], ann["p_ci"])
+        assert cycles == ann["cost"]["conv"]["compute_cycles"] <= budget
+        fewer = [(pc, pi) for pc in range(1, a["out_shape"][0] + 1) for pi in range(1, a["in_shape"][0] + 1)
+                 if pc * pi < ann["multipliers"]]
+        assert all(cost.conv_compute_cycles(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"],
+                                            pc, pi) > budget for pc, pi in fewer)
+
+
+def test_recipe_multipliers_and_sparse_engine_on_a_conv(cnn_data):
+    _, low = lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data,
+                         {"lower": {"layers": {"/3/Conv": {"multipliers": 4}}}})
+    assert low.node("/3/Conv").annotations["multipliers"] <= 4
+    with pytest.raises(PassError, match="'/0/Conv' is a convolution: there is no sparse convolution engine"):
+        lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data, {"lower": {"layers": {"/0/Conv": {"engine": "sparse"}}}})
+
+
+class PoolZoo(torch.nn.Module):
+    """Average pooling with padding (both count modes), a maxpool before its relu, global pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.fc = torch.nn.Linear(6, 10)
+
+    def forward(self, x):
+        x = torch.relu(torch.nn.functional.max_pool2d(self.c1(x), 2))            # max before relu
+        x = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+        x = torch.relu(self.c2(x))
+        x = torch.nn.functional.avg_pool2d(x, 2, stride=1, padding=1)             # count_include_pad
+        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_pools_lower_and_match_float(tmp_path, cnn_data):
+    import warnings
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(PoolZoo().eval(), (torch.zeros(1, 1, 8, 8),), str(tmp_path / "m.onnx"), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    graph, low = lower_model(tmp_path / "m.onnx", cnn_data)
+    ops = [n.op for n in low.nodes]
+    assert ops.count("avgpool2d") == 2 and ops.count("global_avgpool") == 1
+    assert ops[1:4] == ["conv2d", "requantize", "maxpool2d"] and low.nodes[2].attrs["relu"]   # relu moved first
+    avg = [n for n in low.nodes if n.op == "avgpool2d"]
+    assert [a.attrs["count_include_pad"] for a in avg] == [False, True]
+    # the integer model follows the float one: logits agree to a few output LSBs' worth
+    ref = torch_exec.run(graph, cnn_data.x_test[:64])
+    got = golden.run(low, cnn_data.x_test[:64]).logits
+    assert np.max(np.abs(got - ref)) < 0.05 * np.max(np.abs(ref)) + 0.05
+
+
+def test_an_explicit_batchnorm_is_refused_by_name():
+    from compiler.ir import Graph, Node, TensorSpec
+    from compiler.passes.base import Context, get_pass
+    g = Graph([TensorSpec("x", (2, 4, 4))], [TensorSpec("y", (10,))],
+              [Node("batchnorm", "bn0", ["x", "s", "t"], ["h"]), Node("flatten", "f", ["h"], ["hf"]),
+               Node("dense", "fc", ["hf", "w"], ["y"])],
+              {"s": np.ones(2, np.float32), "t": np.zeros(2, np.float32), "w": np.ones((10, 32), np.float32)})
+    x = np.zeros((4, 2, 4, 4), np.float32)
+    y = np.zeros(4, np.int64)
+    with pytest.raises(PassError, match="'bn0' follows no conv/dense layer"):
+        get_pass("lower").run(g, Context(data=Dataset(x, y, x, y), log=lambda *_: None, progress=False))
