@@ -53,12 +53,14 @@ def avg_pool2d(x_q: np.ndarray, kernel, stride: int | None = None, pads=0,
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     stride = stride or kh
     s = _windows(x_q, kh, kw, stride, pads, 0).sum(axis=-1)
-    if count_include_pad:
-        n = kh * kw
-    else:
-        ones = np.ones((1, 1) + np.shape(x_q)[2:], dtype=np.int64)
-        n = _windows(ones, kh, kw, stride, pads, 0).sum(axis=-1)
+    n = kh * kw if count_include_pad else window_counts(np.shape(x_q)[2:], (kh, kw), stride, pads)
     return round_div_half_up(s, n)
+
+
+def window_counts(hw, kernel, stride: int, pads) -> np.ndarray:
+    """[1, 1, H_out, W_out]: how many cells of each window lie inside the unpadded H x W input."""
+    ones = np.ones((1, 1, *hw), dtype=np.int64)
+    return _windows(ones, kernel[0], kernel[1], stride, pads, 0).sum(axis=-1)
 
 
 def global_avg_pool(x_q: np.ndarray) -> np.ndarray:

@@ -54,3 +54,32 @@ def lower_model(path, data, recipe=None):
 @pytest.fixture(scope="session")
 def digits_lowered(digits_model, digits_data):
     return lower_model(digits_model, digits_data)
+
+
+def export_pool_zoo(path, seed: int = 0):
+    """A 1x8x8 CNN with every pooling lower supports: a maxpool before its relu, average pooling
+    with padding in both count modes, a strided padded conv, global average pooling."""
+    import warnings
+    import torch
+
+    class PoolZoo(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+            self.c2 = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1)
+            self.fc = torch.nn.Linear(6, 10)
+
+        def forward(self, x):
+            f = torch.nn.functional
+            x = torch.relu(f.max_pool2d(self.c1(x), 2))
+            x = f.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+            x = torch.relu(self.c2(x))
+            x = f.avg_pool2d(x, 2, stride=1, padding=1)
+            return self.fc(torch.flatten(f.adaptive_avg_pool2d(x, 1), 1))
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(PoolZoo().eval(), (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    return path

@@ -1,8 +1,10 @@
 """Integer graph -> `model.int.onnx`, in standard ONNX operators that onnxruntime runs.
 
 Float in, float logits out, integers in between, following docs/fixed-point.md exactly:
-QuantizeLinear at the input, MatMulInteger + int32 bias per dense layer, requantization as an
-exact float64 floor of (acc + 2**(s-1)) * 2**-s then a clip, and dequantization at the output.
+QuantizeLinear at the input, MatMulInteger (ConvInteger for a conv2d) + int32 bias per layer,
+requantization as an exact float64 floor of (acc + 2**(s-1)) * 2**-s then a clip, int8 MaxPool,
+average pooling as int32 window sums (a grouped ConvInteger with a ones kernel, or ReduceSum)
+divided with rounding half up by integer Div on a positive numerator, and dequantization.
 Outputs: `logits` (float32), `logits_q` (int32, the design's output integers), `class` (argmax).
 
 A `circulant` node (block-circulant layer) is the fixed-point FFT of docs/fixed-point.md
@@ -24,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 from compiler.exec.golden import circulant_layer
 from compiler.ir import FixedPoint, Graph
 from kernels.circulant_mac import bit_reverse, twiddles
+from kernels.pool import window_counts
 
 OPSET = 17
 
@@ -124,7 +127,7 @@ def _requantize(b: _Builder, g: Graph, node, acc: str) -> str:
 
 def _dequantize(b: _Builder, g: Graph, node, acc: str) -> str:
     logits_q = acc
-    if g.producer(node.inputs[0]).op not in ("dense", "circulant"):  # an int8 activation, not an int32 accumulator
+    if g.producer(node.inputs[0]).op not in ("dense", "circulant", "conv2d"):  # an int8 activation, not an int32 accumulator
         logits_q = b.op("Cast", [acc], f"{node.outputs[0]}__i32", to=TensorProto.INT32)
     b.op("Identity", [logits_q], "logits_q")
     d = b.op("Cast", [logits_q], "logits__f64", to=TensorProto.DOUBLE)
@@ -231,5 +234,68 @@ def _circulant(b: _Builder, g: Graph, node, x: str) -> str:
     return b.op("Cast", [y], f"{name}__acc", to=TensorProto.INT32)   # acc_bits <= 32 (lower checks)
 
 
+# ---- convolution and pooling -------------------------------------------------------------------
+def _conv2d(b: _Builder, g: Graph, node, x: str) -> str:
+    """ConvInteger (int8 x int8 -> int32, zero padding) + the bias per output channel."""
+    a = node.attrs
+    acc = b.op("ConvInteger", [x, b.const(g.params[node.inputs[1]], np.int8, "weight")], f"{node.outputs[0]}__conv",
+               kernel_shape=list(a["kernel"]), strides=[a["stride"]] * 2, pads=_onnx_pads(a["pads"]))
+    if len(node.inputs) > 2:
+        bias = g.params[node.inputs[2]].reshape(-1, 1, 1)
+        acc = b.op("Add", [acc, b.const(bias, np.int32, "bias")], f"{node.outputs[0]}__acc")
+    return acc
+
+
+def _onnx_pads(pads) -> list[int]:
+    t, l, bottom, r = pads
+    return [t, l, bottom, r]   # ONNX: [x1_begin, x2_begin, x1_end, x2_end], the IR's order
+
+
+def _maxpool2d(b: _Builder, g: Graph, node, x: str) -> str:
+    a = node.attrs   # int8 MaxPool: padding never wins, as in kernels.pool.max_pool2d
+    return b.op("MaxPool", [x], f"{node.outputs[0]}__max", kernel_shape=list(a["kernel"]),
+                strides=[a["stride"]] * 2, pads=_onnx_pads(a["pads"]))
+
+
+def _window_sums(b: _Builder, node, x: str, channels: int) -> str:
+    """int32 sums of each window with zero padding: ConvInteger with a ones kernel per channel."""
+    a = node.attrs
+    ones = np.ones((channels, 1, *a["kernel"]), np.int8)
+    return b.op("ConvInteger", [x, b.const(ones, np.int8, "ones")], f"{node.outputs[0]}__sum",
+                kernel_shape=list(a["kernel"]), strides=[a["stride"]] * 2, pads=_onnx_pads(a["pads"]),
+                group=channels)
+
+
+def _divide_rounding_half_up(b: _Builder, s: str, n, bits: int, name: str) -> str:
+    """floor((2s + n) / (2n)) in int32, exactly: u = 2s + n + 2nM > 0 (M = 2**(bits-1), |s| <= nM),
+    so integer Div (truncation) is floor; then subtract M. `n`: an int or an int array."""
+    m = 1 << (bits - 1)
+    n = np.asarray(n, dtype=np.int32)
+    u = b.op("Add", [b.op("Mul", [s, b.const(2, np.int32, "two")], f"{name}__2s"),
+                     b.const(n + 2 * n * m, np.int32, "offset")], f"{name}__u")
+    q = b.op("Div", [u, b.const(2 * n, np.int32, "den")], f"{name}__q")
+    y = b.op("Sub", [q, b.const(m, np.int32, "m")], f"{name}__y")
+    return b.op("Cast", [y], f"{name}__int8", to=TensorProto.INT8)
+
+
+def _avgpool2d(b: _Builder, g: Graph, node, x: str) -> str:
+    a = node.attrs
+    channels, h, w = a["in_shape"]
+    s = _window_sums(b, node, x, channels)
+    kh, kw = a["kernel"]
+    n = kh * kw
+    if not a["count_include_pad"]:   # in-image cells per window, [1, 1, H_out, W_out]
+        n = window_counts((h, w), (kh, kw), a["stride"], a["pads"])
+    return _divide_rounding_half_up(b, s, n, a["format"]["bits"], node.outputs[0])
+
+
+def _global_avgpool(b: _Builder, g: Graph, node, x: str) -> str:
+    _, h, w = node.attrs["in_shape"]
+    wide = b.op("Cast", [x], f"{node.outputs[0]}__i32", to=TensorProto.INT32)
+    s = b.op("ReduceSum", [wide, b.const([2, 3], np.int64, "axes")], f"{node.outputs[0]}__sum", keepdims=1)
+    return _divide_rounding_half_up(b, s, h * w, node.attrs["format"]["bits"], node.outputs[0])
+
+
 _EMIT = {"quantize": _quantize, "flatten": _flatten, "dense": _dense, "circulant": _circulant,
-         "requantize": _requantize, "dequantize": _dequantize}
+         "requantize": _requantize, "dequantize": _dequantize, "conv2d": _conv2d, "maxpool2d": _maxpool2d,
+         "avgpool2d": _avgpool2d, "global_avgpool": _global_avgpool}

@@ -12,7 +12,7 @@ from compiler.exec import golden
 from compiler.exec import torch as torch_exec
 from compiler import cost
 from compiler.passes.base import PassError
-from conftest import EXAMPLES, lower_model
+from conftest import EXAMPLES, export_pool_zoo, lower_model
 
 
 @pytest.fixture(scope="module")
@@ -92,31 +92,8 @@ def test_recipe_multipliers_and_sparse_engine_on_a_conv(cnn_data):
         lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data, {"lower": {"layers": {"/0/Conv": {"engine": "sparse"}}}})
 
 
-class PoolZoo(torch.nn.Module):
-    """Average pooling with padding (both count modes), a maxpool before its relu, global pooling."""
-
-    def __init__(self):
-        super().__init__()
-        self.c1 = torch.nn.Conv2d(1, 4, 3, padding=1)
-        self.c2 = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1)
-        self.fc = torch.nn.Linear(6, 10)
-
-    def forward(self, x):
-        x = torch.relu(torch.nn.functional.max_pool2d(self.c1(x), 2))            # max before relu
-        x = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
-        x = torch.relu(self.c2(x))
-        x = torch.nn.functional.avg_pool2d(x, 2, stride=1, padding=1)             # count_include_pad
-        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
-
 def test_pools_lower_and_match_float(tmp_path, cnn_data):
-    import warnings
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(PoolZoo().eval(), (torch.zeros(1, 1, 8, 8),), str(tmp_path / "m.onnx"), dynamo=False,
-                          input_names=["x"], dynamic_axes={"x": {0: "n"}})
-    graph, low = lower_model(tmp_path / "m.onnx", cnn_data)
+    graph, low = lower_model(export_pool_zoo(tmp_path / "m.onnx"), cnn_data)
     ops = [n.op for n in low.nodes]
     assert ops.count("avgpool2d") == 2 and ops.count("global_avgpool") == 1
     assert ops[1:4] == ["conv2d", "requantize", "maxpool2d"] and low.nodes[2].attrs["relu"]   # relu moved first
