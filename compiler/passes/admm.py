@@ -1,6 +1,6 @@
 """admm: joint pruning and quantization by ADMM (ADMM-NN, Ren, Ye et al., ASPLOS 2019).
 
-For every dense layer W_l with a constraint set S_l (sparse, then sparse and quantized):
+For every dense and conv2d layer W_l with a constraint set S_l (sparse, then sparse and quantized):
 
     minimise  loss(W) + sum_l rho/2 ||W_l - Z_l + U_l||^2
     every `update_every` steps:  Z_l <- proj_S_l(W_l + U_l);   U_l <- U_l + W_l - Z_l
@@ -12,8 +12,11 @@ the fixed-point grid Q(bits, f) (power-of-two scale, so `lower` keeps the levels
 quantization, then a final retrain of the parameters that are still free (the biases: they
 are quantized later at the accumulator's much finer scale).
 
-The projections are exact: top-k magnitudes (irregular), top-k rows or columns by L2 norm
-(structured), nearest grid level with masked entries held at zero (quantized).
+The projections are exact: top-k magnitudes (irregular), top-k whole outputs (rows of a dense
+weight, filters W[co] of a conv) or whole inputs (columns, input channels W[:, ci]) by L2 norm
+(structured), nearest grid level with masked entries held at zero (quantized). A pruned output's
+bias is held at zero too, so the output is exactly 0 and `remove_dead` (passes/shrink.py) can
+delete it, with the next layer's inputs that read it, without changing the function.
 """
 from __future__ import annotations
 
@@ -25,8 +28,13 @@ import torch
 
 from compiler.exec.train import Penalty, TrainConfig, train
 from compiler.ir import FixedPoint, Graph
-from compiler.passes.base import Option, Pass, PassError, float_in, int_in, one_of, register
+from compiler.passes.base import REGISTRY, Option, Pass, PassError, float_in, int_in, one_of, register
 from compiler.passes.lower import weight_format
+from compiler.passes.shrink import is_bool, remove_and_log
+
+WHOLE_OUTPUTS = ("rows", "filters")      # dense rows / conv filters W[co]: same thing, either name
+WHOLE_INPUTS = ("columns", "channels")   # dense columns / conv input channels W[:, ci]
+STRUCTURES = ("irregular", *WHOLE_OUTPUTS, *WHOLE_INPUTS)
 
 
 def _optional_bits(v):
@@ -45,8 +53,9 @@ class Admm(Pass):
                                   "used for layers without their own `sparsity`"),
         "bits": Option(0, _optional_bits, "weight bits 2..8 after ADMM quantization (0: leave it to lower)",
                        per_layer=True),
-        "structure": Option("irregular", one_of("irregular", "rows", "columns"),
-                            "irregular (any weight), rows (whole output neurons) or columns (whole inputs)",
+        "structure": Option("irregular", one_of(*STRUCTURES),
+                            "irregular (any weight); rows = filters (whole outputs: dense rows, conv filters); "
+                            "columns = channels (whole inputs: dense columns, conv input channels)",
                             per_layer=True),
         "admm_epochs": Option(30, int_in(1, 10_000), "epochs of ADMM training per phase"),
         "retrain_epochs": Option(30, int_in(0, 10_000), "epochs of masked retraining after hard pruning"),
@@ -55,6 +64,7 @@ class Admm(Pass):
         "rho_growth": Option(1.2, float_in(1.0, 100.0), "rho multiplier at each Z/U update"),
         "lr": Option(3e-3, float_in(1e-7, 1.0), "Adam learning rate"),
         "batch_size": Option(64, int_in(1, 1 << 20), "minibatch size"),
+        "remove_dead": Option(True, is_bool, "delete dead channels/neurons at the end (exact; docs/admm.md)"),
     }
 
     def run(self, graph: Graph, ctx) -> Graph:
@@ -64,7 +74,18 @@ class Admm(Pass):
         if not targets:
             ctx.log(f"      {self.name}: no layer asks for pruning or quantization; nothing to do")
             return graph.copy()
-        return _AdmmRunner(graph, ctx, ctx.options(self.name), targets).compress()
+        return _AdmmRunner(graph, ctx, ctx.options(self.name), targets, pass_name=self.name).compress()
+
+
+def warn_if_classes_pruned(graph: Graph, ctx, structures: dict[str, str], pass_name: str) -> None:
+    """Pruning whole outputs of the last layer prunes classes: legal, but rarely meant (a
+    pass-wide `structure = "filters"` reaches it too)."""
+    layers = graph.weighted_nodes(include_conv=True)
+    for node, structure in structures.items():
+        if node == layers[-1].name and structure in WHOLE_OUTPUTS:
+            ctx.log(f"      {pass_name}: warning: the last layer {node!r} prunes whole outputs "
+                    f"({structure}): that removes classes; give it its own structure or sparsity "
+                    f"in [{pass_name}.layers.\"{node}\"]")
 
 
 @dataclass
@@ -78,21 +99,32 @@ class LayerTarget:
 
 def layer_targets(graph: Graph, ctx, pass_name: str = "admm") -> dict[str, LayerTarget]:
     """Per-layer goals: the layer's own options, else the global sparsity spread by size.
-    `pass_name` is whose recipe table is read (`admm`, or a pass built on it: `privacy_admm`)."""
-    dense = graph.weighted_nodes()
-    shares = distribute_global_sparsity([graph.params[n.inputs[1]].size for n in dense],
+    `pass_name` is whose recipe table is read (`admm`, or a pass built on it: `privacy_admm`).
+    Dense and conv2d layers alike; the global target is spread over both by size."""
+    layers = graph.weighted_nodes(include_conv=True)
+    shares = distribute_global_sparsity([graph.params[n.inputs[1]].size for n in layers],
                                         ctx.options(pass_name)["global_sparsity"])
     pass_table = ctx.recipe.get(pass_name, {})
     layer_tables = pass_table.get("layers", {})
     targets = {}
-    for node, global_share in zip(dense, shares):
-        opts = ctx.layer_options(pass_name, node.name)
+    for node, global_share in zip(layers, shares):
+        opts = checked_layer_options(ctx, pass_name, node.name)
         explicit = "sparsity" in layer_tables.get(node.name, {}) or "sparsity" in pass_table
         sparsity = opts["sparsity"] if explicit else global_share
         if sparsity > 0 or opts["bits"]:
             targets[node.name] = LayerTarget(node.name, node.inputs[1], float(sparsity), int(opts["bits"] or 0),
                                              opts["structure"])
     return targets
+
+
+def checked_layer_options(ctx, pass_name: str, layer: str) -> dict:
+    """ctx.layer_options, with every per-layer value checked (run_flow does not validate the
+    recipe; the CLI does): a bad value stops the pass with a message naming the layer."""
+    opts = ctx.layer_options(pass_name, layer)
+    for key, option in REGISTRY[pass_name].options.items():
+        if option.per_layer and (why := option.check(opts[key])):
+            raise PassError(f"{pass_name}: layer {layer!r}: {key} {why}")
+    return opts
 
 
 def distribute_global_sparsity(sizes: list[int], target: float) -> list[float]:
@@ -119,21 +151,40 @@ def distribute_global_sparsity(sizes: list[int], target: float) -> list[float]:
 
 # ---- projections ----------------------------------------------------------------------------
 def project_sparse(w: np.ndarray, sparsity: float, structure: str) -> np.ndarray:
-    """Euclidean projection onto {W : at most (1 - sparsity) of the weights / rows / cols nonzero}."""
+    """Euclidean projection onto {W : at most (1 - sparsity) of the weights / whole outputs /
+    whole inputs nonzero}. W is a dense [n_out, n_in] or a conv [C_out, C_in, kH, kW] weight.
+    At least one weight (slice) is kept: a layer with none left is a constant, and a first conv
+    on a one-channel image would lose its only input to a pass-wide `channels`."""
+    if structure not in STRUCTURES:
+        raise ValueError(f"structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
     if sparsity <= 0:
         return w.copy()
     if structure == "irregular":
-        keep = w.size - int(round(sparsity * w.size))
+        keep = max(1, w.size - int(round(sparsity * w.size)))
         mask = np.zeros(w.size, bool)
-        if keep > 0:
-            mask[np.argsort(-np.abs(w), axis=None, kind="stable")[:keep]] = True
+        mask[np.argsort(-np.abs(w), axis=None, kind="stable")[:keep]] = True
         return w * mask.reshape(w.shape)
-    axis = 1 if structure == "rows" else 0           # rows: norms over inputs, one per output
-    norms = np.linalg.norm(w, axis=axis)
-    keep = len(norms) - int(round(sparsity * len(norms)))
+    axis = 0 if structure in WHOLE_OUTPUTS else 1    # the axis whose slices are kept or pruned whole
+    norms = np.linalg.norm(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1), axis=1)
+    keep = max(1, len(norms) - int(round(sparsity * len(norms))))
     chosen = np.zeros(len(norms), bool)
-    chosen[np.argsort(-norms, kind="stable")[:max(keep, 0)]] = True
-    return w * (chosen[:, None] if structure == "rows" else chosen[None, :])
+    chosen[np.argsort(-norms, kind="stable")[:keep]] = True
+    return w * chosen.reshape([-1 if i == axis else 1 for i in range(w.ndim)])
+
+
+def live_outputs(w: np.ndarray) -> np.ndarray:
+    """Per output (dense row, conv filter): does any of its weights remain nonzero."""
+    return w.reshape(w.shape[0], -1).any(axis=1)
+
+
+def pruned_bias_masks(graph: Graph, layers: dict[str, str]) -> dict[str, np.ndarray]:
+    """{bias name: mask} for the layers given as {node name: structure} that prune whole outputs:
+    a pruned output's bias is held at zero, so the output is exactly zero (and removable)."""
+    masks = {}
+    for node in graph.weighted_nodes(include_conv=True):
+        if layers.get(node.name) in WHOLE_OUTPUTS and len(node.inputs) > 2:
+            masks[node.inputs[2]] = live_outputs(graph.params[node.inputs[1]])
+    return masks
 
 
 def project_quantized(w: np.ndarray, mask: np.ndarray, fmt: FixedPoint) -> np.ndarray:
@@ -152,17 +203,21 @@ class _AdmmRunner:
     (its x_train/y_train are trained on), e.g. to hold a reference set out."""
 
     def __init__(self, graph: Graph, ctx, opts: dict, targets: dict[str, LayerTarget],
-                 extra_penalty: Penalty | None = None, data=None):
+                 extra_penalty: Penalty | None = None, data=None, pass_name: str = "admm"):
         self.graph, self.ctx, self.opts, self.targets = graph, ctx, opts, targets
         self.data = ctx.data if data is None else data
         self.extra_penalty = extra_penalty
         self.formats: dict[str, FixedPoint] = {}
+        self.pass_name = pass_name
 
     def compress(self) -> Graph:
-        """Prune, then quantize where a layer asks for bits, then annotate the result."""
+        """Prune, then quantize where a layer asks for bits, annotate the result, and (option
+        `remove_dead`) delete the channels pruning left dead."""
+        warn_if_classes_pruned(self.graph, self.ctx, self._pruned_structures(), self.pass_name)
         pruned = self.prune()
         result = self.quantize(pruned) if any(t.bits for t in self.targets.values()) else pruned
-        return _annotate(result, self.targets, self.formats)
+        result = _annotate(result, self.targets, self.formats)
+        return remove_and_log(result, self.ctx, self.pass_name) if self.opts["remove_dead"] else result
 
     def _config(self, epochs: int) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=self.opts["batch_size"], lr=self.opts["lr"])
@@ -175,6 +230,8 @@ class _AdmmRunner:
         g = self._admm(self.graph, goals, masks=None, desc="admm prune")
         for name, project in goals.items():       # hard prune onto the sparse set
             g.params[name] = project(g.params[name]).astype(np.float32)
+        for name, mask in self._bias_masks(g).items():   # pruned outputs' biases to zero, held there below
+            g.params[name] = g.params[name] * mask
         masks = self._masks(g)
         if self.opts["retrain_epochs"]:
             g = train(g, self.data.x_train, self.data.y_train, self._config(self.opts["retrain_epochs"]),
@@ -201,10 +258,18 @@ class _AdmmRunner:
         return g
 
     def _masks(self, g: Graph) -> dict[str, np.ndarray]:
-        return {t.weight: (g.params[t.weight] != 0) for t in self.targets.values()}
+        """Weights held at zero where they are zero; biases of pruned whole outputs too."""
+        return {**{t.weight: (g.params[t.weight] != 0) for t in self.targets.values()}, **self._bias_masks(g)}
+
+    def _bias_masks(self, g: Graph) -> dict[str, np.ndarray]:
+        return pruned_bias_masks(g, self._pruned_structures())
+
+    def _pruned_structures(self) -> dict[str, str]:
+        return {t.node: t.structure for t in self.targets.values() if t.sparsity > 0}
 
     def _apply_masks(self, masks: dict, frozen: dict):
-        """After each optimizer step: pruned weights back to zero, quantized weights to their levels."""
+        """After each optimizer step: pruned weights (and biases) back to zero, quantized weights to
+        their levels."""
         def after_step(module, step):
             for name, mask in masks.items():
                 p = module.param(name)
@@ -245,8 +310,10 @@ class _AdmmRunner:
 
 
 def _annotate(g: Graph, targets: dict[str, LayerTarget], formats: dict[str, FixedPoint]) -> Graph:
+    """Per layer: target and reached sparsity (of the layer as pruned, before any channel
+    removal) and, where ADMM quantized it, the weight grid."""
     g = g.copy()
-    for node in g.weighted_nodes():
+    for node in g.weighted_nodes(include_conv=True):
         t = targets.get(node.name)
         if t is None:
             continue

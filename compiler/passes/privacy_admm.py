@@ -52,7 +52,8 @@ class PrivacyAdmm(Admm):
         n_classes = int(np.prod(graph.outputs[0].shape))
         game = MinMaxGame(x[members], y[members], x[reference], y[reference], n_classes, opts, ctx.seed)
         trained_on = Dataset(x[members], y[members], ctx.data.x_test, ctx.data.y_test, ctx.data.path)
-        result = _AdmmRunner(graph, ctx, opts, targets, extra_penalty=game.penalty, data=trained_on).compress()
+        result = _AdmmRunner(graph, ctx, opts, targets, extra_penalty=game.penalty, data=trained_on,
+                             pass_name=self.name).compress()
         result.meta[self.name] = {**{k: opts[k] for k in GAME_OPTIONS},
                                   "reference_size": int(len(reference)), "trained_on": int(len(members)),
                                   "final_attack_loss": game.last_attack_loss}

@@ -12,7 +12,7 @@ from compiler.exec import golden
 from compiler.exec import torch as torch_exec
 from compiler import cost
 from compiler.passes.base import PassError
-from conftest import EXAMPLES, export_pool_zoo, lower_model
+from tests.conftest import EXAMPLES, export_pool_zoo, lower_model
 
 
 @pytest.fixture(scope="module")

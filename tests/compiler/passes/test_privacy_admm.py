@@ -40,7 +40,7 @@ def _sparsity(g, node):
 
 def test_reaches_the_sparsity_and_bit_targets(float_graph, small_data):
     layer = float_graph.weighted_nodes()[0].name
-    ctx = _ctx(small_data, sparsity=0.75, bits=4, layers={layer: {"sparsity": 0.5}}, **QUICK)
+    ctx = _ctx(small_data, sparsity=0.75, bits=4, layers={layer: {"sparsity": 0.5}}, remove_dead=False, **QUICK)
     pruned = get_pass("privacy_admm").run(float_graph, ctx)
     for node in pruned.weighted_nodes():
         target = 0.5 if node.name == layer else 0.75
@@ -54,7 +54,8 @@ def test_reaches_the_sparsity_and_bit_targets(float_graph, small_data):
 
 
 def test_global_sparsity_is_read_from_its_own_table(float_graph, small_data):
-    pruned = get_pass("privacy_admm").run(float_graph, _ctx(small_data, global_sparsity=0.8, **QUICK))
+    pruned = get_pass("privacy_admm").run(float_graph, _ctx(small_data, global_sparsity=0.8, remove_dead=False,
+                                                               **QUICK))
     sizes = [pruned.params[n.inputs[1]].size for n in pruned.weighted_nodes()]
     zeros = sum(_sparsity(pruned, n) * s for n, s in zip(pruned.weighted_nodes(), sizes))
     assert zeros / sum(sizes) == pytest.approx(0.8, abs=0.005)
@@ -140,7 +141,7 @@ def test_lowers_the_loss_attack_auc_against_plain_admm_at_the_same_sparsity_and_
     def loss_auc(g):
         return roc_auc_score(is_member, -loss(predict_logits(g, xs), ys))
 
-    budget = {"sparsity": 0.8, "admm_epochs": 60, "retrain_epochs": 60}
+    budget = {"sparsity": 0.8, "admm_epochs": 60, "retrain_epochs": 60, "remove_dead": False}   # exact sparsity
     plain = get_pass("admm").run(graph, _ctx(data, name="admm", **budget))
     control = get_pass("privacy_admm").run(graph, _ctx(data, lambda_=0.0, **budget))
     defended = get_pass("privacy_admm").run(graph, _ctx(data, lambda_=3.0, **budget))
