@@ -119,11 +119,39 @@ def make_mlp(input_shape: tuple[int, ...], n_classes: int, hidden: tuple[int, ..
     return torch.nn.Sequential(*layers, torch.nn.Linear(width, n_classes))
 
 
+def make_lenet5(n_classes: int = 10):
+    """LeNet-5 for 1x28x28 input (LeCun et al. 1998, with ReLU and max pooling as usual today):
+    conv5x5(6, pad 2) - pool2 - conv5x5(16) - pool2 - 400-120-84-10; 61,706 weights."""
+    import torch
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, n_classes))
+
+
+def make_cifar_cnn(n_classes: int = 10):
+    """A small CIFAR-10 CNN for 3x32x32 input that trains on 2 CPU cores in minutes:
+    three conv3x3 (16, 32, 32) - relu - pool2 stages, then 512-10."""
+    import torch
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(512, n_classes))
+
+
 def train_torch_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, recipe: MlpRecipe):
     """Train a fresh MLP on (x, y); deterministic from recipe.seed."""
     import torch
     torch.manual_seed(recipe.seed)
-    model = make_mlp(x.shape[1:], n_classes, recipe.hidden)
+    return train_torch_classifier(make_mlp(x.shape[1:], n_classes, recipe.hidden), x, y, recipe)
+
+
+def train_torch_classifier(model, x: np.ndarray, y: np.ndarray, recipe: MlpRecipe):
+    """Adam on cross-entropy over shuffled minibatches; deterministic from recipe.seed."""
+    import torch
     xt, yt = torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -157,6 +185,20 @@ def train_onnx_mlp(data: dict, out_dir: str | Path, name: str, recipe: MlpRecipe
     if n_classes is None:
         n_classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
     model = train_torch_mlp(data["x_train"], data["y_train"], n_classes, recipe)
+    model_path = export_onnx(model, data["x_train"].shape[1:], out_dir / f"{name}.onnx")
+    data_path = out_dir / f"{name}.npz"
+    np.savez_compressed(data_path, **{k: np.asarray(v) for k, v in data.items()})
+    return model_path, data_path
+
+
+def train_onnx_model(make_model, data: dict, out_dir: str | Path, name: str,
+                     recipe: MlpRecipe) -> tuple[Path, Path]:
+    """train_onnx_mlp for any architecture: `make_model()` builds a fresh torch model."""
+    import torch
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(recipe.seed)
+    model = train_torch_classifier(make_model(), data["x_train"], data["y_train"], recipe)
     model_path = export_onnx(model, data["x_train"].shape[1:], out_dir / f"{name}.onnx")
     data_path = out_dir / f"{name}.npz"
     np.savez_compressed(data_path, **{k: np.asarray(v) for k, v in data.items()})

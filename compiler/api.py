@@ -218,10 +218,18 @@ def _write_stimulus(work: Path, out: Path, graph: Graph, design: dict, x_q: np.n
         shutil.copy(mem, work / mem.name)
     expected = golden.run_integer(graph, x_q)
     stimulus = work / "stimulus.npz"
-    np.savez(stimulus, x_q=x_q.reshape(len(x_q), -1), expected_logits=expected.logits_q,
+    np.savez(stimulus, x_q=stream_order(x_q, design), expected_logits=expected.logits_q,
              expected_argmax=expected.classes, in_bits=design["in_bits"], logit_bits=design["logit_bits"],
              n_classes=design["n_classes"])
     return stimulus
+
+
+def stream_order(x_q: np.ndarray, design: dict) -> np.ndarray:
+    """[N, elements] in the order the design's input stream takes them: an image [N, C, H, W]
+    channel-last (design.json "input_order": "hwc", for y, for x, for c), anything else row-major."""
+    if design.get("input_order") == "hwc":
+        x_q = x_q.reshape(len(x_q), *design["input_shape"]).transpose(0, 2, 3, 1)
+    return x_q.reshape(len(x_q), -1)
 
 
 def _simulation_seconds(results_xml: str) -> float | None:

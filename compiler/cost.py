@@ -1,7 +1,10 @@
 """The engines' hardware cost model: ROM bits and cycles, from the formulas in rtl/'s headers.
 
 One place for these numbers: `lower` uses them to choose an engine per layer, the Verilog
-backend and the report quote them, and simulation checks the cycle formulas.
+backend and the report quote them, and simulation checks the cycle formulas. Chains of
+dense, sparse and circulant engines have closed-form latency and interval (design_latency,
+design_interval); once a line-buffered conv/pool engine is in the chain, pipeline_cycles
+replays every engine's documented control edge by edge (compiler/timing.py).
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compiler import timing
 from kernels.sparse_mac import SparseEncoding, best_delta_bits, encode_sparse, sparse_rom_bits
 
 PIPELINE_EDGES = 3  # ROM read, products, accumulate/output register (rtl/dense_mac.v)
@@ -178,3 +182,69 @@ def stream_weight_matrix(w_q: np.ndarray, input_chw) -> np.ndarray:
     c, h, w = input_chw
     n_out = w_q.shape[0]
     return w_q.reshape(n_out, c, h, w).transpose(0, 2, 3, 1).reshape(n_out, c * h * w)
+
+
+# Stages of the edge-by-edge timing model (compiler/timing.py), one per engine kind.
+def conv_stage(in_shape, c_out: int, kernel, stride: int, pads, p_co: int, p_ci: int) -> timing.LineStage:
+    c_in, h, w = (int(d) for d in in_shape)
+    return timing.LineStage("conv", c_in, h, w, int(c_out), int(kernel[0]), int(kernel[1]), int(stride),
+                            tuple(int(p) for p in pads), int(p_co), int(p_ci))
+
+
+def pool_stage(in_shape, kernel, stride: int, pads) -> timing.LineStage:
+    c, h, w = (int(d) for d in in_shape)
+    return timing.LineStage("pool", c, h, w, c, int(kernel[0]), int(kernel[1]), int(stride),
+                            tuple(int(p) for p in pads), 1, c)
+
+
+def dense_stage(n_in: int, n_out: int, multipliers: int) -> timing.RomStage:
+    return timing.RomStage(n_in, (math.ceil(n_in / multipliers),) * n_out)
+
+
+def sparse_stage(enc: SparseEncoding) -> timing.RomStage:
+    return timing.RomStage(enc.n_in, tuple(int(w) for w in enc.row_words))
+
+
+def circulant_stage(n_in: int, n_out: int, block: int) -> timing.CirculantStage:
+    s = circulant_schedule(n_in, n_out, block)
+    return timing.CirculantStage(n_in, n_out, block, s["forward"], s["per_output_block"])
+
+
+LINE_FRAMES = 3   # a line-buffered engine alone, fed at full rate, is periodic from its second frame
+
+
+def _line_cost(engine: str, stage: timing.LineStage, compute: int, rom_bits: int, weight_bits: int) -> EngineCost:
+    """Latency, interval, tail and output span of one line-buffered engine alone (inputs one
+    per cycle, out_ready high), by the timing model of its RTL header."""
+    run = timing.run_stream((stage,), None, LINE_FRAMES)
+    return EngineCost(engine, rom_bits, compute, run.latency, timing.steady_interval(run),
+                      tail=run.outputs[0] - run.last_inputs[0], weight_rom_bits=weight_bits,
+                      output_span=run.outputs[0] - run.first_outputs[0])
+
+
+def conv_cost(stage: timing.LineStage, w_bits: int, bias_bits: int) -> EngineCost:
+    """rtl/conv2d.v: weight ROM NCG*KH*KW*NCW words of P_CO*P_CI weights, bias ROM NCG words of
+    P_CO biases (both zero-padded to whole groups)."""
+    s = stage
+    in_shape = (s.c_in, s.h, s.w)
+    weights = conv_weight_rom_bits(in_shape, s.c_out, (s.kh, s.kw), s.p_co, s.p_ci, w_bits)
+    bias = s.groups * s.p_co * bias_bits
+    compute = conv_compute_cycles(in_shape, s.c_out, (s.kh, s.kw), s.stride, s.pads, s.p_co, s.p_ci)
+    return _line_cost("conv", s, compute, weights + bias, weights)
+
+
+def pool_cost(stage: timing.LineStage) -> EngineCost:
+    """rtl/pool2d.v: no ROM, one window element per cycle."""
+    compute = pool_compute_cycles((stage.c_in, stage.h, stage.w), (stage.kh, stage.kw), stage.stride, stage.pads)
+    return _line_cost("pool", stage, compute, 0, 0)
+
+
+def pipeline_cycles(stages: list, n_classes: int, frames: int = timing.STEADY_FRAMES) -> tuple[int, int]:
+    """(latency, steady-state interval) of a whole design by the edge-by-edge model: what
+    sim/test_design.py measures (first sample through an empty pipeline; then back to back).
+
+    For designs of dense, sparse and circulant engines only this equals design_latency and
+    design_interval; with line-buffered engines, whose loading overlaps their compute and
+    which back-pressure each other, there is no closed form."""
+    run = timing.run_stream(tuple(stages), n_classes, frames)
+    return run.latency, timing.steady_interval(run)

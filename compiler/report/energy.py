@@ -8,13 +8,15 @@ adders linearly in the width, multipliers linearly in the product of the operand
 (an array multiplier's size); below the smallest entry, proportionally.
 
 Two machines run the same layers (report.json `layers`, same shapes):
-- float32 baseline: a conventional processor, float32 multiply-add per weight, every weight
-  and bias fetched from DRAM, activations from an 8 KB cache, no zero skipped;
+- float32 baseline: a conventional processor, float32 multiply-add per weight use, every weight
+  and bias fetched once from DRAM (a convolution's further uses of a weight from the cache),
+  activations from an 8 KB cache, no zero skipped;
 - compiled design: integer multipliers at the layer's weight x activation width, adders at its
   accumulator width, weights and biases read once per inference from on-chip ROM (priced as
   8 KB SRAM), activations from on-chip buffers (priced as 8 KB SRAM: generous for registers).
 Not counted, on either side: control, clock tree, leakage, instruction overheads (Horowitz's
-~70 pJ per instruction would raise the baseline), the requantize/argmax logic.
+~70 pJ per instruction would raise the baseline), the requantize/argmax logic, pooling
+(comparisons and additions, no weights) and line buffers.
 """
 from __future__ import annotations
 
@@ -40,13 +42,16 @@ SKIPS_ZEROS = {"dense": False, "sparse": True}
 
 ASSUMPTIONS = [
     "Dynamic energy of counted arithmetic and memory accesses only (a model, not a measurement): "
-    "control, clock tree, leakage and instruction overheads are left out on both sides.",
+    "control, clock tree, leakage and instruction overheads are left out on both sides, and so are pooling "
+    "(comparisons and additions, no weights) and the convolution engines' line buffers.",
     "float32 baseline: a conventional processor runs every layer densely, one float32 multiply and add per "
-    "weight; weights and biases come from DRAM (1.3 nJ per 64 bits), activations from an 8 KB cache "
-    "(10 pJ per 64 bits).",
+    "weight use (a convolution uses each weight once per output position); weights and biases come from DRAM "
+    "once per inference (1.3 nJ per 64 bits), a convolution's further uses of a weight and all activations "
+    "from an 8 KB cache (10 pJ per 64 bits).",
     "compiled design: integer multiplies at weight x activation bits and adds at accumulator bits; each "
-    "engine reads its whole weight/bias ROM once per inference and one activation per multiply, both priced "
-    "as 8 KB on-chip SRAM (10 pJ per 64 bits); a sparse engine skips zero weights, a dense one does not.",
+    "engine reads its whole weight/bias ROM once per inference (a convolution engine once per output "
+    "position) and one activation per multiply, both priced as 8 KB on-chip SRAM (10 pJ per 64 bits); a "
+    "sparse engine skips zero weights, dense and convolution engines do not.",
     "Widths between the table's entries are interpolated: adders linearly in the width, multipliers in the "
     "product of the operand widths.",
 ]
@@ -83,12 +88,22 @@ def dram_pj(bits: float) -> float:
 CIRCULANT_MULT_BITS = (24, 18)
 
 
+def dense_macs(layer: dict) -> int:
+    """Multiply-adds of the layer computed densely: n_out * n_in, or for a convolution
+    H_out * W_out * C_out * C_in * kH * kW (report.json `dense_multiplies`)."""
+    return layer.get("dense_multiplies") or layer["shape"][0] * layer["shape"][1]
+
+
 def layer_work(layer: dict) -> dict:
     """Operations of one inference of a report.json layer entry on its engine."""
     if layer["engine"] == "circulant":  # FFT, spectral products, IFFT (compiler/cost.py)
         m = layer["multiplies"]
         return {"multiplies": m, "additions": m, "weight_reads": layer["spectrum_words"],
                 "weight_read_bits": layer["rom_bits"], "skipped_zeros": 0}
+    if layer["engine"] == "conv":  # rtl/conv2d.v reads its whole ROM once per output position
+        macs = dense_macs(layer)
+        return {"multiplies": macs, "additions": macs, "weight_reads": macs,
+                "weight_read_bits": layer["rom_bits"] * layer["output_positions"], "skipped_zeros": 0}
     n_out, n_in = layer["shape"]
     skipped = layer["zero_weights"] if SKIPS_ZEROS.get(layer["engine"], False) else 0
     macs = n_out * n_in - skipped
@@ -120,11 +135,11 @@ def float32_energy_pj(layers: list[dict]) -> dict:
     """Energy per inference of the same layers in float32 on a conventional processor (pJ)."""
     parts = dict.fromkeys(("multiply", "add", "weight_memory", "activation_memory"), 0.0)
     for layer in layers:
-        n_out, n_in = layer["shape"]
-        macs = n_out * n_in
+        macs, weights, n_out = dense_macs(layer), int(np.prod(layer["shape"])), layer["shape"][0]
         parts["multiply"] += macs * FP32_MULT_PJ
         parts["add"] += macs * FP32_ADD_PJ
-        parts["weight_memory"] += dram_pj((macs + n_out) * FLOAT_BITS)
+        # each weight and bias once from DRAM; a convolution's other uses of a weight from the cache
+        parts["weight_memory"] += dram_pj((weights + n_out) * FLOAT_BITS) + sram_pj((macs - weights) * FLOAT_BITS)
         parts["activation_memory"] += sram_pj(macs * FLOAT_BITS)
     return parts
 

@@ -15,8 +15,10 @@ SCHEMA_VERSION = 1
 
 def build_report(original: Graph, compiled: Graph, design: dict, records, accuracy: dict, onnx_check: dict,
                  ctx, source: Path, seconds: float, synthesis: dict | None = None) -> dict:
-    layers = [_layer_entry(compiled, node, engine) for node, engine in zip(compiled.weighted_nodes(), design["engines"])]
-    float_bits = 32 * sum(original.params[n.inputs[1]].size for n in original.weighted_nodes())
+    engines = {e["name"]: e for e in design["engines"]}   # pools are engines but not layers
+    layers = [_layer_entry(compiled, node, engines[node.name], _original_weight(original, node.name))
+              for node in compiled.weighted_nodes(include_conv=True)]
+    float_bits = 32 * sum(original.params[n.inputs[1]].size for n in original.weighted_nodes(include_conv=True))
     weight_bits = sum(layer["weight_bits"] for layer in layers)
     hardware = {
         "top": design["top"],
@@ -53,14 +55,31 @@ def build_report(original: Graph, compiled: Graph, design: dict, records, accura
     }
 
 
-def _layer_entry(graph: Graph, node, engine: dict) -> dict:
+def _original_weight(original: Graph, name: str) -> np.ndarray | None:
+    try:
+        node = original.node(name)
+    except KeyError:
+        return None
+    return original.params[node.inputs[1]]
+
+
+def _layer_entry(graph: Graph, node, engine: dict, original_w: np.ndarray | None = None) -> dict:
+    """`sparsity` is the fraction of the original layer's weights that are pruned: zero, or
+    removed with a dead channel or neuron (admm's channel removal shrinks the layer exactly);
+    `stored_sparsity` is the zero fraction of the compiled, possibly smaller, weight."""
     w = graph.params[node.inputs[1]]
+    original_size = int(original_w.size) if original_w is not None else int(w.size)
     bits = node.attrs["weight_format"]["bits"]
     n_bias = len(graph.params[node.inputs[2]]) if len(node.inputs) > 2 else 0
     return {
         "name": node.name,
-        "shape": [int(w.shape[0]), int(w.shape[1])],
-        "sparsity": round(float(np.mean(w == 0)), 4),
+        "op": node.op,
+        "shape": [int(d) for d in w.shape],   # dense [n_out, n_in]; conv [C_out, C_in, kH, kW]
+        "original_shape": [int(d) for d in (original_w if original_w is not None else w).shape],
+        "sparsity": round(1 - float(np.count_nonzero(w)) / original_size, 4),
+        "stored_sparsity": round(float(np.mean(w == 0)), 4),
+        "removed_outputs": len(node.annotations.get("removed_outputs", [])),
+        "removed_inputs": len(node.annotations.get("removed_inputs", [])),
         "zero_weights": int(np.count_nonzero(w == 0)),
         "bits": bits,
         "engine": engine["engine"],
@@ -85,14 +104,20 @@ def _structure_entry(graph: Graph, node, engine: dict) -> dict:
     from compiler import cost
     from compiler.backends.onnx import FLOAT_EQUIVALENT_OPS
     w = graph.params[node.inputs[1]]
-    n_out, n_in = (int(d) for d in w.shape)
+    n_out, n_in = int(w.shape[0]), int(w[0].size)
+    positions = _output_positions(node)
     entry = {
         "block_size": int(node.annotations.get("block_size", 1)),
-        "stored_weights": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else n_out * n_in,
-        "multiplies": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else n_out * n_in,
-        "dense_multiplies": n_out * n_in,
+        "stored_weights": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else int(w.size),
+        "multiplies": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else positions * int(w.size),
+        "dense_multiplies": positions * int(w.size),
+        "output_positions": positions,   # uses of each weight per inference (conv: H_out * W_out)
         "onnx_exact": node.op not in FLOAT_EQUIVALENT_OPS,   # model.int.onnx computes this layer bit for bit
     }
+    if node.op == "conv2d":
+        entry |= {"in_shape": node.attrs["in_shape"], "out_shape": node.attrs["out_shape"],
+                  "kernel": node.attrs["kernel"], "stride": node.attrs["stride"], "pads": node.attrs["pads"],
+                  "p_co": engine["parameters"]["P_CO"], "p_ci": engine["parameters"]["P_CI"]}
     if node.op == "circulant":
         b = node.attrs["circulant"]["block"]
         p, q = node.attrs["circulant"]["p"], node.attrs["circulant"]["q"]
@@ -107,6 +132,14 @@ def _structure_entry(graph: Graph, node, engine: dict) -> dict:
             "test_accuracy_exact_product": node.annotations.get("test_accuracy_exact_product"),
         }
     return entry
+
+
+def _output_positions(node) -> int:
+    """H_out * W_out for a convolution (each weight is used once per output position), else 1."""
+    if node.op != "conv2d":
+        return 1
+    _, h_out, w_out = node.attrs["out_shape"]
+    return int(h_out * w_out)
 
 
 def write_report(report: dict, folder: Path) -> None:
@@ -146,7 +179,7 @@ def render_markdown(r: dict) -> str:
     lines += ["", "## Layers", "",
               "| layer | shape | engine | multipliers | bits | sparsity | weight bits | acc bits | est. cycles |",
               "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| `{x['name']}` | {x['shape'][0]}x{x['shape'][1]} | {x['engine']} | {x['multipliers']} | {x['bits']} | "
+    lines += [f"| `{x['name']}` | {'x'.join(map(str, x['shape']))} | {x['engine']} | {x['multipliers']} | {x['bits']} | "
               f"{x['sparsity']:.2%} | {x['weight_bits']:,} | {x['acc_bits']} | {x['estimated_cycles']:,} |"
               for x in r["layers"]]
     lines += hardware_section(r)
@@ -201,13 +234,13 @@ def hardware_section(r: dict) -> list[str]:
         cycles_how = (f"measured in simulation ({sim['simulator']}, {sim['samples']} samples, "
                       f"{sim['mismatches']} mismatches)")
     else:
-        cycles_how = "estimate from the engines' cycle formulas; `mpc simulate` measures them"
+        cycles_how = "estimate from the engines' documented timing; `mpc simulate` measures them"
     lines = ["", "## Hardware", "",
              f"- multipliers: {hw['multipliers']}, ROM bits: {hw['rom_bits']:,}",
              f"- cycles per inference: {_num(hw.get('cycles_per_inference'), ',.0f')}, initiation interval "
              f"{_num(hw.get('initiation_interval'), ',.0f')} ({cycles_how})"]
     if hw.get("cycles_source") == "simulation":
-        lines[-1] += f"; engine-formula estimate: {hw['estimated_cycles_per_inference']:,}"
+        lines[-1] += f"; estimate from the engines' timing: {hw['estimated_cycles_per_inference']:,}"
     if "clock_mhz" not in hw:  # a report written before these fields existed
         return lines + [""]
     lines += [f"- clock {hw['clock_mhz']:g} MHz ({hw['clock_source']}): latency {_num(hw['latency_us'], ',.3f')} us, "
@@ -231,7 +264,7 @@ def _synthesis_line(hw: dict, target: str) -> str:
 
 def _energy_lines(layers: list[dict], hw: dict) -> list[str]:
     work, e = hw["work"], hw["energy_pj"]
-    dense_macs = sum(x["shape"][0] * x["shape"][1] for x in layers)
+    dense_macs = sum(x.get("dense_multiplies", x["shape"][0] * x["shape"][1]) for x in layers)
     base, comp = e["float32_baseline_parts"], e["compiled_parts"]
     lines = ["## Work and energy per inference", "",
              "| | float32 baseline (processor, weights in DRAM) | compiled design (weights in on-chip ROM) |",
