@@ -252,6 +252,10 @@ class _Lowering:
         inputs, attrs, (w_q, b_q) = self._quantize_layer(node, opts, force_bias=bool(block))
         x_fmt, acc_frac = self.cur_fmt, attrs["acc_frac"]
         if self.flattened_chw:
+            if block and self.flattened_chw[0] > 1:
+                raise PassError(f"lower: layer {node.name!r} is block-circulant but reads a flattened "
+                                f"{self.flattened_chw[0]}-channel image, which the hardware streams channel-last: "
+                                "its columns would be permuted out of the block structure (give it block_size = 1)")
             attrs["input_chw"] = self.flattened_chw   # its input is an image streamed channel-last
             self.flattened_chw = None
         annotations = {k: v for k, v in node.annotations.items() if k != "weight_format"}

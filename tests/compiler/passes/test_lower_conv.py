@@ -116,3 +116,10 @@ def test_an_explicit_batchnorm_is_refused_by_name():
     y = np.zeros(4, np.int64)
     with pytest.raises(PassError, match="'bn0' follows no conv/dense layer"):
         get_pass("lower").run(g, Context(data=Dataset(x, y, x, y), log=lambda *_: None, progress=False))
+
+
+def test_a_block_circulant_layer_after_a_multichannel_image_is_refused(cnn_data):
+    recipe = {"passes": ["canonicalize", "circulant", "lower"],
+              "circulant": {"block_size": 1, "epochs": 1, "layers": {"/7/Gemm": {"block_size": 2}}}}
+    with pytest.raises(PassError, match="'/7/Gemm' is block-circulant but reads a flattened 16-channel image"):
+        lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data, recipe)
