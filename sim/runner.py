@@ -20,6 +20,10 @@ TIMESCALE = ("1ns", "1ps")
 # Verilator simulation builds: warnings are the linter's job (lint_verilator), not the
 # simulator's. (Optimization flags were tried: the build time is the C++ runtime's.)
 VERILATOR_SIM_ARGS = ["-Wno-fatal"]
+# The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once Verilator splits a
+# large design into several C++ files (precompiled-header build) the compile line names the
+# header as a bare input and fails. A variable in MAKEFLAGS overrides the makefile's value.
+VERILATOR_MAKE_OVERRIDES = "CFG_CXXFLAGS_PCH_I=-include"
 
 
 class SimulationError(RuntimeError):
@@ -69,6 +73,23 @@ def _check_simulator(simulator: str) -> None:
 
 
 @contextlib.contextmanager
+def _make_overrides(simulator: str):
+    """MAKEFLAGS carrying VERILATOR_MAKE_OVERRIDES while cocotb runs Verilator's make."""
+    if simulator != "verilator":
+        yield
+        return
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{old} {VERILATOR_MAKE_OVERRIDES}" if old else VERILATOR_MAKE_OVERRIDES
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
+@contextlib.contextmanager
 def _python_path_for_testbenches():
     """cocotb hands sys.path to the simulator's Python: make kernels and sim/ importable."""
     added = [str(p) for p in (REPO_ROOT, SIM_DIR) if str(p) not in sys.path]
@@ -93,7 +114,7 @@ def _first_error_line(log: Path) -> str:
 
 def run_cocotb(sources, toplevel: str, test_module: str, build_dir, simulator: str = "icarus",
                parameters: dict | None = None, extra_env: dict | None = None,
-               work_dir=None) -> dict:
+               work_dir=None, extra_build_args: list[str] | None = None) -> dict:
     """Build `sources` with `toplevel` and run the cocotb tests in sim/`test_module`.
 
     The simulator runs in `work_dir` (default: build_dir), where relative ROM file paths
@@ -111,14 +132,15 @@ def run_cocotb(sources, toplevel: str, test_module: str, build_dir, simulator: s
     sim_log = build_dir / "sim.log"
     results_xml = build_dir / "results.xml"
 
-    with _python_path_for_testbenches():
+    build_args = (VERILATOR_SIM_ARGS if simulator == "verilator" else []) + list(extra_build_args or [])
+    with _python_path_for_testbenches(), _make_overrides(simulator):
         runner = get_runner(simulator)
         try:
             runner.build(
                 sources=[Path(s).resolve() for s in sources],
                 hdl_toplevel=toplevel,
                 parameters=hdl_parameters,
-                build_args=VERILATOR_SIM_ARGS if simulator == "verilator" else [],
+                build_args=build_args,
                 build_dir=build_dir,
                 always=True,
                 timescale=TIMESCALE,
