@@ -151,17 +151,22 @@ def conv_output_shape(h: int, w: int, kernel, stride: int, pads) -> tuple[int, i
     return (h + t + b - kh) // stride + 1, (w + l + r - kw) // stride + 1
 
 
-def conv_compute_cycles(in_shape, c_out: int, kernel, stride: int, pads, p_co: int, p_ci: int) -> int:
-    """ROM words read per frame, one per edge: H_OUT*W_OUT*NCG*KH*KW*NCW (rtl/conv2d.v)."""
+def conv_kernel_steps(kernel, p_k: int = 1) -> int:
+    """NKS = ceil(KH*KW / P_K): reads that cover the kernel positions, P_K at a time (rtl/conv2d.v)."""
+    return math.ceil(kernel[0] * kernel[1] / p_k)
+
+
+def conv_compute_cycles(in_shape, c_out: int, kernel, stride: int, pads, p_co: int, p_ci: int, p_k: int = 1) -> int:
+    """ROM words read per frame, one per edge: H_OUT*W_OUT*NCG*NKS*NCW (rtl/conv2d.v)."""
     c_in, h, w = in_shape
     h_out, w_out = conv_output_shape(h, w, kernel, stride, pads)
-    return h_out * w_out * math.ceil(c_out / p_co) * kernel[0] * kernel[1] * math.ceil(c_in / p_ci)
+    return h_out * w_out * math.ceil(c_out / p_co) * conv_kernel_steps(kernel, p_k) * math.ceil(c_in / p_ci)
 
 
-def conv_weight_rom_bits(in_shape, c_out: int, kernel, p_co: int, p_ci: int, w_bits: int) -> int:
-    """NCG*KH*KW*NCW words of P_CO*P_CI weights (kernels/conv_rom.py: zero-padded groups)."""
-    words = math.ceil(c_out / p_co) * kernel[0] * kernel[1] * math.ceil(in_shape[0] / p_ci)
-    return words * p_co * p_ci * w_bits
+def conv_weight_rom_bits(in_shape, c_out: int, kernel, p_co: int, p_ci: int, w_bits: int, p_k: int = 1) -> int:
+    """NCG*NKS*NCW words of P_CO*P_K*P_CI weights (kernels/conv_rom.py: zero-padded groups and steps)."""
+    words = math.ceil(c_out / p_co) * conv_kernel_steps(kernel, p_k) * math.ceil(in_shape[0] / p_ci)
+    return words * p_co * p_k * p_ci * w_bits
 
 
 def pool_compute_cycles(in_shape, kernel, stride: int, pads) -> int:
@@ -185,10 +190,11 @@ def stream_weight_matrix(w_q: np.ndarray, input_chw) -> np.ndarray:
 
 
 # Stages of the edge-by-edge timing model (compiler/timing.py), one per engine kind.
-def conv_stage(in_shape, c_out: int, kernel, stride: int, pads, p_co: int, p_ci: int) -> timing.LineStage:
+def conv_stage(in_shape, c_out: int, kernel, stride: int, pads, p_co: int, p_ci: int,
+               p_k: int = 1) -> timing.LineStage:
     c_in, h, w = (int(d) for d in in_shape)
     return timing.LineStage("conv", c_in, h, w, int(c_out), int(kernel[0]), int(kernel[1]), int(stride),
-                            tuple(int(p) for p in pads), int(p_co), int(p_ci))
+                            tuple(int(p) for p in pads), int(p_co), int(p_ci), int(p_k))
 
 
 def pool_stage(in_shape, kernel, stride: int, pads) -> timing.LineStage:
@@ -223,13 +229,13 @@ def _line_cost(engine: str, stage: timing.LineStage, compute: int, rom_bits: int
 
 
 def conv_cost(stage: timing.LineStage, w_bits: int, bias_bits: int) -> EngineCost:
-    """rtl/conv2d.v: weight ROM NCG*KH*KW*NCW words of P_CO*P_CI weights, bias ROM NCG words of
+    """rtl/conv2d.v: weight ROM NCG*NKS*NCW words of P_CO*P_K*P_CI weights, bias ROM NCG words of
     P_CO biases (both zero-padded to whole groups)."""
     s = stage
     in_shape = (s.c_in, s.h, s.w)
-    weights = conv_weight_rom_bits(in_shape, s.c_out, (s.kh, s.kw), s.p_co, s.p_ci, w_bits)
+    weights = conv_weight_rom_bits(in_shape, s.c_out, (s.kh, s.kw), s.p_co, s.p_ci, w_bits, s.p_k)
     bias = s.groups * s.p_co * bias_bits
-    compute = conv_compute_cycles(in_shape, s.c_out, (s.kh, s.kw), s.stride, s.pads, s.p_co, s.p_ci)
+    compute = conv_compute_cycles(in_shape, s.c_out, (s.kh, s.kw), s.stride, s.pads, s.p_co, s.p_ci, s.p_k)
     return _line_cost("conv", s, compute, weights + bias, weights)
 
 

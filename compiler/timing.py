@@ -44,7 +44,7 @@ class CirculantStage:
 
 @dataclass(frozen=True)
 class LineStage:
-    """conv2d (kind "conv") or pool2d (kind "pool": c_in = c_out, p_co = 1, p_ci = c_in)."""
+    """conv2d (kind "conv") or pool2d (kind "pool": c_in = c_out, p_co = 1, p_ci = c_in, p_k = 1)."""
     kind: str
     c_in: int
     h: int
@@ -56,6 +56,7 @@ class LineStage:
     pads: tuple[int, int, int, int]     # top, left, bottom, right
     p_co: int = 1
     p_ci: int = 1
+    p_k: int = 1                        # kernel positions per read
 
     @property
     def h_out(self) -> int:
@@ -75,9 +76,9 @@ class LineStage:
 
     @property
     def group(self) -> int:
-        """G: reads per group of outputs (conv: KH*KW*NCW; pool: one output, KH*KW)."""
+        """G: reads per group of outputs (conv: ceil(KH*KW/P_K)*NCW; pool: one output, KH*KW)."""
         words = math.ceil(self.c_in / self.p_ci) if self.kind == "conv" else 1
-        return self.kh * self.kw * words
+        return math.ceil(self.kh * self.kw / self.p_k) * words
 
     @property
     def groups(self) -> int:
@@ -197,8 +198,9 @@ class _CirculantEngine:
 
 
 class _LineEngine:
-    """rtl/conv2d.v, rtl/pool2d.v: a ring of KH + STRIDE input rows, one read per edge over an
-    output row once its rows are held, rows released at the row's last read.
+    """rtl/conv2d.v, rtl/pool2d.v: a ring of KH + STRIDE input rows, one read per edge (conv: of
+    P_K kernel positions) over an output row once its rows are held, rows released at the row's
+    last read.
 
     conv2d: read, products, accumulate, then a P_CO-beat output shift register (the pipeline
     stalls only while a finished group finds it full); pool2d: read, reduce, output register

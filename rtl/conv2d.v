@@ -1,4 +1,4 @@
-// conv2d: one 2-D convolution layer (groups = 1), line-buffered and streaming, P_CO x P_CI
+// conv2d: one 2-D convolution layer (groups = 1), line-buffered and streaming, P_CO x P_CI x P_K
 // multipliers, weights and bias in ROM.
 //
 // Input: one frame (C_IN x H x W) after another, one element per handshake in channel-last
@@ -10,37 +10,48 @@
 // in the same order: for oy, for ox, for co. H_OUT = (H + PAD_T + PAD_B - KH) / STRIDE + 1,
 // W_OUT likewise. Golden model: kernels/conv2d.py (+ requantize.py).
 //
-// Parallelism: P_CO output channels (one accumulator each) x P_CI input channels per cycle.
-// Channels are packed P_CI to a line-buffer word (NCW = ceil(C_IN / P_CI) words per pixel), so
-// one line-buffer read and one weight-ROM word (P_CO*P_CI weights) feed P_CO*P_CI multipliers.
-// Kernel positions are walked sequentially (no kernel-position parallelism in this version).
+// Parallelism: P_CO output channels (one accumulator each) x P_CI input channels x P_K kernel
+// positions per cycle. Channels are packed P_CI to a line-buffer word (NCW = ceil(C_IN / P_CI)
+// words per pixel). The KH*KW kernel positions, in raster order k = ky*KW + kx, are read P_K at
+// a time: kernel step ks covers positions ks*P_K .. ks*P_K + P_K - 1, NKS = ceil(KH*KW / P_K)
+// steps; in the last step positions k >= KH*KW (when P_K does not divide KH*KW) have zero
+// weights in ROM and read as padding. So P_K line-buffer words (one per position, the same
+// channel word cw) and one weight-ROM word (P_CO*P_K*P_CI weights) feed P_CO*P_K*P_CI
+// multipliers per cycle. P_K = 1 walks the positions one per cycle.
 //
 // ROM images (layout in kernels/conv_rom.py): NCG = ceil(C_OUT / P_CO) groups. W_FILE holds
-// NCG*KH*KW*NCW words of P_CO*P_CI*W_BITS bits, word ((g*KH + ky)*KW + kx)*NCW + cw packing
-// W[g*P_CO + p, cw*P_CI + l, ky, kx] at bits [(p*P_CI + l)*W_BITS +: W_BITS] (zero past C_OUT,
-// C_IN). B_FILE holds NCG words of P_CO*B_BITS bits (B[g*P_CO + p] at [p*B_BITS +: B_BITS]).
+// NCG*NKS*NCW words of P_CO*P_K*P_CI*W_BITS bits, word (g*NKS + ks)*NCW + cw packing
+// W[g*P_CO + p, cw*P_CI + l, ky, kx] of position k = ks*P_K + j = ky*KW + kx at bits
+// [((p*P_K + j)*P_CI + l)*W_BITS +: W_BITS] (zero past C_OUT, C_IN, KH*KW). B_FILE holds NCG
+// words of P_CO*B_BITS bits (B[g*P_CO + p] at [p*B_BITS +: B_BITS]).
 //
-// Line buffer: a ring of NROWS = KH + STRIDE input rows (W*NCW words each, block RAM): an
-// output row needs at most KH rows (STRIDE if STRIDE > KH) and the next STRIDE rows load
-// while it is computed.
+// Line buffer: a ring of NROWS = KH + STRIDE input rows (W*NCW words each, block or LUT
+// RAM): an output row needs at most KH rows (STRIDE if STRIDE > KH) and the next STRIDE rows
+// load while it is computed. For P_K reads per cycle the ring is kept in P_K identical copies,
+// written together, each with one read port (lane j reads position ks*P_K + j): a block RAM
+// has at most two ports, so synthesis would copy a memory of P_K read ports anyway; explicit
+// copies keep each a plain one-write, one-read memory that yosys maps as for P_K = 1.
 //
 // Requirements on the instantiator: ACC_BITS is wide enough that no accumulator overflows
-// (conv_accumulator_bits), B_BITS <= ACC_BITS, every padding < its kernel size.
+// (conv_accumulator_bits), B_BITS <= ACC_BITS, every padding < its kernel size,
+// 1 <= P_K <= KH*KW.
 //
-// Timing, in rising clock edges (a handshake completes at an edge). G = KH*KW*NCW (one
-// output-channel group), ROW_CYC = W_OUT*NCG*G (one output row). For output row oy:
+// Timing, in rising clock edges (a handshake completes at an edge). G = NKS*NCW = ceil(KH*KW /
+// P_K)*NCW (reads per output-channel group), ROW_CYC = W_OUT*NCG*G (one output row). For output
+// row oy:
 //   lo  = clip(oy*STRIDE - PAD_T, 0, H)                 first input row still held
 //   rel = H if oy = H_OUT-1, else clip((oy+1)*STRIDE - PAD_T, 0, H)   rows held after it
 //   hi  = H-1 if oy = H_OUT-1, else max(min(oy*STRIDE - PAD_T + KH - 1, H-1), rel - 1)
-//   * Computing reads one ROM word per edge, ROW_CYC edges with no bubbles (loops for ox,
-//     for group g, for ky, for kx, for cw), starting at
+//   * Computing reads one ROM word (and P_K line-buffer words) per edge, ROW_CYC edges with no
+//     bubbles (loops for ox, for group g, for kernel step ks, for cw), starting at
 //         C = max(edge of the last input of row hi of its frame + 1, C of the previous
 //                 output row (of this or the previous frame) + ROW_CYC).
 //     At its last read (edge C + ROW_CYC - 1) input rows lo .. rel-1 are released.
 //   * in_ready is high while fewer than NROWS complete input rows are held: the first
 //     element of input row r (counting rows over all frames) is accepted no earlier than
 //     the edge after the one that releases row r - NROWS; other elements are never held up.
-//   * With G >= P_CO, output (oy, ox, g*P_CO + p) completes its handshake at edge
+//   * With G >= P_CO (compiler/passes/lower.py plans only such P_CO, P_CI, P_K), output
+//     (oy, ox, g*P_CO + p) completes its handshake at edge
 //         C + (ox*NCG + g + 1)*G + 3 + p
 //     when out_ready is high (ROM read, products, accumulate, then the P_CO results of a
 //     group leave one per edge from an output shift register). With G < P_CO the shift
@@ -61,6 +72,7 @@ module conv2d #(
     parameter PAD_R    = 0,
     parameter P_CO     = 1,            // output channels in parallel
     parameter P_CI     = 1,            // input channels per line-buffer word
+    parameter P_K      = 1,            // kernel positions per cycle (1 .. KH*KW)
     parameter IN_BITS  = 8,
     parameter W_BITS   = 8,
     parameter B_BITS   = 16,
@@ -86,7 +98,10 @@ module conv2d #(
     localparam W_OUT     = (W + PAD_L + PAD_R - KW) / STRIDE + 1;
     localparam NCW       = (C_IN + P_CI - 1) / P_CI;      // line-buffer words per pixel
     localparam NCG       = (C_OUT + P_CO - 1) / P_CO;     // output-channel groups
-    localparam G         = KH * KW * NCW;                 // reads per group
+    localparam NKS       = (KH * KW + P_K - 1) / P_K;     // kernel steps per group
+    localparam G         = NKS * NCW;                     // reads per group
+    localparam PARTIAL   = (KH * KW) % P_K != 0;          // the last step reaches past KH*KW
+    localparam LANES     = P_K * P_CI;                    // multipliers per output channel
     localparam NROWS     = KH + STRIDE;                   // line-buffer rows
     localparam ROW_WORDS = W * NCW;
     localparam LB_DEPTH  = NROWS * ROW_WORDS;
@@ -98,16 +113,18 @@ module conv2d #(
     localparam WA        = (W_DEPTH > 1) ? $clog2(W_DEPTH) : 1;
     localparam BA        = (NCG > 1) ? $clog2(NCG) : 1;
     localparam LANE_BITS = (P_CI > 1) ? $clog2(P_CI) : 1;
+    localparam XW        = P_CI * IN_BITS;                // a line-buffer word
     localparam CW_BITS   = (NCW > 1) ? $clog2(NCW) : 1;
     localparam NB        = $clog2(P_CO + 1);              // beats left in the shift register
     // Compute-side integers (coordinates may be negative): one signed width for all.
     localparam SPAN      = H + W + PAD_T + PAD_B + PAD_L + PAD_R + KH + KW + 2 * STRIDE
-                           + LB_DEPTH + NCG;
+                           + LB_DEPTH + NCG + P_K;
     localparam CB        = $clog2(SPAN) + 2;
 
     // Constants at the widths they are used at.
     localparam [31:0] H_32 = H, W_32 = W, S_32 = STRIDE, PT_32 = PAD_T, PL_32 = PAD_L;
-    localparam [31:0] KH1_32 = KH - 1, KW1_32 = KW - 1, NCW1_32 = NCW - 1, NCW_32 = NCW;
+    localparam [31:0] KH1_32 = KH - 1, KW_32 = KW, KW1_32 = KW - 1, NCW1_32 = NCW - 1, NCW_32 = NCW;
+    localparam [31:0] DKY_32 = P_K / KW, DKX_32 = P_K % KW;
     localparam [31:0] NCG1_32 = NCG - 1, OY1_32 = H_OUT - 1, OX1_32 = W_OUT - 1;
     localparam [31:0] NROWS_32 = NROWS, RW_32 = ROW_WORDS, RW1_32 = ROW_WORDS - 1;
     localparam [31:0] LBLAST_32 = LB_DEPTH - ROW_WORDS, LANE1_32 = P_CI - 1;
@@ -121,7 +138,10 @@ module conv2d #(
     localparam signed [CB-1:0] C_MPT   = C_ZERO - PT_32[CB-1:0];
     localparam signed [CB-1:0] C_MPL   = C_ZERO - PL_32[CB-1:0];
     localparam signed [CB-1:0] C_KH1   = KH1_32[CB-1:0];
+    localparam signed [CB-1:0] C_KW    = KW_32[CB-1:0];
     localparam signed [CB-1:0] C_KW1   = KW1_32[CB-1:0];
+    localparam signed [CB-1:0] C_DKY   = DKY_32[CB-1:0];   // a kernel step advances P_K positions:
+    localparam signed [CB-1:0] C_DKX   = DKX_32[CB-1:0];   //   DKY rows and DKX columns
     localparam signed [CB-1:0] C_NCW1  = NCW1_32[CB-1:0];
     localparam signed [CB-1:0] C_NCW   = NCW_32[CB-1:0];
     localparam signed [CB-1:0] C_NCG1  = NCG1_32[CB-1:0];
@@ -140,9 +160,9 @@ module conv2d #(
     localparam [NB-1:0]        N_ONE     = 1;
 
     // ---------------------------------------------------------------- memories
-    reg [P_CO*P_CI*W_BITS-1:0] w_rom [0:W_DEPTH-1];
-    reg [P_CO*B_BITS-1:0]      b_rom [0:NCG-1];
-    reg [P_CI*IN_BITS-1:0]     lb    [0:LB_DEPTH-1];     // line-buffer ring
+    reg [P_CO*LANES*W_BITS-1:0] w_rom [0:W_DEPTH-1];
+    reg [P_CO*B_BITS-1:0]       b_rom [0:NCG-1];
+    // the line-buffer ring: P_K copies in g_lane below
 
     initial begin
         $readmemh(W_FILE, w_rom);
@@ -157,8 +177,8 @@ module conv2d #(
     reg [CW_BITS-1:0]   load_cw;          // word within the pixel
     reg [LBA-1:0]       load_word;        // word within the row
     reg [LBA-1:0]       load_base;        // first word of the ring row being loaded
-    reg [P_CI*IN_BITS-1:0] x_partial;     // word being assembled; unfilled lanes stay 0
-    wire [P_CI*IN_BITS-1:0] x_partial_next;
+    reg [XW-1:0]        x_partial;        // word being assembled; unfilled lanes stay 0
+    wire [XW-1:0]       x_partial_next;
 
     assign in_ready = (ready < C_NROWS);
     wire accept     = in_valid && in_ready;
@@ -166,7 +186,7 @@ module conv2d #(
     wire word_full  = (load_lane == LANE_END) || pix_done;
     wire row_done   = accept && pix_done && (load_word == A_RW1);
 
-    genvar lane, co;
+    genvar lane, co, j, t;
     generate
         for (lane = 0; lane < P_CI; lane = lane + 1) begin : g_load_lane
             assign x_partial_next[lane*IN_BITS +: IN_BITS] =
@@ -174,9 +194,8 @@ module conv2d #(
         end
     endgenerate
 
-    always @(posedge clk) begin
-        if (accept && word_full) lb[load_base + load_word] <= x_partial_next;
-    end
+    wire          lb_we    = accept && word_full;
+    wire [LBA-1:0] lb_waddr = load_base + load_word;
 
     always @(posedge clk) begin
         if (rst) begin
@@ -186,7 +205,7 @@ module conv2d #(
             load_base <= 0;
             x_partial <= 0;
         end else if (accept) begin
-            x_partial <= word_full ? {P_CI*IN_BITS{1'b0}} : x_partial_next;
+            x_partial <= word_full ? {XW{1'b0}} : x_partial_next;
             load_lane <= word_full ? 0 : load_lane + 1'b1;
             if (word_full) begin
                 load_cw   <= pix_done ? 0 : load_cw + 1'b1;
@@ -198,7 +217,8 @@ module conv2d #(
 
     // ---------------------------------------------------------------- issue reads
     reg                 running;          // inside an output row
-    reg signed [CB-1:0] oy, ox, cg, ky, kx, cw;
+    reg signed [CB-1:0] oy, ox, cg, cw;
+    reg signed [CB-1:0] ky, kx;           // the kernel step's first position (lane 0)
     reg signed [CB-1:0] ry0;              // oy*STRIDE - PAD_T
     reg signed [CB-1:0] cx0;              // ox*STRIDE - PAD_L
     reg signed [CB-1:0] lo;               // first held input row of this frame
@@ -220,25 +240,21 @@ module conv2d #(
         (base_next_a >= C_NROWS) ? base_next_a - C_NROWS : base_next_a;
 
     wire cw_last  = (cw == C_NCW1);
-    wire kx_last  = (kx == C_KW1);
-    wire ky_last  = (ky == C_KH1);
+    wire ks_last;                         // the last kernel step (from its last lane, g_lane)
     wire cg_last  = (cg == C_NCG1);
     wire ox_last  = (ox == C_OX1);
-    wire grp_last = cw_last && kx_last && ky_last;
+    wire grp_last = cw_last && ks_last;
     wire pix_last = grp_last && cg_last;
     wire row_end  = pix_last && ox_last;
     wire issue    = (running || (ready >= need)) && advance;
 
-    // Line-buffer address of x[cw-th word, ry0 + ky, cx0 + kx]; padding reads word 0, zeroed.
-    wire signed [CB-1:0] ry = ry0 + ky;
-    wire signed [CB-1:0] cx = cx0 + kx;
-    wire pad = ry[CB-1] || (ry >= C_H) || cx[CB-1] || (cx >= C_W);
-    wire signed [CB-1:0] slot_a = base_slot + (ry - lo);
-    wire signed [CB-1:0] slot = (slot_a >= C_NROWS) ? slot_a - C_NROWS : slot_a;
-    wire signed [CB-1:0] rd_addr_c = slot * C_RW + cx * C_NCW + cw;
-    wire [LBA-1:0] rd_addr = pad ? {LBA{1'b0}} : rd_addr_c[LBA-1:0];
+    // The next kernel step's first position: P_K positions on, one column wrap at most.
+    wire signed [CB-1:0] kx_sum  = kx + C_DKX;
+    wire                 kx_wrap = (DKX_32 != 0) && (kx_sum > C_KW1);
+    wire signed [CB-1:0] kx_step = kx_wrap ? kx_sum - C_KW : kx_sum;
+    wire signed [CB-1:0] ky_step = ky + C_DKY + (kx_wrap ? C_ONE : C_ZERO);
     wire [BA-1:0]  b_addr = cg[BA-1:0];
-    wire unused_addr_high = ^{rd_addr_c[CB-1:LBA], cg[CB-1:BA]};
+    wire unused_cg_high = ^cg[CB-1:BA];
 
     always @(posedge clk) begin
         if (rst) begin
@@ -258,8 +274,10 @@ module conv2d #(
             running <= !row_end;
             w_addr  <= pix_last ? 0 : w_addr + 1'b1;
             cw      <= cw_last ? C_ZERO : cw + C_ONE;
-            if (cw_last) kx <= kx_last ? C_ZERO : kx + C_ONE;
-            if (cw_last && kx_last) ky <= ky_last ? C_ZERO : ky + C_ONE;
+            if (cw_last) begin
+                kx <= ks_last ? C_ZERO : kx_step;
+                ky <= ks_last ? C_ZERO : ky_step;
+            end
             if (grp_last) cg <= cg_last ? C_ZERO : cg + C_ONE;
             if (pix_last) begin
                 ox  <= ox_last ? C_ZERO : ox + C_ONE;
@@ -280,15 +298,14 @@ module conv2d #(
     end
 
     // ---------------------------------------------------------------- stage 1: reads
-    reg [P_CO*P_CI*W_BITS-1:0] w_word;
-    reg [P_CI*IN_BITS-1:0]     x_word;
-    reg [P_CO*B_BITS-1:0]      b_word;
-    reg rd_valid, rd_first, rd_last, rd_pad, rd_cg_last;
+    reg [P_CO*LANES*W_BITS-1:0] w_word;
+    reg [P_CO*B_BITS-1:0]       b_word;
+    wire [P_K*XW-1:0]           x_eff;    // the P_K words read, padding zeroed
+    reg rd_valid, rd_first, rd_last, rd_cg_last;
 
     always @(posedge clk) begin
         if (advance) begin
             w_word <= w_rom[w_addr];
-            x_word <= lb[rd_addr];
             b_word <= b_rom[b_addr];
         end
     end
@@ -300,15 +317,54 @@ module conv2d #(
             rd_valid   <= issue;
             rd_first   <= (ky == C_ZERO) && (kx == C_ZERO) && (cw == C_ZERO);
             rd_last    <= grp_last;
-            rd_pad     <= pad;
             rd_cg_last <= cg_last;
         end
     end
 
+    // One ring copy per kernel position of a step. Lane j reads x[cw-th word, ry0 + ky_j,
+    // cx0 + kx_j], position ks*P_K + j; padding, and positions past KH*KW, read word 0, zeroed.
+    generate
+        for (j = 0; j < P_K; j = j + 1) begin : g_lane
+            localparam [31:0] JY_32 = j / KW, JX_32 = j % KW;
+            localparam signed [CB-1:0] C_JY = JY_32[CB-1:0];
+            localparam signed [CB-1:0] C_JX = JX_32[CB-1:0];
+            wire signed [CB-1:0] kx_sum_j = kx + C_JX;
+            wire                 wrap     = (JX_32 != 0) && (kx_sum_j > C_KW1);
+            wire signed [CB-1:0] kx_j = wrap ? kx_sum_j - C_KW : kx_sum_j;
+            wire signed [CB-1:0] ky_j = ky + C_JY + (wrap ? C_ONE : C_ZERO);
+            wire signed [CB-1:0] ry = ry0 + ky_j;
+            wire signed [CB-1:0] cx = cx0 + kx_j;
+            wire past = PARTIAL && (ky_j > C_KH1);     // a position k >= KH*KW
+            wire pad = past || ry[CB-1] || (ry >= C_H) || cx[CB-1] || (cx >= C_W);
+            wire signed [CB-1:0] slot_a = base_slot + (ry - lo);
+            wire signed [CB-1:0] slot = (slot_a >= C_NROWS) ? slot_a - C_NROWS : slot_a;
+            wire signed [CB-1:0] rd_addr_c = slot * C_RW + cx * C_NCW + cw;
+            wire [LBA-1:0] rd_addr = pad ? {LBA{1'b0}} : rd_addr_c[LBA-1:0];
+            wire unused_addr_high = ^rd_addr_c[CB-1:LBA];
+
+            reg [XW-1:0] lb [0:LB_DEPTH-1];
+            reg [XW-1:0] x_word;
+            reg          rd_pad;
+            always @(posedge clk) begin
+                if (lb_we) lb[lb_waddr] <= x_partial_next;
+            end
+            always @(posedge clk) begin
+                if (advance) begin
+                    x_word <= lb[rd_addr];
+                    rd_pad <= pad;
+                end
+            end
+            assign x_eff[j*XW +: XW] = rd_pad ? {XW{1'b0}} : x_word;
+            if (j == P_K - 1) begin : g_end    // the step ends at or past the last position
+                assign ks_last = past || ((ky_j == C_KH1) && (kx_j == C_KW1));
+            end
+        end
+    endgenerate
+
     // ---------------------------------------------------------------- stages 2, 3 (per lane)
     // Arithmetic is modulo 2**ACC_BITS: the exact sum fits in ACC_BITS, so truncating
-    // intermediate terms to ACC_BITS cannot change it.
-    wire [P_CI*IN_BITS-1:0] x_eff = rd_pad ? {P_CI*IN_BITS{1'b0}} : x_word;
+    // intermediate terms to ACC_BITS cannot change it. Term t = j*P_CI + l multiplies input
+    // lane l of position lane j: x_eff[t*IN_BITS] by w_word[(co*LANES + t)*W_BITS].
     reg dot_valid, dot_first, dot_last, dot_cg_last;
     reg acc_done, acc_cg_last;            // the accumulators hold a finished group
     wire [P_CO*OUT_W-1:0] result;
@@ -317,16 +373,16 @@ module conv2d #(
         for (co = 0; co < P_CO; co = co + 1) begin : g_co
             wire [B_BITS-1:0] b_raw = b_word[co*B_BITS +: B_BITS];
             wire signed [ACC_BITS-1:0] bias;
-            wire signed [ACC_BITS-1:0] partial [0:P_CI];
+            wire signed [ACC_BITS-1:0] partial [0:LANES];
             if (ACC_BITS > B_BITS) begin : g_bias_ext
                 assign bias = {{(ACC_BITS - B_BITS){b_raw[B_BITS-1]}}, b_raw};
             end else begin : g_bias_same
                 assign bias = b_raw;
             end
             assign partial[0] = rd_first ? bias : {ACC_BITS{1'b0}};
-            for (lane = 0; lane < P_CI; lane = lane + 1) begin : g_mul
-                wire signed [W_BITS-1:0]  w = w_word[(co*P_CI + lane)*W_BITS +: W_BITS];
-                wire signed [IN_BITS-1:0] x = x_eff[lane*IN_BITS +: IN_BITS];
+            for (t = 0; t < LANES; t = t + 1) begin : g_mul
+                wire signed [W_BITS-1:0]  w = w_word[(co*LANES + t)*W_BITS +: W_BITS];
+                wire signed [IN_BITS-1:0] x = x_eff[t*IN_BITS +: IN_BITS];
                 wire signed [PROD_BITS-1:0] prod =
                     $signed({{IN_BITS{w[W_BITS-1]}}, w}) * $signed({{W_BITS{x[IN_BITS-1]}}, x});
                 wire signed [ACC_BITS-1:0] term;
@@ -338,13 +394,13 @@ module conv2d #(
                     assign term = prod[ACC_BITS-1:0];
                     wire unused_high = ^prod[PROD_BITS-1:ACC_BITS];
                 end
-                assign partial[lane + 1] = partial[lane] + term;
+                assign partial[t + 1] = partial[t] + term;
             end
 
-            reg signed [ACC_BITS-1:0] dot;    // bias (first word only) + this word's products
+            reg signed [ACC_BITS-1:0] dot;    // bias (first read only) + this read's products
             reg signed [ACC_BITS-1:0] acc;
             always @(posedge clk) begin
-                if (advance) dot <= partial[P_CI];
+                if (advance) dot <= partial[LANES];
                 if (advance && dot_valid) acc <= dot_first ? dot : acc + dot;
             end
 

@@ -1,9 +1,10 @@
 """cocotb bench for rtl/conv2d.v against kernels.conv2d (+ kernels.requantize).
 
 Environment: MPC_TB_CONFIG = JSON {"parameters": the DUT's parameters (C_IN, H, W, C_OUT, KH,
-KW, STRIDE, PAD_*, P_CO, P_CI, ..., REQUANT), "stimulus": .npz with w_q [C_OUT, C_IN, KH, KW],
-b_q [C_OUT], x_q [frames, C_IN, H, W]}. The ROM files the DUT loads must hold the same w_q and
-b_q (kernels/conv_rom.py). Streams are channel-last raster order (for y, for x, for c).
+KW, STRIDE, PAD_*, P_CO, P_CI, P_K (default 1), ..., REQUANT), "stimulus": .npz with w_q
+[C_OUT, C_IN, KH, KW], b_q [C_OUT], x_q [frames, C_IN, H, W]}. The ROM files the DUT loads
+must hold the same w_q and b_q (kernels/conv_rom.py). Streams are channel-last raster order
+(for y, for x, for c).
 """
 import json
 import os
@@ -41,7 +42,8 @@ class Geometry:
         self.w_out = conv_output_size(self.w, p["KW"], s, p["PAD_L"], p["PAD_R"])
         self.ncw = -(-p["C_IN"] // p["P_CI"])
         self.ncg = -(-p["C_OUT"] // p["P_CO"])
-        self.g = p["KH"] * p["KW"] * self.ncw
+        self.steps = -(-(p["KH"] * p["KW"]) // p.get("P_K", 1))   # kernel steps: ceil(KH*KW / P_K)
+        self.g = self.steps * self.ncw
         self.row_cyc = self.w_out * self.ncg * self.g
         self.nrows = p["KH"] + s
 

@@ -1,7 +1,7 @@
 """Small integer CNN graphs built by hand, as `lower` emits them (docs/fixed-point.md), with
 random weights: for the Verilog backend's tests, independent of training and calibration.
 
-    build_cnn((2, 6, 6), [conv(4, p_co=2), maxpool(2), flatten(), dense(10)])
+    build_cnn((2, 6, 6), [conv(4, p_co=2, p_k=3), maxpool(2), flatten(), dense(10)])
 
 Every conv/dense but the last is followed by a requantize (+ReLU) to 8 bits whose shift is
 chosen from random inputs so that the activations spread over the 8-bit range.
@@ -18,9 +18,10 @@ ACT = FixedPoint(8, 5)          # every activation (and the input)
 WEIGHT = FixedPoint(8, 6)
 
 
-def conv(c_out, k=3, stride=1, pad=1, p_co=1, p_ci=1, relu=True):
+def conv(c_out, k=3, stride=1, pad=1, p_co=1, p_ci=1, p_k=1, relu=True):
     return {"op": "conv2d", "c_out": c_out, "kernel": [k, k] if isinstance(k, int) else list(k), "stride": stride,
-            "pads": [pad] * 4 if isinstance(pad, int) else list(pad), "p_co": p_co, "p_ci": p_ci, "relu": relu}
+            "pads": [pad] * 4 if isinstance(pad, int) else list(pad), "p_co": p_co, "p_ci": p_ci, "p_k": p_k,
+            "relu": relu}
 
 
 def maxpool(k=2, stride=None, pad=0):
@@ -89,9 +90,10 @@ class _Builder:
         attrs = self.layer_attrs(acc_bits) | {"kernel": spec["kernel"], "stride": spec["stride"],
                                               "pads": spec["pads"], "in_shape": list(self.shape),
                                               "out_shape": list(out_shape)}
-        p_co, p_ci = spec["p_co"], spec["p_ci"]
+        p_co, p_ci, p_k = spec["p_co"], spec["p_ci"], spec["p_k"]
         node = Node("conv2d", name, [self.cur, f"{name}.weight_q", f"{name}.bias_q"], [f"{name}_acc"], attrs=attrs,
-                    annotations={"engine": "conv", "p_co": p_co, "p_ci": p_ci, "multipliers": p_co * p_ci})
+                    annotations={"engine": "conv", "p_co": p_co, "p_ci": p_ci, "p_k": p_k,
+                                 "multipliers": p_co * p_ci * p_k})
         self.emit(node, kernels.conv2d(self.sample, w_q, b_q, spec["stride"], spec["pads"]), out_shape)
         if not last:
             self.requantize(name, spec["relu"])

@@ -47,7 +47,7 @@ def test_digits_cnn_report_counts_conv_layers(cnn_build):
     c1, c2 = layers["/0/Conv"], layers["/3/Conv"]
     assert c1["shape"] == [8, 1, 3, 3] and c1["multiplies"] == c1["dense_multiplies"] == 8 * 8 * 8 * 1 * 9
     assert c2["shape"] == [16, 8, 3, 3] and c2["multiplies"] == 4 * 4 * 16 * 8 * 9 and c2["stored_weights"] == 1152
-    assert c2["multipliers"] == c2["p_co"] * c2["p_ci"] and c2["output_positions"] == 16
+    assert c2["multipliers"] == c2["p_co"] * c2["p_ci"] * c2["p_k"] and c2["output_positions"] == 16
     float_bits = 32 * (72 + 1152 + 640)
     assert report["model"]["float_weight_bits"] == float_bits
     assert report["model"]["weight_bits"] == sum(layer["weight_bits"] for layer in report["layers"])
@@ -61,7 +61,8 @@ def test_digits_cnn_report_counts_conv_layers(cnn_build):
 @pytest.mark.parametrize("name", MEASURED, ids=list(MEASURED))
 def test_hand_built_cnns_are_bit_exact_and_cycle_exact(tmp_path, name):
     """Back-pressure between line-buffered engines, G < P_CO, strides beyond the kernel, padded
-    and reciprocal average pools, a conv as the last layer, sparse and two-dense tails."""
+    and reciprocal average pools, a conv as the last layer, sparse and two-dense tails, kernel
+    positions in parallel (P_K)."""
     shape, layers, seed, measured = MEASURED[name]
     graph = build_cnn(shape, layers, seed=seed)
     design, result = simulate_graph(graph, random_inputs(graph, 6), tmp_path)

@@ -53,6 +53,7 @@ def test_lenet5_compiles_keeps_accuracy_and_simulates_bit_exact(lenet5, tmp_path
     assert report["compiled"]["onnx_matches_golden"]["identical"]
     assert sim["samples"] == 8 and sim["mismatches"] == 0
     assert [layer["engine"] for layer in report["layers"]][:2] == ["conv", "conv"]
+    assert report["layers"][0]["p_k"] > 1     # one input channel: kernel positions in parallel instead
 
     recipe = tmp_path / "admm.toml"
     recipe.write_text(ADMM)

@@ -241,15 +241,15 @@ def _checked_out_shape(node, stage) -> list[int]:
 def _conv_spec(graph: Graph, node, follow, k: int, image) -> EngineSpec:
     a = node.attrs
     _check_window(node, a["in_shape"], image)
-    p_co, p_ci = int(node.annotations.get("p_co", 1)), int(node.annotations.get("p_ci", 1))
-    stage = cost.conv_stage(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"], p_co, p_ci)
+    p_co, p_ci, p_k = (int(node.annotations.get(k, 1)) for k in ("p_co", "p_ci", "p_k"))
+    stage = cost.conv_stage(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"], p_co, p_ci, p_k)
     w_shape = (stage.c_out, stage.c_in, stage.kh, stage.kw)
     if graph.params[node.inputs[1]].shape != w_shape:
         raise VerilogBackendError(f"node {node.name!r}: weight shape {graph.params[node.inputs[1]].shape} is not "
                                   f"{w_shape}")
     spec = EngineSpec(
         name=node.name, instance=f"layer{k}", engine="conv", kind=node.op, n_in=stage.n_in, n_out=stage.n_out,
-        multipliers=p_co * p_ci, in_bits=a["input_format"]["bits"], w_bits=a["weight_format"]["bits"],
+        multipliers=p_co * p_ci * p_k, in_bits=a["input_format"]["bits"], w_bits=a["weight_format"]["bits"],
         acc_bits=a["acc_bits"], **_output_fields(node, follow), w_file=f"layer{k}_w.mem", b_file=f"layer{k}_b.mem",
         out_shape=_checked_out_shape(node, stage), stage=stage)
     spec.cost = cost.conv_cost(stage, spec.w_bits, spec.acc_bits)
@@ -260,9 +260,10 @@ def _conv_spec(graph: Graph, node, follow, k: int, image) -> EngineSpec:
 def _conv_parameters(spec: EngineSpec, stage) -> dict:
     """rtl/conv2d.v's parameters; biases are stored at the accumulator's width (B_BITS = ACC_BITS)."""
     return ({"C_IN": stage.c_in, "H": stage.h, "W": stage.w, "C_OUT": stage.c_out} | _window_parameters(stage)
-            | {"P_CO": stage.p_co, "P_CI": stage.p_ci, "IN_BITS": spec.in_bits, "W_BITS": spec.w_bits,
-               "B_BITS": spec.acc_bits, "ACC_BITS": spec.acc_bits, "OUT_BITS": spec.out_bits, "SHIFT": spec.shift,
-               "RELU": int(spec.relu), "REQUANT": int(spec.requant), "W_FILE": spec.w_file, "B_FILE": spec.b_file})
+            | {"P_CO": stage.p_co, "P_CI": stage.p_ci, "P_K": stage.p_k, "IN_BITS": spec.in_bits,
+               "W_BITS": spec.w_bits, "B_BITS": spec.acc_bits, "ACC_BITS": spec.acc_bits, "OUT_BITS": spec.out_bits,
+               "SHIFT": spec.shift, "RELU": int(spec.relu), "REQUANT": int(spec.requant), "W_FILE": spec.w_file,
+               "B_FILE": spec.b_file})
 
 
 def _pool_spec(node, k: int, image) -> EngineSpec:
@@ -355,8 +356,9 @@ def _write_roms(graph: Graph, spec: EngineSpec, folder: Path) -> None:
     n_bias = w_q.shape[0]
     b_q = graph.params[node.inputs[2]] if len(node.inputs) > 2 else np.zeros(n_bias, np.int64)
     if spec.engine == "conv":
-        p_co, p_ci = spec.parameters["P_CO"], spec.parameters["P_CI"]
-        write_mem(folder / spec.w_file, conv_weight_rom_words(w_q, p_co, p_ci, spec.w_bits), p_co * p_ci * spec.w_bits)
+        p_co, p_ci, p_k = (spec.parameters[k] for k in ("P_CO", "P_CI", "P_K"))
+        write_mem(folder / spec.w_file, conv_weight_rom_words(w_q, p_co, p_ci, spec.w_bits, p_k),
+                  p_co * p_k * p_ci * spec.w_bits)
         write_mem(folder / spec.b_file, conv_bias_rom_words(b_q, p_co, spec.acc_bits), p_co * spec.acc_bits)
         return
     w_q = cost.stream_weight_matrix(w_q, spec.input_chw)
@@ -421,7 +423,8 @@ def _describe(s: EngineSpec) -> str:
         shape = f"{st.c_in}x{st.h}x{st.w} -> {'x'.join(str(d) for d in s.out_shape)}"
         window = f"{st.kh}x{st.kw} window, stride {st.stride}, pads {list(st.pads)}"
         if s.engine == "conv":
-            return f"{shape}, conv engine, {window}, P_CO x P_CI = {st.p_co} x {st.p_ci} multipliers"
+            return (f"{shape}, conv engine, {window}, P_CO x P_CI x P_K = {st.p_co} x {st.p_ci} x {st.p_k} "
+                    "multipliers")
         return f"{shape}, {s.kind} engine, {window}"
     block = f" (block size {s.block_size})" if s.engine == "circulant" else ""
     order = f", columns in channel-last order of {s.input_chw}" if s.input_chw else ""

@@ -26,6 +26,7 @@ place) is measured on the calibration and test data and kept in the node's annot
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -371,7 +372,7 @@ def _largest_layer_cycles(graph: Graph, multipliers: int) -> int:
             n_out, n_in = graph.params[node.inputs[1]].shape
             cycles.append(n_out * math.ceil(n_in / min(multipliers, n_in)))
         elif node.op == "conv2d":
-            cycles.append(_conv_split(node, lambda p, c: p <= multipliers)[2])
+            cycles.append(_fastest_conv_split(node, multipliers).cycles)
     return max(cycles)
 
 
@@ -380,54 +381,91 @@ def _pool_cycles(node: Node) -> int:
                                     node.attrs["pads"])
 
 
-def _conv_cycles(node: Node, p_co: int, p_ci: int) -> int:
+class ConvSplit(NamedTuple):
+    """A parallelism of rtl/conv2d.v: P_CO output channels x P_CI input channels x P_K kernel
+    positions per cycle, with its cycles per frame and weight ROM bits."""
+    p_co: int
+    p_ci: int
+    p_k: int
+    cycles: int
+    rom_bits: int
+
+    @property
+    def multipliers(self) -> int:
+        return self.p_co * self.p_ci * self.p_k
+
+    @property
+    def hardware(self) -> tuple[int, int, int]:
+        """Tie-break after cycles and multipliers: smaller ROM, then fewer accumulators and output
+        registers (P_CO), then fewer line-buffer copies (P_K)."""
+        return self.rom_bits, self.p_co, self.p_k
+
+
+def _smallest_per_count(n: int) -> list[int]:
+    """The smallest p giving each distinct count ceil(n / p) (of channel groups, channel words or
+    kernel steps): a larger p with the same count only adds multipliers and ROM width, never
+    saves a cycle."""
+    return sorted({math.ceil(n / math.ceil(n / p)) for p in range(1, n + 1)})
+
+
+def _conv_splits(node: Node) -> list[ConvSplit]:
+    """The splits worth considering among those rtl/conv2d.v's timing contract covers:
+    P_K <= KH*KW and P_CO <= G = ceil(KH*KW/P_K) * ceil(C_IN/P_CI)."""
     a = node.attrs
-    return cost.conv_compute_cycles(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"], p_co, p_ci)
+    c_in, c_out = a["in_shape"][0], a["out_shape"][0]
+    positions = a["kernel"][0] * a["kernel"][1]
+    w_bits = a["weight_format"]["bits"]
+    splits = []
+    for p_k in _smallest_per_count(positions):
+        for p_ci in _smallest_per_count(c_in):
+            reads = math.ceil(positions / p_k) * math.ceil(c_in / p_ci)
+            for p_co in (p for p in _smallest_per_count(c_out) if p <= reads):
+                cycles = cost.conv_compute_cycles(a["in_shape"], c_out, a["kernel"], a["stride"], a["pads"],
+                                                  p_co, p_ci, p_k)
+                rom = cost.conv_weight_rom_bits(a["in_shape"], c_out, a["kernel"], p_co, p_ci, w_bits, p_k)
+                splits.append(ConvSplit(p_co, p_ci, p_k, cycles, rom))
+    return splits
 
 
-def _conv_splits(node: Node):
-    """Every (P_CO, P_CI) rtl/conv2d.v's timing contract covers: P_CO <= KH*KW*ceil(C_IN/P_CI)."""
-    c_in, c_out = node.attrs["in_shape"][0], node.attrs["out_shape"][0]
-    kh, kw = node.attrs["kernel"]
-    for p_ci in range(1, c_in + 1):
-        for p_co in range(1, min(c_out, kh * kw * math.ceil(c_in / p_ci)) + 1):
-            yield p_co, p_ci
+def _fastest(splits: list[ConvSplit]) -> ConvSplit:
+    return min(splits, key=lambda s: (s.cycles, s.multipliers, s.hardware))
 
 
-def _conv_split(node: Node, allowed) -> tuple[int, int, int]:
-    """(p_co, p_ci, cycles): among the splits `allowed(multipliers, cycles)` accepts, the fewest
-    cycles, then the fewest multipliers; the fastest split if none is allowed."""
-    options = [(p_co, p_ci, _conv_cycles(node, p_co, p_ci)) for p_co, p_ci in _conv_splits(node)]
-    chosen = [o for o in options if allowed(o[0] * o[1], o[2])] or options
-    return min(chosen, key=lambda o: (o[2], o[0] * o[1], o[0]))
+def _fastest_conv_split(node: Node, max_multipliers: int) -> ConvSplit:
+    """The fewest cycles with at most `max_multipliers` (then fewer multipliers, less hardware)."""
+    splits = _conv_splits(node)
+    return _fastest([s for s in splits if s.multipliers <= max_multipliers] or splits)
+
+
+def _cheapest_conv_split(node: Node, cycle_target: int) -> ConvSplit:
+    """The fewest multipliers within `cycle_target` cycles (then fewer cycles, less hardware); the
+    fastest split if none is."""
+    splits = _conv_splits(node)
+    meeting = [s for s in splits if s.cycles <= cycle_target]
+    if not meeting:
+        return _fastest(splits)
+    return min(meeting, key=lambda s: (s.multipliers, s.cycles, s.hardware))
 
 
 def _plan_conv(graph: Graph, node: Node, opts: dict, recipe: dict, cycle_target: int) -> None:
-    """The conv engine with the fewest multipliers (P_CO x P_CI) that meets the cycle budget, or
-    the recipe's exact count (split for the fewest cycles). There is no sparse conv engine: a
-    pruned conv layer saves cycles and ROM through removed filters/channels (admm's
+    """The conv engine with the fewest multipliers (P_CO x P_CI x P_K) that meets the cycle
+    budget, or the recipe's exact count (split for the fewest cycles). There is no sparse conv
+    engine: a pruned conv layer saves cycles and ROM through removed filters/channels (admm's
     `filters`/`channels` structures), not through skipped zeros."""
     if opts["engine"] == "sparse":
         raise PassError(f"lower: layer {node.name!r} is a convolution: there is no sparse convolution engine "
                         "(prune whole filters or channels instead: admm structure = \"filters\" / \"channels\")")
     fixed_p = recipe.get("lower", {}).get("layers", {}).get(node.name, {}).get("multipliers")
-    if fixed_p:
-        p_co, p_ci, cycles = _conv_split(node, lambda p, c: p <= int(fixed_p))
-    else:
-        fewest = min((p_co * p_ci for p_co, p_ci in _conv_splits(node)
-                      if _conv_cycles(node, p_co, p_ci) <= cycle_target), default=None)
-        p_co, p_ci, cycles = _conv_split(node, lambda p, c: fewest is not None and p == fewest)
-    a = node.attrs
-    rom = cost.conv_weight_rom_bits(a["in_shape"], a["out_shape"][0], a["kernel"], p_co, p_ci,
-                                    a["weight_format"]["bits"])
-    node.annotations.update({
-        "engine": "conv", "multipliers": p_co * p_ci, "p_co": p_co, "p_ci": p_ci,
+    split = _fastest_conv_split(node, int(fixed_p)) if fixed_p else _cheapest_conv_split(node, cycle_target)
+    parallelism = {"multipliers": split.multipliers, "p_co": split.p_co, "p_ci": split.p_ci, "p_k": split.p_k}
+    node.annotations.update(parallelism | {
+        "engine": "conv",
         "engine_reason": (("multipliers chosen by recipe; " if fixed_p else "") +
-                          f"line-buffered conv engine, {p_co} output x {p_ci} input channels per cycle: "
-                          f"{cycles} cycles per frame (budget {cycle_target}), {rom} weight ROM bits"),
+                          f"line-buffered conv engine, {split.p_co} output channels x {split.p_ci} input channels "
+                          f"x {split.p_k} kernel positions per cycle: {split.cycles} cycles per frame "
+                          f"(budget {cycle_target}), {split.rom_bits} weight ROM bits"),
         "break_even_sparsity": None, "delta_bits": None,
-        "cost": {"conv": {"multipliers": p_co * p_ci, "p_co": p_co, "p_ci": p_ci, "compute_cycles": cycles,
-                          "weight_rom_bits": rom}},
+        "cost": {"conv": parallelism | {"compute_cycles": split.cycles, "weight_rom_bits": split.rom_bits}},
     })
 
 

@@ -117,7 +117,8 @@ def _structure_entry(graph: Graph, node, engine: dict) -> dict:
     if node.op == "conv2d":
         entry |= {"in_shape": node.attrs["in_shape"], "out_shape": node.attrs["out_shape"],
                   "kernel": node.attrs["kernel"], "stride": node.attrs["stride"], "pads": node.attrs["pads"],
-                  "p_co": engine["parameters"]["P_CO"], "p_ci": engine["parameters"]["P_CI"]}
+                  "p_co": engine["parameters"]["P_CO"], "p_ci": engine["parameters"]["P_CI"],
+                  "p_k": engine["parameters"].get("P_K", 1)}   # designs written before P_K have 1
     if node.op == "circulant":
         b = node.attrs["circulant"]["block"]
         p, q = node.attrs["circulant"]["p"], node.attrs["circulant"]["q"]

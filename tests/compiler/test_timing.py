@@ -56,7 +56,7 @@ def _stage_of(case: dict, kind: str) -> timing.LineStage:
     if kind == "pool":
         return cost.pool_stage((case["C"], case["H"], case["W"]), (case["KH"], case["KW"]), case["STRIDE"], pads)
     return cost.conv_stage((case["C_IN"], case["H"], case["W"]), case["C_OUT"], (case["KH"], case["KW"]),
-                           case["STRIDE"], pads, case["P_CO"], case["P_CI"])
+                           case["STRIDE"], pads, case["P_CO"], case["P_CI"], case.get("P_K", 1))
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=list(CONV_CASES))
@@ -91,7 +91,7 @@ def test_line_engine_cost_is_its_model_alone():
 
 # Designs whose (latency, interval) Icarus measured (tests/test_end_to_end_cnn.py simulates them
 # again): back-pressure between line-buffered engines, G < P_CO, stride > kernel, padded pools,
-# reciprocal averages, a conv as the last layer, sparse and multi-dense tails.
+# reciprocal averages, a conv as the last layer, sparse and multi-dense tails, P_K > 1.
 MEASURED = {
     "conv-pool-dense": ((2, 6, 6), [conv(4, p_co=4, p_ci=2), maxpool(2), flatten(), dense(10, multipliers=2)],
                         3, (590, 324)),
@@ -116,6 +116,13 @@ MEASURED = {
                                 dense(10, multipliers=5)], 5, (858, 576)),
     "wide-fast-dense": ((2, 6, 6), [conv(16, p_co=16, p_ci=2), maxpool(2), flatten(), dense(2, multipliers=48)],
                         5, (817, 576)),
+    # kernel positions in parallel: 5 of 25 (LeNet's conv1 plan), 4 of 9 with a partial last step
+    "kernel-positions": ((1, 12, 12), [conv(6, k=5, pad=0, p_co=2, p_k=5), maxpool(2),
+                                       conv(4, p_co=2, p_ci=3, p_k=4), flatten(), dense(5, multipliers=4)],
+                         3, (1309, 1008)),
+    # all 9 positions and both channels in one read: G = 1 < P_CO = 3, the output register paces
+    "all-positions-narrow-groups": ((2, 6, 6), [conv(6, p_co=3, p_ci=2, p_k=9), avgpool(2), flatten(),
+                                                dense(4, multipliers=2)], 5, (431, 216)),
 }
 
 

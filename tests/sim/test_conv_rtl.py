@@ -71,6 +71,23 @@ CONV_CASES = {
     "k3_s3_narrow": dict(C_IN=2, H=6, W=9, C_OUT=2, KH=3, KW=3, STRIDE=3, **NO_PAD,
                          P_CO=2, P_CI=2, RELU=1, REQUANT=1, frames=4, IN_BITS=4, W_BITS=3,
                          OUT_BITS=5, SHIFT=0),
+    # P_K kernel positions per cycle. LeNet's first layer, 25 = 6*4 + 1: a partial last step
+    "lenet_c1_pk4": dict(C_IN=1, H=28, W=28, C_OUT=6, KH=5, KW=5, STRIDE=1, **NO_PAD,
+                         P_CO=3, P_CI=1, P_K=4, RELU=1, REQUANT=1, frames=2),
+    # all 9 positions in one read, stride 2, asymmetric padding, partial words (G = P_CO = 2)
+    "pk9_pad_3x3_s2": dict(C_IN=3, H=9, W=8, C_OUT=5, KH=3, KW=3, STRIDE=2, PAD_T=1, PAD_L=0,
+                           PAD_B=2, PAD_R=1, P_CO=2, P_CI=2, P_K=9, RELU=0, REQUANT=1, frames=4),
+    # 5x5 "same" padding, steps of 7 > KW positions (25 = 3*7 + 4), 2 of 3 channels a word
+    "pk7_5x5_same": dict(C_IN=3, H=7, W=6, C_OUT=3, KH=5, KW=5, STRIDE=1, PAD_T=2, PAD_L=2,
+                         PAD_B=2, PAD_R=2, P_CO=2, P_CI=2, P_K=7, RELU=1, REQUANT=1, frames=3),
+    # 2x3 kernel in steps of 4 (6 = 4 + 2), G = 2 < P_CO = 3 (output-paced), raw accumulators
+    "pk4_2x3_narrow_groups": dict(C_IN=2, H=6, W=5, C_OUT=5, KH=2, KW=3, STRIDE=1, PAD_T=1,
+                                  PAD_L=1, PAD_B=0, PAD_R=1, P_CO=3, P_CI=2, P_K=4, RELU=0,
+                                  REQUANT=0, frames=4),
+    # 3x1 kernel (KW = 1: a step moves down rows only), stride 3, narrow widths
+    "pk2_3x1_s3_narrow": dict(C_IN=2, H=7, W=5, C_OUT=2, KH=3, KW=1, STRIDE=3, **NO_PAD,
+                              P_CO=2, P_CI=1, P_K=2, RELU=1, REQUANT=1, frames=4, IN_BITS=4,
+                              W_BITS=3, OUT_BITS=5, SHIFT=0),
 }
 
 
@@ -81,6 +98,7 @@ def conv_case(spec: dict, directory: Path, seed: int = 0):
     spec.setdefault("IN_BITS", 8)
     spec.setdefault("W_BITS", 8)
     spec.setdefault("OUT_BITS", 8)
+    spec.setdefault("P_K", 1)
     rng = np.random.default_rng(seed)
     w_q, b_q = random_conv_layer(rng, spec["C_OUT"], spec["C_IN"], spec["KH"], spec["KW"],
                                  spec["W_BITS"], spec["IN_BITS"])
@@ -91,9 +109,9 @@ def conv_case(spec: dict, directory: Path, seed: int = 0):
                       max(1, frames - 3))
     x_q = np.concatenate([x_q[3:], x_q[:3]])[:frames]  # random frames first
     w_file, b_file = directory / "conv_w.mem", directory / "conv_b.mem"
-    p_co, p_ci = spec["P_CO"], spec["P_CI"]
-    write_mem(w_file, conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"]),
-              p_co * p_ci * spec["W_BITS"])
+    p_co, p_ci, p_k = spec["P_CO"], spec["P_CI"], spec["P_K"]
+    write_mem(w_file, conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"], p_k),
+              p_co * p_k * p_ci * spec["W_BITS"])
     write_mem(b_file, conv_bias_rom_words(b_q, p_co, b_bits), p_co * b_bits)
     params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file),
                   B_FILE=str(b_file))
@@ -117,8 +135,9 @@ def test_conv2d_matches_kernel(case, tmp_path):
 
 
 @pytest.mark.slow
-def test_conv2d_in_verilator(tmp_path):
-    params, stimulus = conv_case(CONV_CASES["pad_3x3_s2"], tmp_path)
+@pytest.mark.parametrize("case", ["pad_3x3_s2", "pk7_5x5_same"])
+def test_conv2d_in_verilator(case, tmp_path):
+    params, stimulus = conv_case(CONV_CASES[case], tmp_path)
     _assert_passed(run_conv(params, stimulus, tmp_path / "build_verilator", "verilator"))
 
 
@@ -130,6 +149,18 @@ def test_conv2d_synthesizes_without_latches(tmp_path):
     stats = log[log.rfind("Printing statistics"):]
     assert re.search(r"RAMB(18|36)E1\s+\d+", stats), "line buffer / ROM not in block RAM"
     assert re.search(r"DSP48E1\s+\d+", stats), "expected the multipliers on DSP blocks"
+
+
+def test_conv2d_with_kernel_positions_synthesizes(tmp_path):
+    """LeNet's first layer as lower plans it, 2 channels x 5 kernel positions: the five ring
+    copies (one read port each) map to RAM, the 10 multipliers to DSP blocks, no latches."""
+    params, _ = conv_case(dict(CONV_CASES["lenet_c1"], P_CO=2, P_K=5), tmp_path)
+    log = synthesize(tmp_path, CONV_SOURCES, "conv2d", params)
+    assert latch_report(log) == []
+    stats = log[log.rfind("Printing statistics"):]
+    assert re.search(r"DSP48E1\s+10\n", stats), "expected one DSP block per multiplier"
+    rams = re.findall(r"^\s+(RAMB\w+|RAM\d+\w*)\s+(\d+)", stats, flags=re.MULTILINE)
+    assert rams, "line-buffer copies / ROM not in block or LUT RAM"
 
 
 # ------------------------------------------------------------------------ pool2d

@@ -25,11 +25,16 @@ def _fields(word, bits, count):
     return [v - (1 << bits) if v >> (bits - 1) else v for v in values]
 
 
+def _cnn(p_k: int):
+    """3 input channels in words of 2, 5 output channels in groups of 3, 9 kernel positions in
+    steps of p_k: all padded (but the steps when p_k divides 9)."""
+    return build_cnn((3, 6, 6), [conv(5, p_co=3, p_ci=2, p_k=p_k), maxpool(2), avgpool(3, 1, 1), flatten(),
+                                 dense(4, multipliers=3)], seed=7)
+
+
 @pytest.fixture(scope="module")
 def cnn():
-    """3 input channels in words of 2, 5 output channels in groups of 3: both padded."""
-    return build_cnn((3, 6, 6), [conv(5, p_co=3, p_ci=2), maxpool(2), avgpool(3, 1, 1), flatten(),
-                                 dense(4, multipliers=3)], seed=7)
+    return _cnn(p_k=4)
 
 
 @pytest.fixture(scope="module")
@@ -38,27 +43,32 @@ def digits_cnn():
     return lower_model(EXAMPLES / "digits_cnn.onnx", load_data(EXAMPLES / "digits.npz", (1, 8, 8), 10))[1]
 
 
-def test_conv_roms_hold_the_weights_in_group_order(tmp_path, cnn):
-    design = write_verilog(cnn, tmp_path)
+@pytest.mark.parametrize("p_k", [1, 3, 4, 9])
+def test_conv_roms_hold_the_weights_in_group_order(tmp_path, p_k):
+    """Word (g*NKS + ks)*NCW + cw holds W[g*3 + p, cw*2 + l, position ks*P_K + j] at field
+    (p*P_K + j)*P_CI + l (rtl/conv2d.v, kernels/conv_rom.py); missing positions are zero."""
+    graph = _cnn(p_k)
+    design = write_verilog(graph, tmp_path)
     eng = design["engines"][0]
-    node = cnn.node(eng["name"])
-    w, b = cnn.params[node.inputs[1]], cnn.params[node.inputs[2]]
-    p_co, p_ci, bits = 3, 2, eng["w_bits"]
+    node = graph.node(eng["name"])
+    w, b = graph.params[node.inputs[1]], graph.params[node.inputs[2]]
+    p_co, p_ci, bits, nks = 3, 2, eng["w_bits"], -(-9 // p_k)
     raw = _words(tmp_path / eng["w_file"])
-    assert len(raw) == 2 * 3 * 3 * 2                        # NCG * KH * KW * NCW
-    padded = np.zeros((6, 4, 3, 3), np.int64)
-    padded[:5, :3] = w
+    assert len(raw) == 2 * nks * 2                          # NCG * NKS * NCW
+    padded = np.zeros((6, 4, nks * p_k), np.int64)          # [C_out, C_in, position] to whole groups
+    padded[:5, :3, :9] = w.reshape(5, 3, 9)
     for g in range(2):
-        for ky in range(3):
-            for kx in range(3):
-                for cw in range(2):
-                    word = raw[((g * 3 + ky) * 3 + kx) * 2 + cw]
-                    lanes = np.array(_fields(word, bits, p_co * p_ci)).reshape(p_co, p_ci)
-                    assert np.array_equal(lanes, padded[g * 3:(g + 1) * 3, cw * 2:(cw + 1) * 2, ky, kx])
+        for ks in range(nks):
+            for cw in range(2):
+                word = raw[(g * nks + ks) * 2 + cw]
+                fields = np.array(_fields(word, bits, p_co * p_k * p_ci)).reshape(p_co, p_k, p_ci)
+                want = padded[g * 3:(g + 1) * 3, cw * 2:(cw + 1) * 2, ks * p_k:(ks + 1) * p_k]
+                assert np.array_equal(fields, want.transpose(0, 2, 1))
     biases = [_fields(word, eng["acc_bits"], p_co) for word in _words(tmp_path / eng["b_file"])]
     assert np.array_equal(np.ravel(biases), np.append(b, 0))
-    assert eng["weight_rom_bits"] == len(raw) * p_co * p_ci * bits == eng["cost"]["weight_rom_bits"]
+    assert eng["weight_rom_bits"] == len(raw) * p_co * p_k * p_ci * bits == eng["cost"]["weight_rom_bits"]
     assert eng["rom_bits"] == eng["weight_rom_bits"] + 2 * p_co * eng["acc_bits"]
+    assert eng["multipliers"] == p_co * p_ci * p_k and eng["parameters"]["P_K"] == p_k
 
 
 def test_dense_after_flatten_stores_its_columns_channel_last(tmp_path, digits_cnn):
@@ -102,10 +112,10 @@ def test_engines_parameters_and_design_json(tmp_path, cnn):
     conv_e, max_e, avg_e, dense_e = design["engines"]
     assert conv_e["parameters"] | {"W_FILE": "", "B_FILE": ""} == {
         "C_IN": 3, "H": 6, "W": 6, "KH": 3, "KW": 3, "STRIDE": 1, "PAD_T": 1, "PAD_L": 1, "PAD_B": 1, "PAD_R": 1,
-        "C_OUT": 5, "P_CO": 3, "P_CI": 2, "IN_BITS": 8, "W_BITS": 8, "B_BITS": conv_e["acc_bits"],
+        "C_OUT": 5, "P_CO": 3, "P_CI": 2, "P_K": 4, "IN_BITS": 8, "W_BITS": 8, "B_BITS": conv_e["acc_bits"],
         "ACC_BITS": conv_e["acc_bits"], "OUT_BITS": 8, "SHIFT": conv_e["shift"], "RELU": 1, "REQUANT": 1,
         "W_FILE": "", "B_FILE": ""}
-    assert conv_e["multipliers"] == 6 and conv_e["out_shape"] == [5, 6, 6] and conv_e["n_out"] == 180
+    assert conv_e["multipliers"] == 24 and conv_e["out_shape"] == [5, 6, 6] and conv_e["n_out"] == 180
     assert max_e["parameters"]["MODE"] == 0 and avg_e["parameters"]["MODE"] == 1
     assert (max_e["out_shape"], avg_e["out_shape"]) == ([5, 3, 3], [5, 3, 3])
     assert max_e["multipliers"] == max_e["rom_bits"] == 0 and max_e["cost"]["compute_cycles"] == 9 * 5 * 4
@@ -114,7 +124,7 @@ def test_engines_parameters_and_design_json(tmp_path, cnn):
         assert e["cost"]["latency"] == e["latency"] and e["cost"]["interval"] == e["interval"]
     top = (tmp_path / "mpc_top.v").read_text()
     conv_instance = re.search(r"conv2d #\((.*?)\) layer0 \(", top, re.S).group(1)
-    for item in (".C_IN(3)", ".C_OUT(5)", ".P_CO(3)", ".P_CI(2)", ".RELU(1)", '.W_FILE("layer0_w.mem")'):
+    for item in (".C_IN(3)", ".C_OUT(5)", ".P_CO(3)", ".P_CI(2)", ".P_K(4)", ".RELU(1)", '.W_FILE("layer0_w.mem")'):
         assert item in conv_instance
     assert top.count("pool2d #(") == 2 and ".MODE(1)" in top
     assert design["estimated_latency"] > design["estimated_interval"] > 0 and "timing.py" in design["timing_model"]

@@ -1,6 +1,7 @@
 """lower on convolutional graphs: conv2d / pools become integer nodes with the shapes and
 formats docs/fixed-point.md states, the golden executor keeps the float model's accuracy, the
 conv engine plan meets the cycle budget, and what has no integer form is refused by name."""
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from compiler.exec import golden
 from compiler.exec import torch as torch_exec
 from compiler import cost
 from compiler.passes.base import PassError
+from compiler.passes.lower import _largest_layer_cycles, _plan_conv
+from tests.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
 from tests.conftest import EXAMPLES, export_pool_zoo, lower_model
 
 
@@ -68,20 +71,50 @@ def test_golden_conv_equals_float_conv_on_the_dequantized_grid(cnn_lowered, cnn_
     np.testing.assert_array_equal(acc * 2.0 ** -conv.attrs["acc_frac"], ref.numpy())
 
 
+def _all_splits(node):
+    """Every (p_co, p_ci, p_k) rtl/conv2d.v's timing contract covers (P_CO <= G), by brute force:
+    ((p_co, p_ci, p_k), multipliers, cycles, weight ROM bits)."""
+    a = node.attrs
+    c_in, c_out, (kh, kw) = a["in_shape"][0], a["out_shape"][0], a["kernel"]
+    for pc, pi, pk in itertools.product(range(1, c_out + 1), range(1, c_in + 1), range(1, kh * kw + 1)):
+        if pc <= -(-kh * kw // pk) * -(-c_in // pi):
+            cycles = cost.conv_compute_cycles(a["in_shape"], c_out, a["kernel"], a["stride"], a["pads"], pc, pi, pk)
+            rom = cost.conv_weight_rom_bits(a["in_shape"], c_out, a["kernel"], pc, pi, a["weight_format"]["bits"], pk)
+            yield (pc, pi, pk), pc * pi * pk, cycles, rom
+
+
+def _assert_cheapest_within(node, budget):
+    """The node's plan has the fewest multipliers of any covered split within `budget` cycles,
+    then the fewest cycles, then the smallest weight ROM."""
+    ann = node.annotations
+    assert ann["engine"] == "conv" and ann["multipliers"] == ann["p_co"] * ann["p_ci"] * ann["p_k"]
+    chosen = {split: (m, c, r) for split, m, c, r in _all_splits(node)}[(ann["p_co"], ann["p_ci"], ann["p_k"])]
+    planned = ann["cost"]["conv"]
+    assert chosen == (ann["multipliers"], planned["compute_cycles"], planned["weight_rom_bits"])
+    assert chosen[1] <= budget
+    assert chosen == min((m, c, r) for _, m, c, r in _all_splits(node) if c <= budget)
+
+
 def test_conv_engines_meet_the_cycle_budget_with_the_fewest_multipliers(cnn_lowered):
     _, low = cnn_lowered
     budget = max(n.annotations["cost"]["conv"]["compute_cycles"] for n in low.nodes if n.op == "conv2d")
     for node in (n for n in low.nodes if n.op == "conv2d"):
-        a, ann = node.attrs, node.annotations
-        assert ann["engine"] == "conv" and ann["multipliers"] == ann["p_co"] * ann["p_ci"]
-        assert ann["p_co"] <= a["kernel"][0] * a["kernel"][1] * -(-a["in_shape"][0] // ann["p_ci"])
-        cycles = cost.conv_compute_cycles(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"],
-                                          ann["p_co"], ann["p_ci"])
-        assert cycles == ann["cost"]["conv"]["compute_cycles"] <= budget
-        fewer = [(pc, pi) for pc in range(1, a["out_shape"][0] + 1) for pi in range(1, a["in_shape"][0] + 1)
-                 if pc * pi < ann["multipliers"]]
-        assert all(cost.conv_compute_cycles(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"],
-                                            pc, pi) > budget for pc, pi in fewer)
+        _assert_cheapest_within(node, budget)
+
+
+def test_a_single_channel_first_layer_gets_kernel_position_parallelism():
+    """LeNet-5's conv1 (1 -> 6 channels, 5x5) within conv2's 9600 cycles: at most 6 multipliers
+    without P_K (14400 cycles); with it 2 channels x 5 positions, 8640 cycles."""
+    graph = build_cnn((1, 28, 28), [conv(6, k=5, pad=0), maxpool(2), conv(16, k=5, pad=0), flatten(), dense(10)])
+    conv1 = graph.node("L0_conv2d")
+    _plan_conv(graph, conv1, {"engine": "auto"}, {}, 9600)
+    ann = conv1.annotations
+    assert (ann["p_co"], ann["p_ci"], ann["p_k"], ann["multipliers"]) == (2, 1, 5, 10)
+    assert ann["cost"]["conv"]["compute_cycles"] == 24 * 24 * 3 * 5 and "5 kernel positions" in ann["engine_reason"]
+    _assert_cheapest_within(conv1, 9600)
+    assert _largest_layer_cycles(graph, 16) == 9600    # conv2: 16 x 1 x 1, its multiplies / 16
+    _plan_conv(graph, conv1, {"engine": "auto"}, {"lower": {"layers": {"L0_conv2d": {"multipliers": 16}}}}, 9600)
+    assert (ann["p_co"], ann["p_ci"], ann["p_k"], ann["cost"]["conv"]["compute_cycles"]) == (3, 1, 5, 5760)
 
 
 def test_recipe_multipliers_and_sparse_engine_on_a_conv(cnn_data):
