@@ -38,7 +38,7 @@ test: setup
 test-all: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
 
-BENCHMARKS := compile_and_simulate admm_compression circulant_speed circulant_hardware hardware_sweep privacy
+BENCHMARKS := compile_and_simulate admm_compression circulant_speed circulant_hardware hardware_sweep privacy cnn
 
 # Each benchmark in its quick mode; run one alone without --quick for the full tables.
 bench: setup

@@ -1,6 +1,6 @@
 """CNNs through the whole flow: LeNet-5 on MNIST and a small CIFAR-10 CNN.
 
-    python benchmarks/cnn.py [--quick] [--models lenet5,cifar] [--samples 8] [--no-verilator]
+    python benchmarks/cnn.py [--quick] [--models lenet5,cifar] [--samples 8] [--no-verilator] [--fc-sparsity 0.9,0.95]
 
 For each model: train it in torch on a split of the test set in ../shared/data (the only
 split there is), compile it (8-bit post-training quantization), then again with an ADMM recipe
@@ -73,7 +73,7 @@ def digits_case() -> Case:
 def admm_recipe(case: Case, folder: Path, filter_sparsity: float = 0.5, fc_sparsity: float = 0.9) -> Path:
     tables = "\n".join(f'[admm.layers."{c}"]\nsparsity = {filter_sparsity}\nstructure = "filters"\nbits = 8\n'
                        for c in case.convs)
-    path = folder / f"{case.model.stem}_admm.toml"
+    path = folder / f"{case.model.stem}_admm{fc_sparsity}.toml"
     path.write_text(ADMM_RECIPE.format(fc_sparsity=fc_sparsity, epochs=case.epochs, conv_tables=tables,
                                        multipliers=case.multipliers))
     return path
@@ -101,7 +101,7 @@ def build(case: Case, recipe: Path, out: Path, samples: int, verilator: bool) ->
 def print_rows(rows: list[tuple[str, str, dict]], samples: int) -> None:
     print(f"\n{samples} samples per simulation, 0 mismatches in every run; inferences/s = samples / testbench "
           "run time (builds excluded)")
-    head = (f"{'model':15} {'build':5} {'float':>6} {'int':>6} {'ratio':>6} {'weights':>8} {'mults':>5} "
+    head = (f"{'model':15} {'build':8} {'float':>6} {'int':>6} {'ratio':>6} {'weights':>8} {'mults':>5} "
             f"{'est cyc':>8} {'sim cyc':>8} {'interval':>8} {'icarus/s':>8} {'veril/s':>8} {'compile s':>9}")
     print(head)
     for name, build_name, row in rows:
@@ -109,7 +109,7 @@ def print_rows(rows: list[tuple[str, str, dict]], samples: int) -> None:
         ic = row["icarus"]
         vl = row.get("verilator")
         kept = sum(int(layer["stored_weights"]) for layer in r["layers"])
-        print(f"{name:15} {build_name:5} {r['float']['test_accuracy']:6.4f} {r['compiled']['test_accuracy']:6.4f} "
+        print(f"{name:15} {build_name:8} {r['float']['test_accuracy']:6.4f} {r['compiled']['test_accuracy']:6.4f} "
               f"{r['model']['compression_ratio']:6.1f} {kept:8} {r['hardware']['multipliers']:5} "
               f"{r['hardware']['estimated_cycles_per_inference']:8} {ic['cycles_per_inference']:8} "
               f"{ic['initiation_interval'] or 0:8.0f} {samples / ic['run_seconds']:8.2f} "
@@ -127,6 +127,8 @@ def main(argv=None) -> None:
     ap.add_argument("--models", default="lenet5,cifar", help="comma list of lenet5, cifar, digits")
     ap.add_argument("--samples", type=int, default=8, help="samples per simulation (default 8)")
     ap.add_argument("--no-verilator", action="store_true", help="simulate with Icarus only")
+    ap.add_argument("--fc-sparsity", default="0.9",
+                    help="comma list: one ADMM build per irregular sparsity of the dense layers (default 0.9)")
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="mpc-cnn-"))
@@ -136,7 +138,9 @@ def main(argv=None) -> None:
     rows = []
     for key in names:
         case = makers[key]()
-        for build_name, recipe in (("ptq", plain_recipe(case, work)), ("admm", admm_recipe(case, work))):
+        builds = [("ptq", plain_recipe(case, work))] + [
+            (f"admm{s}", admm_recipe(case, work, fc_sparsity=float(s))) for s in args.fc_sparsity.split(",")]
+        for build_name, recipe in builds:
             print(f"== {case.name}: {build_name}", flush=True)
             rows.append((case.name, build_name, build(case, recipe, work / f"{key}_{build_name}", args.samples,
                                                       not args.no_verilator)))
