@@ -30,7 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile an ONNX classifier to an integer graph and Verilog",
                        description="Compile MODEL.onnx into OUT/: checkpoints after every pass, the integer graph, "
                                    "model.int.onnx, rtl/ and report.md/json. OUT is written completely or not at all.")
-    c.add_argument("model", type=Path, help="trained classifier in ONNX (opset 13+ as torch exports it, or hand-written)")
+    c.add_argument("model", type=Path,
+                   help="trained classifier in ONNX, opset 13+ as torch exports it or hand-written: an MLP (Gemm, "
+                        "MatMul+Add) or a CNN (Conv 2-D, MaxPool, AveragePool, GlobalAveragePool, "
+                        "BatchNormalization), with Relu, Flatten/Reshape, Softmax")
     c.add_argument("--data", type=Path, help="DATA.npz with x_train, y_train (members), x_test, y_test (non-members); "
                                              "needed to calibrate quantization and to measure accuracy")
     c.add_argument("--target", default="fpga", choices=["fpga", "asic"], help="hardware target (default: fpga)")
