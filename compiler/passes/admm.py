@@ -28,9 +28,9 @@ import torch
 
 from compiler.exec.train import Penalty, TrainConfig, train
 from compiler.ir import FixedPoint, Graph
-from compiler.passes.base import REGISTRY, Option, Pass, PassError, float_in, int_in, one_of, register
+from compiler.passes.base import REGISTRY, Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
 from compiler.passes.lower import weight_format
-from compiler.passes.shrink import is_bool, remove_and_log
+from compiler.passes.shrink import remove_and_log
 
 WHOLE_OUTPUTS = ("rows", "filters")      # dense rows / conv filters W[co]: same thing, either name
 WHOLE_INPUTS = ("columns", "channels")   # dense columns / conv input channels W[:, ci]

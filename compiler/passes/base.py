@@ -96,5 +96,9 @@ def float_in(lo: float, hi: float, hi_open: bool = False) -> Callable[[Any], str
     return check
 
 
+def is_bool(v) -> str | None:
+    return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
+
+
 def one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"

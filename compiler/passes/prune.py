@@ -20,8 +20,8 @@ from compiler.exec.train import TrainConfig, train
 from compiler.ir import Graph
 from compiler.passes.admm import (STRUCTURES, checked_layer_options, project_sparse, pruned_bias_masks,
                                   warn_if_classes_pruned)
-from compiler.passes.base import Option, Pass, PassError, float_in, int_in, one_of, register
-from compiler.passes.shrink import is_bool, remove_and_log
+from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
+from compiler.passes.shrink import remove_and_log
 
 
 @register

@@ -32,11 +32,6 @@ LAYER_OPS = ("dense", "conv2d")
 ZERO_PRESERVING = {"relu", "maxpool2d", "avgpool2d", "global_avgpool", "flatten"}   # f(0 channel) = 0 channel
 
 
-def is_bool(v) -> str | None:
-    """Option check for true/false (base.py has none)."""
-    return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
-
-
 @dataclass
 class Boundary:
     """The tensor between producer A and consumer B, and whether a relu lies between them."""
