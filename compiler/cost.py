@@ -145,12 +145,6 @@ def design_interval(first_n_in: int, costs: list[EngineCost], n_classes: int) ->
 
 
 # ---- convolution and pooling engines (rtl/conv2d.v, rtl/pool2d.v) ---------------------------
-def conv_output_shape(h: int, w: int, kernel, stride: int, pads) -> tuple[int, int]:
-    kh, kw = kernel
-    t, l, b, r = pads
-    return (h + t + b - kh) // stride + 1, (w + l + r - kw) // stride + 1
-
-
 def conv_kernel_steps(kernel, p_k: int = 1) -> int:
     """NKS = ceil(KH*KW / P_K): reads that cover the kernel positions, P_K at a time (rtl/conv2d.v)."""
     return math.ceil(kernel[0] * kernel[1] / p_k)
@@ -158,9 +152,7 @@ def conv_kernel_steps(kernel, p_k: int = 1) -> int:
 
 def conv_compute_cycles(in_shape, c_out: int, kernel, stride: int, pads, p_co: int, p_ci: int, p_k: int = 1) -> int:
     """ROM words read per frame, one per edge: H_OUT*W_OUT*NCG*NKS*NCW (rtl/conv2d.v)."""
-    c_in, h, w = in_shape
-    h_out, w_out = conv_output_shape(h, w, kernel, stride, pads)
-    return h_out * w_out * math.ceil(c_out / p_co) * conv_kernel_steps(kernel, p_k) * math.ceil(c_in / p_ci)
+    return conv_stage(in_shape, c_out, kernel, stride, pads, p_co, p_ci, p_k).compute_cycles
 
 
 def conv_weight_rom_bits(in_shape, c_out: int, kernel, p_co: int, p_ci: int, w_bits: int, p_k: int = 1) -> int:
@@ -171,9 +163,7 @@ def conv_weight_rom_bits(in_shape, c_out: int, kernel, p_co: int, p_ci: int, w_b
 
 def pool_compute_cycles(in_shape, kernel, stride: int, pads) -> int:
     """One window element per edge: H_OUT*W_OUT*C*KH*KW (rtl/pool2d.v)."""
-    c, h, w = in_shape
-    h_out, w_out = conv_output_shape(h, w, kernel, stride, pads)
-    return h_out * w_out * c * kernel[0] * kernel[1]
+    return pool_stage(in_shape, kernel, stride, pads).compute_cycles
 
 
 def stream_weight_matrix(w_q: np.ndarray, input_chw) -> np.ndarray:
@@ -187,6 +177,12 @@ def stream_weight_matrix(w_q: np.ndarray, input_chw) -> np.ndarray:
     c, h, w = input_chw
     n_out = w_q.shape[0]
     return w_q.reshape(n_out, c, h, w).transpose(0, 2, 3, 1).reshape(n_out, c * h * w)
+
+
+def stream_reorders(chw) -> bool:
+    """Whether the channel-last stream order of a [C, H, W] image differs from row-major C*H*W."""
+    c, h, w = chw
+    return c > 1 and h * w > 1
 
 
 # Stages of the edge-by-edge timing model (compiler/timing.py), one per engine kind.
@@ -235,14 +231,12 @@ def conv_cost(stage: timing.LineStage, w_bits: int, bias_bits: int) -> EngineCos
     in_shape = (s.c_in, s.h, s.w)
     weights = conv_weight_rom_bits(in_shape, s.c_out, (s.kh, s.kw), s.p_co, s.p_ci, w_bits, s.p_k)
     bias = s.groups * s.p_co * bias_bits
-    compute = conv_compute_cycles(in_shape, s.c_out, (s.kh, s.kw), s.stride, s.pads, s.p_co, s.p_ci, s.p_k)
-    return _line_cost("conv", s, compute, weights + bias, weights)
+    return _line_cost("conv", s, s.compute_cycles, weights + bias, weights)
 
 
 def pool_cost(stage: timing.LineStage) -> EngineCost:
     """rtl/pool2d.v: no ROM, one window element per cycle."""
-    compute = pool_compute_cycles((stage.c_in, stage.h, stage.w), (stage.kh, stage.kw), stage.stride, stage.pads)
-    return _line_cost("pool", stage, compute, 0, 0)
+    return _line_cost("pool", stage, stage.compute_cycles, 0, 0)
 
 
 def pipeline_cycles(stages: list, n_classes: int, frames: int = timing.STEADY_FRAMES) -> tuple[int, int]:

@@ -18,6 +18,8 @@ import functools
 import math
 from dataclasses import dataclass
 
+from kernels.conv2d import conv_output_size
+
 
 # ------------------------------------------------------------------------ stage descriptions
 @dataclass(frozen=True)
@@ -60,11 +62,11 @@ class LineStage:
 
     @property
     def h_out(self) -> int:
-        return (self.h + self.pads[0] + self.pads[2] - self.kh) // self.stride + 1
+        return conv_output_size(self.h, self.kh, self.stride, self.pads[0], self.pads[2])
 
     @property
     def w_out(self) -> int:
-        return (self.w + self.pads[1] + self.pads[3] - self.kw) // self.stride + 1
+        return conv_output_size(self.w, self.kw, self.stride, self.pads[1], self.pads[3])
 
     @property
     def n_in(self) -> int:
@@ -88,6 +90,11 @@ class LineStage:
     @property
     def row_cycles(self) -> int:
         return self.w_out * self.groups * self.group
+
+    @property
+    def compute_cycles(self) -> int:
+        """Reads per frame, one per edge, no bubbles."""
+        return self.h_out * self.row_cycles
 
     def rows(self, oy: int) -> tuple[int, int, int]:
         """(lo, rel, hi) of output row oy: the RTL headers' first held row, rows held after it, last row needed."""

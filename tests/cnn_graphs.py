@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 import kernels
+from kernels.conv2d import conv_output_size
 from compiler import cost
 from compiler.ir import FixedPoint, Graph, Node, TensorSpec
 
@@ -85,7 +86,9 @@ class _Builder:
         b_q = self.rng.integers(-300, 301, size=spec["c_out"]).astype(np.int64)
         self.params[f"{name}.weight_q"], self.params[f"{name}.bias_q"] = w_q, b_q
         acc_bits = kernels.conv_accumulator_bits(w_q, b_q, ACT.bits)
-        h_out, w_out = cost.conv_output_shape(h, w, spec["kernel"], spec["stride"], spec["pads"])
+        t, l, b, r = spec["pads"]
+        h_out = conv_output_size(h, spec["kernel"][0], spec["stride"], t, b)
+        w_out = conv_output_size(w, spec["kernel"][1], spec["stride"], l, r)
         out_shape = (spec["c_out"], h_out, w_out)
         attrs = self.layer_attrs(acc_bits) | {"kernel": spec["kernel"], "stride": spec["stride"],
                                               "pads": spec["pads"], "in_shape": list(self.shape),

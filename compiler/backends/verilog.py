@@ -169,22 +169,16 @@ def _stream_weights(graph: Graph, node, image) -> np.ndarray:
     image, which streams channel-last)."""
     w = graph.params[node.inputs[1]]
     chw = node.attrs.get("input_chw")
-    if image is not None and chw is None and _reorders(image):
+    if image is not None and chw is None and cost.stream_reorders(image):
         raise VerilogBackendError(f"node {node.name!r}: its input is a {image} image streamed channel-last, "
                                   "but it has no input_chw attribute to order its weight columns by")
     if chw is not None and list(chw) != list(image or []):
         raise VerilogBackendError(f"node {node.name!r}: input_chw {list(chw)} is not the {image} image "
                                   "streamed into it")
-    if node.op == "circulant" and chw is not None and _reorders(chw):
+    if node.op == "circulant" and chw is not None and cost.stream_reorders(chw):
         raise VerilogBackendError(f"node {node.name!r}: a circulant layer cannot take a flattened {list(chw)} "
                                   "image (the channel-last stream would break its block-circulant columns)")
     return cost.stream_weight_matrix(w, chw)
-
-
-def _reorders(chw) -> bool:
-    """Whether channel-last order differs from row-major C*H*W for this shape."""
-    c, h, w = chw
-    return c > 1 and h * w > 1
 
 
 def _circulant_engine(spec: EngineSpec, layer) -> None:

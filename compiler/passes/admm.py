@@ -28,7 +28,7 @@ import torch
 
 from compiler.exec.train import Penalty, TrainConfig, train
 from compiler.ir import FixedPoint, Graph
-from compiler.passes.base import REGISTRY, Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
+from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
 from compiler.passes.lower import weight_format
 from compiler.passes.shrink import remove_and_log
 
@@ -108,23 +108,13 @@ def layer_targets(graph: Graph, ctx, pass_name: str = "admm") -> dict[str, Layer
     layer_tables = pass_table.get("layers", {})
     targets = {}
     for node, global_share in zip(layers, shares):
-        opts = checked_layer_options(ctx, pass_name, node.name)
+        opts = ctx.layer_options(pass_name, node.name)
         explicit = "sparsity" in layer_tables.get(node.name, {}) or "sparsity" in pass_table
         sparsity = opts["sparsity"] if explicit else global_share
         if sparsity > 0 or opts["bits"]:
             targets[node.name] = LayerTarget(node.name, node.inputs[1], float(sparsity), int(opts["bits"] or 0),
                                              opts["structure"])
     return targets
-
-
-def checked_layer_options(ctx, pass_name: str, layer: str) -> dict:
-    """ctx.layer_options, with every per-layer value checked (run_flow does not validate the
-    recipe; the CLI does): a bad value stops the pass with a message naming the layer."""
-    opts = ctx.layer_options(pass_name, layer)
-    for key, option in REGISTRY[pass_name].options.items():
-        if option.per_layer and (why := option.check(opts[key])):
-            raise PassError(f"{pass_name}: layer {layer!r}: {key} {why}")
-    return opts
 
 
 def distribute_global_sparsity(sizes: list[int], target: float) -> list[float]:

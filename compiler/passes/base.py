@@ -43,9 +43,14 @@ class Context:
         return {k: given.get(k, opt.default) for k, opt in declared.items()}
 
     def layer_options(self, pass_name: str, layer: str) -> dict:
-        """Options for one layer: `[pass.layers.<layer>]` over the pass-wide values."""
+        """Options for one layer: `[pass.layers.<layer>]` over the pass-wide values. Per-layer
+        values are checked here too (the CLI validates whole recipes, but passes may be run from
+        Python): a bad one stops the pass with a message naming the layer."""
         merged = self.options(pass_name)
         merged.update(self.recipe.get(pass_name, {}).get("layers", {}).get(layer, {}))
+        for key, option in REGISTRY[pass_name].options.items():
+            if option.per_layer and (why := option.check(merged[key])):
+                raise PassError(f"{pass_name}: layer {layer!r}: {key} {why}")
         return merged
 
 

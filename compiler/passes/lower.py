@@ -195,7 +195,7 @@ class _Lowering:
         if self.cur_is_acc:
             self._requantize(f"{node.name}.input", f"{node.inputs[0]}_q", relu=False)
 
-    def _quantize_layer(self, node: Node, opts: dict, force_bias: bool = False) -> tuple[list, dict, np.ndarray]:
+    def _quantize_layer(self, node: Node, opts: dict, force_bias: bool = False) -> tuple[list, dict, tuple]:
         """Weights on their grid, bias at the accumulator's scale; the layer's inputs and attrs."""
         w = self.graph.params[node.inputs[1]]
         b = self.graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
@@ -213,6 +213,11 @@ class _Lowering:
         attrs = {"input_format": x_fmt.to_dict(), "weight_format": w_fmt.to_dict(), "acc_frac": acc_frac}
         return inputs, attrs, (w_q, b_q)
 
+    @staticmethod
+    def _carried_annotations(node: Node) -> dict:
+        """What earlier passes learned, less admm's weight grid (now the node's weight_format attr)."""
+        return {k: v for k, v in node.annotations.items() if k != "weight_format"}
+
     def _lower_conv2d(self, node: Node) -> None:
         self._to_activation(node)
         opts = self.ctx.layer_options("lower", node.name)
@@ -222,8 +227,8 @@ class _Lowering:
         attrs |= {"kernel": list(node.attrs["kernel"]), "stride": int(node.attrs["stride"][0]),
                   "pads": list(node.attrs["pads"]), "acc_bits": acc_bits,
                   "in_shape": list(self.cur_shape), "out_shape": list(out_shape)}
-        annotations = {k: v for k, v in node.annotations.items() if k != "weight_format"}
-        self._emit(Node("conv2d", node.name, inputs, [node.outputs[0]], attrs=attrs, annotations=annotations),
+        self._emit(Node("conv2d", node.name, inputs, [node.outputs[0]], attrs=attrs,
+                        annotations=self._carried_annotations(node)),
                    FixedPoint(acc_bits, attrs["acc_frac"]), is_acc=True, shape=out_shape)
 
     def _lower_pool(self, node: Node) -> None:
@@ -253,13 +258,13 @@ class _Lowering:
         inputs, attrs, (w_q, b_q) = self._quantize_layer(node, opts, force_bias=bool(block))
         x_fmt, acc_frac = self.cur_fmt, attrs["acc_frac"]
         if self.flattened_chw:
-            if block and self.flattened_chw[0] > 1:
+            if block and cost.stream_reorders(self.flattened_chw):
                 raise PassError(f"lower: layer {node.name!r} is block-circulant but reads a flattened "
                                 f"{self.flattened_chw[0]}-channel image, which the hardware streams channel-last: "
                                 "its columns would be permuted out of the block structure (give it block_size = 1)")
             attrs["input_chw"] = self.flattened_chw   # its input is an image streamed channel-last
             self.flattened_chw = None
-        annotations = {k: v for k, v in node.annotations.items() if k != "weight_format"}
+        annotations = self._carried_annotations(node)
         op = "dense"
         if block:
             op = "circulant"

@@ -18,7 +18,7 @@ import torch
 
 from compiler.exec.train import TrainConfig, train
 from compiler.ir import Graph
-from compiler.passes.admm import (STRUCTURES, checked_layer_options, project_sparse, pruned_bias_masks,
+from compiler.passes.admm import (STRUCTURES, project_sparse, pruned_bias_masks,
                                   warn_if_classes_pruned)
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
 from compiler.passes.shrink import remove_and_log
@@ -48,7 +48,7 @@ class MagnitudePrune(Pass):
             raise PassError("magnitude_prune: runs on float graphs; put it before lower")
         opts = ctx.options(self.name)
         layers = graph.weighted_nodes(include_conv=True)
-        goals = {n.inputs[1]: checked_layer_options(ctx, self.name, n.name) for n in layers}
+        goals = {n.inputs[1]: ctx.layer_options(self.name, n.name) for n in layers}
         structures = {n.name: goals[n.inputs[1]]["structure"] for n in layers if goals[n.inputs[1]]["sparsity"] > 0}
         warn_if_classes_pruned(graph, ctx, structures, self.name)
         rounds = opts["steps"] if opts["schedule"] == "gradual" else 1
