@@ -34,8 +34,8 @@ from kernels.circulant_rom import bias_bits, circulant_rtl_parameters, write_cir
 from kernels.conv_rom import conv_bias_rom_words, conv_weight_rom_words
 from kernels.rom import dense_rom_words, row_count_words, sparse_rom_words, vector_rom_words, write_mem
 from kernels.sparse_mac import encode_sparse
+from rtl import RTL_DIR, sources
 
-RTL_DIR = Path(__file__).resolve().parents[2] / "rtl"
 TOP = "mpc_top"
 MODULES = {"dense": "dense_mac", "sparse": "sparse_mac", "circulant": "circulant_mac", "conv": "conv2d",
            "pool": "pool2d"}
@@ -315,10 +315,8 @@ def write_verilog(graph: Graph, folder: str | Path) -> dict:
 
 
 def _modules(specs: list[EngineSpec]) -> list[str]:
-    """rtl/ files the top needs: requantize (engine_output, conv2d and average pools use it),
-    engine_output for the ROM-streaming engines, each engine's module, argmax."""
-    shared = ["requantize.v"] + (["engine_output.v"] if any(s.engine in ROM_STREAMING for s in specs) else [])
-    return shared + sorted({f"{MODULES[s.engine]}.v" for s in specs}) + ["argmax.v"]
+    """rtl/ files the top needs: each engine's module with what it instantiates, then argmax."""
+    return sources(*sorted({f"{MODULES[s.engine]}.v" for s in specs}), "argmax.v")
 
 
 def _estimated_cycles(specs: list[EngineSpec], n_classes: int) -> tuple[int, int, str]:
