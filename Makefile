@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.mpc-installed
 # Locally `make test` runs the quick subset; CI (CI=true) runs everything, slow cases included.
 PYTEST_ARGS ?= $(if $(filter true 1,$(CI)),,-m "not slow")
 
-.PHONY: setup demo test test-all tools bench clean
+.PHONY: setup demo test test-all lint tools bench clean
 
 setup: $(STAMP) tools
 
@@ -37,6 +37,12 @@ test: setup
 
 test-all: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
+
+# ruff (lint + format check) and mypy, configured in pyproject.toml.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 BENCHMARKS := compile_and_simulate admm_compression circulant_speed circulant_hardware hardware_sweep privacy cnn
 
