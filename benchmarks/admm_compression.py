@@ -13,6 +13,7 @@ Compression ratio = float32 weight bits / compiled weight bits, where a sparse-e
 pays for its indices and padding entries (docs/fixed-point.md, "Sparse layers"). The headline
 is the largest ratio at <= 0.5 points of integer accuracy drop from the float model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,20 +26,22 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compiler import passes  # noqa: E402,F401
-from compiler.data import load_data  # noqa: E402
-from compiler.exec import predict_classes  # noqa: E402
-from compiler.frontend.onnx import load_onnx  # noqa: E402
-from compiler.passes.base import Context  # noqa: E402
-from compiler.passes.manager import run_flow  # noqa: E402
+from compiler import passes  # noqa: F401
+from compiler.data import load_data
+from compiler.exec import predict_classes
+from compiler.frontend.onnx import load_onnx
+from compiler.passes.base import Context
+from compiler.passes.manager import run_flow
 
 
 def method_recipe(method: str, sparsity: float, bits: int) -> tuple[list[str], dict]:
     lower = {"weight_bits": bits}
     if method.startswith("magnitude"):
         schedule = "gradual" if "gradual" in method else "one_shot"
-        return (["canonicalize", "magnitude_prune", "lower"],
-                {"magnitude_prune": {"sparsity": sparsity, "schedule": schedule, "epochs": 60}, "lower": lower})
+        return (
+            ["canonicalize", "magnitude_prune", "lower"],
+            {"magnitude_prune": {"sparsity": sparsity, "schedule": schedule, "epochs": 60}, "lower": lower},
+        )
     admm = {"sparsity": sparsity, "bits": bits if method == "admm+quant" else 0}
     return ["canonicalize", "admm", "lower"], {"admm": admm, "lower": lower}
 
@@ -67,16 +70,22 @@ def evaluate(model: Path, data, flow: list[str], recipe: dict, seed: int = 0):
 def cycles_table(lowered, original, multipliers: int) -> list[str]:
     """Per layer at the same multiplier count: cycles of the dense engine for the original layer,
     of the sparse engine for the compiled one (dead neurons removed), and the ideal nnz / P."""
-    from compiler import cost
+    from compiler.hw import dense as hw_dense
+    from compiler.hw import sparse as hw_sparse
+
     rows = [f"  {'layer':10} {'dense':>7} {'sparse':>7} {'ideal':>7} {'sparse/dense':>12} {'sparse/ideal':>12}"]
     for node in lowered.weighted_nodes():
         w = lowered.params[node.inputs[1]]
         n_out, n_in = original.params[original.node(node.name).inputs[1]].shape
         bits = node.attrs["weight_format"]["bits"]
-        dense = cost.dense_cost(n_in, n_out, multipliers, bits, node.attrs["acc_bits"]).compute_cycles
-        sparse = cost.sparse_cost(cost.sparse_encoding(w, multipliers, bits), bits, node.attrs["acc_bits"]).compute_cycles
+        dense = hw_dense.dense_cost(n_in, n_out, multipliers, bits, node.attrs["acc_bits"]).compute_cycles
+        sparse = hw_sparse.sparse_cost(
+            hw_sparse.sparse_encoding(w, multipliers, bits), bits, node.attrs["acc_bits"]
+        ).compute_cycles
         ideal = int(np.ceil(np.count_nonzero(w) / multipliers))
-        rows.append(f"  {node.name:10} {dense:7} {sparse:7} {ideal:7} {sparse / dense:12.3f} {sparse / max(ideal, 1):12.2f}")
+        rows.append(
+            f"  {node.name:10} {dense:7} {sparse:7} {ideal:7} {sparse / dense:12.3f} {sparse / max(ideal, 1):12.2f}"
+        )
     return rows
 
 
@@ -94,7 +103,8 @@ def benchmark(name: str, model: Path, data_path: Path, sparsities, bit_widths, m
                 flow, recipe = method_recipe(method, s, bits)
                 lowered, acc, ratio, measured = evaluate(model, data, flow, recipe)
                 drop = 100 * (float_acc - acc)
-                print(f"{method:18} {measured:8.3f} {bits:4} {ratio:8.1f} {acc:8.4f} {drop:6.2f} {time.perf_counter() - start:5.0f}")
+                seconds = time.perf_counter() - start
+                print(f"{method:18} {measured:8.3f} {bits:4} {ratio:8.1f} {acc:8.4f} {drop:6.2f} {seconds:5.0f}")
                 if drop <= 0.5 and ratio > best.get(method, (0,))[0]:
                     best[method] = (ratio, measured, bits, acc)
                 if method == "admm+quant" and bits == 4 and abs(s - 0.9) < 1e-9:
@@ -108,8 +118,10 @@ def benchmark(name: str, model: Path, data_path: Path, sparsities, bit_widths, m
             print(f"  {method:18} none within 0.5 points")
     if admm_q90 is not None:
         for p in (1, 4):
-            print(f"\ncycles per inference of each layer, ADMM 90% / 4-bit, {p} multiplier(s) per layer "
-                  "(compute cycles: one ROM word per cycle; the cost model equals simulation, tests/test_end_to_end.py):")
+            print(
+                f"\ncycles per inference of each layer, ADMM 90% / 4-bit, {p} multiplier(s) per layer "
+                "(compute cycles: one ROM word per cycle; the cost model equals simulation, tests/test_end_to_end.py):"
+            )
             print("\n".join(cycles_table(admm_q90, base_graph, p)))
 
 
@@ -121,16 +133,26 @@ def main(argv=None) -> None:
     methods = ["magnitude one-shot", "magnitude gradual", "admm", "admm+quant"]
     sparsities = [0.8, 0.9] if args.quick else [0.5, 0.7, 0.8, 0.9, 0.95]
     bit_widths = [4] if args.quick else [8, 4, 3]
-    benchmark("digits MLP 64-128-64-10", ROOT / "examples" / "digits_mlp_wide.onnx", ROOT / "examples" / "digits.npz",
-              sparsities, bit_widths, methods)
+    benchmark(
+        "digits MLP 64-128-64-10",
+        ROOT / "examples" / "digits_mlp_wide.onnx",
+        ROOT / "examples" / "digits.npz",
+        sparsities,
+        bit_widths,
+        methods,
+    )
     if not args.quick:
-        from benchmarks.compile_and_simulate import mnist_model
         import tempfile
+
+        from benchmarks.compile_and_simulate import mnist_model
+
         lenet = mnist_model(Path(tempfile.mkdtemp(prefix="mpc-admm-")), args.shared)
         if lenet:
             benchmark("LeNet-300-100 on MNIST (test set split 5,000/5,000)", *lenet, sparsities, bit_widths, methods)
-    print("\nanchor: ADMM-NN reports 85x pruning on LeNet-5 without accuracy loss and 1,910x total model size "
-          "reduction with quantization (full 60k MNIST training set; sizes without index overhead).")
+    print(
+        "\nanchor: ADMM-NN reports 85x pruning on LeNet-5 without accuracy loss and 1,910x total model size "
+        "reduction with quantization (full 60k MNIST training set; sizes without index overhead)."
+    )
 
 
 if __name__ == "__main__":

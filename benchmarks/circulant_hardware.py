@@ -12,7 +12,7 @@ engine costs in cycles and ROM against dense and sparse engines storing as many 
     Models: the bundled digits MLP 64-32-16-10 and, without --quick, LeNet-300-100 trained on
     5,000 images of the MNIST test set in ../shared/data (the other 5,000 are its test split).
 
-(3) Hardware (`--hardware`): per layer shape and b, by compiler/cost.py (the formulas of the
+(3) Hardware (`--hardware`): per layer shape and b, by compiler/hw (the engines' cost models) (the formulas of the
     rtl/ headers): the circulant engine (4 multipliers) against a sparse engine storing as many
     weight values (an irregular random mask of density 1/b, 8-bit weights; values + delta
     indices in ROM) and the dense engine, both with the same 4 multipliers. `--simulate` then
@@ -23,6 +23,7 @@ engine costs in cycles and ROM against dense and sparse engines storing as many 
     at b = 8. Only those rows are confirmed by simulation here; the module benches
     (sim/test_*_mac.py) confirm each engine's per-output timing formula at other shapes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compiler import cost, passes  # noqa: E402,F401
-from compiler.data import load_data  # noqa: E402
-from compiler.exec import golden  # noqa: E402
-from compiler.frontend.onnx import load_onnx  # noqa: E402
-from compiler.passes.base import Context  # noqa: E402
-from compiler.passes.manager import run_flow, test_accuracy  # noqa: E402
+from compiler import passes  # noqa: F401
+from compiler.data import load_data
+from compiler.frontend.onnx import load_onnx
+from compiler.hw import circulant as hw_circulant
+from compiler.hw import dense as hw_dense
+from compiler.hw import sparse as hw_sparse
+from compiler.passes.base import Context
+from compiler.passes.manager import run_flow, test_accuracy
 
 DIGITS = ("digits MLP 64-32-16-10", ROOT / "examples" / "digits_mlp.onnx", ROOT / "examples" / "digits.npz")
 
@@ -51,6 +54,7 @@ def _models(quick: bool, shared: Path, work: Path) -> list[tuple[str, Path, Path
     models = [DIGITS]
     if not quick:
         from benchmarks.compile_and_simulate import mnist_model
+
         lenet = mnist_model(work, shared)
         if lenet:
             models.append(("LeNet-300-100, MNIST (test set split 5,000/5,000)", *lenet))
@@ -67,12 +71,18 @@ def accuracy_rows(name: str, model: Path, data_path: Path, blocks, seed: int = 0
     dense_int, _ = run_flow(base, ["lower"], ctx({}))
     hidden = base.weighted_nodes()[:-1]
     dense_weights = sum(base.params[n.inputs[1]].size for n in hidden)
-    print(f"\n## {name}: {len(data.x_train)} train / {len(data.x_test)} test; float accuracy {float_acc:.4f}, "
-          f"integer (no circulant) {test_accuracy(dense_int, data):.4f}")
-    print(f"hidden layers {', '.join(f'{n.name} {list(base.params[n.inputs[1]].shape)}' for n in hidden)}: "
-          f"{dense_weights:,} weights")
-    print(f"{'b':>3} {'stored':>8} {'ratio':>6} {'float circ':>10} {'int FFT':>8} {'int exact':>9} {'drop':>6}  "
-          f"{'max FFT error per layer, x_test (LSB / max |acc|)':50} {'s':>5}")
+    print(
+        f"\n## {name}: {len(data.x_train)} train / {len(data.x_test)} test; float accuracy {float_acc:.4f}, "
+        f"integer (no circulant) {test_accuracy(dense_int, data):.4f}"
+    )
+    print(
+        f"hidden layers {', '.join(f'{n.name} {list(base.params[n.inputs[1]].shape)}' for n in hidden)}: "
+        f"{dense_weights:,} weights"
+    )
+    print(
+        f"{'b':>3} {'stored':>8} {'ratio':>6} {'float circ':>10} {'int FFT':>8} {'int exact':>9} {'drop':>6}  "
+        f"{'max FFT error per layer, x_test (LSB / max |acc|)':50} {'s':>5}"
+    )
     for b in blocks:
         start = time.perf_counter()
         circ, _ = run_flow(base, ["circulant"], ctx({"circulant": {"block_size": b}}))
@@ -81,10 +91,15 @@ def accuracy_rows(name: str, model: Path, data_path: Path, blocks, seed: int = 0
         exact = lowered.meta["circulant_test_accuracy_exact_product"]
         nodes = [n for n in lowered.nodes if n.op == "circulant"]
         stored = sum(n.annotations["circulant"]["stored_weights"] for n in nodes)
-        errors = ", ".join(f"{n.annotations['fft_error']['test']['max_abs']}/{n.annotations['fft_error']['test']['max_exact']}"
-                           for n in nodes)
-        print(f"{b:>3} {stored:>8,} {dense_weights / stored:6.1f} {test_accuracy(circ, data):10.4f} {acc:8.4f} "
-              f"{exact:9.4f} {100 * (float_acc - acc):6.2f}  {errors:50} {time.perf_counter() - start:5.0f}", flush=True)
+        errors = ", ".join(
+            f"{n.annotations['fft_error']['test']['max_abs']}/{n.annotations['fft_error']['test']['max_exact']}"
+            for n in nodes
+        )
+        print(
+            f"{b:>3} {stored:>8,} {dense_weights / stored:6.1f} {test_accuracy(circ, data):10.4f} {acc:8.4f} "
+            f"{exact:9.4f} {100 * (float_acc - acc):6.2f}  {errors:50} {time.perf_counter() - start:5.0f}",
+            flush=True,
+        )
 
 
 # ------------------------------------------------------------------------ (3) hardware
@@ -97,38 +112,54 @@ def _sparse_at_density(n_out: int, n_in: int, keep: int, rng) -> np.ndarray:
 
 
 def hardware_table(shapes, blocks, multipliers: int = 4, acc_bits: int = 24) -> None:
-    """compiler/cost.py at equal weight storage: circulant b vs a 1/b-dense sparse layer vs dense."""
+    """compiler/hw (the engines' cost models) at equal weight storage: circulant b vs a 1/b-dense
+    sparse layer vs dense."""
     rng = np.random.default_rng(0)
-    print("\n## Cycles and ROM per layer (compiler/cost.py; 8-bit weights, 16-bit spectra, 16-bit twiddle "
-          f"fraction, {acc_bits}-bit bias words; dense and sparse with {multipliers} multipliers, circulant with 4)")
-    print(f"{'layer':>10} {'b':>3} {'engine':>10} {'stored':>8} {'weight ROM bits':>15} {'cycles':>7} "
-          f"{'interval':>8} {'multiplies':>10}")
+    print(
+        "\n## Cycles and ROM per layer (compiler/hw (the engines' cost models); 8-bit weights, 16-bit spectra, "
+        f"16-bit twiddle fraction, {acc_bits}-bit bias words; dense and sparse with {multipliers} multipliers, "
+        "circulant with 4)"
+    )
+    print(
+        f"{'layer':>10} {'b':>3} {'engine':>10} {'stored':>8} {'weight ROM bits':>15} {'cycles':>7} "
+        f"{'interval':>8} {'multiplies':>10}"
+    )
     for n_out, n_in in shapes:
-        dense = cost.dense_cost(n_in, n_out, multipliers, 8, acc_bits)
-        print(f"{n_out}x{n_in:<6} {'-':>3} {'dense':>10} {n_out * n_in:8,} {dense.weight_rom_bits:15,} "
-              f"{dense.compute_cycles:7,} {dense.interval:8,} {n_out * n_in:10,}")
+        dense = hw_dense.dense_cost(n_in, n_out, multipliers, 8, acc_bits)
+        print(
+            f"{n_out}x{n_in:<6} {'-':>3} {'dense':>10} {n_out * n_in:8,} {dense.weight_rom_bits:15,} "
+            f"{dense.compute_cycles:7,} {dense.interval:8,} {n_out * n_in:10,}"
+        )
         for b in (b for b in blocks if b <= min(n_out, n_in)):
-            circ = cost.circulant_cost(n_in, n_out, b, 16, 16, acc_bits)
+            circ = hw_circulant.circulant_cost(n_in, n_out, b, 16, 16, acc_bits)
             p, q = -(-n_out // b), -(-n_in // b)
             stored = p * q * b
             w = _sparse_at_density(n_out, n_in, stored, rng)
-            sparse = cost.sparse_cost(cost.sparse_encoding(w, multipliers, 8), 8, acc_bits)
-            print(f"{'':>10} {b:>3} {'circulant':>10} {stored:8,} {circ.weight_rom_bits:15,} "
-                  f"{circ.compute_cycles:7,} {circ.interval:8,} {cost.circulant_multiplies(n_in, n_out, b):10,}")
-            print(f"{'':>10} {b:>3} {'sparse':>10} {stored:8,} {sparse.weight_rom_bits:15,} "
-                  f"{sparse.compute_cycles:7,} {sparse.interval:8,} {stored:10,}")
-    print("cycles: dense/sparse ROM words read (one per cycle); circulant: from the end of loading to the last "
-          "output. interval: steady-state cycles per vector, inputs one per cycle (circulant: it loads only "
-          "between vectors, so N_IN is added)")
+            sparse = hw_sparse.sparse_cost(hw_sparse.sparse_encoding(w, multipliers, 8), 8, acc_bits)
+            print(
+                f"{'':>10} {b:>3} {'circulant':>10} {stored:8,} {circ.weight_rom_bits:15,} "
+                f"{circ.compute_cycles:7,} {circ.interval:8,} {hw_circulant.circulant_multiplies(n_in, n_out, b):10,}"
+            )
+            print(
+                f"{'':>10} {b:>3} {'sparse':>10} {stored:8,} {sparse.weight_rom_bits:15,} "
+                f"{sparse.compute_cycles:7,} {sparse.interval:8,} {stored:10,}"
+            )
+    print(
+        "cycles: dense/sparse ROM words read (one per cycle); circulant: from the end of loading to the last "
+        "output. interval: steady-state cycles per vector, inputs one per cycle (circulant: it loads only "
+        "between vectors, so N_IN is added)"
+    )
 
 
 def _design_recipes(hidden: list[str], last: str) -> dict[str, str]:
-    layers = "".join(f'[lower.layers."{n}"]\nmultipliers = 4\n' for n in hidden)
+    layers = "".join(f'[plan.layers."{n}"]\nmultipliers = 4\n' for n in hidden)
     keep_last = f'[magnitude_prune.layers."{last}"]\nsparsity = 0.0\n'
     return {
-        "dense": f'passes = ["canonicalize", "lower"]\n[lower]\nengine = "dense"\n{layers}',
-        "sparse 87.5%": ('passes = ["canonicalize", "magnitude_prune", "lower"]\n[magnitude_prune]\nsparsity = 0.875\n'
-                         f'{keep_last}[lower]\nengine = "sparse"\n{layers}'),
+        "dense": f'passes = ["canonicalize", "lower"]\n[plan]\nengine = "dense"\n{layers}',
+        "sparse 87.5%": (
+            'passes = ["canonicalize", "magnitude_prune", "lower"]\n[magnitude_prune]\nsparsity = 0.875\n'
+            f'{keep_last}[plan]\nengine = "sparse"\n{layers}'
+        ),
         # the FFT engine always has 4 multipliers: no per-layer count to give
         "circulant b=8": 'passes = ["canonicalize", "circulant", "lower"]\n[circulant]\nblock_size = 8\n',
     }
@@ -136,29 +167,45 @@ def _design_recipes(hidden: list[str], last: str) -> dict[str, str]:
 
 def simulated_designs(models, work: Path, samples: int, quick: bool) -> None:
     from compiler import api
-    print(f"\n## Whole designs simulated (Icarus, {samples} samples + 8 replayed with back-pressure; "
-          "4 multipliers per hidden layer)")
-    print(f"{'model':24} {'design':14} {'test acc':>8} {'hidden weight ROM':>17} {'latency sim/est':>17} "
-          f"{'interval sim/est':>17} {'mismatches':>10} {'s':>5}")
+
+    print(
+        f"\n## Whole designs simulated (Icarus, {samples} samples + 8 replayed with back-pressure; "
+        "4 multipliers per hidden layer)"
+    )
+    print(
+        f"{'model':24} {'design':14} {'test acc':>8} {'hidden weight ROM':>17} {'latency sim/est':>17} "
+        f"{'interval sim/est':>17} {'mismatches':>10} {'s':>5}"
+    )
     for name, model, data_path in models:
         nodes = load_onnx(model).weighted_nodes()
         recipes = _design_recipes([n.name for n in nodes[:-1]], nodes[-1].name)
         if name != DIGITS[0]:
-            recipes = {"circulant b=8": recipes["circulant b=8"]}   # the large designs: the FFT one only
+            recipes = {"circulant b=8": recipes["circulant b=8"]}  # the large designs: the FFT one only
         for design, text in recipes.items():
             start = time.perf_counter()
             out = work / f"{model.stem}-{design.split()[0]}"
             recipe = work / f"{out.name}.toml"
             recipe.write_text(text)
-            report = api.compile(model, data_path, out, recipe=recipe, force=True, log=lambda *_: None,
-                                 progress=False, synth_timeout=None)
+            report = api.compile(
+                model,
+                data_path,
+                out,
+                recipe=recipe,
+                force=True,
+                log=lambda *_: None,
+                progress=False,
+                synth_timeout=None,
+            )
             sim = api.simulate(out, samples=samples, log=lambda *_: None)
             est = json.loads((out / "rtl" / "design.json").read_text())
             rom = sum(layer["weight_bits"] for layer in report["layers"][:-1])
-            print(f"{name[:24]:24} {design:14} {report['compiled']['test_accuracy']:8.4f} {rom:17,} "
-                  f"{sim['cycles_per_inference']:>8,}/{est['estimated_latency']:<8,} "
-                  f"{sim['initiation_interval']:>8,.0f}/{est['estimated_interval']:<8,} {sim['mismatches']:>10} "
-                  f"{time.perf_counter() - start:5.0f}", flush=True)
+            print(
+                f"{name[:24]:24} {design:14} {report['compiled']['test_accuracy']:8.4f} {rom:17,} "
+                f"{sim['cycles_per_inference']:>8,}/{est['estimated_latency']:<8,} "
+                f"{sim['initiation_interval']:>8,.0f}/{est['estimated_interval']:<8,} {sim['mismatches']:>10} "
+                f"{time.perf_counter() - start:5.0f}",
+                flush=True,
+            )
 
 
 def main(argv=None) -> None:
@@ -171,7 +218,8 @@ def main(argv=None) -> None:
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args(argv)
     import torch
-    torch.set_num_threads(1)   # more threads only contend on a small, shared machine
+
+    torch.set_num_threads(1)  # more threads only contend on a small, shared machine
     both = not (args.accuracy or args.hardware)
     work = Path(tempfile.mkdtemp(prefix="mpc-circulant-"))
     models = _models(args.quick, args.shared, work)

@@ -12,19 +12,21 @@ too). Each cell is the best of several timed repeats; the ratio is dense time / 
 for every larger block size too.
 Whatever OPENBLAS_CORETYPE / thread settings the environment has are left as they are.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kernels.circulant_mac import circulant_expand, circulant_matvec_spectra, circulant_spectra  # noqa: E402
+from kernels.circulant_mac import circulant_expand, circulant_matvec_spectra, circulant_spectra
 
 FULL = dict(sizes=(256, 512, 1024, 2048, 4096), blocks=(8, 16, 32, 64, 128, 256), min_time=0.05, repeats=7)
 QUICK = dict(sizes=(256, 1024), blocks=(8, 64, 256), min_time=0.01, repeats=3)
@@ -63,9 +65,13 @@ def measure_row(n: int, batch: int, blocks, rng, min_time: float, repeats: int) 
         vectors = rng.standard_normal((n // b, n // b, b)).astype(np.float32)
         spectra = circulant_spectra(vectors)
         if n <= 1024:  # the FFT path computes the expanded matrix's product
-            np.testing.assert_allclose(circulant_matvec_spectra(spectra, x, b), x @ circulant_expand(vectors).T,
-                                       rtol=1e-3, atol=1e-3 * np.sqrt(n))
-        t_fft = best_time(lambda: circulant_matvec_spectra(spectra, x, b), min_time, repeats)
+            np.testing.assert_allclose(
+                circulant_matvec_spectra(spectra, x, b),
+                x @ circulant_expand(vectors).T,
+                rtol=1e-3,
+                atol=1e-3 * np.sqrt(n),
+            )
+        t_fft = best_time(partial(circulant_matvec_spectra, spectra, x, b), min_time, repeats)
         cells.append({"n": n, "b": b, "batch": batch, "fft_us": t_fft * 1e6})
     t_dense = min(t_dense, best_time(lambda: x @ dense.T, min_time, repeats))
     for cell in cells:
@@ -116,11 +122,17 @@ def accuracy_table(seeds=(0, 1, 2)) -> None:
     print(f"{'b':>4} {'layers':>12} " + " ".join(f"{'seed ' + str(s):>8}" for s in seeds) + "   (projection only)")
     for b in (2, 4, 8, 16):
         for where in ("first", "all hidden"):
-            recipe = {"block_size": b} if where == "all hidden" else {"block_size": 1, "layers": {first: {"block_size": b}}}
+            recipe = (
+                {"block_size": b} if where == "all hidden" else {"block_size": 1, "layers": {first: {"block_size": b}}}
+            )
             accs = [test_accuracy(run_flow(base, ["circulant"], ctx({"circulant": recipe}, s))[0], data) for s in seeds]
             projected = run_flow(base, ["circulant"], ctx({"circulant": dict(recipe, epochs=0)}))[0]
-            print(f"{b:>4} {where:>12} " + " ".join(f"{a:8.4f}" for a in accs) +
-                  f"   ({test_accuracy(projected, data):.4f})", flush=True)
+            print(
+                f"{b:>4} {where:>12} "
+                + " ".join(f"{a:8.4f}" for a in accs)
+                + f"   ({test_accuracy(projected, data):.4f})",
+                flush=True,
+            )
     fixed_point_table(base, data, ctx)
 
 
@@ -143,36 +155,52 @@ def fixed_point_table(base, data, ctx) -> None:
             dense_x = kernels.dense_mac(dense_x, w, bias)
             if "block_size" in node.annotations:
                 b = node.annotations["block_size"]
-                layer = plan_circulant(circulant_vectors(w.astype(np.int64), b), bias, w.shape[1], w.shape[0],
-                                       in_bits=node.attrs["input_format"]["bits"])
+                layer = plan_circulant(
+                    circulant_vectors(w.astype(np.int64), b),
+                    bias,
+                    w.shape[1],
+                    w.shape[0],
+                    in_bits=node.attrs["input_format"]["bits"],
+                )
                 err = circulant_error(fft_x, layer)
-                print(f"  {node.name}: max {err['max_abs']} mean {err['mean_abs']:.2f} (bound {err['bound']:.0f}) "
-                      f"of |acc| up to {err['max_exact']}; acc_bits {layer.acc_bits} vs dense {node.attrs['acc_bits']}")
+                print(
+                    f"  {node.name}: max {err['max_abs']} mean {err['mean_abs']:.2f} (bound {err['bound']:.0f}) "
+                    f"of |acc| up to {err['max_exact']}; acc_bits {layer.acc_bits} vs dense {node.attrs['acc_bits']}"
+                )
                 fft_x = circulant_mac(fft_x, layer)
             else:
                 fft_x = kernels.dense_mac(fft_x, w, bias)
         elif node.op == "requantize":
-            step = lambda v: kernels.requantize(v, node.attrs["shift"], node.attrs["bits"], node.attrs["relu"])
-            dense_x, fft_x = step(dense_x), step(fft_x)
+            args = (node.attrs["shift"], node.attrs["bits"], node.attrs["relu"])
+            dense_x, fft_x = kernels.requantize(dense_x, *args), kernels.requantize(fft_x, *args)
     same = np.mean(np.argmax(dense_x, 1) == np.argmax(fft_x, 1))
-    print(f"  integer model accuracy: dense kernels {np.mean(np.argmax(dense_x, 1) == data.y_test):.4f}, "
-          f"FFT kernels {np.mean(np.argmax(fft_x, 1) == data.y_test):.4f}; same class on {same:.4f} of samples")
+    print(
+        f"  integer model accuracy: dense kernels {np.mean(np.argmax(dense_x, 1) == data.y_test):.4f}, "
+        f"FFT kernels {np.mean(np.argmax(fft_x, 1) == data.y_test):.4f}; same class on {same:.4f} of samples"
+    )
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, short timings")
     parser.add_argument("--accuracy", action="store_true", help="digits accuracy vs block size and fixed-point error")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS threads for both sides (default: as the environment sets them). On a busy "
-                             "machine, 1 avoids multi-threaded BLAS stalling on oversubscribed cores")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads for both sides (default: as the environment sets them). On a busy "
+        "machine, 1 avoids multi-threaded BLAS stalling on oversubscribed cores",
+    )
     args = parser.parse_args(argv)
     if args.accuracy:
         accuracy_table(seeds=(0,) if args.quick else (0, 1, 2))
         return
     from threadpoolctl import threadpool_info, threadpool_limits
+
     with threadpool_limits(limits=args.threads, user_api="blas"):
-        blas = [f"{i['internal_api']} {i['num_threads']} thread(s)" for i in threadpool_info() if i["user_api"] == "blas"]
+        blas = [
+            f"{i['internal_api']} {i['num_threads']} thread(s)" for i in threadpool_info() if i["user_api"] == "blas"
+        ]
         print(f"BLAS: {', '.join(blas) or 'unknown'}")
         speed_table(args.quick)
 

@@ -7,6 +7,7 @@ MNIST test set in ../shared/data), then simulates the same design with both simu
 one run and prints inferences per second and their ratio. Verilator's C++ build time is
 reported apart from its run time: it is paid once per design.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compiler import api  # noqa: E402
+from compiler import api
 
 
 def compile_timed(model: Path, data: Path, out: Path, recipe: Path | None = None) -> tuple[dict, float]:
@@ -37,6 +38,7 @@ def simulate_timed(out: Path, samples: int, simulator: str) -> dict:
 def mnist_model(work: Path, shared: Path) -> tuple[Path, Path] | None:
     """LeNet-300-100 trained on 5,000 MNIST test images (the other 5,000 are its test split)."""
     from benchmarks.datasets import MlpRecipe, load_mnist, member_split, train_onnx_mlp
+
     if not (shared / "mnist").exists():
         print(f"(skipping LeNet-300-100: no MNIST under {shared})")
         return None
@@ -55,7 +57,9 @@ def main(argv=None) -> None:
     work = Path(tempfile.mkdtemp(prefix="mpc-bench-"))
     models = [("digits 64-32-16-10", ROOT / "examples" / "digits_mlp.onnx", ROOT / "examples" / "digits.npz")]
     if not args.quick:
-        models.append(("digits 64-128-64-10", ROOT / "examples" / "digits_mlp_wide.onnx", ROOT / "examples" / "digits.npz"))
+        models.append(
+            ("digits 64-128-64-10", ROOT / "examples" / "digits_mlp_wide.onnx", ROOT / "examples" / "digits.npz")
+        )
         lenet = mnist_model(work, args.shared)
         if lenet:
             models.append(("MNIST LeNet-300-100", *lenet))
@@ -64,16 +68,23 @@ def main(argv=None) -> None:
         report, seconds = compile_timed(model, data, work / f"b{i}")
         icarus = simulate_timed(work / f"b{i}", samples, "icarus")
         verilator = simulate_timed(work / f"b{i}", samples, "verilator")
-        rows.append((name, seconds, report["float"]["test_accuracy"], report["compiled"]["test_accuracy"],
-                     icarus, verilator))
-    print(f"\nsamples per simulation: {samples}; inferences/s count the testbench run, not the build "
-          "(Verilator's C++ build is paid once per design)")
-    print(f"{'model':22} {'compile s':>9} {'float acc':>9} {'int acc':>8} {'cycles':>7} "
-          f"{'icarus inf/s':>12} {'verilator inf/s':>15} {'ratio':>6}")
+        rows.append(
+            (name, seconds, report["float"]["test_accuracy"], report["compiled"]["test_accuracy"], icarus, verilator)
+        )
+    print(
+        f"\nsamples per simulation: {samples}; inferences/s count the testbench run, not the build "
+        "(Verilator's C++ build is paid once per design)"
+    )
+    print(
+        f"{'model':22} {'compile s':>9} {'float acc':>9} {'int acc':>8} {'cycles':>7} "
+        f"{'icarus inf/s':>12} {'verilator inf/s':>15} {'ratio':>6}"
+    )
     for name, seconds, f_acc, i_acc, ic, vl in rows:
         ic_rate, vl_rate = samples / ic["run_seconds"], samples / vl["run_seconds"]
-        print(f"{name:22} {seconds:9.1f} {f_acc:9.4f} {i_acc:8.4f} {ic['cycles_per_inference']:7} "
-              f"{ic_rate:12.1f} {vl_rate:15.1f} {vl_rate / ic_rate:6.2f}")
+        print(
+            f"{name:22} {seconds:9.1f} {f_acc:9.4f} {i_acc:8.4f} {ic['cycles_per_inference']:7} "
+            f"{ic_rate:12.1f} {vl_rate:15.1f} {vl_rate / ic_rate:6.2f}"
+        )
 
 
 if __name__ == "__main__":

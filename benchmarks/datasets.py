@@ -9,6 +9,7 @@ they are read in place, never copied. Loaders return float32 inputs in [0, 1] an
     data = member_split(x, y, n_members=1200, n_non_members=1200, seed=0)
     model_path, data_path = train_onnx_mlp(data, hidden=(128,), out_dir=tmp, name="location")
 """
+
 from __future__ import annotations
 
 import gzip
@@ -31,6 +32,7 @@ def default_data_root() -> Path:
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled 8x8 digits (1,797 images): x [N, 8, 8] in [0, 1]."""
     from sklearn.datasets import load_digits as sk_digits
+
     x, y = sk_digits(return_X_y=True)
     return (x / 16.0).astype(np.float32).reshape(-1, 8, 8), y.astype(np.int64)
 
@@ -54,7 +56,7 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     if found != magic:
         raise ValueError(f"{path}: IDX magic {found:#x}, expected {magic:#x}")
     ndim = magic & 0xFF
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -92,7 +94,7 @@ def member_split(x: np.ndarray, y: np.ndarray, n_members: int, n_non_members: in
     if n_members + n_non_members > len(x):
         raise ValueError(f"asked for {n_members} + {n_non_members} examples, only {len(x)} available")
     order = np.random.default_rng(seed).permutation(len(x))
-    train, test = order[:n_members], order[n_members:n_members + n_non_members]
+    train, test = order[:n_members], order[n_members : n_members + n_non_members]
     return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
 
 
@@ -112,6 +114,7 @@ class MlpRecipe:
 
 def make_mlp(input_shape: tuple[int, ...], n_classes: int, hidden: tuple[int, ...]):
     import torch
+
     layers, width = [torch.nn.Flatten()], int(np.prod(input_shape))
     for h in hidden:
         layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
@@ -123,28 +126,49 @@ def make_lenet5(n_classes: int = 10):
     """LeNet-5 for 1x28x28 input (LeCun et al. 1998, with ReLU and max pooling as usual today):
     conv5x5(6, pad 2) - pool2 - conv5x5(16) - pool2 - 400-120-84-10; 61,706 weights."""
     import torch
+
     nn = torch.nn
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, n_classes))
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, n_classes),
+    )
 
 
 def make_cifar_cnn(n_classes: int = 10):
     """A small CIFAR-10 CNN for 3x32x32 input that trains on 2 CPU cores in minutes:
     three conv3x3 (16, 32, 32) - relu - pool2 stages, then 512-10."""
     import torch
+
     nn = torch.nn
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(512, n_classes))
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(512, n_classes),
+    )
 
 
 def train_torch_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, recipe: MlpRecipe):
     """Train a fresh MLP on (x, y); deterministic from recipe.seed."""
     import torch
+
     torch.manual_seed(recipe.seed)
     return train_torch_classifier(make_mlp(x.shape[1:], n_classes, recipe.hidden), x, y, recipe)
 
@@ -152,6 +176,7 @@ def train_torch_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, recipe: MlpRec
 def train_torch_classifier(model, x: np.ndarray, y: np.ndarray, recipe: MlpRecipe):
     """Adam on cross-entropy over shuffled minibatches; deterministic from recipe.seed."""
     import torch
+
     xt, yt = torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -166,17 +191,26 @@ def train_torch_classifier(model, x: np.ndarray, y: np.ndarray, recipe: MlpRecip
 def export_onnx(model, input_shape: tuple[int, ...], path: str | Path, input_name: str = "input") -> Path:
     """Export a torch classifier as ONNX (opset 17, dynamic batch, output `logits`)."""
     import torch
+
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(path), input_names=[input_name],
-                          output_names=["logits"], dynamo=False, dynamic_axes={input_name: {0: "batch"}},
-                          opset_version=17)
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, *input_shape),),
+            str(path),
+            input_names=[input_name],
+            output_names=["logits"],
+            dynamo=False,
+            dynamic_axes={input_name: {0: "batch"}},
+            opset_version=17,
+        )
     return path
 
 
-def train_onnx_mlp(data: dict, out_dir: str | Path, name: str, recipe: MlpRecipe | None = None,
-                   n_classes: int | None = None) -> tuple[Path, Path]:
+def train_onnx_mlp(
+    data: dict, out_dir: str | Path, name: str, recipe: MlpRecipe | None = None, n_classes: int | None = None
+) -> tuple[Path, Path]:
     """Train an MLP on data['x_train'], write OUT_DIR/NAME.onnx and OUT_DIR/NAME.npz (the data,
     members = x_train); return both paths, ready for `mpc compile NAME.onnx --data NAME.npz`."""
     recipe = recipe or MlpRecipe()
@@ -191,10 +225,10 @@ def train_onnx_mlp(data: dict, out_dir: str | Path, name: str, recipe: MlpRecipe
     return model_path, data_path
 
 
-def train_onnx_model(make_model, data: dict, out_dir: str | Path, name: str,
-                     recipe: MlpRecipe) -> tuple[Path, Path]:
+def train_onnx_model(make_model, data: dict, out_dir: str | Path, name: str, recipe: MlpRecipe) -> tuple[Path, Path]:
     """train_onnx_mlp for any architecture: `make_model()` builds a fresh torch model."""
     import torch
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)
@@ -207,6 +241,7 @@ def train_onnx_model(make_model, data: dict, out_dir: str | Path, name: str,
 
 def accuracy_of(model, x: np.ndarray, y: np.ndarray) -> float:
     import torch
+
     with torch.no_grad():
         return float((model(torch.from_numpy(np.asarray(x, np.float32))).argmax(1).numpy() == y).mean())
 
@@ -214,10 +249,13 @@ def accuracy_of(model, x: np.ndarray, y: np.ndarray) -> float:
 def _self_check(root: Path) -> None:  # pragma: no cover - a manual smoke test
     for loader in (load_mnist, load_cifar10, load_location):
         x, y = loader(root)
-        print(f"{loader.__name__}: x {x.shape} {x.dtype} [{x.min()}, {x.max()}], y {y.shape} "
-              f"{y.dtype} classes {y.min()}..{y.max()}")
+        print(
+            f"{loader.__name__}: x {x.shape} {x.dtype} [{x.min()}, {x.max()}], y {y.shape} "
+            f"{y.dtype} classes {y.min()}..{y.max()}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover
     import sys
+
     _self_check(Path(sys.argv[1]) if len(sys.argv) > 1 else default_data_root())

@@ -2,7 +2,7 @@
 
     python benchmarks/hardware_sweep.py [--quick] [--out DIR] [--html compare.html]
 
-Compiles examples/digits_mlp.onnx once per setting (a recipe with `[lower] weight_bits` and
+Compiles examples/digits_mlp.onnx once per setting (a recipe with `[lower] weight_bits`, `[plan]`
 `multipliers`), synthesizing each build, then prints `mpc compare`'s table and each build's
 modelled energy gain over the float32 baseline, beside CirCNN's claimed 6-102x.
 
@@ -11,6 +11,7 @@ designs against other FPGA/ASIC implementations; our ratio is against a float32 
 reading weights from DRAM, by the Horowitz (ISSCC 2014) model in compiler/report/energy.py.
 The two are not the same baseline: the line is a sanity check of magnitude, not a match.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from compiler import api  # noqa: E402
-from compiler.report.compare import compare, load_build  # noqa: E402
+from compiler import api
+from compiler.report.compare import compare, load_build
 
 CIRCNN_CLAIM = (6.0, 102.0)
 FULL = [(bits, mult) for bits in (8, 6, 4) for mult in (4, 16)]
@@ -33,9 +34,17 @@ QUICK = [(8, 16), (6, 16), (4, 4)]
 def build(out_root: Path, weight_bits: int, multipliers: int, synth_timeout: float) -> Path:
     out = out_root / f"w{weight_bits}-m{multipliers}"
     recipe = out_root / f"{out.name}.toml"
-    recipe.write_text(f"[lower]\nweight_bits = {weight_bits}\nmultipliers = {multipliers}\n")
-    api.compile(REPO_ROOT / "examples" / "digits_mlp.onnx", REPO_ROOT / "examples" / "digits.npz", out,
-                recipe=recipe, force=True, log=lambda *_: None, progress=False, synth_timeout=synth_timeout)
+    recipe.write_text(f"[lower]\nweight_bits = {weight_bits}\n[plan]\nmultipliers = {multipliers}\n")
+    api.compile(
+        REPO_ROOT / "examples" / "digits_mlp.onnx",
+        REPO_ROOT / "examples" / "digits.npz",
+        out,
+        recipe=recipe,
+        force=True,
+        log=lambda *_: None,
+        progress=False,
+        synth_timeout=synth_timeout,
+    )
     return out
 
 
@@ -60,12 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         root = args.out or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         builds = []
-        for weight_bits, multipliers in (QUICK if args.quick else FULL):
+        for weight_bits, multipliers in QUICK if args.quick else FULL:
             start = time.perf_counter()
             builds.append(build(root, weight_bits, multipliers, args.synth_timeout))
             synth = load_build(builds[-1])
-            print(f"built {builds[-1].name} in {time.perf_counter() - start:.1f} s "
-                  f"(LUT {synth['lut']}, DSP {synth['dsp']})", flush=True)
+            print(
+                f"built {builds[-1].name} in {time.perf_counter() - start:.1f} s "
+                f"(LUT {synth['lut']}, DSP {synth['dsp']})",
+                flush=True,
+            )
         print()
         print(compare(builds, html_path=args.html))
         print()

@@ -23,6 +23,7 @@ retraining; ADMM and privacy-aware ADMM: 30 ADMM + 30 masked retraining; prune+q
 20 epochs, lambda 3. The table's "kept" column is the stored weights as a share of the dense
 model's (nonzeros for pruned layers, one vector per block for circulant ones).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,20 +32,27 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.datasets import (MlpRecipe, default_data_root, load_digits, load_location, load_mnist,  # noqa: E402
-                                 member_split, train_onnx_mlp)
-from compiler import api  # noqa: E402
-from compiler.audit.targets import checkpoint_names, load_target  # noqa: E402
-from compiler.exec.train import TrainConfig  # noqa: E402
-from compiler.passes.base import REGISTRY  # noqa: E402
+from benchmarks.datasets import (
+    MlpRecipe,
+    default_data_root,
+    load_digits,
+    load_location,
+    load_mnist,
+    member_split,
+    train_onnx_mlp,
+)
+from compiler import api
+from compiler.audit.targets import checkpoint_names, load_target
+from compiler.exec.train import TrainConfig
+from compiler.passes.base import REGISTRY
 
 ATTACKS = {"loss": "loss_threshold", "shadow": "shadow", "LiRA": "lira_online"}
 
@@ -52,7 +60,7 @@ ATTACKS = {"loss": "loss_threshold", "shadow": "shadow", "LiRA": "lira_online"}
 @dataclass
 class Row:
     name: str
-    recipe: dict = field(default_factory=dict)   # {} = the target's default flow
+    recipe: dict = field(default_factory=dict)  # {} = the target's default flow
     target: str | tuple[str, ...] = ("float", "compiled")
 
     @property
@@ -89,10 +97,16 @@ def data_specs(quick: bool) -> list[DataSpec]:
     scale = 0.5 if quick else 1.0
     return [
         DataSpec("digits (sklearn)", lambda root: load_digits(), 500, 500, MlpRecipe(hidden=(128,), epochs=100)),
-        DataSpec("Location (Bangkok)", load_location, int(2000 * scale), int(2000 * scale),
-                 MlpRecipe(hidden=(128,), epochs=60)),
-        DataSpec("MNIST (test set)", load_mnist, int(2000 * scale), int(2000 * scale),
-                 MlpRecipe(hidden=(128,), epochs=60)),
+        DataSpec(
+            "Location (Bangkok)",
+            load_location,
+            int(2000 * scale),
+            int(2000 * scale),
+            MlpRecipe(hidden=(128,), epochs=60),
+        ),
+        DataSpec(
+            "MNIST (test set)", load_mnist, int(2000 * scale), int(2000 * scale), MlpRecipe(hidden=(128,), epochs=60)
+        ),
     ]
 
 
@@ -103,6 +117,7 @@ def missing_passes(row: Row) -> list[str]:
 
 def to_toml(recipe: dict) -> str:
     """The small TOML subset recipes use: top-level values, then one table per pass."""
+
     def value(v):
         if isinstance(v, str):
             return json.dumps(v)
@@ -147,26 +162,53 @@ def run_data_set(spec: DataSpec, root: Path, shadows: int, work: Path, seed: int
             print(f"  note: row '{row.name}' skipped: compile failed: {e}")
             continue
         names = {t: resolve_target(out, t) for t in row.targets}
-        audit = api.audit(out, attacks=list(ATTACKS.values()), targets=list(dict.fromkeys(names.values())),
-                          shadows=shadows, seed=seed, shadow_training=training, shadow_cache=cache,
-                          log=lambda *_: None, progress=False)
+        audit = api.audit(
+            out,
+            attacks=list(ATTACKS.values()),
+            targets=list(dict.fromkeys(names.values())),
+            shadows=shadows,
+            seed=seed,
+            shadow_training=training,
+            shadow_cache=cache,
+            log=lambda *_: None,
+            progress=False,
+        )
         seconds = round(time.perf_counter() - start, 1)
         for label, name in names.items():
             target = audit["targets"][name]
-            rows.append({"row": row.name, "target": label, "model": name, "kind": target["kind"],
-                         "recipe": row.recipe, "kept_weights": kept_weights(out, name),
-                         "test_accuracy": target["test_accuracy"], "train_accuracy": target["train_accuracy"],
-                         "attacks": {a: target["attacks"][attack] for a, attack in ATTACKS.items()},
-                         "seconds": seconds})
+            rows.append(
+                {
+                    "row": row.name,
+                    "target": label,
+                    "model": name,
+                    "kind": target["kind"],
+                    "recipe": row.recipe,
+                    "kept_weights": kept_weights(out, name),
+                    "test_accuracy": target["test_accuracy"],
+                    "train_accuracy": target["train_accuracy"],
+                    "attacks": {a: target["attacks"][attack] for a, attack in ATTACKS.items()},
+                    "seconds": seconds,
+                }
+            )
         print(f"  {row.name}: done in {seconds} s")
-    return {"data_set": spec.name, "members": spec.members, "non_members": spec.non_members,
-            "mlp": {"hidden": list(spec.mlp.hidden), "epochs": spec.mlp.epochs, "lr": spec.mlp.lr,
-                    "batch_size": spec.mlp.batch_size},
-            "shadows": shadows, "seed": seed, "rows": rows}
+    return {
+        "data_set": spec.name,
+        "members": spec.members,
+        "non_members": spec.non_members,
+        "mlp": {
+            "hidden": list(spec.mlp.hidden),
+            "epochs": spec.mlp.epochs,
+            "lr": spec.mlp.lr,
+            "batch_size": spec.mlp.batch_size,
+        },
+        "shadows": shadows,
+        "seed": seed,
+        "rows": rows,
+    }
 
 
 def resolve_target(out: Path, target: str) -> str:
-    """"float": the last float checkpoint before `lower` (the flow's compressed float model)."""
+    """ "float": the last float checkpoint before `lower` (the flow's compressed float model)."""
     if target != "float":
         return target
     floats = [n for n in checkpoint_names(out) if not n.endswith("-lower")]
@@ -193,27 +235,40 @@ def _fmt(v, pct=True) -> str:
 
 def render(result: dict) -> str:
     mlp = result["mlp"]
-    head = (f"### {result['data_set']}: {result['members']} members / {result['non_members']} non-members, "
-            f"MLP {'-'.join(map(str, mlp['hidden']))} hidden, {mlp['epochs']} epochs (Adam, lr {mlp['lr']}), "
-            f"{result['shadows']} shadow models")
+    head = (
+        f"### {result['data_set']}: {result['members']} members / {result['non_members']} non-members, "
+        f"MLP {'-'.join(map(str, mlp['hidden']))} hidden, {mlp['epochs']} epochs (Adam, lr {mlp['lr']}), "
+        f"{result['shadows']} shadow models"
+    )
     cols = " | ".join(f"{a} acc | {a} AUC | {a} TPR@0.1%" for a in ATTACKS)
-    lines = [head, "", f"| model | weights | kept | train acc | test acc | {cols} |",
-             "|---" * (5 + 3 * len(ATTACKS)) + "|"]
+    lines = [
+        head,
+        "",
+        f"| model | weights | kept | train acc | test acc | {cols} |",
+        "|---" * (5 + 3 * len(ATTACKS)) + "|",
+    ]
     for r in result["rows"]:
-        cells = " | ".join(f"{_fmt(m['balanced_accuracy'])} | {_fmt(m['auc'], pct=False)} | "
-                           f"{_fmt(m['tpr_at_0_1pct_fpr'])}" for m in r["attacks"].values())
-        lines.append(f"| {r['row']} | {r['kind']} ({r['model']}) | {_fmt(r['kept_weights'])} | "
-                     f"{_fmt(r['train_accuracy'])} | {_fmt(r['test_accuracy'])} | {cells} |")
+        cells = " | ".join(
+            f"{_fmt(m['balanced_accuracy'])} | {_fmt(m['auc'], pct=False)} | {_fmt(m['tpr_at_0_1pct_fpr'])}"
+            for m in r["attacks"].values()
+        )
+        lines.append(
+            f"| {r['row']} | {r['kind']} ({r['model']}) | {_fmt(r['kept_weights'])} | "
+            f"{_fmt(r['train_accuracy'])} | {_fmt(r['test_accuracy'])} | {cells} |"
+        )
     n = min(result["members"], result["non_members"])
     if n < 1000:
         lines += ["", f"n/a: an FPR of 0.1% is not resolvable with {n} non-members (needs 1,000)."]
-    lines += ["", "Recipes (epochs are training epochs from the target's weights; unlisted options at their "
-              "defaults):"]
+    lines += ["", "Recipes (epochs are training epochs from the target's weights; unlisted options at their defaults):"]
     for name, recipe in dict((r["row"], r["recipe"]) for r in result["rows"]).items():
-        tables = "; ".join(f"[{k}] " + ", ".join(f"{o}={v}" for o, v in opts.items())
-                           for k, opts in recipe.items() if isinstance(opts, dict))
-        lines.append(f"- {name}: {' -> '.join(recipe.get('passes', ['default flow']))}"
-                     + (f"; {tables}" if tables else ""))
+        tables = "; ".join(
+            f"[{k}] " + ", ".join(f"{o}={v}" for o, v in opts.items())
+            for k, opts in recipe.items()
+            if isinstance(opts, dict)
+        )
+        lines.append(
+            f"- {name}: {' -> '.join(recipe.get('passes', ['default flow']))}" + (f"; {tables}" if tables else "")
+        )
     return "\n".join(lines)
 
 
@@ -221,24 +276,37 @@ def lira_timing(work: Path, shadows: int = 16) -> dict:
     """Compile the bundled digits example and time `mpc audit --attacks lira --shadows 16`."""
     root = Path(__file__).resolve().parents[1] / "examples"
     out = work / "digits_example"
-    api.compile(root / "digits_mlp.onnx", root / "digits.npz", out, force=True, log=lambda *_: None, progress=False,
-                synth_timeout=None)
+    api.compile(
+        root / "digits_mlp.onnx",
+        root / "digits.npz",
+        out,
+        force=True,
+        log=lambda *_: None,
+        progress=False,
+        synth_timeout=None,
+    )
     start = time.perf_counter()
     audit = api.audit(out, attacks="lira", shadows=shadows, log=lambda *_: None, progress=True)
     seconds = time.perf_counter() - start
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     aucs = {t: {a: m["auc"] for a, m in v["attacks"].items()} for t, v in audit["targets"].items()}
-    print(f"LiRA, {shadows} shadows, digits example ({audit['n_members']} members / {audit['n_non_members']} "
-          f"non-members): {seconds:.1f} s wall on {cores} core(s) (shadow training {audit['seconds']['shadows']} s); "
-          f"AUC {aucs}")
+    print(
+        f"LiRA, {shadows} shadows, digits example ({audit['n_members']} members / {audit['n_non_members']} "
+        f"non-members): {seconds:.1f} s wall on {cores} core(s) (shadow training {audit['seconds']['shadows']} s); "
+        f"AUC {aucs}"
+    )
     return {"seconds": round(seconds, 1), "cores": cores, "shadows": shadows, "auc": aucs}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="4 shadows and half-size Location/MNIST sets")
-    ap.add_argument("--data-root", type=Path, default=default_data_root(),
-                    help="folder holding mnist/ and location/ (default: ../shared/data from the repo root)")
+    ap.add_argument(
+        "--data-root",
+        type=Path,
+        default=default_data_root(),
+        help="folder holding mnist/ and location/ (default: ../shared/data from the repo root)",
+    )
     ap.add_argument("--shadows", type=int, help="shadow models per data set (default: 16, --quick: 4)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", help="comma-separated data set name prefixes (e.g. digits,MNIST)")
@@ -246,7 +314,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lira-timing", action="store_true", help="only time LiRA with 16 shadows on the digits example")
     args = ap.parse_args(argv)
     import torch
-    torch.set_num_threads(1)   # these small MLPs train faster on one thread than on contending ones
+
+    torch.set_num_threads(1)  # these small MLPs train faster on one thread than on contending ones
     shadows = args.shadows or (4 if args.quick else 16)
     results = []
     with tempfile.TemporaryDirectory(prefix="mpc-privacy-") as tmp:

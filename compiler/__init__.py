@@ -1,0 +1,3 @@
+"""mpc: a hardware-aware compression compiler (docs/architecture.md)."""
+
+from compiler import hw

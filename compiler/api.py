@@ -5,6 +5,7 @@ frontend -> passes (checkpoint after each) -> integer ONNX + Verilog backends ->
 A build is written to a temporary folder beside OUT and moved into place only when complete,
 so a failure never leaves a half-written OUT.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from compiler import passes  # noqa: F401  (registers every pass)
 from compiler.data import DataError, Dataset, load_data
 from compiler.frontend.onnx import FrontendError, load_onnx
 from compiler.ir import Graph, IRError
-from compiler.passes.base import Context, PassError
+from compiler.passes.base import Context, PassError, get_pass, with_plan
 from compiler.passes.manager import run_flow
 from compiler.recipe import RecipeError, flow_for, load_recipe, validate_recipe
 
@@ -33,9 +34,19 @@ class MpcError(Exception):
 USER_ERRORS = (FrontendError, DataError, RecipeError, PassError, IRError)
 
 
-def compile(model: str | Path, data: str | Path | None, out: str | Path, target: str = "fpga",
-            recipe: str | Path | None = None, seed: int = 0, force: bool = False, log=print,
-            progress: bool = True, audit: bool = False, synth_timeout: float | None = 300.0) -> dict:
+def compile(
+    model: str | Path,
+    data: str | Path | None,
+    out: str | Path,
+    target: str = "fpga",
+    recipe: str | Path | None = None,
+    seed: int = 0,
+    force: bool = False,
+    log=print,
+    progress: bool = True,
+    audit: bool = False,
+    synth_timeout: float | None = 300.0,
+) -> dict:
     """Compile MODEL.onnx into OUT/; return the report (also in OUT/report.json).
     `synth_timeout`: seconds allowed to yosys synthesis (None: no synthesis).
     `audit`: run `audit(OUT)` with the default attacks as the last stage (needs data)."""
@@ -45,13 +56,15 @@ def compile(model: str | Path, data: str | Path | None, out: str | Path, target:
     if audit and data is None:
         raise MpcError("--audit needs --data DATA.npz (members and non-members)")
     try:
-        graph = load_onnx(model)
+        graph, original = _load_model(Path(model))
         recipe_doc = load_recipe(recipe)
-        flow = flow_for(recipe_doc, target)
-        validate_recipe(recipe_doc, [n.name for n in graph.weighted_nodes(include_conv=True)], where=str(recipe or "recipe"))
+        flow = _flow_from(graph, flow_for(recipe_doc, target), Path(model))
+        validate_recipe(
+            recipe_doc, [n.name for n in graph.weighted_nodes(include_conv=True)], where=str(recipe or "recipe")
+        )
         dataset = _load_dataset(data, graph)
         ctx = Context(data=dataset, recipe=recipe_doc, target=target, seed=seed, log=log, progress=progress)
-        report = _build(graph, ctx, flow, Path(model), out, force, synth_timeout)
+        report = _build(graph, ctx, flow, Path(model), out, force, synth_timeout, original=original)
     except USER_ERRORS as e:
         raise MpcError(str(e)) from None
     if audit:
@@ -64,6 +77,7 @@ def audit(out: str | Path, **options) -> dict:
     "Membership inference" section. Options: see compiler/audit/run.py's `audit` (docs/audit.md)."""
     from compiler.audit.run import AuditError
     from compiler.audit.run import audit as run_audit
+
     try:
         return run_audit(out, **options)
     except (AuditError, *USER_ERRORS) as e:
@@ -80,19 +94,58 @@ def _load_dataset(data, graph: Graph) -> Dataset | None:
     return load_data(data, graph.inputs[0].shape, n_classes)
 
 
-def _build(graph: Graph, ctx: Context, flow: list[str], model: Path, out: Path, force: bool,
-           synth_timeout: float | None = None) -> dict:
+def _load_model(model: Path) -> tuple[Graph, Graph]:
+    """(the graph the flow starts from, the original float model the report compares with).
+    MODEL is an ONNX file, or a checkpoint folder of an earlier build (OUT/checkpoints/NN-<pass>),
+    whose original is the `00-import` checkpoint beside it."""
+    if not model.is_dir():
+        graph = load_onnx(model)
+        return graph, graph
+    if not (model / "graph.json").is_file():
+        raise MpcError(
+            f"{model}: a folder, but not a checkpoint (no graph.json); give MODEL.onnx or OUT/checkpoints/NN-<pass>"
+        )
+    original_dir = model.parent / "00-import"
+    if not (original_dir / "graph.json").is_file():
+        raise MpcError(
+            f"{model}: a checkpoint, but {original_dir} (the original model the report compares "
+            "with) is missing; give a checkpoint folder of an mpc build"
+        )
+    return Graph.load(model), Graph.load(original_dir)
+
+
+def _flow_from(graph: Graph, flow: list[str], model: Path) -> list[str]:
+    """The flow, or for an integer checkpoint the part of it that takes integer graphs (plan):
+    re-planning needs no recalibration."""
+    if not graph.is_integer:
+        return flow
+    rest = [name for name in with_plan(flow) if get_pass(name).takes == "integer"]
+    if not rest:
+        raise MpcError(f"{model}: an integer graph, and the flow {flow} has no pass that takes one (plan)")
+    return rest
+
+
+def _build(
+    graph: Graph,
+    ctx: Context,
+    flow: list[str],
+    model: Path,
+    out: Path,
+    force: bool,
+    synth_timeout: float | None = None,
+    original: Graph | None = None,
+) -> dict:
     from compiler.backends.onnx import save_onnx
     from compiler.backends.verilog import write_verilog
-    from compiler.exec import golden
-    from compiler.exec import predict_classes
+    from compiler.exec import golden, predict_classes
     from compiler.report.report import build_report, write_report
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         start = time.perf_counter()
-        compiled, records = run_flow(graph, flow, ctx, checkpoint_dir=tmp / "checkpoints")
+        original = original or graph
+        compiled, records = run_flow(graph, flow, ctx, checkpoint_dir=tmp / "checkpoints", original=original)
         if not compiled.is_integer:
             raise PassError(f"the flow {flow} does not end in an integer graph: it must end with 'lower'")
         compiled.save(tmp)
@@ -102,14 +155,23 @@ def _build(graph: Graph, ctx: Context, flow: list[str], model: Path, out: Path, 
         synthesis = _synthesize(tmp, design, ctx, synth_timeout)
         if ctx.data is not None:
             x_q = golden.quantize_input(compiled, ctx.data.x_test[:MAX_TEST_VECTORS])
-            np.savez_compressed(tmp / "test_vectors.npz", x_q=x_q.astype(np.int8),
-                                y=ctx.data.y_test[:MAX_TEST_VECTORS])
+            np.savez_compressed(tmp / "test_vectors.npz", x_q=x_q.astype(np.int8), y=ctx.data.y_test[:MAX_TEST_VECTORS])
         accuracy = {
-            "float": _accuracy(graph, ctx.data, predict_classes),
+            "float": _accuracy(original, ctx.data, predict_classes),
             "compiled": _accuracy(compiled, ctx.data, predict_classes),
         }
-        report = build_report(graph, compiled, design, records, accuracy, onnx_check, ctx,
-                              source=model, seconds=time.perf_counter() - start, synthesis=synthesis)
+        report = build_report(
+            original,
+            compiled,
+            design,
+            records,
+            accuracy,
+            onnx_check,
+            ctx,
+            source=model,
+            seconds=time.perf_counter() - start,
+            synthesis=synthesis,
+        )
         write_report(report, tmp)
         if out.exists() and force:
             shutil.rmtree(out)
@@ -124,6 +186,7 @@ def _build(graph: Graph, ctx: Context, flow: list[str], model: Path, out: Path, 
 def _synthesize(build: Path, design: dict, ctx: Context, timeout_s: float | None) -> dict | None:
     """yosys synthesis of build/rtl (None when disabled); trouble becomes a note in the report."""
     from compiler.report.synth import synthesize
+
     if timeout_s is None:
         return None
     ctx.log(f"synthesizing rtl/ with yosys for {ctx.target} (limit {timeout_s:g} s) ...")
@@ -135,8 +198,10 @@ def _synthesize(build: Path, design: dict, ctx: Context, timeout_s: float | None
 def _accuracy(graph: Graph, data: Dataset | None, predict_classes) -> dict:
     if data is None:
         return {"test_accuracy": None, "train_accuracy": None}
-    return {"test_accuracy": float((predict_classes(graph, data.x_test) == data.y_test).mean()),
-            "train_accuracy": float((predict_classes(graph, data.x_train) == data.y_train).mean())}
+    return {
+        "test_accuracy": float((predict_classes(graph, data.x_test) == data.y_test).mean()),
+        "train_accuracy": float((predict_classes(graph, data.x_train) == data.y_train).mean()),
+    }
 
 
 def _check_onnx_against_golden(path: Path, graph: Graph, data: Dataset | None) -> dict:
@@ -144,14 +209,18 @@ def _check_onnx_against_golden(path: Path, graph: Graph, data: Dataset | None) -
     if data is None:
         return {"checked_samples": 0, "identical": None}
     import onnxruntime as ort
+
     from compiler.exec import golden
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     _, logits_q, classes = session.run(None, {graph.inputs[0].name: data.x_test})
     ref = golden.run(graph, data.x_test)
     identical = bool(np.array_equal(logits_q, ref.logits_q) and np.array_equal(classes, ref.classes))
     if not identical:
-        raise PassError(f"internal error: model.int.onnx differs from the golden executor on "
-                        f"{int((logits_q != ref.logits_q).any(axis=1).sum())} test samples")
+        raise PassError(
+            f"internal error: model.int.onnx differs from the golden executor on "
+            f"{int((logits_q != ref.logits_q).any(axis=1).sum())} test samples"
+        )
     return {"checked_samples": int(len(data.x_test)), "identical": identical}
 
 
@@ -182,22 +251,31 @@ def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=
     start = time.perf_counter()
     result_path = work / "result.json"
     try:
-        run = run_cocotb([out / "rtl" / s for s in design["sources"]], design["top"], "test_design", work,
-                         simulator=simulator,
-                         extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)})
+        run = run_cocotb(
+            [out / "rtl" / s for s in design["sources"]],
+            design["top"],
+            "test_design",
+            work,
+            simulator=simulator,
+            extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)},
+        )
     except SimulationError as e:
         raise MpcError(str(e)) from None
     if not result_path.exists():
         raise MpcError(f"the {simulator} simulation ended without a result (see {work / 'sim.log'})")
     sim = json.loads(result_path.read_text())
-    result = {"simulator": simulator, "samples": samples, "mismatches": sim["mismatches"],
-              "cycles_per_inference": sim["latency_first_sample"],   # one inference, empty pipeline
-              "initiation_interval": sim.get("initiation_interval"),  # steady state, back to back
-              "mean_latency_streaming": sim["cycles_per_inference"],
-              "first_mismatches": sim.get("first_mismatches", []),
-              "error": sim.get("error"),                              # the testbench broke off
-              "wall_seconds": round(time.perf_counter() - start, 2),     # build + run
-              "run_seconds": _simulation_seconds(run["results_xml"])}    # the testbench alone
+    result = {
+        "simulator": simulator,
+        "samples": samples,
+        "mismatches": sim["mismatches"],
+        "cycles_per_inference": sim["latency_first_sample"],  # one inference, empty pipeline
+        "initiation_interval": sim.get("initiation_interval"),  # steady state, back to back
+        "mean_latency_streaming": sim["cycles_per_inference"],
+        "first_mismatches": sim.get("first_mismatches", []),
+        "error": sim.get("error"),  # the testbench broke off
+        "wall_seconds": round(time.perf_counter() - start, 2),  # build + run
+        "run_seconds": _simulation_seconds(run["results_xml"]),
+    }  # the testbench alone
     (out / "sim.json").write_text(json.dumps(result, indent=1))
     report = json.loads((out / "report.json").read_text())
     report["simulation"] = result
@@ -211,6 +289,7 @@ def _write_stimulus(work: Path, out: Path, graph: Graph, design: dict, x_q: np.n
     """A fresh simulation folder: the ROM images ($readmemh resolves names from the simulator's
     folder) and the inputs with the golden executor's expected outputs."""
     from compiler.exec import golden
+
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -218,9 +297,15 @@ def _write_stimulus(work: Path, out: Path, graph: Graph, design: dict, x_q: np.n
         shutil.copy(mem, work / mem.name)
     expected = golden.run_integer(graph, x_q)
     stimulus = work / "stimulus.npz"
-    np.savez(stimulus, x_q=stream_order(x_q, design), expected_logits=expected.logits_q,
-             expected_argmax=expected.classes, in_bits=design["in_bits"], logit_bits=design["logit_bits"],
-             n_classes=design["n_classes"])
+    np.savez(
+        stimulus,
+        x_q=stream_order(x_q, design),
+        expected_logits=expected.logits_q,
+        expected_argmax=expected.classes,
+        in_bits=design["in_bits"],
+        logit_bits=design["logit_bits"],
+        n_classes=design["n_classes"],
+    )
     return stimulus
 
 
@@ -235,5 +320,6 @@ def stream_order(x_q: np.ndarray, design: dict) -> np.ndarray:
 def _simulation_seconds(results_xml: str) -> float | None:
     """Real time the testbench ran (cocotb's results.xml), without the simulator's build."""
     import xml.etree.ElementTree as ET
+
     case = ET.parse(results_xml).find(".//testcase")
     return None if case is None else float(case.get("time", "nan"))

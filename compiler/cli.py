@@ -1,4 +1,5 @@
 """`mpc`: the command line. Errors the user can fix print one line and exit 2, never a traceback."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,18 +25,32 @@ compare: one table across builds (accuracy, compression, hardware cost, cycles, 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mpc", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="mpc", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("compile", help="compile an ONNX classifier to an integer graph and Verilog",
-                       description="Compile MODEL.onnx into OUT/: checkpoints after every pass, the integer graph, "
-                                   "model.int.onnx, rtl/ and report.md/json. OUT is written completely or not at all.")
-    c.add_argument("model", type=Path,
-                   help="trained classifier in ONNX, opset 13+ as torch exports it or hand-written: an MLP (Gemm, "
-                        "MatMul+Add) or a CNN (Conv 2-D, MaxPool, AveragePool, GlobalAveragePool, "
-                        "BatchNormalization), with Relu, Flatten/Reshape, Softmax")
-    c.add_argument("--data", type=Path, help="DATA.npz with x_train, y_train (members), x_test, y_test (non-members); "
-                                             "needed to calibrate quantization and to measure accuracy")
+    c = sub.add_parser(
+        "compile",
+        help="compile an ONNX classifier to an integer graph and Verilog",
+        description="Compile MODEL.onnx into OUT/: checkpoints after every pass, the integer graph, "
+        "model.int.onnx, rtl/ and report.md/json. OUT is written completely or not at all.",
+    )
+    c.add_argument(
+        "model",
+        type=Path,
+        help="trained classifier in ONNX, opset 13+ as torch exports it or hand-written: an MLP (Gemm, "
+        "MatMul+Add) or a CNN (Conv 2-D, MaxPool, AveragePool, GlobalAveragePool, "
+        "BatchNormalization), with Relu, Flatten/Reshape, Softmax; or a checkpoint folder of an earlier "
+        "build (OUT/checkpoints/NN-<pass>): from NN-lower only the plan pass runs, so a design is "
+        "re-planned with new [plan] options (multipliers, engine) without recalibrating",
+    )
+    c.add_argument(
+        "--data",
+        type=Path,
+        help="DATA.npz with x_train, y_train (members), x_test, y_test (non-members); "
+        "needed to calibrate quantization and to measure accuracy",
+    )
     c.add_argument("--target", default="fpga", choices=["fpga", "asic"], help="hardware target (default: fpga)")
     c.add_argument("-o", "--out", type=Path, required=True, help="output folder (must not exist unless --force)")
     c.add_argument("--recipe", type=Path, help="RECIPE.toml: `passes = [...]`, per-pass tables, [<pass>.layers.<node>]")
@@ -44,38 +59,63 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     c.add_argument("--audit", action="store_true", help="run `mpc audit OUT` (default attacks) as the last stage")
     c.add_argument("--no-synth", action="store_true", help="skip yosys synthesis (the report notes it)")
-    c.add_argument("--synth-timeout", type=float, default=300.0, metavar="SECONDS",
-                   help="time allowed to yosys synthesis before the report notes a timeout (default: 300)")
+    c.add_argument(
+        "--synth-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="time allowed to yosys synthesis before the report notes a timeout (default: 300)",
+    )
 
-    k = sub.add_parser("compare", help="compare builds: accuracy, compression, hardware cost, energy, attacks",
-                       description="Print one table across builds from each OUT/report.json (and OUT/audit.json "
-                                   "where `mpc audit` ran); optionally write an HTML page with plots.")
+    k = sub.add_parser(
+        "compare",
+        help="compare builds: accuracy, compression, hardware cost, energy, attacks",
+        description="Print one table across builds from each OUT/report.json (and OUT/audit.json "
+        "where `mpc audit` ran); optionally write an HTML page with plots.",
+    )
     k.add_argument("outs", type=Path, nargs="+", metavar="OUT", help="folders written by `mpc compile`")
     k.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML page with plots")
 
-    s = sub.add_parser("simulate", help="simulate the generated Verilog against the golden executor",
-                       description="Run OUT/rtl in a cocotb testbench on the first N test samples, compare every "
-                                   "logit and the argmax with the golden integer executor, write OUT/sim.json. "
-                                   "Exits 1 on any mismatch.")
+    s = sub.add_parser(
+        "simulate",
+        help="simulate the generated Verilog against the golden executor",
+        description="Run OUT/rtl in a cocotb testbench on the first N test samples, compare every "
+        "logit and the argmax with the golden integer executor, write OUT/sim.json. "
+        "Exits 1 on any mismatch.",
+    )
     s.add_argument("out", type=Path, help="a folder written by `mpc compile`")
     s.add_argument("--samples", type=int, default=64, help="number of test samples to simulate (default: 64)")
-    s.add_argument("--simulator", default="icarus", choices=["icarus", "verilator"],
-                   help="icarus (default) or verilator (compiles slower, runs faster)")
+    s.add_argument(
+        "--simulator",
+        default="icarus",
+        choices=["icarus", "verilator"],
+        help="icarus (default) or verilator (compiles slower, runs faster)",
+    )
 
     from compiler.audit import ATTACK_NAMES, DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS
-    a = sub.add_parser("audit", help="membership-inference audit: original vs compiled model",
-                       description="Attack OUT's models with members = x_train, non-members = x_test of the build's "
-                                   "data (balanced by subsampling). Writes OUT/audit.json, OUT/audit_roc_<target>.png "
-                                   "and the Membership inference section of OUT/report.md. See docs/audit.md.")
+
+    a = sub.add_parser(
+        "audit",
+        help="membership-inference audit: original vs compiled model",
+        description="Attack OUT's models with members = x_train, non-members = x_test of the build's "
+        "data (balanced by subsampling). Writes OUT/audit.json, OUT/audit_roc_<target>.png "
+        "and the Membership inference section of OUT/report.md. See docs/audit.md.",
+    )
     a.add_argument("out", type=Path, help="a folder written by `mpc compile`")
-    a.add_argument("--attacks", default=DEFAULT_ATTACKS,
-                   help=f"comma-separated attacks ({', '.join(ATTACK_NAMES)}) or groups ({', '.join(GROUPS)}); "
-                        f"default: {DEFAULT_ATTACKS}")
+    a.add_argument(
+        "--attacks",
+        default=DEFAULT_ATTACKS,
+        help=f"comma-separated attacks ({', '.join(ATTACK_NAMES)}) or groups ({', '.join(GROUPS)}); "
+        f"default: {DEFAULT_ATTACKS}",
+    )
     a.add_argument("--shadows", type=int, default=16, help="number of shadow models K (default: 16)")
     a.add_argument("--seed", type=int, default=0, help="seed of subsampling, shadows and attack models (default: 0)")
     a.add_argument("--data", type=Path, help="DATA.npz (default: the data the build was compiled with)")
-    a.add_argument("--targets", default=DEFAULT_TARGETS,
-                   help=f"comma-separated: original, compiled, or checkpoint folder names (default: {DEFAULT_TARGETS})")
+    a.add_argument(
+        "--targets",
+        default=DEFAULT_TARGETS,
+        help=f"comma-separated: original, compiled, or checkpoint folder names (default: {DEFAULT_TARGETS})",
+    )
     a.add_argument("--shadow-epochs", type=int, default=60, help="shadow training epochs (default: 60)")
     a.add_argument("--shadow-lr", type=float, default=3e-3, help="shadow training Adam learning rate (default: 3e-3)")
     a.add_argument("--shadow-batch-size", type=int, default=64, help="shadow training minibatch (default: 64)")
@@ -92,9 +132,19 @@ def main(argv: list[str] | None = None) -> int:
             if not args.synth_timeout > 0:
                 raise api.MpcError("--synth-timeout must be > 0 seconds (use --no-synth to skip synthesis)")
             log = (lambda *_: None) if args.quiet else print
-            report = api.compile(args.model, args.data, args.out, target=args.target, recipe=args.recipe,
-                                 seed=args.seed, force=args.force, log=log, progress=not args.quiet,
-                                 audit=args.audit, synth_timeout=None if args.no_synth else args.synth_timeout)
+            report = api.compile(
+                args.model,
+                args.data,
+                args.out,
+                target=args.target,
+                recipe=args.recipe,
+                seed=args.seed,
+                force=args.force,
+                log=log,
+                progress=not args.quiet,
+                audit=args.audit,
+                synth_timeout=None if args.no_synth else args.synth_timeout,
+            )
             print(_compile_summary(report, args.out))
             return 0
         if args.command == "audit":
@@ -103,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(api, args)
         if args.command == "simulate":
             result = api.simulate(args.out, samples=args.samples, simulator=args.simulator)
-            print(f"{result['simulator']}: {result['samples']} samples, {result['mismatches']} mismatches, "
-                  f"{result['cycles_per_inference']} cycles per inference ({args.out}/sim.json)")
+            print(
+                f"{result['simulator']}: {result['samples']} samples, {result['mismatches']} mismatches, "
+                f"{result['cycles_per_inference']} cycles per inference ({args.out}/sim.json)"
+            )
             return 1 if result["mismatches"] else 0
     except api.MpcError as e:
         print(f"mpc {args.command}: error: {e}", file=sys.stderr)
@@ -117,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _compare(api, args) -> int:
     from compiler.report.compare import CompareError, compare
+
     try:
         print(compare(args.outs, html_path=args.html))
     except CompareError as e:
@@ -130,17 +183,27 @@ def _compare(api, args) -> int:
 
 def _audit(api, args) -> int:
     from compiler.exec.train import TrainConfig
+
     if args.shadow_epochs < 1 or args.shadow_batch_size < 1 or not args.shadow_lr > 0:
         raise api.MpcError("--shadow-epochs and --shadow-batch-size must be >= 1 and --shadow-lr > 0")
     log = (lambda *_: None) if args.quiet else print
-    result = api.audit(args.out, attacks=args.attacks, shadows=args.shadows, seed=args.seed, data=args.data,
-                       targets=args.targets, log=log, progress=not args.quiet,
-                       shadow_training=TrainConfig(epochs=args.shadow_epochs, lr=args.shadow_lr,
-                                                   batch_size=args.shadow_batch_size))
+    result = api.audit(
+        args.out,
+        attacks=args.attacks,
+        shadows=args.shadows,
+        seed=args.seed,
+        data=args.data,
+        targets=args.targets,
+        log=log,
+        progress=not args.quiet,
+        shadow_training=TrainConfig(epochs=args.shadow_epochs, lr=args.shadow_lr, batch_size=args.shadow_batch_size),
+    )
     for name, target in result["targets"].items():
         best = max(target["attacks"].items(), key=lambda kv: kv[1]["auc"])
-        print(f"{name}: test accuracy {target['test_accuracy']:.4f}, strongest attack {best[0]} "
-              f"(AUC {best[1]['auc']:.3f}, balanced accuracy {best[1]['balanced_accuracy']:.3f})")
+        print(
+            f"{name}: test accuracy {target['test_accuracy']:.4f}, strongest attack {best[0]} "
+            f"(AUC {best[1]['auc']:.3f}, balanced accuracy {best[1]['balanced_accuracy']:.3f})"
+        )
     print(f"audit: {args.out}/audit.json, {args.out}/report.md")
     return 0
 

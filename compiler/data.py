@@ -1,4 +1,5 @@
 """The user's data: DATA.npz with x_train, y_train (members), x_test, y_test (non-members)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,10 @@ def load_data(path: str | Path, input_shape: tuple[int, ...], n_classes: int) ->
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in REQUIRED if k not in npz.files]
             if missing:
-                raise DataError(f"{path}: missing array(s) {', '.join(missing)} (need {', '.join(REQUIRED)}; "
-                                f"found {', '.join(npz.files) or 'none'})")
+                raise DataError(
+                    f"{path}: missing array(s) {', '.join(missing)} (need {', '.join(REQUIRED)}; "
+                    f"found {', '.join(npz.files) or 'none'})"
+                )
             arrays = {k: npz[k] for k in REQUIRED}
     except DataError:
         raise
@@ -48,9 +51,11 @@ def _check_x(path, name, x, input_shape) -> np.ndarray:
     if x.dtype.kind not in "fiub":
         raise DataError(f"{path}: {name} has dtype {x.dtype}; need a numeric array")
     if tuple(x.shape[1:]) != tuple(input_shape) and _same_but_unit_axes(x.shape[1:], input_shape):
-        x = x.reshape(len(x), *input_shape)   # e.g. (N, 8, 8) images for a (1, 8, 8) model input
+        x = x.reshape(len(x), *input_shape)  # e.g. (N, 8, 8) images for a (1, 8, 8) model input
     if tuple(x.shape[1:]) != tuple(input_shape):
-        raise DataError(f"{path}: {name} has shape {x.shape}; the model expects (N, {', '.join(map(str, input_shape))})")
+        raise DataError(
+            f"{path}: {name} has shape {x.shape}; the model expects (N, {', '.join(map(str, input_shape))})"
+        )
     if len(x) == 0:
         raise DataError(f"{path}: {name} is empty")
     x = x.astype(np.float32)

@@ -4,6 +4,7 @@ Plain dataclasses. A Graph serializes losslessly to `graph.json` + `params.npz`;
 the checkpoint written after every pass and the integer-graph artifact of a build.
 Imports nothing else of the project.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,18 +18,56 @@ import numpy as np
 # `circulant` is a block-circulant dense layer computed by fixed-point FFTs (docs/fixed-point.md,
 # "Block-circulant layers"): its inputs are x, the integer weight matrix (exactly block-circulant),
 # the bias and the stored weight spectra (real, imaginary); it outputs an accumulator as dense does.
-FLOAT_OPS = {"dense", "bias_add", "relu", "flatten", "identity", "softmax", "log_softmax",
-             "conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "batchnorm"}  # docs/ir.md: attrs, semantics
-INTEGER_OPS = {"quantize", "dense", "circulant", "requantize", "flatten", "dequantize",
-               "conv2d", "maxpool2d", "avgpool2d", "global_avgpool"}   # docs/fixed-point.md
+FLOAT_OPS = {
+    "dense",
+    "bias_add",
+    "relu",
+    "flatten",
+    "identity",
+    "softmax",
+    "log_softmax",
+    "conv2d",
+    "maxpool2d",
+    "avgpool2d",
+    "global_avgpool",
+    "batchnorm",
+}  # docs/ir.md: attrs, semantics
+INTEGER_OPS = {
+    "quantize",
+    "dense",
+    "circulant",
+    "requantize",
+    "flatten",
+    "dequantize",
+    "conv2d",
+    "maxpool2d",
+    "avgpool2d",
+    "global_avgpool",
+}  # docs/fixed-point.md
 OPS = FLOAT_OPS | INTEGER_OPS
-WEIGHTED_OPS = ("dense", "circulant")   # ops whose inputs[1] is a weight matrix [n_out, n_in]
+# Op groups, defined here once.
+MATRIX_OPS = ("dense", "circulant")  # inputs[1] is a weight matrix [n_out, n_in]
+WEIGHTED_OPS = MATRIX_OPS  # (the historical name)
+LAYER_OPS = (*MATRIX_OPS, "conv2d")  # inputs[1] is a weight (conv: [C_out, C_in, kH, kW])
+POOL_OPS = ("maxpool2d", "avgpool2d", "global_avgpool")
+SOFTMAX_OPS = ("softmax", "log_softmax")
 
 FORMAT_VERSION = 1
 
 
 class IRError(ValueError):
     """A graph that breaks the IR's invariants, or a checkpoint that cannot be read."""
+
+
+# Checks that layers above the IR add to Graph.validate (compiler.hw registers the hardware
+# plan's), so the IR stays free of imports while a loaded graph is checked whole.
+_EXTRA_CHECKS: list = []
+
+
+def register_check(check) -> None:
+    """`check(graph)` raises IRError on a graph it finds inconsistent; run by every validate."""
+    if check not in _EXTRA_CHECKS:
+        _EXTRA_CHECKS.append(check)
 
 
 @dataclass(frozen=True)
@@ -50,7 +89,7 @@ class FixedPoint:
         return {"bits": self.bits, "frac": self.frac}
 
     @staticmethod
-    def from_dict(d: dict) -> "FixedPoint":
+    def from_dict(d: dict) -> FixedPoint:
         return FixedPoint(int(d["bits"]), int(d["frac"]))
 
 
@@ -64,13 +103,13 @@ class TensorSpec:
     format: FixedPoint | None = None
 
     def to_dict(self) -> dict:
-        d = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        d: dict = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
         if self.format is not None:
             d["format"] = self.format.to_dict()
         return d
 
     @staticmethod
-    def from_dict(d: dict) -> "TensorSpec":
+    def from_dict(d: dict) -> TensorSpec:
         fmt = FixedPoint.from_dict(d["format"]) if "format" in d else None
         return TensorSpec(d["name"], tuple(d["shape"]), d.get("dtype", "float32"), fmt)
 
@@ -111,7 +150,7 @@ class Graph:
         """Layers with a weight in inputs[1], in graph order. By default only those whose weight
         is a matrix [n_out, n_in] (WEIGHTED_OPS), which is what every pass and backend that
         indexes it assumes; include_conv=True adds conv2d (weight [C_out, C_in, kH, kW])."""
-        ops = (*WEIGHTED_OPS, "conv2d") if include_conv else WEIGHTED_OPS
+        ops = LAYER_OPS if include_conv else MATRIX_OPS
         return [n for n in self.nodes if n.op in ops]
 
     def producer(self, tensor: str) -> Node | None:
@@ -127,7 +166,7 @@ class Graph:
     def is_integer(self) -> bool:
         return bool(self.meta.get("integer", False))
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         """Deep copy: passes return new graphs and never mutate their input."""
         return Graph(
             inputs=copy.deepcopy(self.inputs),
@@ -152,9 +191,11 @@ class Graph:
                 if t not in defined:
                     raise IRError(f"node {n.name!r}: input {t!r} is used before it is defined")
             defined.update(n.outputs)
-        for t in self.outputs:
-            if t.name not in defined:
-                raise IRError(f"graph output {t.name!r} is never produced")
+        for spec in self.outputs:
+            if spec.name not in defined:
+                raise IRError(f"graph output {spec.name!r} is never produced")
+        for check in _EXTRA_CHECKS:
+            check(self)
 
     # ---- serialization -------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
@@ -169,12 +210,13 @@ class Graph:
             "meta": self.meta,
         }
         (folder / "graph.json").write_text(json.dumps(doc, indent=1, default=_json_default))
-        # np.savez keys cannot hold every character of ONNX names safely; index them instead.
+        # np.savez keys cannot hold every character of ONNX names safely; index them instead. (numpy's
+        # stubs type the first keyword array as allow_pickle.)
         arrays = {f"p{i}": v for i, v in enumerate(self.params.values())}
-        np.savez(folder / "params.npz", **arrays)
+        np.savez(folder / "params.npz", **arrays)  # type: ignore[arg-type]
 
     @staticmethod
-    def load(folder: str | Path) -> "Graph":
+    def load(folder: str | Path) -> Graph:
         folder = Path(folder)
         try:
             doc = json.loads((folder / "graph.json").read_text())

@@ -10,6 +10,7 @@ Writes, deterministically from --seed:
                           conv3x3(16)-relu-maxpool2, flatten, dense 64-10
   digits.npz              x_train, y_train (the members), x_test, y_test (the non-members)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,15 @@ def train_cnn(data: dict, seed: int, epochs: int = 60) -> torch.nn.Sequential:
     `mpc` accepts for a (1, 8, 8) model input (compiler/data.py adds the axis)."""
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 10),
+    )
     images = dict(data, x_train=data["x_train"][:, None])
     return _fit(model, images, seed, epochs)
 
@@ -69,9 +76,16 @@ def train_cnn(data: dict, seed: int, epochs: int = 60) -> torch.nn.Sequential:
 def export_torch(model: torch.nn.Module, path: Path, input_shape=(8, 8)) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(path), input_names=["image"],
-                          output_names=["logits"], dynamo=False, dynamic_axes={"image": {0: "batch"}},
-                          opset_version=17)
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, *input_shape),),
+            str(path),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamo=False,
+            dynamic_axes={"image": {0: "batch"}},
+            opset_version=17,
+        )
 
 
 def export_matmul_add(model: torch.nn.Sequential, path: Path) -> None:
@@ -83,14 +97,20 @@ def export_matmul_add(model: torch.nn.Sequential, path: Path) -> None:
         w = lin.weight.detach().numpy().T.copy()  # MatMul wants [in, out]
         b = lin.bias.detach().numpy().copy()
         inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
-        nodes += [helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"mm{i}"], name=f"matmul{i}"),
-                  helper.make_node("Add", [f"mm{i}", f"b{i}"], [f"z{i}"], name=f"add{i}")]
+        nodes += [
+            helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"mm{i}"], name=f"matmul{i}"),
+            helper.make_node("Add", [f"mm{i}", f"b{i}"], [f"z{i}"], name=f"add{i}"),
+        ]
         if i < len(linears) - 1:
             nodes.append(helper.make_node("Relu", [f"z{i}"], [f"h{i + 1}"], name=f"relu{i}"))
     nodes.append(helper.make_node("Softmax", [f"z{len(linears) - 1}"], ["probs"], name="softmax", axis=-1))
-    graph = helper.make_graph(nodes, "digits_matmul_add",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8, 8])],
-                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 10])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "digits_matmul_add",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8, 8])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 10])],
+        inits,
+    )
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="mpc-example")
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
@@ -108,8 +128,9 @@ def main(argv=None) -> None:
     export_torch(train_mlp(data, (128, 64), args.seed), args.out / "digits_mlp_wide.onnx")
     export_matmul_add(train_mlp(data, (24,), args.seed + 1), args.out / "digits_matmul_add.onnx")
     export_torch(train_cnn(data, args.seed), args.out / "digits_cnn.onnx", input_shape=(1, 8, 8))
-    print(f"wrote {args.out}/digits_mlp.onnx, digits_mlp_wide.onnx, digits_matmul_add.onnx, digits_cnn.onnx, "
-          "digits.npz")
+    print(
+        f"wrote {args.out}/digits_mlp.onnx, digits_mlp_wide.onnx, digits_matmul_add.onnx, digits_cnn.onnx, digits.npz"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Predicted class from the output accumulators; ties go to the lowest index."""
+
 import numpy as np
 
 

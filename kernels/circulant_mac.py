@@ -12,6 +12,7 @@ top-left corner of such a grid: inputs are zero-padded and padded outputs droppe
 The integer kernel `circulant_mac` is docs/fixed-point.md "Block-circulant layers (FFT)",
 bit for bit; rtl/circulant_mac.v is tested against it. Imports numpy only.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,11 +23,11 @@ import numpy as np
 from kernels.fixed import bits_for_signed
 
 # Default precision of the fixed-point FFT (docs/fixed-point.md explains each choice).
-TWIDDLE_FRAC = 16          # twiddles in Q(18, 16): an 18-bit DSP operand
-SPECTRUM_BITS = 16         # weight-spectrum components, 16 bits each
-FFT_EXTRA_GUARD = 6        # forward FFT guard bits = log2(b) + this
-IFFT_GUARD = 2             # inverse FFT guard bits below the accumulator LSB
-INT64_SAFE_BITS = 62       # widest product the numpy kernel computes exactly
+TWIDDLE_FRAC = 16  # twiddles in Q(18, 16): an 18-bit DSP operand
+SPECTRUM_BITS = 16  # weight-spectrum components, 16 bits each
+FFT_EXTRA_GUARD = 6  # forward FFT guard bits = log2(b) + this
+IFFT_GUARD = 2  # inverse FFT guard bits below the accumulator LSB
+INT64_SAFE_BITS = 62  # widest product the numpy kernel computes exactly
 
 
 # ------------------------------------------------------------------------------- structure
@@ -45,7 +46,7 @@ def circulant_expand(vectors: np.ndarray) -> np.ndarray:
     """Defining vectors [p, q, b] -> the dense block-circulant matrix [p*b, q*b]."""
     vectors = np.asarray(vectors)
     p, q, b = vectors.shape
-    blocks = vectors[:, :, _circulant_index(b)]            # [p, q, b(rows), b(cols)]
+    blocks = vectors[:, :, _circulant_index(b)]  # [p, q, b(rows), b(cols)]
     return blocks.transpose(0, 2, 1, 3).reshape(p * b, q * b)
 
 
@@ -71,7 +72,7 @@ def circulant_project(dense: np.ndarray, b: int) -> np.ndarray:
 
 
 def _diagonal_sums(padded: np.ndarray, p: int, q: int, b: int) -> np.ndarray:
-    blocks = padded.reshape(p, b, q, b).transpose(0, 2, 1, 3)   # [p, q, r, c]
+    blocks = padded.reshape(p, b, q, b).transpose(0, 2, 1, 3)  # [p, q, r, c]
     sums = np.zeros((p, q, b))
     idx = _circulant_index(b)
     for d in range(b):
@@ -115,8 +116,8 @@ def circulant_matvec_spectra(spectra: np.ndarray, x: np.ndarray, b: int) -> np.n
     x = np.asarray(x)
     single = x.ndim == 1
     xb = x.reshape(-1, q, b)
-    x_spec = np.ascontiguousarray(np.fft.rfft(xb, axis=-1).transpose(2, 0, 1))   # [H, N, q]
-    y = np.fft.irfft(np.matmul(x_spec, spectra), n=b, axis=0)                    # [b, N, p]
+    x_spec = np.ascontiguousarray(np.fft.rfft(xb, axis=-1).transpose(2, 0, 1))  # [H, N, q]
+    y = np.fft.irfft(np.matmul(x_spec, spectra), n=b, axis=0)  # [b, N, p]
     y = y.transpose(1, 2, 0).reshape(len(xb), p * b)
     return y[0] if single else y
 
@@ -133,8 +134,8 @@ def rshift_round(v: np.ndarray, s: int) -> np.ndarray:
 def twiddles(b: int, frac: int) -> tuple[np.ndarray, np.ndarray]:
     """(cos_q, sin_q)[k] = round_half_even(cos|sin(2*pi*k/b) * 2**frac), k = 0 .. b/2 - 1."""
     angle = 2.0 * np.pi * np.arange(b // 2) / b
-    cos_q = np.rint(np.cos(angle) * 2.0 ** frac).astype(np.int64)
-    sin_q = np.rint(np.sin(angle) * 2.0 ** frac).astype(np.int64)
+    cos_q = np.rint(np.cos(angle) * 2.0**frac).astype(np.int64)
+    sin_q = np.rint(np.sin(angle) * 2.0**frac).astype(np.int64)
     return cos_q, sin_q
 
 
@@ -144,8 +145,9 @@ def bit_reverse(b: int) -> np.ndarray:
     return np.array([int(format(n, f"0{stages}b")[::-1], 2) if stages else 0 for n in range(b)])
 
 
-def fft_fixed(re: np.ndarray, im: np.ndarray, twiddle_frac: int, inverse: bool,
-              bound_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fft_fixed(
+    re: np.ndarray, im: np.ndarray, twiddle_frac: int, inverse: bool, bound_bits: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The fixed-point radix-2 FFT of docs/fixed-point.md, over the last axis (length b).
 
     Input in natural order (permuted to bit-reversed order first), decimation-in-time stages
@@ -168,7 +170,7 @@ def fft_fixed(re: np.ndarray, im: np.ndarray, twiddle_frac: int, inverse: bool,
     for s in range(1, stages + 1):
         half = 1 << (s - 1)
         groups = b // (2 * half)
-        wr = cos_q[np.arange(half) * groups]             # twiddle index j * b / 2**s
+        wr = cos_q[np.arange(half) * groups]  # twiddle index j * b / 2**s
         wi = sin_q[np.arange(half) * groups]
         re = re.reshape(*batch, groups, 2, half)
         im = im.reshape(*batch, groups, 2, half)
@@ -190,24 +192,24 @@ class CirculantLayer:
     hardware) and the twiddles are the fixed table `twiddles()` (the RTL's twiddle ROM).
     """
 
-    block: int                  # b, a power of two >= 2
+    block: int  # b, a power of two >= 2
     n_in: int
     n_out: int
-    in_bits: int                # input x_q in Q(in_bits, fx)
-    twiddle_frac: int           # T: twiddles in Q(T + 2, T)
-    fft_guard: int              # G: the forward FFT works on x_q * 2**G
-    spectrum_bits: int          # each weight-spectrum component is a signed spectrum_bits integer
-    spectrum_frac: int          # E: spectra_q ~ DFT(w_q) * 2**E
-    ifft_guard: int             # Gy: the inverse FFT output is acc * 2**Gy
-    spectra_re: np.ndarray      # [p, q, b/2 + 1] int64, bins 0 .. b/2
+    in_bits: int  # input x_q in Q(in_bits, fx)
+    twiddle_frac: int  # T: twiddles in Q(T + 2, T)
+    fft_guard: int  # G: the forward FFT works on x_q * 2**G
+    spectrum_bits: int  # each weight-spectrum component is a signed spectrum_bits integer
+    spectrum_frac: int  # E: spectra_q ~ DFT(w_q) * 2**E
+    ifft_guard: int  # Gy: the inverse FFT output is acc * 2**Gy
+    spectra_re: np.ndarray  # [p, q, b/2 + 1] int64, bins 0 .. b/2
     spectra_im: np.ndarray
-    bias_q: np.ndarray | None   # [n_out] at the accumulator's scale, or None
-    vectors_q: np.ndarray       # [p, q, b] the integer defining vectors (for error reports)
+    bias_q: np.ndarray | None  # [n_out] at the accumulator's scale, or None
+    vectors_q: np.ndarray  # [p, q, b] the integer defining vectors (for error reports)
     # widths derived from worst-case bounds (no input in range can overflow them):
-    fft_bits: int = 0           # forward FFT data and stored input spectra
-    mac_bits: int = 0           # spectral accumulator sum_j W * X
-    ifft_bits: int = 0          # inverse FFT data
-    acc_bits: int = 0           # output accumulator, Q(acc_bits, fw + fx) as for dense
+    fft_bits: int = 0  # forward FFT data and stored input spectra
+    mac_bits: int = 0  # spectral accumulator sum_j W * X
+    ifft_bits: int = 0  # inverse FFT data
+    acc_bits: int = 0  # output accumulator, Q(acc_bits, fw + fx) as for dense
     bounds: dict = field(default_factory=dict)
 
     @property
@@ -226,12 +228,24 @@ class CirculantLayer:
     def attrs(self) -> dict:
         """The scalar parameters, JSON-serializable (for node attrs and reports)."""
         p, q = self.grid
-        return {"block": self.block, "n_in": self.n_in, "n_out": self.n_out, "p": p, "q": q,
-                "in_bits": self.in_bits, "twiddle_frac": self.twiddle_frac,
-                "fft_guard": self.fft_guard, "spectrum_bits": self.spectrum_bits,
-                "spectrum_frac": self.spectrum_frac, "ifft_guard": self.ifft_guard,
-                "spectral_shift": self.spectral_shift, "fft_bits": self.fft_bits,
-                "mac_bits": self.mac_bits, "ifft_bits": self.ifft_bits, "acc_bits": self.acc_bits}
+        return {
+            "block": self.block,
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "p": p,
+            "q": q,
+            "in_bits": self.in_bits,
+            "twiddle_frac": self.twiddle_frac,
+            "fft_guard": self.fft_guard,
+            "spectrum_bits": self.spectrum_bits,
+            "spectrum_frac": self.spectrum_frac,
+            "ifft_guard": self.ifft_guard,
+            "spectral_shift": self.spectral_shift,
+            "fft_bits": self.fft_bits,
+            "mac_bits": self.mac_bits,
+            "ifft_bits": self.ifft_bits,
+            "acc_bits": self.acc_bits,
+        }
 
 
 def weight_spectra(vectors_q: np.ndarray, spectrum_bits: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -240,34 +254,54 @@ def weight_spectra(vectors_q: np.ndarray, spectrum_bits: int) -> tuple[np.ndarra
     component within spectrum_bits signed bits."""
     spectra = np.fft.rfft(np.asarray(vectors_q, dtype=np.float64), axis=-1)
     b = vectors_q.shape[-1]
-    spectra[..., 0] = spectra[..., 0].real            # bins 0 and b/2 of a real vector are real;
+    spectra[..., 0] = spectra[..., 0].real  # bins 0 and b/2 of a real vector are real;
     spectra[..., b // 2] = spectra[..., b // 2].real  # drop float noise in their imaginary part
     peak = float(max(np.abs(spectra.real).max(initial=0.0), np.abs(spectra.imag).max(initial=0.0)))
     top = (1 << (spectrum_bits - 1)) - 1
     frac = spectrum_bits - 1 if peak == 0.0 else math.floor(math.log2((top + 0.5) / peak))
     while True:
-        re = np.rint(spectra.real * 2.0 ** frac).astype(np.int64)
-        im = np.rint(spectra.imag * 2.0 ** frac).astype(np.int64)
+        re = np.rint(spectra.real * 2.0**frac).astype(np.int64)
+        im = np.rint(spectra.imag * 2.0**frac).astype(np.int64)
         if max(np.abs(re).max(initial=0), np.abs(im).max(initial=0)) <= top:
             return re, im, frac
         frac -= 1  # float rounding put a component one past the top: take one bit less
 
 
-def plan_circulant(vectors_q: np.ndarray, bias_q: np.ndarray | None, n_in: int, n_out: int,
-                   in_bits: int, twiddle_frac: int = TWIDDLE_FRAC, spectrum_bits: int = SPECTRUM_BITS,
-                   fft_guard: int | None = None, ifft_guard: int = IFFT_GUARD) -> CirculantLayer:
+def plan_circulant(
+    vectors_q: np.ndarray,
+    bias_q: np.ndarray | None,
+    n_in: int,
+    n_out: int,
+    in_bits: int,
+    twiddle_frac: int = TWIDDLE_FRAC,
+    spectrum_bits: int = SPECTRUM_BITS,
+    fft_guard: int | None = None,
+    ifft_guard: int = IFFT_GUARD,
+) -> CirculantLayer:
     """Spectra, shifts and worst-case widths of one layer with integer vectors [p, q, b]."""
     vectors_q = np.asarray(vectors_q, dtype=np.int64)
     spectra_re, spectra_im, frac = weight_spectra(vectors_q, spectrum_bits)
     return rebuild_circulant(
-        dict(n_in=n_in, n_out=n_out, in_bits=in_bits, twiddle_frac=twiddle_frac,
-             fft_guard=_log2_exact(vectors_q.shape[-1]) + FFT_EXTRA_GUARD if fft_guard is None else fft_guard,
-             spectrum_bits=spectrum_bits, spectrum_frac=frac, ifft_guard=ifft_guard),
-        spectra_re, spectra_im, vectors_q, bias_q)
+        dict(
+            n_in=n_in,
+            n_out=n_out,
+            in_bits=in_bits,
+            twiddle_frac=twiddle_frac,
+            fft_guard=_log2_exact(vectors_q.shape[-1]) + FFT_EXTRA_GUARD if fft_guard is None else fft_guard,
+            spectrum_bits=spectrum_bits,
+            spectrum_frac=frac,
+            ifft_guard=ifft_guard,
+        ),
+        spectra_re,
+        spectra_im,
+        vectors_q,
+        bias_q,
+    )
 
 
-def rebuild_circulant(attrs: dict, spectra_re: np.ndarray, spectra_im: np.ndarray, vectors_q: np.ndarray,
-                      bias_q: np.ndarray | None) -> CirculantLayer:
+def rebuild_circulant(
+    attrs: dict, spectra_re: np.ndarray, spectra_im: np.ndarray, vectors_q: np.ndarray, bias_q: np.ndarray | None
+) -> CirculantLayer:
     """A layer from stored integers (e.g. an integer graph's params and `CirculantLayer.attrs()`),
     without recomputing the spectra; the widths are derived again and, where `attrs` states
     them, must agree."""
@@ -286,11 +320,20 @@ def rebuild_circulant(attrs: dict, spectra_re: np.ndarray, spectra_im: np.ndarra
         if attrs[key] < 0:
             raise ValueError(f"{key} must be >= 0, got {attrs[key]}")
     layer = CirculantLayer(
-        block=b, n_in=attrs["n_in"], n_out=attrs["n_out"], in_bits=attrs["in_bits"],
-        twiddle_frac=attrs["twiddle_frac"], fft_guard=attrs["fft_guard"], spectrum_bits=attrs["spectrum_bits"],
-        spectrum_frac=attrs["spectrum_frac"], ifft_guard=attrs["ifft_guard"],
-        spectra_re=np.asarray(spectra_re, dtype=np.int64), spectra_im=np.asarray(spectra_im, dtype=np.int64),
-        bias_q=None if bias_q is None else np.asarray(bias_q, dtype=np.int64), vectors_q=vectors_q)
+        block=b,
+        n_in=attrs["n_in"],
+        n_out=attrs["n_out"],
+        in_bits=attrs["in_bits"],
+        twiddle_frac=attrs["twiddle_frac"],
+        fft_guard=attrs["fft_guard"],
+        spectrum_bits=attrs["spectrum_bits"],
+        spectrum_frac=attrs["spectrum_frac"],
+        ifft_guard=attrs["ifft_guard"],
+        spectra_re=np.asarray(spectra_re, dtype=np.int64),
+        spectra_im=np.asarray(spectra_im, dtype=np.int64),
+        bias_q=None if bias_q is None else np.asarray(bias_q, dtype=np.int64),
+        vectors_q=vectors_q,
+    )
     _derive_widths(layer)
     stated = {k: attrs[k] for k in ("fft_bits", "mac_bits", "ifft_bits", "acc_bits") if k in attrs}
     derived = {k: getattr(layer, k) for k in stated}
@@ -309,13 +352,13 @@ def rebuild_circulant(attrs: dict, spectra_re: np.ndarray, spectra_im: np.ndarra
 # where rho bounds the exact values (an exact halving stage never grows them). A tiny relative
 # margin covers evaluating the bounds in float.
 _MARGIN = 1.0 + 1e-9
-_HALF_DIAG = math.sqrt(2.0) / 2.0       # largest modulus of a complex rounding error
+_HALF_DIAG = math.sqrt(2.0) / 2.0  # largest modulus of a complex rounding error
 
 
 def _twiddle_quality(b: int, frac: int) -> tuple[float, float]:
     """(w_max, dw): the largest quantized twiddle modulus and the largest twiddle error."""
     cos_q, sin_q = twiddles(b, frac)
-    w_q = (cos_q + 1j * sin_q) / 2.0 ** frac
+    w_q = (cos_q + 1j * sin_q) / 2.0**frac
     exact = np.exp(2j * np.pi * np.arange(b // 2) / b)
     return float(np.abs(w_q).max()) * _MARGIN, float(np.abs(w_q - exact).max()) * _MARGIN
 
@@ -336,40 +379,47 @@ def _derive_widths(layer: CirculantLayer) -> None:
     b, stages = layer.block, layer.stages
     p, q = layer.grid
     w_max, dw = _twiddle_quality(b, layer.twiddle_frac)
-    x_peak = float(1 << (layer.in_bits - 1)) * 2.0 ** layer.fft_guard   # |x_q * 2**G| <= this
+    x_peak = float(1 << (layer.in_bits - 1)) * 2.0**layer.fft_guard  # |x_q * 2**G| <= this
     fwd = _fft_value_bound(x_peak, stages, w_max)
     fwd_err = _fft_error_bound(0.0, x_peak, stages, w_max, dw)
     spec_mod = np.sqrt(layer.spectra_re.astype(np.float64) ** 2 + layer.spectra_im.astype(np.float64) ** 2)
-    spec_sum = spec_mod.sum(axis=1)                                    # [p, H]: sum_j |W_ij[k]|
-    mac = fwd * spec_sum * _MARGIN                                     # |sum_j W X|
+    spec_sum = spec_mod.sum(axis=1)  # [p, H]: sum_j |W_ij[k]|
+    mac = fwd * spec_sum * _MARGIN  # |sum_j W X|
     mac_err = (fwd_err * spec_sum + q * _HALF_DIAG * x_peak) * _MARGIN  # incl. spectrum rounding
     r = layer.spectral_shift
     round_err = _HALF_DIAG if r > 0 else 0.0
-    ifft_in = mac.max(axis=1) / 2.0 ** r + round_err                   # [p], per block row
-    ifft_in_err = mac_err.max(axis=1) / 2.0 ** r + round_err
+    ifft_in = mac.max(axis=1) / 2.0**r + round_err  # [p], per block row
+    ifft_in_err = mac_err.max(axis=1) / 2.0**r + round_err
     ifft_out = np.array([_fft_value_bound(v, stages, w_max) for v in ifft_in])
     ifft_err = np.array([_fft_error_bound(e, v, stages, w_max, dw) for e, v in zip(ifft_in_err, ifft_in)])
     gy = layer.ifft_guard
     half_lsb = 0.5 if gy > 0 else 0.0
     # |acc - bias| is bounded twice: by the IFFT's own value bound, and by the exact product's
     # bound (as for dense) plus the error bound. Both hold; the smaller decides the width.
-    by_values = ifft_out / 2.0 ** gy + half_lsb
-    error = ifft_err / 2.0 ** gy + half_lsb                             # accumulator LSBs
+    by_values = ifft_out / 2.0**gy + half_lsb
+    error = ifft_err / 2.0**gy + half_lsb  # accumulator LSBs
     exact = float(1 << (layer.in_bits - 1)) * np.abs(layer.vectors_q).sum(axis=(1, 2))
     bias = np.zeros(p * b, dtype=np.int64)
     if layer.bias_q is not None:
-        bias[:layer.n_out] = np.abs(layer.bias_q)
+        bias[: layer.n_out] = np.abs(layer.bias_q)
     out = np.ceil(np.minimum(by_values, exact + error)) + bias.reshape(p, b).max(axis=1)
     layer.fft_bits = bits_for_signed(math.ceil(fwd))
     layer.mac_bits = bits_for_signed(math.ceil(mac.max(initial=0.0)))
     layer.ifft_bits = bits_for_signed(math.ceil(ifft_out.max()))
     layer.acc_bits = bits_for_signed(int(out.max()))
-    layer.bounds = {"fft": fwd, "mac": float(mac.max(initial=0.0)), "ifft": float(ifft_out.max()),
-                    "acc": int(out.max()), "error": float(error.max())}
+    layer.bounds = {
+        "fft": fwd,
+        "mac": float(mac.max(initial=0.0)),
+        "ifft": float(ifft_out.max()),
+        "acc": int(out.max()),
+        "error": float(error.max()),
+    }
     widest = max(layer.ifft_bits + layer.twiddle_frac + 2, layer.fft_bits + layer.spectrum_bits) + 2
     if max(widest, layer.mac_bits) > INT64_SAFE_BITS:
-        raise ValueError(f"circulant layer needs {max(widest, layer.mac_bits)}-bit intermediates; the "
-                         f"kernel computes exactly up to {INT64_SAFE_BITS} (use fewer guard/spectrum bits)")
+        raise ValueError(
+            f"circulant layer needs {max(widest, layer.mac_bits)}-bit intermediates; the "
+            f"kernel computes exactly up to {INT64_SAFE_BITS} (use fewer guard/spectrum bits)"
+        )
 
 
 # ---- the integer kernel -------------------------------------------------------------------
@@ -379,26 +429,25 @@ def circulant_mac(x_q: np.ndarray, layer: CirculantLayer, check: bool = True) ->
     x_q = np.asarray(x_q, dtype=np.int64)
     if x_q.ndim != 2 or x_q.shape[1] != layer.n_in:
         raise ValueError(f"x_q must be [N, {layer.n_in}], got {x_q.shape}")
-    b, stages = layer.block, layer.stages
+    b = layer.block
     p, q = layer.grid
     n = x_q.shape[0]
     padded = np.zeros((n, q * b), dtype=np.int64)
-    padded[:, :layer.n_in] = x_q
+    padded[:, : layer.n_in] = x_q
     blocks = padded.reshape(n, q, b) << layer.fft_guard
-    x_re, x_im = fft_fixed(blocks, np.zeros_like(blocks), layer.twiddle_frac, inverse=False,
-                           bound_bits=layer.fft_bits if check else None)
+    x_re, x_im = fft_fixed(
+        blocks, np.zeros_like(blocks), layer.twiddle_frac, inverse=False, bound_bits=layer.fft_bits if check else None
+    )
     half = b // 2 + 1
-    x_re, x_im = x_re[..., :half], x_im[..., :half]                    # [N, q, H]
-    w_re, w_im = layer.spectra_re, layer.spectra_im                    # [p, q, H]
+    x_re, x_im = x_re[..., :half], x_im[..., :half]  # [N, q, H]
+    w_re, w_im = layer.spectra_re, layer.spectra_im  # [p, q, H]
     acc_re = np.einsum("nqk,pqk->npk", x_re, w_re) - np.einsum("nqk,pqk->npk", x_im, w_im)
     acc_im = np.einsum("nqk,pqk->npk", x_re, w_im) + np.einsum("nqk,pqk->npk", x_im, w_re)
     if check:
         _check_fits(acc_re, acc_im, layer.mac_bits, "spectral accumulator")
-    v_re, v_im = _hermitian(rshift_round(acc_re, layer.spectral_shift),
-                            rshift_round(acc_im, layer.spectral_shift), b)
-    y_re, _ = fft_fixed(v_re, v_im, layer.twiddle_frac, inverse=True,
-                        bound_bits=layer.ifft_bits if check else None)
-    acc = rshift_round(y_re.reshape(n, p * b), layer.ifft_guard)[:, :layer.n_out]
+    v_re, v_im = _hermitian(rshift_round(acc_re, layer.spectral_shift), rshift_round(acc_im, layer.spectral_shift), b)
+    y_re, _ = fft_fixed(v_re, v_im, layer.twiddle_frac, inverse=True, bound_bits=layer.ifft_bits if check else None)
+    acc = rshift_round(y_re.reshape(n, p * b), layer.ifft_guard)[:, : layer.n_out]
     if layer.bias_q is not None:
         acc = acc + layer.bias_q
     if check:
@@ -408,14 +457,13 @@ def circulant_mac(x_q: np.ndarray, layer: CirculantLayer, check: bool = True) ->
 
 def _hermitian(re: np.ndarray, im: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
     """Bins 0..b/2 -> the full b bins of a real signal's spectrum: bin b-k = conj(bin k)."""
-    mirror = slice(b // 2 - 1, 0, -1)                                  # bins b/2-1 .. 1
-    return (np.concatenate([re, re[..., mirror]], axis=-1),
-            np.concatenate([im, -im[..., mirror]], axis=-1))
+    mirror = slice(b // 2 - 1, 0, -1)  # bins b/2-1 .. 1
+    return (np.concatenate([re, re[..., mirror]], axis=-1), np.concatenate([im, -im[..., mirror]], axis=-1))
 
 
 def circulant_exact(x_q: np.ndarray, layer: CirculantLayer) -> np.ndarray:
     """The exact product of the same integer inputs and weights (what `circulant_mac` approximates)."""
-    w = circulant_expand(layer.vectors_q)[:layer.n_out, :layer.n_in]
+    w = circulant_expand(layer.vectors_q)[: layer.n_out, : layer.n_in]
     acc = np.asarray(x_q, dtype=np.int64) @ w.T
     return acc if layer.bias_q is None else acc + layer.bias_q
 
@@ -426,8 +474,12 @@ def circulant_error(x_q: np.ndarray, layer: CirculantLayer) -> dict:
     worst-case bound, and the largest exact |acc| for scale."""
     exact = circulant_exact(x_q, layer)
     err = np.abs(circulant_mac(x_q, layer) - exact)
-    return {"max_abs": int(err.max(initial=0)), "mean_abs": float(err.mean()) if err.size else 0.0,
-            "bound": layer.bounds["error"], "max_exact": int(np.abs(exact).max(initial=0))}
+    return {
+        "max_abs": int(err.max(initial=0)),
+        "mean_abs": float(err.mean()) if err.size else 0.0,
+        "bound": layer.bounds["error"],
+        "max_exact": int(np.abs(exact).max(initial=0)),
+    }
 
 
 def _check_fits(re: np.ndarray, im: np.ndarray, bits: int, where: str) -> None:
@@ -441,3 +493,83 @@ def _log2_exact(b: int) -> int:
     if b < 1 or b & (b - 1):
         raise ValueError(f"block size must be a power of two, got {b}")
     return b.bit_length() - 1
+
+
+# ---- schedule of rtl/circulant_mac.v ----------------------------------------------------------
+@dataclass(frozen=True)
+class CirculantSchedule:
+    """The cycle terms of rtl/circulant_mac.v's header (L = log2 b, H = b/2 + 1, Q input and P
+    output blocks): after loading N_IN inputs, each input block costs b (fill) + L*b/2
+    (butterflies) + H (store spectrum), each output block Q*H + 1 (spectral MACs) + L*b/2
+    (butterflies), then its outputs one per edge. One input buffer: the engine loads only
+    between vectors. Also the stage of the edge-by-edge timing model (compiler/hw)."""
+
+    n_in: int
+    n_out: int
+    block: int
+
+    def __post_init__(self):
+        if self.block < 2 or self.block & (self.block - 1):
+            raise ValueError(f"a circulant block size must be a power of two >= 2, got {self.block}")
+
+    @property
+    def stages(self) -> int:
+        return self.block.bit_length() - 1
+
+    @property
+    def bins(self) -> int:
+        return self.block // 2 + 1
+
+    @property
+    def p(self) -> int:
+        return -(-self.n_out // self.block)
+
+    @property
+    def q(self) -> int:
+        return -(-self.n_in // self.block)
+
+    @property
+    def per_input_block(self) -> int:
+        return self.block + self.stages * self.block // 2 + self.bins
+
+    @property
+    def per_out(self) -> int:
+        """Cycles of one output block before its outputs."""
+        return self.q * self.bins + 1 + self.stages * self.block // 2
+
+    @property
+    def forward(self) -> int:
+        return self.q * self.per_input_block
+
+    @property
+    def inverse(self) -> int:
+        return self.p * self.per_out
+
+    @property
+    def compute_cycles(self) -> int:
+        """End of loading -> last output."""
+        return self.forward + self.inverse + self.n_out
+
+    @property
+    def latency(self) -> int:
+        return self.n_in + self.compute_cycles
+
+    @property
+    def interval(self) -> int:
+        """Its whole latency: it loads only between vectors."""
+        return self.latency
+
+    @property
+    def tail(self) -> int:
+        return self.compute_cycles + 1
+
+    def output_edge(self, o: int) -> int:
+        """Cycles from the first input to output o's handshake (inputs one per cycle, out_ready
+        high): N_IN + Q*(b + L*b/2 + H) + (i+1)*(Q*H + 1 + L*b/2) + i*b + n + 1, i = o // b, n = o % b."""
+        i, n = divmod(o, self.block)
+        return self.n_in + self.forward + (i + 1) * self.per_out + i * self.block + n + 1
+
+    @property
+    def output_span(self) -> int:
+        """First -> last output of one vector."""
+        return self.output_edge(self.n_out - 1) - self.output_edge(0)

@@ -6,6 +6,7 @@ Twiddle ROM: word k = 0 .. B/2-1 holds cos_q[k] at [TW-1:0] and sin_q[k] at [2*T
 TW = twiddle_frac + 2. Bias ROM: N_OUT words (kernels.rom.vector_rom_words), zeros if none.
 All values two's complement.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,17 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from kernels.circulant_mac import CirculantLayer, twiddles
-from kernels.rom import vector_rom_words, write_mem
-
-
-def _twos(value: int, bits: int) -> int:
-    if not -(1 << (bits - 1)) <= value < (1 << (bits - 1)):
-        raise ValueError(f"{value} does not fit in {bits} signed bits")
-    return value & ((1 << bits) - 1)
+from kernels.rom import twos_complement, vector_rom_words, write_mem
 
 
 def _pair_word(re: int, im: int, bits: int) -> int:
-    return _twos(int(re), bits) | (_twos(int(im), bits) << bits)
+    return twos_complement(int(re), bits) | (twos_complement(int(im), bits) << bits)
 
 
 def spectra_rom_words(layer: CirculantLayer) -> list[int]:
@@ -51,17 +46,39 @@ def bias_rom_words(layer: CirculantLayer) -> list[int]:
     return vector_rom_words(bias, bias_bits(layer))
 
 
-def circulant_rtl_parameters(layer: CirculantLayer, out_bits: int = 8, shift: int = 0, relu: bool = False,
-                             requant: bool = False, w_file: str = "spectra.mem",
-                             tw_file: str = "twiddles.mem", b_file: str = "bias.mem") -> dict:
+def circulant_rtl_parameters(
+    layer: CirculantLayer,
+    out_bits: int = 8,
+    shift: int = 0,
+    relu: bool = False,
+    requant: bool = False,
+    w_file: str = "spectra.mem",
+    tw_file: str = "twiddles.mem",
+    b_file: str = "bias.mem",
+) -> dict:
     """The Verilog parameters of rtl/circulant_mac.v for this layer."""
     return {
-        "N_IN": layer.n_in, "N_OUT": layer.n_out, "B": layer.block, "IN_BITS": layer.in_bits,
-        "TW_FRAC": layer.twiddle_frac, "FFT_GUARD": layer.fft_guard, "SPEC_BITS": layer.spectrum_bits,
-        "XS_BITS": layer.fft_bits, "DATA_BITS": max(layer.fft_bits, layer.ifft_bits),
-        "MAC_BITS": layer.mac_bits, "SPEC_SHIFT": layer.spectral_shift, "IFFT_GUARD": layer.ifft_guard,
-        "B_BITS": bias_bits(layer), "ACC_BITS": layer.acc_bits, "OUT_BITS": out_bits, "SHIFT": shift,
-        "RELU": int(relu), "REQUANT": int(requant), "W_FILE": w_file, "TW_FILE": tw_file, "B_FILE": b_file,
+        "N_IN": layer.n_in,
+        "N_OUT": layer.n_out,
+        "B": layer.block,
+        "IN_BITS": layer.in_bits,
+        "TW_FRAC": layer.twiddle_frac,
+        "FFT_GUARD": layer.fft_guard,
+        "SPEC_BITS": layer.spectrum_bits,
+        "XS_BITS": layer.fft_bits,
+        "DATA_BITS": max(layer.fft_bits, layer.ifft_bits),
+        "MAC_BITS": layer.mac_bits,
+        "SPEC_SHIFT": layer.spectral_shift,
+        "IFFT_GUARD": layer.ifft_guard,
+        "B_BITS": bias_bits(layer),
+        "ACC_BITS": layer.acc_bits,
+        "OUT_BITS": out_bits,
+        "SHIFT": shift,
+        "RELU": int(relu),
+        "REQUANT": int(requant),
+        "W_FILE": w_file,
+        "TW_FILE": tw_file,
+        "B_FILE": b_file,
     }
 
 
@@ -69,8 +86,10 @@ def write_circulant_roms(layer: CirculantLayer, folder, prefix: str = "") -> dic
     """Write the three .mem files; return {"W_FILE", "TW_FILE", "B_FILE"} -> paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {key: folder / f"{prefix}{name}.mem"
-             for key, name in (("W_FILE", "spectra"), ("TW_FILE", "twiddles"), ("B_FILE", "bias"))}
+    paths = {
+        key: folder / f"{prefix}{name}.mem"
+        for key, name in (("W_FILE", "spectra"), ("TW_FILE", "twiddles"), ("B_FILE", "bias"))
+    }
     write_mem(paths["W_FILE"], spectra_rom_words(layer), 2 * layer.spectrum_bits)
     write_mem(paths["TW_FILE"], twiddle_rom_words(layer.block, layer.twiddle_frac), 2 * (layer.twiddle_frac + 2))
     write_mem(paths["B_FILE"], bias_rom_words(layer), bias_bits(layer))

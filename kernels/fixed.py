@@ -1,4 +1,5 @@
 """Shared helpers for two's-complement fixed-point integers."""
+
 import numpy as np
 
 

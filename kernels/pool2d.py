@@ -13,9 +13,10 @@ NCHW per sample, pads = (top, left, bottom, right), floor mode (ceil_mode=0).
 - global average pool: the average over the whole H x W plane (n = H*W).
 Imports numpy only.
 """
+
 import numpy as np
 
-from kernels.conv2d import _pads4, conv_output_size, pad_nchw
+from kernels.conv2d import LineGeometry, _pads4, conv_output_size, pad_nchw
 
 
 def _windows(x: np.ndarray, kh: int, kw: int, stride: int, pads, value: int):
@@ -28,9 +29,11 @@ def _windows(x: np.ndarray, kh: int, kw: int, stride: int, pads, value: int):
     h_out = conv_output_size(h, kh, stride, t, b)
     w_out = conv_output_size(w, kw, stride, l, r)
     xp = pad_nchw(x, (t, l, b, r), value)
-    parts = [xp[:, :, ky:ky + stride * (h_out - 1) + 1:stride,
-                kx:kx + stride * (w_out - 1) + 1:stride]
-             for ky in range(kh) for kx in range(kw)]
+    parts = [
+        xp[:, :, ky : ky + stride * (h_out - 1) + 1 : stride, kx : kx + stride * (w_out - 1) + 1 : stride]
+        for ky in range(kh)
+        for kx in range(kw)
+    ]
     return np.stack(parts, axis=-1)
 
 
@@ -48,8 +51,9 @@ def round_div_half_up(s: np.ndarray, n) -> np.ndarray:
     return (2 * s + n) // (2 * n)
 
 
-def avg_pool2d(x_q: np.ndarray, kernel, stride: int | None = None, pads=0,
-               count_include_pad: bool = True) -> np.ndarray:
+def avg_pool2d(
+    x_q: np.ndarray, kernel, stride: int | None = None, pads=0, count_include_pad: bool = True
+) -> np.ndarray:
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     stride = stride or kh
     s = _windows(x_q, kh, kw, stride, pads, 0).sum(axis=-1)
@@ -90,5 +94,17 @@ def avg_reciprocal(n: int, input_bits: int) -> tuple[int, int, int]:
 def avg_divide_reciprocal(s: np.ndarray, n: int, input_bits: int) -> np.ndarray:
     """The hardware's reciprocal division (Python ints, any width); equals round_div_half_up."""
     r, f, m = avg_reciprocal(n, input_bits)
-    return np.array([((2 * int(v) + n + 2 * n * m) * r >> f) - m
-                     for v in np.asarray(s).ravel()], dtype=np.int64).reshape(np.shape(s))
+    return np.array(
+        [((2 * int(v) + n + 2 * n * m) * r >> f) - m for v in np.asarray(s).ravel()], dtype=np.int64
+    ).reshape(np.shape(s))
+
+
+# ---- schedule of rtl/pool2d.v ----------------------------------------------------------------
+POOL_PIPELINE_EDGES = 2  # rtl/pool2d.v: an output completes at its window's last read + 3
+
+
+def pool_geometry(in_shape, kernel, stride: int, pads) -> LineGeometry:
+    """rtl/pool2d.v reads like rtl/conv2d.v with every channel in one word and one output per
+    group: one window element per edge."""
+    c, h, w = (int(d) for d in in_shape)
+    return LineGeometry("pool", c, h, w, c, int(kernel[0]), int(kernel[1]), int(stride), _pads4(pads), 1, c)

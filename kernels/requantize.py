@@ -1,4 +1,5 @@
 """Accumulator -> activation: round half up by an arithmetic shift, saturate, optional ReLU."""
+
 import numpy as np
 
 from kernels.fixed import saturate

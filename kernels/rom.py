@@ -8,10 +8,12 @@ order; entry p of a word at bits [p*(w_bits+D) +: w_bits+D] (D = delta_bits), th
 two's complement at its low w_bits bits, the unsigned delta at the next D bits.
 Row-count ROM: one unsigned word per row, the number of entry words of that row (>= 1).
 """
+
 import numpy as np
 
 
-def _twos_complement(value: int, bits: int) -> int:
+def twos_complement(value: int, bits: int) -> int:
+    """`value` as an unsigned `bits`-bit ROM field (ValueError if it does not fit)."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if not lo <= value <= hi:
         raise ValueError(f"{value} does not fit in {bits} signed bits")
@@ -30,14 +32,14 @@ def dense_rom_words(w_q: np.ndarray, parallel: int, bits: int) -> list[int]:
         for c in range(n_words_per_row):
             word = 0
             for p in range(parallel):
-                word |= _twos_complement(int(row[c * parallel + p]), bits) << (p * bits)
+                word |= twos_complement(int(row[c * parallel + p]), bits) << (p * bits)
             words.append(word)
     return words
 
 
 def vector_rom_words(v: np.ndarray, bits: int) -> list[int]:
     """One two's-complement word per element of a 1-D integer vector."""
-    return [_twos_complement(int(x), bits) for x in np.asarray(v, dtype=np.int64).ravel()]
+    return [twos_complement(int(x), bits) for x in np.asarray(v, dtype=np.int64).ravel()]
 
 
 def sparse_rom_words(enc, w_bits: int) -> list[int]:
@@ -45,13 +47,12 @@ def sparse_rom_words(enc, w_bits: int) -> list[int]:
     d_bits = int(enc.delta_bits)
     entry_bits = w_bits + d_bits
     words = []
-    for w_row, d_row in zip(np.asarray(enc.weights, dtype=np.int64),
-                            np.asarray(enc.deltas, dtype=np.int64)):
+    for w_row, d_row in zip(np.asarray(enc.weights, dtype=np.int64), np.asarray(enc.deltas, dtype=np.int64)):
         word = 0
         for p, (w, d) in enumerate(zip(w_row, d_row)):
             if not 0 <= int(d) < (1 << d_bits):
                 raise ValueError(f"delta {int(d)} does not fit in {d_bits} unsigned bits")
-            entry = _twos_complement(int(w), w_bits) | (int(d) << w_bits)
+            entry = twos_complement(int(w), w_bits) | (int(d) << w_bits)
             word |= entry << (p * entry_bits)
         words.append(word)
     return words

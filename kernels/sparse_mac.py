@@ -9,6 +9,7 @@ weight 0, so they add nothing whatever column they land on.
 
 The accumulators are exactly dense_mac's: the encoding only skips zeros.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernels.dense_mac import RomSchedule
+
 
 @dataclass
 class SparseEncoding:
-    weights: np.ndarray    # [words, P] int: entry weights
-    deltas: np.ndarray     # [words, P] int: zeros skipped before each entry
+    weights: np.ndarray  # [words, P] int: entry weights
+    deltas: np.ndarray  # [words, P] int: zeros skipped before each entry
     row_words: np.ndarray  # [n_out] int: words of each row (>= 1)
     n_in: int
     parallel: int
@@ -40,7 +43,7 @@ def _row_entries(row: np.ndarray, delta_bits: int) -> list[tuple[int, int]]:
     entries, prev = [], -1
     for col in np.flatnonzero(row):
         gap = int(col) - prev - 1
-        while gap > max_delta:            # a padding entry advances the column by 2**D
+        while gap > max_delta:  # a padding entry advances the column by 2**D
             entries.append((0, max_delta))
             gap -= max_delta + 1
         entries.append((int(row[col]), gap))
@@ -59,8 +62,14 @@ def encode_sparse(w_q: np.ndarray, parallel: int, delta_bits: int) -> SparseEnco
         deltas += [e[1] for e in entries]
         row_words.append(words)
     shape = (-1, parallel)
-    return SparseEncoding(np.array(weights, np.int64).reshape(shape), np.array(deltas, np.int64).reshape(shape),
-                          np.array(row_words, np.int64), w_q.shape[1], parallel, delta_bits)
+    return SparseEncoding(
+        np.array(weights, np.int64).reshape(shape),
+        np.array(deltas, np.int64).reshape(shape),
+        np.array(row_words, np.int64),
+        w_q.shape[1],
+        parallel,
+        delta_bits,
+    )
 
 
 def entry_columns(enc: SparseEncoding) -> np.ndarray:
@@ -68,8 +77,8 @@ def entry_columns(enc: SparseEncoding) -> np.ndarray:
     cols = np.zeros_like(enc.deltas)
     word = 0
     for words in enc.row_words:
-        steps = (enc.deltas[word:word + words] + 1).ravel()
-        cols[word:word + words] = (np.cumsum(steps) - 1).reshape(words, enc.parallel)
+        steps = (enc.deltas[word : word + words] + 1).ravel()
+        cols[word : word + words] = (np.cumsum(steps) - 1).reshape(words, enc.parallel)
         word += words
     return cols
 
@@ -83,8 +92,8 @@ def sparse_mac(x_q: np.ndarray, enc: SparseEncoding, b_q: np.ndarray | None) -> 
     acc = np.zeros((len(x), enc.n_out), np.int64)
     word = 0
     for o, words in enumerate(enc.row_words):
-        w = enc.weights[word:word + words][live[word:word + words]]
-        c = cols[word:word + words][live[word:word + words]]
+        w = enc.weights[word : word + words][live[word : word + words]]
+        c = cols[word : word + words][live[word : word + words]]
         acc[:, o] = x[:, c] @ w
         word += words
     if b_q is not None:
@@ -101,3 +110,8 @@ def sparse_rom_bits(enc: SparseEncoding, w_bits: int) -> int:
 def best_delta_bits(w_q: np.ndarray, parallel: int, w_bits: int, choices=range(1, 9)) -> int:
     """Delta width with the smallest ROM: narrow deltas need more padding entries."""
     return min(choices, key=lambda d: (sparse_rom_bits(encode_sparse(w_q, parallel, d), w_bits), d))
+
+
+def sparse_schedule(enc: SparseEncoding) -> RomSchedule:
+    """rtl/sparse_mac.v: the dense engine's schedule with each row's own word count."""
+    return RomSchedule(enc.n_in, tuple(int(w) for w in enc.row_words))

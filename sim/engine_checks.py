@@ -26,7 +26,7 @@ def check_row_timing(accepted, out_edges, n_in, row_words, pipeline) -> None:
     """Replay the timing model of the ROM-streaming engines (rtl/dense_mac.v, rtl/sparse_mac.v):
     one ROM word per edge, row o ends after S_o words (dense: S_o = (o+1)*NCH), output o
     completes at compute start + S_o + pipeline, inputs double-buffered. Every edge is compared,
-    then the headline idle latency and steady-state interval (compiler/cost.py)."""
+    then the headline idle latency and steady-state interval (kernels.dense_mac.RomSchedule)."""
     n_out = len(row_words)
     ends = np.cumsum(row_words)          # S_o: words of rows 0..o
     rounds = int(ends[-1])               # R

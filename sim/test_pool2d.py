@@ -1,4 +1,4 @@
-"""cocotb bench for rtl/pool2d.v against kernels.pool.
+"""cocotb bench for rtl/pool2d.v against kernels.pool2d.
 
 Environment: MPC_TB_CONFIG = JSON {"parameters": the DUT's parameters (C, H, W, KH, KW,
 STRIDE, PAD_*, MODE, IN_BITS), "stimulus": .npz with x_q [frames, C, H, W]}. Streams are
@@ -11,7 +11,7 @@ import random
 import cocotb
 import numpy as np
 
-from kernels.pool import avg_pool2d, max_pool2d
+from kernels.pool2d import avg_pool2d, max_pool2d
 from engine_checks import check_values, read_signed_out
 from test_conv2d import Geometry, _check_timing
 from test_design import collect_stream, drive_stream, expect_no_output, start_clock_and_reset

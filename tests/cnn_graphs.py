@@ -6,28 +6,42 @@ random weights: for the Verilog backend's tests, independent of training and cal
 Every conv/dense but the last is followed by a requantize (+ReLU) to 8 bits whose shift is
 chosen from random inputs so that the activations spread over the 8-bit range.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 import kernels
-from kernels.conv2d import conv_output_size
-from compiler import cost
+from compiler.hw import dense as hw_dense
+from compiler.hw import sparse as hw_sparse
 from compiler.ir import FixedPoint, Graph, Node, TensorSpec
+from kernels.conv2d import conv_output_size
 
-ACT = FixedPoint(8, 5)          # every activation (and the input)
+ACT = FixedPoint(8, 5)  # every activation (and the input)
 WEIGHT = FixedPoint(8, 6)
 
 
 def conv(c_out, k=3, stride=1, pad=1, p_co=1, p_ci=1, p_k=1, relu=True):
-    return {"op": "conv2d", "c_out": c_out, "kernel": [k, k] if isinstance(k, int) else list(k), "stride": stride,
-            "pads": [pad] * 4 if isinstance(pad, int) else list(pad), "p_co": p_co, "p_ci": p_ci, "p_k": p_k,
-            "relu": relu}
+    return {
+        "op": "conv2d",
+        "c_out": c_out,
+        "kernel": [k, k] if isinstance(k, int) else list(k),
+        "stride": stride,
+        "pads": [pad] * 4 if isinstance(pad, int) else list(pad),
+        "p_co": p_co,
+        "p_ci": p_ci,
+        "p_k": p_k,
+        "relu": relu,
+    }
 
 
 def maxpool(k=2, stride=None, pad=0):
-    return {"op": "maxpool2d", "kernel": [k, k], "stride": stride or k, "pads": [pad] * 4 if isinstance(pad, int)
-            else list(pad)}
+    return {
+        "op": "maxpool2d",
+        "kernel": [k, k],
+        "stride": stride or k,
+        "pads": [pad] * 4 if isinstance(pad, int) else list(pad),
+    }
 
 
 def avgpool(k=2, stride=None, pad=0, count_include_pad=True):
@@ -43,8 +57,14 @@ def flatten():
 
 
 def dense(n_out, multipliers=1, engine="dense", relu=True, sparsity=0.0):
-    return {"op": "dense", "n_out": n_out, "multipliers": multipliers, "engine": engine, "relu": relu,
-            "sparsity": sparsity}
+    return {
+        "op": "dense",
+        "n_out": n_out,
+        "multipliers": multipliers,
+        "engine": engine,
+        "relu": relu,
+        "sparsity": sparsity,
+    }
 
 
 class _Builder:
@@ -71,13 +91,22 @@ class _Builder:
         top = int(np.percentile(np.abs(acc), 99)) or 1
         shift = max(0, top.bit_length() - 7)
         out = kernels.requantize(acc, shift, ACT.bits, relu)
-        node = Node("requantize", f"{name}.requantize", [self.cur], [f"{name}_act"],
-                    attrs={"shift": shift, "bits": ACT.bits, "relu": relu, "out_frac": ACT.frac})
+        node = Node(
+            "requantize",
+            f"{name}.requantize",
+            [self.cur],
+            [f"{name}_act"],
+            attrs={"shift": shift, "bits": ACT.bits, "relu": relu, "out_frac": ACT.frac},
+        )
         self.emit(node, out, self.shape)
 
     def layer_attrs(self, acc_bits):
-        return {"input_format": ACT.to_dict(), "weight_format": WEIGHT.to_dict(), "acc_frac": ACT.frac + WEIGHT.frac,
-                "acc_bits": acc_bits}
+        return {
+            "input_format": ACT.to_dict(),
+            "weight_format": WEIGHT.to_dict(),
+            "acc_frac": ACT.frac + WEIGHT.frac,
+            "acc_bits": acc_bits,
+        }
 
     def conv(self, name, spec, last):
         c_in, h, w = self.shape
@@ -90,13 +119,22 @@ class _Builder:
         h_out = conv_output_size(h, spec["kernel"][0], spec["stride"], t, b)
         w_out = conv_output_size(w, spec["kernel"][1], spec["stride"], l, r)
         out_shape = (spec["c_out"], h_out, w_out)
-        attrs = self.layer_attrs(acc_bits) | {"kernel": spec["kernel"], "stride": spec["stride"],
-                                              "pads": spec["pads"], "in_shape": list(self.shape),
-                                              "out_shape": list(out_shape)}
+        attrs = self.layer_attrs(acc_bits) | {
+            "kernel": spec["kernel"],
+            "stride": spec["stride"],
+            "pads": spec["pads"],
+            "in_shape": list(self.shape),
+            "out_shape": list(out_shape),
+        }
         p_co, p_ci, p_k = spec["p_co"], spec["p_ci"], spec["p_k"]
-        node = Node("conv2d", name, [self.cur, f"{name}.weight_q", f"{name}.bias_q"], [f"{name}_acc"], attrs=attrs,
-                    annotations={"engine": "conv", "p_co": p_co, "p_ci": p_ci, "p_k": p_k,
-                                 "multipliers": p_co * p_ci * p_k})
+        node = Node(
+            "conv2d",
+            name,
+            [self.cur, f"{name}.weight_q", f"{name}.bias_q"],
+            [f"{name}_acc"],
+            attrs=attrs,
+            annotations={"engine": "conv", "p_co": p_co, "p_ci": p_ci, "p_k": p_k, "multipliers": p_co * p_ci * p_k},
+        )
         self.emit(node, kernels.conv2d(self.sample, w_q, b_q, spec["stride"], spec["pads"]), out_shape)
         if not last:
             self.requantize(name, spec["relu"])
@@ -112,10 +150,15 @@ class _Builder:
                 value = kernels.max_pool2d(self.sample, spec["kernel"], spec["stride"], spec["pads"])
             else:
                 window["count_include_pad"] = spec["count_include_pad"]
-                value = kernels.avg_pool2d(self.sample, spec["kernel"], spec["stride"], spec["pads"],
-                                           spec["count_include_pad"])
+                value = kernels.avg_pool2d(
+                    self.sample, spec["kernel"], spec["stride"], spec["pads"], spec["count_include_pad"]
+                )
         attrs = window | {"format": ACT.to_dict(), "in_shape": list(self.shape), "out_shape": list(value.shape[1:])}
-        self.emit(Node(spec["op"], name, [self.cur], [f"{name}_out"], attrs=attrs), value, value.shape[1:])
+        self.emit(
+            Node(spec["op"], name, [self.cur], [f"{name}_out"], attrs=attrs, annotations={"engine": "pool"}),
+            value,
+            value.shape[1:],
+        )
 
     def flatten(self, name):
         self.flat_chw = list(self.shape) if len(self.shape) == 3 else None
@@ -132,10 +175,18 @@ class _Builder:
         if self.flat_chw:
             attrs["input_chw"], self.flat_chw = self.flat_chw, None
         if spec["engine"] == "sparse":
-            w_hw = cost.stream_weight_matrix(w_q, attrs.get("input_chw"))
-            annotations["delta_bits"] = int(cost.sparse_encoding(w_hw, spec["multipliers"], WEIGHT.bits).delta_bits)
-        node = Node("dense", name, [self.cur, f"{name}.weight_q", f"{name}.bias_q"], [f"{name}_acc"], attrs=attrs,
-                    annotations=annotations)
+            w_hw = hw_dense.stream_weight_matrix(w_q, attrs.get("input_chw"))
+            annotations["delta_bits"] = int(
+                hw_sparse.sparse_encoding(w_hw, spec["multipliers"], WEIGHT.bits).delta_bits
+            )
+        node = Node(
+            "dense",
+            name,
+            [self.cur, f"{name}.weight_q", f"{name}.bias_q"],
+            [f"{name}_acc"],
+            attrs=attrs,
+            annotations=annotations,
+        )
         self.emit(node, kernels.dense_mac(self.sample, w_q, b_q), (spec["n_out"],))
         if not last:
             self.requantize(name, spec["relu"])
@@ -162,10 +213,18 @@ def build_cnn(in_shape, layers, seed: int = 0) -> Graph:
     b.nodes.append(Node("dequantize", "dequantize_output", [b.cur], ["logits"], attrs={"frac": out_frac}))
     n_classes = int(np.prod(b.shape))
     acc_bits = b.nodes[-2 if b.nodes[-2].op != "flatten" else -3].attrs.get("acc_bits", ACT.bits)
-    graph = Graph(inputs=[TensorSpec("x", tuple(in_shape))], outputs=[TensorSpec("logits", (n_classes,))],
-                  nodes=b.nodes, params=b.params,
-                  meta={"integer": True, "input_format": ACT.to_dict(),
-                        "output_format": {"bits": acc_bits, "frac": out_frac}})
+    graph = Graph(
+        inputs=[TensorSpec("x", tuple(in_shape))],
+        outputs=[TensorSpec("logits", (n_classes,))],
+        nodes=b.nodes,
+        params=b.params,
+        meta={
+            "integer": True,
+            "planned": True,
+            "input_format": ACT.to_dict(),
+            "output_format": {"bits": acc_bits, "frac": out_frac},
+        },
+    )
     graph.validate()
     return graph
 
@@ -185,11 +244,18 @@ def simulate_graph(graph: Graph, x_q: np.ndarray, folder, simulator: str = "icar
     from compiler.api import _write_stimulus
     from compiler.backends.verilog import write_verilog
     from sim.runner import run_cocotb
+
     folder = Path(folder).resolve()
     design = write_verilog(graph, folder / "rtl")
     work = folder / "sim"
     stimulus = _write_stimulus(work, folder, graph, design, np.asarray(x_q, dtype=np.int64))
     result_path = work / "result.json"
-    run_cocotb([folder / "rtl" / s for s in design["sources"]], design["top"], "test_design", work,
-               simulator=simulator, extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)})
+    run_cocotb(
+        [folder / "rtl" / s for s in design["sources"]],
+        design["top"],
+        "test_design",
+        work,
+        simulator=simulator,
+        extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)},
+    )
     return design, json.loads(result_path.read_text())

@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT))  # rtl/, sim/ and kernels/ live at the top of the 
 def pytest_configure(config):
     # One torch thread per test process: on 2 cores with pytest-xdist, more threads only contend.
     import torch
+
     torch.set_num_threads(1)
 
 
@@ -32,20 +33,24 @@ def digits_npz() -> Path:
 @pytest.fixture(scope="session")
 def digits_data(digits_npz):
     from compiler.data import load_data
+
     return load_data(digits_npz, (8, 8), 10)
 
 
 def lower_model(path, data, recipe=None):
     """Frontend + the recipe's passes (default: canonicalize, [every pass the recipe has a
-    table for,] lower), as `mpc compile` does, without writing anything."""
+    table for,] lower, plan), as `mpc compile` does, without writing anything."""
     from compiler import passes  # noqa: F401
     from compiler.frontend.onnx import load_onnx
     from compiler.passes.base import Context
     from compiler.passes.manager import run_flow
+
     graph = load_onnx(path)
     recipe = recipe or {}
-    middle = [p for p in recipe if p not in ("passes", "canonicalize", "lower")]
-    flow = recipe.get("passes", ["canonicalize", *middle, "lower"])
+    from compiler.passes.base import with_plan
+
+    middle = [p for p in recipe if p not in ("passes", "canonicalize", "lower", "plan")]
+    flow = with_plan(recipe.get("passes", ["canonicalize", *middle, "lower"]))
     ctx = Context(data=data, recipe=recipe, log=lambda *_: None, progress=False)
     lowered, _ = run_flow(graph, flow, ctx)
     return graph, lowered
@@ -60,6 +65,7 @@ def export_pool_zoo(path, seed: int = 0):
     """A 1x8x8 CNN with every pooling lower supports: a maxpool before its relu, average pooling
     with padding in both count modes, a strided padded conv, global average pooling."""
     import warnings
+
     import torch
 
     class PoolZoo(torch.nn.Module):
@@ -80,6 +86,12 @@ def export_pool_zoo(path, seed: int = 0):
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(PoolZoo().eval(), (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False,
-                          input_names=["x"], dynamic_axes={"x": {0: "n"}})
+        torch.onnx.export(
+            PoolZoo().eval(),
+            (torch.zeros(1, 1, 8, 8),),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "n"}},
+        )
     return path

@@ -1,4 +1,5 @@
 """The whole flow as a user runs it: compile, then simulate the Verilog bit-exact (Icarus)."""
+
 import json
 
 import numpy as np
@@ -20,16 +21,26 @@ def _compile(tmp_path, model, digits_npz, recipe_text=None):
         recipe = tmp_path / "recipe.toml"
         recipe.write_text(recipe_text)
     out = tmp_path / "out"
-    report = api.compile(model, digits_npz, out, recipe=recipe, log=lambda *_: None, progress=False,
-                         synth_timeout=None)  # synthesis has its own tests (tests/compiler/report)
+    report = api.compile(
+        model, digits_npz, out, recipe=recipe, log=lambda *_: None, progress=False, synth_timeout=None
+    )  # synthesis has its own tests (tests/compiler/report)
     return out, report
 
 
 @pytest.mark.parametrize("model", ["digits_mlp.onnx", "digits_matmul_add.onnx"])
 def test_compile_and_simulate_bit_exact(tmp_path, model, digits_npz, digits_data):
     out, report = _compile(tmp_path, EXAMPLES / model, digits_npz)
-    for name in ["graph.json", "params.npz", "model.int.onnx", "report.json", "report.md", "rtl/mpc_top.v",
-                 "rtl/files.f", "checkpoints/00-import/graph.json", "checkpoints/02-lower/graph.json"]:
+    for name in [
+        "graph.json",
+        "params.npz",
+        "model.int.onnx",
+        "report.json",
+        "report.md",
+        "rtl/mpc_top.v",
+        "rtl/files.f",
+        "checkpoints/00-import/graph.json",
+        "checkpoints/02-lower/graph.json",
+    ]:
         assert (out / name).exists(), name
     assert report["compiled"]["test_accuracy"] >= report["float"]["test_accuracy"] - 0.01
     assert [p["name"] for p in report["passes"]] == ["canonicalize", "lower"]
@@ -42,20 +53,26 @@ def test_compile_and_simulate_bit_exact(tmp_path, model, digits_npz, digits_data
     result = api.simulate(out, samples=24, log=lambda *_: None)
     assert result["mismatches"] == 0 and result["samples"] == 24
     assert json.loads((out / "sim.json").read_text())["mismatches"] == 0
-    assert json.loads((out / "report.json").read_text())["hardware"]["cycles_per_inference"] == result["cycles_per_inference"]
+    assert (
+        json.loads((out / "report.json").read_text())["hardware"]["cycles_per_inference"]
+        == result["cycles_per_inference"]
+    )
 
 
 def test_admm_sparse_design_is_bit_exact_and_needs_a_quarter_of_the_cycles(tmp_path, digits_npz):
     """Issue 3: at the same multiplier count the sparse design needs <= 1/4 of the dense one's
     cycles; both are bit-exact, and the cost model predicts the simulated latency exactly."""
     layers = "".join(f'[lower.layers."{n}"]\nmultipliers = 2\n' for n in ("/1/Gemm", "/3/Gemm", "/5/Gemm"))
-    recipe = ('passes = ["canonicalize", "admm", "lower"]\n[admm]\nsparsity = 0.9\nbits = 4\n'
-              'admm_epochs = 4\nretrain_epochs = 2\n' + layers)
+    recipe = (
+        'passes = ["canonicalize", "admm", "lower"]\n[admm]\nsparsity = 0.9\nbits = 4\n'
+        "admm_epochs = 4\nretrain_epochs = 2\n" + layers
+    )
     out, report = _compile(tmp_path / "sparse", EXAMPLES / "digits_mlp.onnx", digits_npz, recipe)
     assert {layer["engine"] for layer in report["layers"]} == {"sparse"}
     sparse = api.simulate(out, samples=16, log=lambda *_: None)
-    dense_out, _ = _compile(tmp_path / "dense", EXAMPLES / "digits_mlp.onnx", digits_npz,
-                            recipe + '[lower]\nengine = "dense"\n')
+    dense_out, _ = _compile(
+        tmp_path / "dense", EXAMPLES / "digits_mlp.onnx", digits_npz, recipe + '[lower]\nengine = "dense"\n'
+    )
     dense = api.simulate(dense_out, samples=16, log=lambda *_: None)
     assert sparse["mismatches"] == 0 and dense["mismatches"] == 0
     assert sparse["cycles_per_inference"] * 4 <= dense["cycles_per_inference"]
@@ -83,12 +100,19 @@ def test_mlp_exported_by_torch_dynamo_compiles_and_simulates_bit_exact(tmp_path,
     import sys
 
     import torch
+
     sys.path.insert(0, str(EXAMPLES))
     from make_example import train_mlp
+
     data = {"x_train": digits_data.x_train, "y_train": digits_data.y_train}
     model = train_mlp(data, (40,), seed=3, epochs=40)
-    torch.onnx.export(model, (torch.zeros(1, 8, 8),), str(tmp_path / "dynamo.onnx"), dynamo=True,
-                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 8, 8),),
+        str(tmp_path / "dynamo.onnx"),
+        dynamo=True,
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+    )
     out, report = _compile(tmp_path, tmp_path / "dynamo.onnx", digits_npz)
     assert report["compiled"]["test_accuracy"] >= report["float"]["test_accuracy"] - 0.01
     assert api.simulate(out, samples=16, log=lambda *_: None)["mismatches"] == 0
@@ -121,26 +145,42 @@ def test_circulant_mlp_meets_issue_4_bit_exact_and_cycle_exact(tmp_path, digits_
     assert result["initiation_interval"] == design["estimated_interval"] == 508
 
 
-@pytest.mark.parametrize("circulant, lower, cycles", [
-    # dense -> circulant -> dense: the circulant stage loads over the dense layer's 32 outputs
-    ('block_size = 1\n[circulant.layers."/3/Gemm"]\nblock_size = 8\n', "", (607, 369)),
-    # b = 16 -> b = 2 -> dense: the second engine is the slowest stage only through its loading
-    ('block_size = 2\n[circulant.layers."/1/Gemm"]\nblock_size = 16\n', "", (996, 469)),
-    # every layer, the last one padded (10 of 12 rows) and raw; negative spectral shift
-    ('block_size = 4\n[circulant.layers."/5/Gemm"]\nblock_size = 4\n',
-     "[lower]\nspectrum_bits = 10\nfft_guard = 3\nifft_guard = 6\n", (1024, 696)),
-])
+@pytest.mark.parametrize(
+    "circulant, lower, cycles",
+    [
+        # dense -> circulant -> dense: the circulant stage loads over the dense layer's 32 outputs
+        ('block_size = 1\n[circulant.layers."/3/Gemm"]\nblock_size = 8\n', "", (607, 369)),
+        # b = 16 -> b = 2 -> dense: the second engine is the slowest stage only through its loading
+        ('block_size = 2\n[circulant.layers."/1/Gemm"]\nblock_size = 16\n', "", (996, 469)),
+        # every layer, the last one padded (10 of 12 rows) and raw; negative spectral shift
+        (
+            'block_size = 4\n[circulant.layers."/5/Gemm"]\nblock_size = 4\n',
+            "[lower]\nspectrum_bits = 10\nfft_guard = 3\nifft_guard = 6\n",
+            (1024, 696),
+        ),
+    ],
+)
 def test_circulant_pipelines_are_bit_exact_and_cycle_exact(tmp_path, digits_npz, circulant, lower, cycles):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(f'passes = ["canonicalize", "circulant", "lower"]\n[circulant]\nepochs = 2\n{circulant}{lower}')
     out = tmp_path / "out"
-    api.compile(EXAMPLES / "digits_mlp.onnx", digits_npz, out, recipe=recipe, log=lambda *_: None, progress=False,
-                synth_timeout=None)
+    api.compile(
+        EXAMPLES / "digits_mlp.onnx",
+        digits_npz,
+        out,
+        recipe=recipe,
+        log=lambda *_: None,
+        progress=False,
+        synth_timeout=None,
+    )
     result = api.simulate(out, samples=12, log=lambda *_: None)
     design = json.loads((out / "rtl" / "design.json").read_text())
     assert result["mismatches"] == 0
-    assert (result["cycles_per_inference"], result["initiation_interval"]) == \
-        (design["estimated_latency"], design["estimated_interval"]) == cycles
+    assert (
+        (result["cycles_per_inference"], result["initiation_interval"])
+        == (design["estimated_latency"], design["estimated_interval"])
+        == cycles
+    )
 
 
 def test_cli_compile_and_simulate_with_relative_paths(tmp_path, digits_npz, monkeypatch):
@@ -148,12 +188,16 @@ def test_cli_compile_and_simulate_with_relative_paths(tmp_path, digits_npz, monk
     import shutil
     import subprocess
     import sys
+
     monkeypatch.chdir(tmp_path)
     shutil.copy(EXAMPLES / "digits_mlp.onnx", "m.onnx")
     shutil.copy(digits_npz, "d.npz")
     run = [sys.executable, "-m", "compiler.cli"]
-    done = subprocess.run(run + ["compile", "m.onnx", "--data", "d.npz", "-o", "build/x", "--no-synth", "--quiet"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        run + ["compile", "m.onnx", "--data", "d.npz", "-o", "build/x", "--no-synth", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     done = subprocess.run(run + ["simulate", "build/x", "--samples", "4"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr + done.stdout

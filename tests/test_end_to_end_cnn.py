@@ -1,14 +1,16 @@
 """Convolutional networks through the whole flow: compile the digits CNN, simulate its Verilog
 bit-exact and cycle-exact (Icarus), lint it, synthesize it; and hand-built CNNs whose engines
 back-pressure each other, simulated against the timing model."""
+
 import json
 import shutil
 
 import numpy as np
 import pytest
 
-from compiler import api, timing
+from compiler import api
 from compiler.backends.verilog import write_verilog
+from compiler.hw import timing as hw_timing
 from tests.cnn_graphs import build_cnn, random_inputs, simulate_graph
 from tests.compiler.test_timing import MEASURED
 from tests.conftest import EXAMPLES
@@ -19,8 +21,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def cnn_build(tmp_path_factory, digits_npz):
     out = tmp_path_factory.mktemp("cnn") / "out"
-    report = api.compile(EXAMPLES / "digits_cnn.onnx", digits_npz, out, log=lambda *_: None, progress=False,
-                         synth_timeout=None)
+    report = api.compile(
+        EXAMPLES / "digits_cnn.onnx", digits_npz, out, log=lambda *_: None, progress=False, synth_timeout=None
+    )
     return out, report
 
 
@@ -67,8 +70,11 @@ def test_hand_built_cnns_are_bit_exact_and_cycle_exact(tmp_path, name):
     graph = build_cnn(shape, layers, seed=seed)
     design, result = simulate_graph(graph, random_inputs(graph, 6), tmp_path)
     assert result["mismatches"] == 0, result["first_mismatches"]
-    assert (result["latency_first_sample"], result["initiation_interval"]) == \
-        (design["estimated_latency"], design["estimated_interval"]) == measured
+    assert (
+        (result["latency_first_sample"], result["initiation_interval"])
+        == (design["estimated_latency"], design["estimated_interval"])
+        == measured
+    )
 
 
 def test_cnn_model_matches_the_mean_interval_for_any_sample_count(cnn_build):
@@ -77,21 +83,23 @@ def test_cnn_model_matches_the_mean_interval_for_any_sample_count(cnn_build):
     design = json.loads((out / "rtl" / "design.json").read_text())
     from compiler.backends.verilog import engine_specs
     from compiler.ir import Graph
+
     specs = engine_specs(Graph.load(out))
-    run = timing.run_stream(tuple(s.stage for s in specs), 10, 24)
+    run = hw_timing.run_stream(tuple(s.stage for s in specs), 10, 24)
     assert set(np.diff(run.outputs)) == {design["estimated_interval"]}
 
 
 def test_generated_cnn_top_passes_verilator_lint(tmp_path, cnn_build):
     from sim.runner import SimulationError, ensure_verilator_on_path, lint_verilator
+
     try:
         ensure_verilator_on_path()
     except SimulationError as e:
         pytest.skip(str(e))
     out, _ = cnn_build
     design = json.loads((out / "rtl" / "design.json").read_text())
-    lint_verilator([out / "rtl" / s for s in design["sources"]], design["top"])   # raises on any warning
-    graph = build_cnn(*MEASURED["pools-first"][:2])   # average pools, a global pool, stride > kernel elsewhere
+    lint_verilator([out / "rtl" / s for s in design["sources"]], design["top"])  # raises on any warning
+    graph = build_cnn(*MEASURED["pools-first"][:2])  # average pools, a global pool, stride > kernel elsewhere
     design = write_verilog(graph, tmp_path)
     lint_verilator([tmp_path / s for s in design["sources"]], design["top"])
 
@@ -99,6 +107,7 @@ def test_generated_cnn_top_passes_verilator_lint(tmp_path, cnn_build):
 def test_cnn_design_synthesizes_without_latches(tmp_path, cnn_build):
     """Measured (yosys 0.23, synth_xilinx): 21 DSPs (4 + 16 + 1 multipliers), ~2.4k LUTs, 17 s."""
     from compiler.report.synth import synthesize
+
     if shutil.which("yosys") is None:
         pytest.skip("yosys is not installed")
     out, _ = cnn_build

@@ -3,6 +3,7 @@
 float on its test split, and simulates with 0 mismatches on 8 samples with Icarus; with ADMM
 (filter pruning on the convolutions, irregular on the dense layers) it still simulates
 bit-exact and needs fewer cycles per inference."""
+
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,7 @@ from compiler import api
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (SHARED / "mnist").exists(), reason=f"no MNIST under {SHARED}")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (SHARED / "mnist").exists(), reason=f"no MNIST under {SHARED}")]
 
 ADMM = """passes = ["canonicalize", "admm", "lower"]
 [admm]
@@ -33,6 +33,7 @@ structure = "filters"
 @pytest.fixture(scope="module")
 def lenet5(tmp_path_factory):
     from benchmarks.datasets import MlpRecipe, load_mnist, make_lenet5, member_split, train_onnx_model
+
     work = tmp_path_factory.mktemp("lenet5")
     x, y = load_mnist(SHARED)
     data = member_split(x[:, None], y, 3000, 2000, seed=0)
@@ -53,14 +54,16 @@ def test_lenet5_compiles_keeps_accuracy_and_simulates_bit_exact(lenet5, tmp_path
     assert report["compiled"]["onnx_matches_golden"]["identical"]
     assert sim["samples"] == 8 and sim["mismatches"] == 0
     assert [layer["engine"] for layer in report["layers"]][:2] == ["conv", "conv"]
-    assert report["layers"][0]["p_k"] > 1     # one input channel: kernel positions in parallel instead
+    assert report["layers"][0]["p_k"] > 1  # one input channel: kernel positions in parallel instead
 
     recipe = tmp_path / "admm.toml"
     recipe.write_text(ADMM)
     pruned, pruned_sim = _compile_and_simulate(model, data, tmp_path / "admm", recipe)
     assert pruned_sim["mismatches"] == 0
     convs = [layer for layer in pruned["layers"] if layer["engine"] == "conv"]
-    assert convs[0]["shape"][0] <= 3 and convs[1]["shape"][0] <= 8      # half the filters are gone
+    assert convs[0]["shape"][0] <= 3 and convs[1]["shape"][0] <= 8  # half the filters are gone
     assert pruned_sim["cycles_per_inference"] < sim["cycles_per_inference"]
-    assert np.isfinite(pruned["model"]["compression_ratio"]) and pruned["model"]["compression_ratio"] > \
-        report["model"]["compression_ratio"]
+    assert (
+        np.isfinite(pruned["model"]["compression_ratio"])
+        and pruned["model"]["compression_ratio"] > report["model"]["compression_ratio"]
+    )

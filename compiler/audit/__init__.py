@@ -3,8 +3,16 @@ executors: a prediction function per target (targets.py).
 
 This module stays import-light (the CLI reads the names below for its help)."""
 
-ATTACK_NAMES = ("loss_threshold", "confidence_threshold", "entropy_threshold", "modified_entropy_threshold",
-                "shadow", "lira_offline", "lira_online", "label_only")
+ATTACK_NAMES = (
+    "loss_threshold",
+    "confidence_threshold",
+    "entropy_threshold",
+    "modified_entropy_threshold",
+    "shadow",
+    "lira_offline",
+    "lira_online",
+    "label_only",
+)
 GROUPS = {
     "threshold": ["loss_threshold", "confidence_threshold", "entropy_threshold", "modified_entropy_threshold"],
     "lira": ["lira_offline", "lira_online"],

@@ -6,10 +6,11 @@ The evaluation points and the shadow pool are the same points in the same order 
 shadow k's logits on point i are `shadows.logits[k, i]`, its membership `shadows.is_in[k, i]`.
 Nothing here sees the target's membership labels.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.stats import norm
@@ -27,8 +28,8 @@ PER_EXAMPLE_VARIANCE_FROM = 64
 @dataclass
 class AttackResult:
     scores: np.ndarray
-    decision: np.ndarray | None   # the attack's own calibrated decision, if it has one
-    details: dict | None = None   # what the attacker calibrated (recorded in audit.json)
+    decision: np.ndarray | None  # the attack's own calibrated decision, if it has one
+    details: dict | None = None  # what the attacker calibrated (recorded in audit.json)
 
 
 Signal = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -50,17 +51,23 @@ def class_thresholds(signal: Signal, y: np.ndarray, shadows: ShadowSet, n_classe
     labels = np.broadcast_to(y, shadows.is_in.shape).ravel()
     is_in = shadows.is_in.ravel()
     overall = best_threshold(values, is_in)
-    return np.array([best_threshold(values[labels == c], is_in[labels == c]) if np.any(labels == c) else overall
-                     for c in range(n_classes)])
+    return np.array(
+        [
+            best_threshold(values[labels == c], is_in[labels == c]) if np.any(labels == c) else overall
+            for c in range(n_classes)
+        ]
+    )
 
 
 def threshold_attack(signal: Signal) -> Callable[..., AttackResult]:
     """Score = the signal's margin over its class's threshold; decision = margin >= 0.
     Sweeping one global value over the margin shifts every class threshold alike (the ROC)."""
+
     def attack(target_logits: np.ndarray, y: np.ndarray, shadows: ShadowSet, seed: int) -> AttackResult:
         thresholds = class_thresholds(signal, y, shadows, target_logits.shape[-1])
         margin = signal(target_logits, y) - thresholds[y]
         return AttackResult(margin, margin >= 0, {"class_thresholds": [float(t) for t in thresholds]})
+
     return attack
 
 
@@ -78,8 +85,9 @@ def shadow_attack(target_logits: np.ndarray, y: np.ndarray, shadows: ShadowSet, 
             rows = labels == c
             if is_in[rows].all() or not is_in[rows].any():
                 continue  # nothing to learn for this class: score 0, i.e. undecided
-            model = HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, learning_rate=0.1,
-                                                   early_stopping=False, random_state=seed)
+            model = HistGradientBoostingClassifier(
+                max_iter=100, max_leaf_nodes=15, learning_rate=0.1, early_stopping=False, random_state=seed
+            )
             model.fit(features[rows], is_in[rows])
             scores[y == c] = model.decision_function(target_features[y == c])
     return AttackResult(scores, scores >= 0)
@@ -102,16 +110,16 @@ def _fit(phi: np.ndarray, mask: np.ndarray, per_example: bool) -> tuple[np.ndarr
     overall_mean = float(np.nanmean(masked)) if mask.any() else 0.0
     mean = np.where(counts > 0, np.nanmedian(np.where(counts > 0, masked, 0.0), axis=0), overall_mean)
     residuals = np.where(mask, phi - mean, np.nan)
-    pooled = float(np.sqrt(np.nanmean(residuals ** 2))) if counts.max(initial=0) > 1 else float(np.nanstd(masked))
+    pooled = float(np.sqrt(np.nanmean(residuals**2))) if counts.max(initial=0) > 1 else float(np.nanstd(masked))
     pooled = max(pooled, 1e-6)
     if not per_example:
         return mean, np.full(phi.shape[1], pooled)
-    std = np.where(counts > 1, np.sqrt(np.nanmean(residuals ** 2, axis=0)), pooled)
+    std = np.where(counts > 1, np.sqrt(np.nanmean(residuals**2, axis=0)), pooled)
     return mean, np.maximum(std, 1e-6)
 
 
 def lira_fits(y: np.ndarray, shadows: ShadowSet) -> GaussianFits:
-    phi = signals.scaled_confidence(shadows.logits, y)          # [K, n]
+    phi = signals.scaled_confidence(shadows.logits, y)  # [K, n]
     per_example = shadows.count >= PER_EXAMPLE_VARIANCE_FROM
     mean_in, std_in = _fit(phi, shadows.is_in, per_example)
     mean_out, std_out = _fit(phi, ~shadows.is_in, per_example)

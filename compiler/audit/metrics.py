@@ -12,7 +12,10 @@
   (thresholds from shadow models, LR > 1, "correct = member"), the same four accuracy figures
   at that decision.
 """
+
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score, roc_curve
@@ -34,10 +37,13 @@ def decision_metrics(predicted: np.ndarray, is_member: np.ndarray) -> dict:
     predicted, is_member = np.asarray(predicted, bool), np.asarray(is_member, bool)
     tpr = predicted[is_member].mean()
     tnr = (~predicted[~is_member]).mean()
-    precision, recall, f1, _ = precision_recall_fscore_support(is_member, predicted, average="binary",
-                                                               zero_division=0)
-    return {"balanced_accuracy": round(float((tpr + tnr) / 2), 6), "member_precision": round(float(precision), 6),
-            "member_recall": round(float(recall), 6), "member_f1": round(float(f1), 6)}
+    precision, recall, f1, _ = precision_recall_fscore_support(is_member, predicted, average="binary", zero_division=0)
+    return {
+        "balanced_accuracy": round(float((tpr + tnr) / 2), 6),
+        "member_precision": round(float(precision), 6),
+        "member_recall": round(float(recall), 6),
+        "member_f1": round(float(f1), 6),
+    }
 
 
 def attack_metrics(scores: np.ndarray, is_member: np.ndarray, decision: np.ndarray | None = None) -> dict:
@@ -46,14 +52,16 @@ def attack_metrics(scores: np.ndarray, is_member: np.ndarray, decision: np.ndarr
     n_non_members = int((~is_member).sum())
     fpr, tpr, thresholds = roc(scores, is_member)
     best = int(np.argmax(tpr - fpr))
-    result = {"auc": round(float(roc_auc_score(is_member, scores)), 6)}
+    result: dict[str, Any] = {"auc": round(float(roc_auc_score(is_member, scores)), 6)}
     result.update(decision_metrics(scores >= thresholds[best], is_member))
     notes = []
     for key, level in FPR_LEVELS.items():
         if n_non_members * level < 1:
             result[key] = None
-            notes.append(f"{key}: an FPR of {level:.1%} is not resolvable with {n_non_members} non-members "
-                         f"(needs at least {int(round(1 / level))})")
+            notes.append(
+                f"{key}: an FPR of {level:.1%} is not resolvable with {n_non_members} non-members "
+                f"(needs at least {int(round(1 / level))})"
+            )
         else:
             result[key] = round(tpr_at_fpr(fpr, tpr, level), 6)
     if decision is not None:

@@ -13,17 +13,19 @@
 4. Writes OUT/audit.json, OUT/audit_roc_<target>.png, and the "Membership inference" section
    of report.md (through report.json's `privacy` entry, so re-running replaces it).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from compiler.audit import attacks as attack_lib
 from compiler.audit import DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS
+from compiler.audit import attacks as attack_lib
 from compiler.audit.metrics import attack_metrics, roc
 from compiler.audit.plot import plot_roc
 from compiler.audit.shadows import ShadowSet, derived_seed, train_shadows
@@ -47,8 +49,9 @@ def parse_attacks(spec: str | list[str]) -> list[str]:
         expanded = GROUPS.get(name, [name])
         unknown = [n for n in expanded if n not in attack_lib.ATTACKS]
         if unknown:
-            raise AuditError(f"unknown attack {unknown[0]!r} (attacks: {', '.join(attack_lib.ATTACKS)}; "
-                             f"groups: {', '.join(GROUPS)})")
+            raise AuditError(
+                f"unknown attack {unknown[0]!r} (attacks: {', '.join(attack_lib.ATTACKS)}; groups: {', '.join(GROUPS)})"
+            )
         chosen += [n for n in expanded if n not in chosen]
     if not chosen:
         raise AuditError("no attack selected")
@@ -62,10 +65,19 @@ def parse_targets(spec: str | list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def audit(out: str | Path, attacks: str | list[str] = DEFAULT_ATTACKS, shadows: int = 16, seed: int = 0,
-          data: str | Path | None = None, targets: str | list[str] = DEFAULT_TARGETS,
-          shadow_training: TrainConfig = SHADOW_TRAINING, log=print, progress: bool = True,
-          shadow_cache: dict | None = None, write: bool = True) -> dict:
+def audit(
+    out: str | Path,
+    attacks: str | list[str] = DEFAULT_ATTACKS,
+    shadows: int = 16,
+    seed: int = 0,
+    data: str | Path | None = None,
+    targets: str | list[str] = DEFAULT_TARGETS,
+    shadow_training: TrainConfig = SHADOW_TRAINING,
+    log=print,
+    progress: bool = True,
+    shadow_cache: dict | None = None,
+    write: bool = True,
+) -> dict:
     """Audit the build in OUT; return the audit (also written to OUT/audit.json when `write`).
 
     `shadow_cache`: a dict kept by the caller across audits of builds of the same model and data
@@ -86,7 +98,7 @@ def audit(out: str | Path, attacks: str | list[str] = DEFAULT_ATTACKS, shadows: 
         log(f"shadow models: {shadows} x {arch_source}, {n} points each, {shadow_training.epochs} epochs")
         shadow_set = _cached_shadows(shadow_cache, arch, x, y, shadows, shadow_training, seed, progress)
     shadow_seconds = time.perf_counter() - start
-    result = {
+    result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "build": str(out),
         "data": dataset.path,
@@ -101,7 +113,8 @@ def audit(out: str | Path, attacks: str | list[str] = DEFAULT_ATTACKS, shadows: 
     curves = {}
     for target in loaded:
         result["targets"][target.name], curves[target.name] = _audit_target(
-            target, dataset, x, y, is_member, attack_names, shadow_set, seed, log)
+            target, dataset, x, y, is_member, attack_names, shadow_set, seed, log
+        )
     result["seconds"] = {"shadows": round(shadow_seconds, 2), "total": round(time.perf_counter() - start, 2)}
     if write:
         _write(out, result, curves)
@@ -156,8 +169,9 @@ def evaluation_set(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np
 def _cached_shadows(cache, arch: Graph, x, y, count, config, seed, progress) -> ShadowSet:
     if cache is None:
         return train_shadows(arch, x, y, count, config, seed, progress)
-    shape = json.dumps([[n.op, n.inputs, n.outputs] for n in arch.nodes] +
-                       [[k, list(v.shape)] for k, v in arch.params.items()])
+    shape = json.dumps(
+        [[n.op, n.inputs, n.outputs] for n in arch.nodes] + [[k, list(v.shape)] for k, v in arch.params.items()]
+    )
     digest = hashlib.sha1(shape.encode() + np.ascontiguousarray(x).tobytes() + y.tobytes()).hexdigest()
     key = (digest, count, repr(config), seed)
     if key not in cache:
@@ -171,24 +185,30 @@ def _settings(attack_names, target_names, shadow_set, arch_source) -> dict:
         "targets": target_names,
         "evaluation": "members = x_train, non-members = x_test, the larger subsampled to the smaller (seeded)",
         "shadow_pool": "the 2n evaluation points with their labels (membership unknown to the attacker); "
-                       "shadows train on complementary random halves" if shadow_set else None,
+        "shadows train on complementary random halves"
+        if shadow_set
+        else None,
         "shadow_architecture": arch_source,
         "shadow_training": shadow_set.training() if shadow_set else None,
         "shadows_for_integer_targets": "float shadows (they model the training procedure); scores use the "
-                                       "target's exact outputs",
-        "lira_variance": ("per_example" if shadow_set and shadow_set.count >= attack_lib.PER_EXAMPLE_VARIANCE_FROM
-                          else "global"),
+        "target's exact outputs",
+        "lira_variance": (
+            "per_example" if shadow_set and shadow_set.count >= attack_lib.PER_EXAMPLE_VARIANCE_FROM else "global"
+        ),
         "threshold": "metrics at the balanced-accuracy-optimal threshold on the evaluation set; `calibrated`: "
-                     "at the attack's own decision, chosen without evaluation labels",
+        "at the attack's own decision, chosen without evaluation labels",
     }
 
 
 def _audit_target(target: Target, data: Dataset, x, y, is_member, attack_names, shadow_set, seed, log):
     logits = target.predict_logits(x)
-    entry = {"kind": target.kind, "source": target.source,
-             "test_accuracy": _accuracy(target, data.x_test, data.y_test),
-             "train_accuracy": _accuracy(target, data.x_train, data.y_train),
-             "attacks": {}}
+    entry: dict[str, Any] = {
+        "kind": target.kind,
+        "source": target.source,
+        "test_accuracy": _accuracy(target, data.x_test, data.y_test),
+        "train_accuracy": _accuracy(target, data.x_train, data.y_train),
+        "attacks": {},
+    }
     curves = {}
     for name in attack_names:
         res = attack_lib.ATTACKS[name](logits, y, shadow_set, seed)
@@ -196,8 +216,10 @@ def _audit_target(target: Target, data: Dataset, x, y, is_member, attack_names, 
         entry["attacks"][name] = metrics
         fpr, tpr, _ = roc(res.scores, is_member)
         curves[name] = (fpr, tpr, metrics["auc"])
-    log(f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}; AUC " +
-        ", ".join(f"{a} {m['auc']:.3f}" for a, m in entry["attacks"].items()))
+    log(
+        f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}; AUC "
+        + ", ".join(f"{a} {m['auc']:.3f}" for a, m in entry["attacks"].items())
+    )
     return entry, curves
 
 
@@ -207,10 +229,10 @@ def _accuracy(target: Target, x, y) -> float:
 
 def _write(out: Path, result: dict, curves: dict) -> None:
     from compiler.report.report import write_report
+
     (out / "audit.json").write_text(json.dumps(result, indent=1))
     for name, target_curves in curves.items():
-        plot_roc(target_curves, result["n_non_members"], f"membership inference: {name}",
-                 out / f"audit_roc_{name}.png")
+        plot_roc(target_curves, result["n_non_members"], f"membership inference: {name}", out / f"audit_roc_{name}.png")
     report = json.loads((out / "report.json").read_text())
     report["privacy"] = result
     write_report(report, out)

@@ -6,6 +6,7 @@ in complementary pairs (shadow 2j trains on one random half, 2j+1 on the other),
 point is IN exactly K/2 shadows and OUT of the other K/2 (for odd K the last shadow draws its own
 half). Everything is seeded from one integer: same seed, same shadows, same numbers.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,10 +25,10 @@ from compiler.ir import Graph
 
 @dataclass
 class ShadowSet:
-    logits: np.ndarray          # [K, n_pool, classes]: each shadow's logits on every pool point
-    is_in: np.ndarray           # [K, n_pool] bool: the point was in that shadow's training set
+    logits: np.ndarray  # [K, n_pool, classes]: each shadow's logits on every pool point
+    is_in: np.ndarray  # [K, n_pool] bool: the point was in that shadow's training set
     train_accuracy: list[float]  # per shadow, on its IN points
-    test_accuracy: list[float]   # per shadow, on its OUT points
+    test_accuracy: list[float]  # per shadow, on its OUT points
     config: TrainConfig
     seconds: float
 
@@ -36,15 +37,22 @@ class ShadowSet:
         return len(self.logits)
 
     def training(self) -> dict:
-        return {"train_size": int(self.is_in[0].sum()) if self.count else 0, "epochs": self.config.epochs,
-                "lr": self.config.lr, "batch_size": self.config.batch_size, "weight_decay": self.config.weight_decay,
-                "optimizer": "Adam, cross-entropy (exec.train)"}
+        return {
+            "train_size": int(self.is_in[0].sum()) if self.count else 0,
+            "epochs": self.config.epochs,
+            "lr": self.config.lr,
+            "batch_size": self.config.batch_size,
+            "weight_decay": self.config.weight_decay,
+            "optimizer": "Adam, cross-entropy (exec.train)",
+        }
 
     def summary(self) -> dict:
         """What the shadows became: compare with the target's train/test accuracy."""
-        return {"count": self.count,
-                "mean_train_accuracy": round(float(np.mean(self.train_accuracy)), 6),
-                "mean_test_accuracy": round(float(np.mean(self.test_accuracy)), 6)}
+        return {
+            "count": self.count,
+            "mean_train_accuracy": round(float(np.mean(self.train_accuracy)), 6),
+            "mean_test_accuracy": round(float(np.mean(self.test_accuracy)), 6),
+        }
 
 
 def derived_seed(seed: int, *stream: int) -> int:
@@ -56,7 +64,7 @@ def membership_design(n_pool: int, count: int, seed: int) -> np.ndarray:
     """[count, n_pool] bool: complementary random halves, pair by pair."""
     rng = np.random.default_rng(derived_seed(seed, 1))
     half = n_pool // 2
-    rows = []
+    rows: list[np.ndarray] = []
     while len(rows) < count:
         chosen = np.zeros(n_pool, bool)
         chosen[rng.permutation(n_pool)[:half]] = True
@@ -80,8 +88,15 @@ def single_threaded():
         torch.set_num_threads(before)
 
 
-def train_shadows(architecture: Graph, x_pool: np.ndarray, y_pool: np.ndarray, count: int,
-                  config: TrainConfig, seed: int, progress: bool = True) -> ShadowSet:
+def train_shadows(
+    architecture: Graph,
+    x_pool: np.ndarray,
+    y_pool: np.ndarray,
+    count: int,
+    config: TrainConfig,
+    seed: int,
+    progress: bool = True,
+) -> ShadowSet:
     start = time.perf_counter()
     is_in = membership_design(len(x_pool), count, seed)
     logits, train_acc, test_acc = [], [], []

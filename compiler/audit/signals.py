@@ -5,6 +5,7 @@ resolution: log(1 - p_i) is computed as logsumexp of the other classes' log-prob
 Each `*_signal` is oriented so that a higher value means "more likely a member".
 Arrays may carry leading dimensions (e.g. [shadows, examples, classes]).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,11 +6,12 @@
 - any checkpoint folder name (`01-canonicalize`, `02-lower`, ...): float checkpoints run in the
   torch executor, integer ones in the golden executor.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class TargetError(ValueError):
 @dataclass
 class Target:
     name: str
-    source: str                                   # folder relative to the build
+    source: str  # folder relative to the build
     graph: Graph
     predict_logits: Callable[[np.ndarray], np.ndarray]
 

@@ -15,6 +15,7 @@ a batched int64 MatMul per frequency bin for the spectral products, and `rshift_
 the divisor's sign). Every intermediate fits the widths lower derived (<= 62 bits), so int64
 never wraps: the integers equal kernels.circulant_mac's bit for bit.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 from compiler.exec.golden import circulant_layer
 from compiler.ir import FixedPoint, Graph
 from kernels.circulant_mac import bit_reverse, twiddles
-from kernels.pool import window_counts
+from kernels.pool2d import window_counts
 
 OPSET = 17
 
@@ -71,12 +72,16 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
     b.op("ArgMax", [logits_q], "class", axis=1, keepdims=0, select_last_index=0)
     n_classes = graph.outputs[0].shape[0]
     g = helper.make_graph(
-        b.nodes, "mpc_integer_graph",
+        b.nodes,
+        "mpc_integer_graph",
         [helper.make_tensor_value_info(src.name, TensorProto.FLOAT, ["batch", *src.shape])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes]),
-         helper.make_tensor_value_info("logits_q", TensorProto.INT32, ["batch", n_classes]),
-         helper.make_tensor_value_info("class", TensorProto.INT64, ["batch"])],
-        b.inits)
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes]),
+            helper.make_tensor_value_info("logits_q", TensorProto.INT32, ["batch", n_classes]),
+            helper.make_tensor_value_info("class", TensorProto.INT64, ["batch"]),
+        ],
+        b.inits,
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mpc")
     model.ir_version = 8  # readable by onnxruntime releases of the last few years
     onnx.checker.check_model(model, full_check=True)
@@ -89,11 +94,17 @@ def save_onnx(graph: Graph, path: str | Path) -> None:
 
 def _quantize(b: _Builder, g: Graph, node, x: str) -> str:
     fmt = FixedPoint.from_dict(node.attrs["format"])
-    q = b.op("QuantizeLinear", [x, b.const(2.0 ** -fmt.frac, np.float32, "scale"), b.const(0, np.int8, "zero")],
-             f"{node.outputs[0]}__int8")
+    q = b.op(
+        "QuantizeLinear",
+        [x, b.const(2.0**-fmt.frac, np.float32, "scale"), b.const(0, np.int8, "zero")],
+        f"{node.outputs[0]}__int8",
+    )
     if fmt.bits < 8:
-        q = b.op("Clip", [q, b.const(fmt.min_int, np.int8, "lo"), b.const(fmt.max_int, np.int8, "hi")],
-                 f"{node.outputs[0]}__clip")
+        q = b.op(
+            "Clip",
+            [q, b.const(fmt.min_int, np.int8, "lo"), b.const(fmt.max_int, np.int8, "hi")],
+            f"{node.outputs[0]}__clip",
+        )
     return q
 
 
@@ -116,7 +127,7 @@ def _requantize(b: _Builder, g: Graph, node, acc: str) -> str:
     if shift > 0:  # exact in float64: |acc| < 2**32 and scaling by powers of two
         d = b.op("Cast", [acc], f"{name}__f64", to=TensorProto.DOUBLE)
         d = b.op("Add", [d, b.const(2.0 ** (shift - 1), np.float64, "round")], f"{name}__round")
-        d = b.op("Mul", [d, b.const(2.0 ** -shift, np.float64, "shift")], f"{name}__scaled")
+        d = b.op("Mul", [d, b.const(2.0**-shift, np.float64, "shift")], f"{name}__scaled")
         d = b.op("Floor", [d], f"{name}__floor")
         t = b.op("Cast", [d], f"{name}__i32", to=TensorProto.INT32)
     fmt = FixedPoint(bits, 0)
@@ -127,7 +138,13 @@ def _requantize(b: _Builder, g: Graph, node, acc: str) -> str:
 
 def _dequantize(b: _Builder, g: Graph, node, acc: str) -> str:
     logits_q = acc
-    if g.producer(node.inputs[0]).op not in ("dense", "circulant", "conv2d"):  # an int8 activation, not an int32 accumulator
+    producer = g.producer(node.inputs[0])
+    assert producer is not None, f"{node.name}: no producer"  # Graph.validate guarantees one
+    if producer.op not in (
+        "dense",
+        "circulant",
+        "conv2d",
+    ):  # an int8 activation, not an int32 accumulator
         logits_q = b.op("Cast", [acc], f"{node.outputs[0]}__i32", to=TensorProto.INT32)
     b.op("Identity", [logits_q], "logits_q")
     d = b.op("Cast", [logits_q], "logits__f64", to=TensorProto.DOUBLE)
@@ -149,13 +166,14 @@ def _rshift_round(b: _Builder, v: str, s: int, name: str) -> str:
     if s < 0:
         return b.op("Mul", [v, b.const(1 << -s, np.int64, "lshift")], f"{name}__lsh")
     t = b.op("Add", [v, b.const(1 << (s - 1), np.int64, "round")], f"{name}__rnd")
-    r = b.op("Mod", [t, b.const(1 << s, np.int64, "mod")], f"{name}__mod", fmod=0)   # in [0, 2**s)
+    r = b.op("Mod", [t, b.const(1 << s, np.int64, "mod")], f"{name}__mod", fmod=0)  # in [0, 2**s)
     d = b.op("Sub", [t, r], f"{name}__sub")
-    return b.op("Div", [d, b.const(1 << s, np.int64, "div")], f"{name}__rsh")      # exact division
+    return b.op("Div", [d, b.const(1 << s, np.int64, "div")], f"{name}__rsh")  # exact division
 
 
-def _fft(b: _Builder, re: str, im: str, rows: int, n: int, twiddle_frac: int, inverse: bool,
-         name: str) -> tuple[str, str]:
+def _fft(
+    b: _Builder, re: str, im: str, rows: int, n: int, twiddle_frac: int, inverse: bool, name: str
+) -> tuple[str, str]:
     """kernels.circulant_mac.fft_fixed over the last axis of [N, rows, n] int64 tensors."""
     order = b.const(bit_reverse(n), np.int64, "bitrev")
     re = b.op("Gather", [re, order], f"{name}__rev_re", axis=2)
@@ -176,7 +194,7 @@ def _fft(b: _Builder, re: str, im: str, rows: int, n: int, twiddle_frac: int, in
                 parts[k + part] = _slice(b, t, 3, pos, pos + 1, f"{tag}_{k}{part}")
         wr = b.const(cos_q[np.arange(half) * groups], np.int64, "tw_re")
         wi = b.const(sin_q[np.arange(half) * groups], np.int64, "tw_im")
-        mul = lambda x, w, k: b.op("Mul", [x, w], f"{tag}_{k}")
+        mul = lambda x, w, k, tag=tag: b.op("Mul", [x, w], f"{tag}_{k}")
         tr = b.op("Sub", [mul(parts["cre"], wr, "rr"), mul(parts["cim"], wi, "ii")], f"{tag}_tr")
         ti = b.op("Add", [mul(parts["cim"], wr, "ir"), mul(parts["cre"], wi, "ri")], f"{tag}_ti")
         tr = _rshift_round(b, tr, twiddle_frac, f"{tag}_tr")
@@ -205,10 +223,11 @@ def _circulant(b: _Builder, g: Graph, node, x: str) -> str:
     x_im = b.op("Mul", [x_re, b.const(0, np.int64, "zero")], f"{name}__zeros")
     x_re, x_im = _fft(b, x_re, x_im, q, n, layer.twiddle_frac, False, f"{name}__fwd")
     # 2. spectral products, bins 0..b/2, summed over input blocks: one [N, q] x [q, p] per bin
-    bins = lambda t, part: b.op("Transpose", [_slice(b, t, 2, 0, half, f"{name}__{part}_bins")],
-                                f"{name}__{part}_hnq", perm=[2, 0, 1])       # [H, N, q]
+    bins = lambda t, part: b.op(
+        "Transpose", [_slice(b, t, 2, 0, half, f"{name}__{part}_bins")], f"{name}__{part}_hnq", perm=[2, 0, 1]
+    )  # [H, N, q]
     xr, xi = bins(x_re, "xr"), bins(x_im, "xi")
-    w_re = b.const(layer.spectra_re.transpose(2, 1, 0), np.int64, "spectra_re")   # [H, q, p]
+    w_re = b.const(layer.spectra_re.transpose(2, 1, 0), np.int64, "spectra_re")  # [H, q, p]
     w_im = b.const(layer.spectra_im.transpose(2, 1, 0), np.int64, "spectra_im")
     mm = lambda a, w, k: b.op("MatMul", [a, w], f"{name}__mm_{k}")
     s_re = b.op("Sub", [mm(xr, w_re, "rr"), mm(xi, w_im, "ii")], f"{name}__s_re")
@@ -231,15 +250,21 @@ def _circulant(b: _Builder, g: Graph, node, x: str) -> str:
         y = _slice(b, y, 1, 0, layer.n_out, f"{name}__crop")
     y = _rshift_round(b, y, layer.ifft_guard, f"{name}__acc")
     y = b.op("Add", [y, b.const(g.params[node.inputs[2]], np.int64, "bias")], f"{name}__biased")
-    return b.op("Cast", [y], f"{name}__acc", to=TensorProto.INT32)   # acc_bits <= 32 (lower checks)
+    return b.op("Cast", [y], f"{name}__acc", to=TensorProto.INT32)  # acc_bits <= 32 (lower checks)
 
 
 # ---- convolution and pooling -------------------------------------------------------------------
 def _conv2d(b: _Builder, g: Graph, node, x: str) -> str:
     """ConvInteger (int8 x int8 -> int32, zero padding) + the bias per output channel."""
     a = node.attrs
-    acc = b.op("ConvInteger", [x, b.const(g.params[node.inputs[1]], np.int8, "weight")], f"{node.outputs[0]}__conv",
-               kernel_shape=list(a["kernel"]), strides=[a["stride"]] * 2, pads=_onnx_pads(a["pads"]))
+    acc = b.op(
+        "ConvInteger",
+        [x, b.const(g.params[node.inputs[1]], np.int8, "weight")],
+        f"{node.outputs[0]}__conv",
+        kernel_shape=list(a["kernel"]),
+        strides=[a["stride"]] * 2,
+        pads=_onnx_pads(a["pads"]),
+    )
     if len(node.inputs) > 2:
         bias = g.params[node.inputs[2]].reshape(-1, 1, 1)
         acc = b.op("Add", [acc, b.const(bias, np.int32, "bias")], f"{node.outputs[0]}__acc")
@@ -248,22 +273,34 @@ def _conv2d(b: _Builder, g: Graph, node, x: str) -> str:
 
 def _onnx_pads(pads) -> list[int]:
     t, l, bottom, r = pads
-    return [t, l, bottom, r]   # ONNX: [x1_begin, x2_begin, x1_end, x2_end], the IR's order
+    return [t, l, bottom, r]  # ONNX: [x1_begin, x2_begin, x1_end, x2_end], the IR's order
 
 
 def _maxpool2d(b: _Builder, g: Graph, node, x: str) -> str:
-    a = node.attrs   # int8 MaxPool: padding never wins, as in kernels.pool.max_pool2d
-    return b.op("MaxPool", [x], f"{node.outputs[0]}__max", kernel_shape=list(a["kernel"]),
-                strides=[a["stride"]] * 2, pads=_onnx_pads(a["pads"]))
+    a = node.attrs  # int8 MaxPool: padding never wins, as in kernels.pool2d.max_pool2d
+    return b.op(
+        "MaxPool",
+        [x],
+        f"{node.outputs[0]}__max",
+        kernel_shape=list(a["kernel"]),
+        strides=[a["stride"]] * 2,
+        pads=_onnx_pads(a["pads"]),
+    )
 
 
 def _window_sums(b: _Builder, node, x: str, channels: int) -> str:
     """int32 sums of each window with zero padding: ConvInteger with a ones kernel per channel."""
     a = node.attrs
     ones = np.ones((channels, 1, *a["kernel"]), np.int8)
-    return b.op("ConvInteger", [x, b.const(ones, np.int8, "ones")], f"{node.outputs[0]}__sum",
-                kernel_shape=list(a["kernel"]), strides=[a["stride"]] * 2, pads=_onnx_pads(a["pads"]),
-                group=channels)
+    return b.op(
+        "ConvInteger",
+        [x, b.const(ones, np.int8, "ones")],
+        f"{node.outputs[0]}__sum",
+        kernel_shape=list(a["kernel"]),
+        strides=[a["stride"]] * 2,
+        pads=_onnx_pads(a["pads"]),
+        group=channels,
+    )
 
 
 def _divide_rounding_half_up(b: _Builder, s: str, n, bits: int, name: str) -> str:
@@ -271,8 +308,11 @@ def _divide_rounding_half_up(b: _Builder, s: str, n, bits: int, name: str) -> st
     so integer Div (truncation) is floor; then subtract M. `n`: an int or an int array."""
     m = 1 << (bits - 1)
     n = np.asarray(n, dtype=np.int32)
-    u = b.op("Add", [b.op("Mul", [s, b.const(2, np.int32, "two")], f"{name}__2s"),
-                     b.const(n + 2 * n * m, np.int32, "offset")], f"{name}__u")
+    u = b.op(
+        "Add",
+        [b.op("Mul", [s, b.const(2, np.int32, "two")], f"{name}__2s"), b.const(n + 2 * n * m, np.int32, "offset")],
+        f"{name}__u",
+    )
     q = b.op("Div", [u, b.const(2 * n, np.int32, "den")], f"{name}__q")
     y = b.op("Sub", [q, b.const(m, np.int32, "m")], f"{name}__y")
     return b.op("Cast", [y], f"{name}__int8", to=TensorProto.INT8)
@@ -284,7 +324,7 @@ def _avgpool2d(b: _Builder, g: Graph, node, x: str) -> str:
     s = _window_sums(b, node, x, channels)
     kh, kw = a["kernel"]
     n = kh * kw
-    if not a["count_include_pad"]:   # in-image cells per window, [1, 1, H_out, W_out]
+    if not a["count_include_pad"]:  # in-image cells per window, [1, 1, H_out, W_out]
         n = window_counts((h, w), (kh, kw), a["stride"], a["pads"])
     return _divide_rounding_half_up(b, s, n, a["format"]["bits"], node.outputs[0])
 
@@ -296,6 +336,15 @@ def _global_avgpool(b: _Builder, g: Graph, node, x: str) -> str:
     return _divide_rounding_half_up(b, s, h * w, node.attrs["format"]["bits"], node.outputs[0])
 
 
-_EMIT = {"quantize": _quantize, "flatten": _flatten, "dense": _dense, "circulant": _circulant,
-         "requantize": _requantize, "dequantize": _dequantize, "conv2d": _conv2d, "maxpool2d": _maxpool2d,
-         "avgpool2d": _avgpool2d, "global_avgpool": _global_avgpool}
+_EMIT = {
+    "quantize": _quantize,
+    "flatten": _flatten,
+    "dense": _dense,
+    "circulant": _circulant,
+    "requantize": _requantize,
+    "dequantize": _dequantize,
+    "conv2d": _conv2d,
+    "maxpool2d": _maxpool2d,
+    "avgpool2d": _avgpool2d,
+    "global_avgpool": _global_avgpool,
+}

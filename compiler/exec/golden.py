@@ -5,6 +5,7 @@ integer stream the hardware receives. Both give the integer output tensor (the l
 layer's accumulators), the predicted classes and the dequantized float logits. A `circulant`
 node runs kernels.circulant_mac (the fixed-point FFT) with the spectra stored in the graph.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection
@@ -19,9 +20,9 @@ from kernels.circulant_mac import CirculantLayer, circulant_mac, circulant_vecto
 
 @dataclass
 class GoldenResult:
-    logits_q: np.ndarray   # [N, classes] int64: what the design's output stream carries
-    classes: np.ndarray    # [N] argmax, ties to the lowest index
-    logits: np.ndarray     # [N, classes] float32: logits_q * 2**-frac
+    logits_q: np.ndarray  # [N, classes] int64: what the design's output stream carries
+    classes: np.ndarray  # [N] argmax, ties to the lowest index
+    logits: np.ndarray  # [N, classes] float32: logits_q * 2**-frac
 
 
 def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
@@ -33,8 +34,7 @@ def run(graph: Graph, x: np.ndarray, **options) -> GoldenResult:
     return run_integer(graph, quantize_input(graph, x), **options)
 
 
-def run_integer(graph: Graph, x_q: np.ndarray, record: dict | None = None,
-                exact: Collection[str] = ()) -> GoldenResult:
+def run_integer(graph: Graph, x_q: np.ndarray, record: dict | None = None, exact: Collection[str] = ()) -> GoldenResult:
     """`record`: filled with {weighted node name: its integer input}. `exact`: names of circulant
     nodes to compute by their exact integer product instead of the fixed-point FFT (to measure
     what the FFT costs; not what the hardware computes)."""
@@ -44,8 +44,7 @@ def run_integer(graph: Graph, x_q: np.ndarray, record: dict | None = None,
     for node in graph.nodes[1:]:
         if node.op == "dequantize":
             logits_q = env[node.inputs[0]]
-            return GoldenResult(logits_q, kernels.argmax(logits_q),
-                                kernels.dequantize(logits_q, node.attrs["frac"]))
+            return GoldenResult(logits_q, kernels.argmax(logits_q), kernels.dequantize(logits_q, node.attrs["frac"]))
         x = env[node.inputs[0]]
         if record is not None and node.op in ("dense", "circulant", "conv2d"):
             record[node.name] = x
@@ -64,8 +63,13 @@ def circulant_layer(graph: Graph, node) -> CirculantLayer:
     recomputed, and widths that disagree with the node's attrs are refused (ValueError)."""
     attrs = node.attrs["circulant"]
     w_q = graph.params[node.inputs[1]].astype(np.int64)
-    return rebuild_circulant(attrs, graph.params[node.inputs[3]], graph.params[node.inputs[4]],
-                             circulant_vectors(w_q, attrs["block"]), graph.params[node.inputs[2]])
+    return rebuild_circulant(
+        attrs,
+        graph.params[node.inputs[3]],
+        graph.params[node.inputs[4]],
+        circulant_vectors(w_q, attrs["block"]),
+        graph.params[node.inputs[2]],
+    )
 
 
 def _conv2d(graph: Graph, node, x):
@@ -84,7 +88,8 @@ _STEP = {
     "requantize": lambda g, n, x: kernels.requantize(x, n.attrs["shift"], n.attrs["bits"], n.attrs["relu"]),
     "conv2d": _conv2d,
     "maxpool2d": lambda g, n, x: kernels.max_pool2d(x, n.attrs["kernel"], n.attrs["stride"], n.attrs["pads"]),
-    "avgpool2d": lambda g, n, x: kernels.avg_pool2d(x, n.attrs["kernel"], n.attrs["stride"], n.attrs["pads"],
-                                                    n.attrs["count_include_pad"]),
+    "avgpool2d": lambda g, n, x: kernels.avg_pool2d(
+        x, n.attrs["kernel"], n.attrs["stride"], n.attrs["pads"], n.attrs["count_include_pad"]
+    ),
     "global_avgpool": lambda g, n, x: kernels.global_avg_pool(x),
 }

@@ -3,6 +3,7 @@
 Used for accuracy checks, ADMM / circulant retraining and shadow models. Parameters are
 nn.Parameters keyed by their Graph param names, so training results write straight back.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -88,16 +89,16 @@ def _avgpool2d(args, node):
     x = args[0]
     if _symmetric(node):
         return F.avg_pool2d(x, k, s, padding=tuple(node.attrs["pads"][:2]), count_include_pad=include)
-    total = F.avg_pool2d(_pad(x, node), k, s)          # sum / (kH * kW), padding counted
+    total = F.avg_pool2d(_pad(x, node), k, s)  # sum / (kH * kW), padding counted
     if include:
         return total
-    inside = F.avg_pool2d(_pad(torch.ones_like(x[:1, :1]), node), k, s)   # real pixels / (kH * kW)
+    inside = F.avg_pool2d(_pad(torch.ones_like(x[:1, :1]), node), k, s)  # real pixels / (kH * kW)
     return total / inside
 
 
 _OPS = {
     "dense": _dense,
-    "bias_add": lambda a, n: a[0] + a[1],   # ONNX broadcasting: [F] per feature, [C, 1, 1] per channel
+    "bias_add": lambda a, n: a[0] + a[1],  # ONNX broadcasting: [F] per feature, [C, 1, 1] per channel
     "conv2d": _conv2d,
     "maxpool2d": _maxpool2d,
     "avgpool2d": _avgpool2d,
@@ -125,7 +126,7 @@ def predict_logits(graph: Graph, x: np.ndarray, batch: int = 4096) -> np.ndarray
     outs = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            outs.append(module(torch.from_numpy(np.array(x[i:i + batch], dtype=np.float32))).numpy())
+            outs.append(module(torch.from_numpy(np.array(x[i : i + batch], dtype=np.float32))).numpy())
     return np.concatenate(outs) if outs else np.zeros((0,) + graph.outputs[0].shape, np.float32)
 
 

@@ -4,10 +4,11 @@
 parameters. Hooks let a pass add a penalty to the loss (ADMM's rho/2 ||W - Z + U||^2) and
 re-apply constraints after each step (masks, circulant structure).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -26,13 +27,21 @@ class TrainConfig:
     weight_decay: float = 0.0
 
 
-Penalty = Callable[[GraphModule, int], torch.Tensor]      # (module, step) -> extra loss
-AfterStep = Callable[[GraphModule, int], None]            # (module, step) -> None, under no_grad
+Penalty = Callable[[GraphModule, int], torch.Tensor]  # (module, step) -> extra loss
+AfterStep = Callable[[GraphModule, int], None]  # (module, step) -> None, under no_grad
 
 
-def train(graph: Graph, x: np.ndarray, y: np.ndarray, config: TrainConfig, seed: int = 0,
-          penalty: Penalty | None = None, after_step: AfterStep | None = None,
-          progress: bool = False, desc: str = "train") -> Graph:
+def train(
+    graph: Graph,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+    seed: int = 0,
+    penalty: Penalty | None = None,
+    after_step: AfterStep | None = None,
+    progress: bool = False,
+    desc: str = "train",
+) -> Graph:
     """Train a copy of `graph` on (x, y) with cross-entropy on its logits; return the new graph."""
     torch.manual_seed(seed)
     module = logits_module(graph).train()
@@ -72,9 +81,9 @@ def reinitialize(graph: Graph, seed: int) -> Graph:
     g = graph.copy()
     for node in g.weighted_nodes(include_conv=True):
         w = torch.empty(g.params[node.inputs[1]].shape)
-        torch.nn.init.kaiming_uniform_(w, a=5 ** 0.5, generator=rng)
+        torch.nn.init.kaiming_uniform_(w, a=5**0.5, generator=rng)
         g.params[node.inputs[1]] = w.numpy()
         if len(node.inputs) > 2:
-            bound = 1 / w[0].numel() ** 0.5   # 1 / sqrt(fan_in): n_in, or C_in * kH * kW
+            bound = 1 / w[0].numel() ** 0.5  # 1 / sqrt(fan_in): n_in, or C_in * kH * kW
             g.params[node.inputs[2]] = (torch.rand(w.shape[0], generator=rng) * 2 * bound - bound).numpy()
     return g

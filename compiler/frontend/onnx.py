@@ -16,6 +16,7 @@ BatchNormalization over [N, C] or [N, C, H, W], and a Flatten or Reshape from NC
 `x.view(x.size(0), -1)`): Shape is folded with a probe batch size, and its result may feed only
 a flattening Reshape.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,9 +31,11 @@ from compiler.ir import Graph, Node, TensorSpec
 
 MIN_OPSET = 6  # the onnx package's own pytorch-converted tests use opset 6 for these ops
 PROBE_BATCH = 7  # batch size standing in for a dynamic batch dimension: cannot be confused with a feature count
-SUPPORTED = ("Gemm, MatMul, Add, Relu, Flatten, Reshape-as-flatten, Identity, Dropout, Conv, MaxPool, "
-             "AveragePool, GlobalAveragePool, ReduceMean over H and W, BatchNormalization, "
-             "trailing Softmax/LogSoftmax")
+SUPPORTED = (
+    "Gemm, MatMul, Add, Relu, Flatten, Reshape-as-flatten, Identity, Dropout, Conv, MaxPool, "
+    "AveragePool, GlobalAveragePool, ReduceMean over H and W, BatchNormalization, "
+    "trailing Softmax/LogSoftmax"
+)
 
 
 class FrontendError(ValueError):
@@ -47,8 +50,8 @@ class _Ctx:
     shapes: dict[str, tuple]
     opset: int
     graph_outputs: set[str]
-    batch: int = PROBE_BATCH                                   # the input's static batch size, else PROBE_BATCH
-    batch_dependent: set[str] = field(default_factory=set)   # folded values computed from a Shape
+    batch: int = PROBE_BATCH  # the input's static batch size, else PROBE_BATCH
+    batch_dependent: set[str] = field(default_factory=set)  # folded values computed from a Shape
 
 
 def load_onnx(path: str | Path) -> Graph:
@@ -93,7 +96,8 @@ def _load_external_data(path: Path, model: onnx.ModelProto) -> None:
         if folder not in target.parents:
             raise FrontendError(
                 f"{path}: tensor {tensor.name!r} points to external data outside the model's folder "
-                f"({info.get('location')!r}); refusing to read it")
+                f"({info.get('location')!r}); refusing to read it"
+            )
         if not target.is_file():
             raise FrontendError(f"{path}: external data file {target} for tensor {tensor.name!r} is missing")
     onnx.external_data_helper.load_external_data_for_model(model, str(folder))
@@ -110,8 +114,9 @@ def _context(path: Path, model: onnx.ModelProto) -> _Ctx:
     shapes = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
         if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-            shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None
-                                    for d in vi.type.tensor_type.shape.dim)
+            shapes[vi.name] = tuple(
+                d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim
+            )
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for name, arr in consts.items():
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
@@ -134,7 +139,8 @@ def _fold_constants(ctx: _Ctx) -> None:
         elif n.op_type == "Constant" or (n.input and all(i in ctx.consts for i in n.input if i)):
             try:
                 outs = ReferenceEvaluator(_single_node_model(ctx, n)).run(
-                    None, {i: ctx.consts[i] for i in n.input if i})
+                    None, {i: ctx.consts[i] for i in n.input if i}
+                )
             except Exception as e:
                 raise FrontendError(f"{ctx.path}: node {n.name!r} ({n.op_type}): cannot fold constant ({e})") from None
             ctx.consts.update(zip(n.output, (np.asarray(o) for o in outs)))
@@ -151,14 +157,17 @@ def _fold_shape(ctx: _Ctx, n: onnx.NodeProto) -> None:
         return  # left live: reported as an unsupported Shape node
     a = _attrs(n)
     dims = np.array([ctx.batch if shape[0] is None else shape[0], *shape[1:]], np.int64)
-    ctx.consts[n.output[0]] = dims[a.get("start", 0):a.get("end", len(dims))]
+    ctx.consts[n.output[0]] = dims[a.get("start", 0) : a.get("end", len(dims))]
     ctx.batch_dependent.add(n.output[0])
 
 
 def _single_node_model(ctx: _Ctx, n: onnx.NodeProto) -> onnx.ModelProto:
     h = onnx.helper
-    inputs = [h.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(ctx.consts[i].dtype),
-                                       ctx.consts[i].shape) for i in n.input if i]
+    inputs = [
+        h.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(ctx.consts[i].dtype), ctx.consts[i].shape)
+        for i in n.input
+        if i
+    ]
     outputs = [h.make_empty_tensor_value_info(o) for o in n.output]
     graph = h.make_graph([n], "fold", inputs, outputs)
     return h.make_model(graph, opset_imports=list(ctx.model.opset_import))
@@ -191,8 +200,10 @@ def _why_unsupported(ctx: _Ctx, n: onnx.NodeProto) -> str | None:
         return f"custom domain {n.domain!r} is not supported"
     for i, t in enumerate(n.input):
         if t in ctx.batch_dependent and not (op == "Reshape" and i == 1):
-            return (f"input {t!r} is computed from a Shape (it depends on the batch size); only a "
-                    "flattening Reshape may use such a value")
+            return (
+                f"input {t!r} is computed from a Shape (it depends on the batch size); only a "
+                "flattening Reshape may use such a value"
+            )
     if op == "Gemm":
         if a.get("transA", 0):
             return "transA=1 is not supported"
@@ -269,8 +280,9 @@ def _window(ctx: _Ctx, n: onnx.NodeProto, a: dict) -> tuple[dict, list[str]]:
     if len(kernel) != 2 or len(stride) != 2:
         return {}, [f"kernel_shape {kernel} / strides {stride} must have 2 entries"]
     if any(d != 1 for d in dil):
-        problems.append(f"dilated {'convolution' if n.op_type == 'Conv' else 'pooling'} "
-                        f"(dilations={dil}) is not supported")
+        problems.append(
+            f"dilated {'convolution' if n.op_type == 'Conv' else 'pooling'} (dilations={dil}) is not supported"
+        )
     if any(k < 1 for k in kernel) or any(s < 1 for s in stride):
         problems.append(f"kernel_shape {kernel} and strides {stride} must be positive")
     auto_pad = _str_attr(a.get("auto_pad"), "NOTSET")
@@ -337,8 +349,9 @@ def _why_reduce_mean_unsupported(ctx: _Ctx, n: onnx.NodeProto, a: dict) -> str |
     rank = _rank(ctx, n.input[0])
     axes = _reduce_axes(ctx, n, a)
     if rank != 4 or axes is None or sorted(x % 4 for x in axes) != [2, 3]:
-        return f"only a mean over H and W of [N, C, H, W] (global average pooling) is supported " \
-               f"(axes={axes}, rank={rank})"
+        return (
+            f"only a mean over H and W of [N, C, H, W] (global average pooling) is supported (axes={axes}, rank={rank})"
+        )
     return None
 
 
@@ -380,8 +393,11 @@ def _why_reshape_unsupported(ctx: _Ctx, n: onnx.NodeProto) -> str | None:
 
 def _reshaped(shape: tuple[int, ...], target: list[int]) -> tuple[int, ...] | None:
     """ONNX Reshape's output shape (0 copies the input dimension, one -1 is inferred), or None."""
-    if target.count(-1) > 1 or any(d < -1 for d in target) or any(d == 0 and i >= len(shape)
-                                                                    for i, d in enumerate(target)):
+    if (
+        target.count(-1) > 1
+        or any(d < -1 for d in target)
+        or any(d == 0 and i >= len(shape) for i, d in enumerate(target))
+    ):
         return None
     dims = [shape[i] if d == 0 else d for i, d in enumerate(target)]
     total, known = int(np.prod(shape)), int(np.prod([d for d in dims if d != -1]))
@@ -402,8 +418,10 @@ def _build_graph(ctx: _Ctx) -> Graph:
         nodes.extend(converted if isinstance(converted, list) else [converted])
     real_inputs = [i for i in g.input if i.name not in ctx.consts]
     if len(real_inputs) != 1 or len(g.output) != 1:
-        raise FrontendError(f"{ctx.path}: mpc compiles models with exactly one input and one output "
-                            f"(found {len(real_inputs)} inputs, {len(g.output)} outputs)")
+        raise FrontendError(
+            f"{ctx.path}: mpc compiles models with exactly one input and one output "
+            f"(found {len(real_inputs)} inputs, {len(g.output)} outputs)"
+        )
     inp, out = real_inputs[0], g.output[0]
     in_shape = ctx.shapes.get(inp.name)
     if in_shape is None or any(d is None or d <= 0 for d in in_shape[1:]):
@@ -412,7 +430,8 @@ def _build_graph(ctx: _Ctx) -> Graph:
     graph = Graph(
         inputs=[TensorSpec(inp.name, tuple(in_shape[1:]))],
         outputs=[TensorSpec(out.name, tuple(d or 0 for d in out_shape[1:]))],
-        nodes=nodes, params=params,
+        nodes=nodes,
+        params=params,
         meta={"source": str(ctx.path), "opset": ctx.opset},
     )
     graph.validate()
@@ -461,14 +480,23 @@ def _convert(ctx: _Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]:
         return Node("global_avgpool", n.name, [n.input[0]], [n.output[0]])
     if op == "ReduceMean":  # keepdims=0: [N, C, H, W] -> [N, C]
         pooled = f"{n.name}.pooled"
-        return [Node("global_avgpool", n.name, [n.input[0]], [pooled]),
-                Node("flatten", f"{n.name}.flatten", [pooled], [n.output[0]])]
+        return [
+            Node("global_avgpool", n.name, [n.input[0]], [pooled]),
+            Node("flatten", f"{n.name}.flatten", [pooled], [n.output[0]]),
+        ]
     if op == "BatchNormalization":  # inference form as a per-channel affine map (docs/ir.md)
         gamma, beta, mean, var = (ctx.consts[i].astype(np.float64).reshape(-1) for i in n.input[1:5])
         scale = gamma / np.sqrt(var + float(a.get("epsilon", 1e-5)))
         params[f"{n.name}.scale"] = scale.astype(np.float32)
         params[f"{n.name}.shift"] = (beta - mean * scale).astype(np.float32)
         return Node("batchnorm", n.name, [n.input[0], f"{n.name}.scale", f"{n.name}.shift"], [n.output[0]])
-    simple = {"Relu": "relu", "Flatten": "flatten", "Reshape": "flatten", "Identity": "identity",
-              "Dropout": "identity", "Softmax": "softmax", "LogSoftmax": "log_softmax"}
+    simple = {
+        "Relu": "relu",
+        "Flatten": "flatten",
+        "Reshape": "flatten",
+        "Identity": "identity",
+        "Dropout": "identity",
+        "Softmax": "softmax",
+        "LogSoftmax": "log_softmax",
+    }
     return Node(simple[op], n.name, [n.input[0]], [n.output[0]])

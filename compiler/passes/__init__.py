@@ -1,2 +1,3 @@
 """Passes: one module per pass, registered by name (see base.py for the contract and flows)."""
-from compiler.passes import admm, canonicalize, circulant, lower, minmax, privacy_admm, prune  # noqa: F401  (importing registers them)
+
+from compiler.passes import admm, canonicalize, circulant, lower, minmax, plan, privacy_admm, prune

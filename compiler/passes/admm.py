@@ -18,6 +18,7 @@ weight, filters W[co] of a conv) or whole inputs (columns, input channels W[:, c
 bias is held at zero too, so the output is exactly 0 and `remove_dead` (passes/shrink.py) can
 delete it, with the next layer's inputs that read it, without changing the function.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,12 +29,12 @@ import torch
 
 from compiler.exec.train import Penalty, TrainConfig, train
 from compiler.ir import FixedPoint, Graph
-from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
+from compiler.passes.base import Option, Pass, float_in, int_in, is_bool, one_of, register
 from compiler.passes.lower import weight_format
 from compiler.passes.shrink import remove_and_log
 
-WHOLE_OUTPUTS = ("rows", "filters")      # dense rows / conv filters W[co]: same thing, either name
-WHOLE_INPUTS = ("columns", "channels")   # dense columns / conv input channels W[:, ci]
+WHOLE_OUTPUTS = ("rows", "filters")  # dense rows / conv filters W[co]: same thing, either name
+WHOLE_INPUTS = ("columns", "channels")  # dense columns / conv input channels W[:, ci]
 STRUCTURES = ("irregular", *WHOLE_OUTPUTS, *WHOLE_INPUTS)
 
 
@@ -46,17 +47,25 @@ class Admm(Pass):
     name = "admm"
     needs_data = True
     options = {
-        "sparsity": Option(0.0, float_in(0.0, 1.0, hi_open=True), "fraction of weights pruned in each layer",
-                           per_layer=True),
-        "global_sparsity": Option(0.0, float_in(0.0, 1.0, hi_open=True),
-                                  "one target over all layers, distributed by layer size (see docs/admm.md); "
-                                  "used for layers without their own `sparsity`"),
-        "bits": Option(0, _optional_bits, "weight bits 2..8 after ADMM quantization (0: leave it to lower)",
-                       per_layer=True),
-        "structure": Option("irregular", one_of(*STRUCTURES),
-                            "irregular (any weight); rows = filters (whole outputs: dense rows, conv filters); "
-                            "columns = channels (whole inputs: dense columns, conv input channels)",
-                            per_layer=True),
+        "sparsity": Option(
+            0.0, float_in(0.0, 1.0, hi_open=True), "fraction of weights pruned in each layer", per_layer=True
+        ),
+        "global_sparsity": Option(
+            0.0,
+            float_in(0.0, 1.0, hi_open=True),
+            "one target over all layers, distributed by layer size (see docs/admm.md); "
+            "used for layers without their own `sparsity`",
+        ),
+        "bits": Option(
+            0, _optional_bits, "weight bits 2..8 after ADMM quantization (0: leave it to lower)", per_layer=True
+        ),
+        "structure": Option(
+            "irregular",
+            one_of(*STRUCTURES),
+            "irregular (any weight); rows = filters (whole outputs: dense rows, conv filters); "
+            "columns = channels (whole inputs: dense columns, conv input channels)",
+            per_layer=True,
+        ),
         "admm_epochs": Option(30, int_in(1, 10_000), "epochs of ADMM training per phase"),
         "retrain_epochs": Option(30, int_in(0, 10_000), "epochs of masked retraining after hard pruning"),
         "update_every": Option(0, int_in(0, 10**9), "steps between Z/U updates (0: once per epoch)"),
@@ -67,14 +76,12 @@ class Admm(Pass):
         "remove_dead": Option(True, is_bool, "delete dead channels/neurons at the end (exact; docs/admm.md)"),
     }
 
-    def run(self, graph: Graph, ctx) -> Graph:
-        if graph.is_integer:
-            raise PassError(f"{self.name}: runs on float graphs; put it before lower")
+    def apply(self, graph: Graph, ctx) -> Graph:
         targets = layer_targets(graph, ctx, self.name)
         if not targets:
             ctx.log(f"      {self.name}: no layer asks for pruning or quantization; nothing to do")
             return graph.copy()
-        return _AdmmRunner(graph, ctx, ctx.options(self.name), targets, pass_name=self.name).compress()
+        return AdmmRunner(graph, ctx, ctx.options(self.name), targets, pass_name=self.name).compress()
 
 
 def warn_if_classes_pruned(graph: Graph, ctx, structures: dict[str, str], pass_name: str) -> None:
@@ -83,9 +90,11 @@ def warn_if_classes_pruned(graph: Graph, ctx, structures: dict[str, str], pass_n
     layers = graph.weighted_nodes(include_conv=True)
     for node, structure in structures.items():
         if node == layers[-1].name and structure in WHOLE_OUTPUTS:
-            ctx.log(f"      {pass_name}: warning: the last layer {node!r} prunes whole outputs "
-                    f"({structure}): that removes classes; give it its own structure or sparsity "
-                    f"in [{pass_name}.layers.\"{node}\"]")
+            ctx.log(
+                f"      {pass_name}: warning: the last layer {node!r} prunes whole outputs "
+                f"({structure}): that removes classes; give it its own structure or sparsity "
+                f'in [{pass_name}.layers."{node}"]'
+            )
 
 
 @dataclass
@@ -93,7 +102,7 @@ class LayerTarget:
     node: str
     weight: str
     sparsity: float
-    bits: int           # 0: no ADMM quantization
+    bits: int  # 0: no ADMM quantization
     structure: str
 
 
@@ -102,8 +111,9 @@ def layer_targets(graph: Graph, ctx, pass_name: str = "admm") -> dict[str, Layer
     `pass_name` is whose recipe table is read (`admm`, or a pass built on it: `privacy_admm`).
     Dense and conv2d layers alike; the global target is spread over both by size."""
     layers = graph.weighted_nodes(include_conv=True)
-    shares = distribute_global_sparsity([graph.params[n.inputs[1]].size for n in layers],
-                                        ctx.options(pass_name)["global_sparsity"])
+    shares = distribute_global_sparsity(
+        [graph.params[n.inputs[1]].size for n in layers], ctx.options(pass_name)["global_sparsity"]
+    )
     pass_table = ctx.recipe.get(pass_name, {})
     layer_tables = pass_table.get("layers", {})
     targets = {}
@@ -112,8 +122,9 @@ def layer_targets(graph: Graph, ctx, pass_name: str = "admm") -> dict[str, Layer
         explicit = "sparsity" in layer_tables.get(node.name, {}) or "sparsity" in pass_table
         sparsity = opts["sparsity"] if explicit else global_share
         if sparsity > 0 or opts["bits"]:
-            targets[node.name] = LayerTarget(node.name, node.inputs[1], float(sparsity), int(opts["bits"] or 0),
-                                             opts["structure"])
+            targets[node.name] = LayerTarget(
+                node.name, node.inputs[1], float(sparsity), int(opts["bits"] or 0), opts["structure"]
+            )
     return targets
 
 
@@ -154,7 +165,7 @@ def project_sparse(w: np.ndarray, sparsity: float, structure: str) -> np.ndarray
         mask = np.zeros(w.size, bool)
         mask[np.argsort(-np.abs(w), axis=None, kind="stable")[:keep]] = True
         return w * mask.reshape(w.shape)
-    axis = 0 if structure in WHOLE_OUTPUTS else 1    # the axis whose slices are kept or pruned whole
+    axis = 0 if structure in WHOLE_OUTPUTS else 1  # the axis whose slices are kept or pruned whole
     norms = np.linalg.norm(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1), axis=1)
     keep = max(1, len(norms) - int(round(sparsity * len(norms))))
     chosen = np.zeros(len(norms), bool)
@@ -164,7 +175,7 @@ def project_sparse(w: np.ndarray, sparsity: float, structure: str) -> np.ndarray
 
 def live_outputs(w: np.ndarray) -> np.ndarray:
     """Per output (dense row, conv filter): does any of its weights remain nonzero."""
-    return w.reshape(w.shape[0], -1).any(axis=1)
+    return np.asarray(w.reshape(w.shape[0], -1).any(axis=1))
 
 
 def pruned_bias_masks(graph: Graph, layers: dict[str, str]) -> dict[str, np.ndarray]:
@@ -179,12 +190,12 @@ def pruned_bias_masks(graph: Graph, layers: dict[str, str]) -> dict[str, np.ndar
 
 def project_quantized(w: np.ndarray, mask: np.ndarray, fmt: FixedPoint) -> np.ndarray:
     """Nearest point with masked-out weights at zero and the rest on Q(bits, frac)'s levels."""
-    levels = np.clip(np.rint(w * 2.0 ** fmt.frac), fmt.min_int, fmt.max_int)
-    return (levels * 2.0 ** -fmt.frac * mask).astype(w.dtype)
+    levels = np.clip(np.rint(w * 2.0**fmt.frac), fmt.min_int, fmt.max_int)
+    return (levels * 2.0**-fmt.frac * mask).astype(w.dtype)
 
 
 # ---- the ADMM loop --------------------------------------------------------------------------
-class _AdmmRunner:
+class AdmmRunner:
     """The two ADMM phases and their retraining, all through exec.train.
 
     `extra_penalty` (an exec.train Penalty, e.g. minmax.MinMaxGame.penalty) is added to every
@@ -192,8 +203,16 @@ class _AdmmRunner:
     masked retraining and the bias retraining. `data` overrides ctx.data as the training set
     (its x_train/y_train are trained on), e.g. to hold a reference set out."""
 
-    def __init__(self, graph: Graph, ctx, opts: dict, targets: dict[str, LayerTarget],
-                 extra_penalty: Penalty | None = None, data=None, pass_name: str = "admm"):
+    def __init__(
+        self,
+        graph: Graph,
+        ctx,
+        opts: dict,
+        targets: dict[str, LayerTarget],
+        extra_penalty: Penalty | None = None,
+        data=None,
+        pass_name: str = "admm",
+    ):
         self.graph, self.ctx, self.opts, self.targets = graph, ctx, opts, targets
         self.data = ctx.data if data is None else data
         self.extra_penalty = extra_penalty
@@ -213,20 +232,31 @@ class _AdmmRunner:
         return TrainConfig(epochs=epochs, batch_size=self.opts["batch_size"], lr=self.opts["lr"])
 
     def prune(self) -> Graph:
-        goals = {t.weight: (lambda w, t=t: project_sparse(w, t.sparsity, t.structure))
-                 for t in self.targets.values() if t.sparsity > 0}
+        goals = {
+            t.weight: (lambda w, t=t: project_sparse(w, t.sparsity, t.structure))
+            for t in self.targets.values()
+            if t.sparsity > 0
+        }
         if not goals:
             return self.graph
         g = self._admm(self.graph, goals, masks=None, desc="admm prune")
-        for name, project in goals.items():       # hard prune onto the sparse set
+        for name, project in goals.items():  # hard prune onto the sparse set
             g.params[name] = project(g.params[name]).astype(np.float32)
-        for name, mask in self._bias_masks(g).items():   # pruned outputs' biases to zero, held there below
+        for name, mask in self._bias_masks(g).items():  # pruned outputs' biases to zero, held there below
             g.params[name] = g.params[name] * mask
         masks = self._masks(g)
         if self.opts["retrain_epochs"]:
-            g = train(g, self.data.x_train, self.data.y_train, self._config(self.opts["retrain_epochs"]),
-                      seed=self.ctx.seed + 1, penalty=self.extra_penalty, after_step=self._apply_masks(masks, {}),
-                      progress=self.ctx.progress, desc="masked retrain")
+            g = train(
+                g,
+                self.data.x_train,
+                self.data.y_train,
+                self._config(self.opts["retrain_epochs"]),
+                seed=self.ctx.seed + 1,
+                penalty=self.extra_penalty,
+                after_step=self._apply_masks(masks, {}),
+                progress=self.ctx.progress,
+                desc="masked retrain",
+            )
         return g
 
     def quantize(self, g: Graph) -> Graph:
@@ -236,15 +266,23 @@ class _AdmmRunner:
             if t.bits:
                 fmt = weight_format(g.params[t.weight], t.bits)
                 self.formats[t.weight] = fmt
-                goals[t.weight] = (lambda w, m=masks[t.weight], f=fmt: project_quantized(w, m, f))
+                goals[t.weight] = lambda w, m=masks[t.weight], f=fmt: project_quantized(w, m, f)
         g = self._admm(g, goals, masks=masks, desc="admm quantize")
-        for name, project in goals.items():       # hard quantization onto the grid
+        for name, project in goals.items():  # hard quantization onto the grid
             g.params[name] = project(g.params[name]).astype(np.float32)
         frozen = {name: g.params[name].copy() for name in goals}
         if self.opts["retrain_epochs"]:
-            g = train(g, self.data.x_train, self.data.y_train, self._config(self.opts["retrain_epochs"]),
-                      seed=self.ctx.seed + 3, penalty=self.extra_penalty, after_step=self._apply_masks(masks, frozen),
-                      progress=self.ctx.progress, desc="retrain biases")
+            g = train(
+                g,
+                self.data.x_train,
+                self.data.y_train,
+                self._config(self.opts["retrain_epochs"]),
+                seed=self.ctx.seed + 3,
+                penalty=self.extra_penalty,
+                after_step=self._apply_masks(masks, frozen),
+                progress=self.ctx.progress,
+                desc="retrain biases",
+            )
         return g
 
     def _masks(self, g: Graph) -> dict[str, np.ndarray]:
@@ -260,6 +298,7 @@ class _AdmmRunner:
     def _apply_masks(self, masks: dict, frozen: dict):
         """After each optimizer step: pruned weights (and biases) back to zero, quantized weights to
         their levels."""
+
         def after_step(module, step):
             for name, mask in masks.items():
                 p = module.param(name)
@@ -267,6 +306,7 @@ class _AdmmRunner:
                     p.copy_(torch.from_numpy(frozen[name]))
                 else:
                     p.mul_(torch.from_numpy(mask.astype(np.float32)))
+
         return after_step
 
     def _admm(self, g: Graph, goals: dict, masks: dict | None, desc: str) -> Graph:
@@ -294,9 +334,17 @@ class _AdmmRunner:
                     targets[n] = torch.from_numpy((z[n] - u[n]).astype(np.float32))
                 state["rho"] *= self.opts["rho_growth"]
 
-        return train(g, self.data.x_train, self.data.y_train, self._config(self.opts["admm_epochs"]),
-                     seed=self.ctx.seed, penalty=penalty, after_step=after_step,
-                     progress=self.ctx.progress, desc=desc)
+        return train(
+            g,
+            self.data.x_train,
+            self.data.y_train,
+            self._config(self.opts["admm_epochs"]),
+            seed=self.ctx.seed,
+            penalty=penalty,
+            after_step=after_step,
+            progress=self.ctx.progress,
+            desc=desc,
+        )
 
 
 def _annotate(g: Graph, targets: dict[str, LayerTarget], formats: dict[str, FixedPoint]) -> Graph:
@@ -308,8 +356,11 @@ def _annotate(g: Graph, targets: dict[str, LayerTarget], formats: dict[str, Fixe
         if t is None:
             continue
         w = g.params[t.weight]
-        node.annotations["admm"] = {"target_sparsity": t.sparsity, "structure": t.structure,
-                                    "sparsity": round(float(np.mean(w == 0)), 6)}
+        node.annotations["admm"] = {
+            "target_sparsity": t.sparsity,
+            "structure": t.structure,
+            "sparsity": round(float(np.mean(w == 0)), 6),
+        }
         if t.weight in formats:  # lower keeps these levels exactly
             node.annotations["weight_format"] = formats[t.weight].to_dict()
     return g

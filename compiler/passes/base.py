@@ -4,10 +4,12 @@ After qonnx's Transformation and TVM's pass infrastructure: a pass takes a Graph
 Context and returns a new Graph; it never mutates its input. Passes declare their recipe
 options (with defaults and checks) so a recipe can be validated before any work starts.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from compiler.ir import Graph
 
@@ -28,7 +30,7 @@ class Option:
 
 @dataclass
 class Context:
-    data: Any = None                       # compiler.data.Dataset or None
+    data: Any = None  # compiler.data.Dataset or None
     recipe: dict = field(default_factory=dict)
     target: str = "fpga"
     seed: int = 0
@@ -36,18 +38,50 @@ class Context:
     log: Callable[[str], None] = print
     progress: bool = True
 
+    def _tables(self, pass_name: str) -> list[dict]:
+        """The recipe tables holding this pass's options, later ones winning: its legacy table's
+        keys that it declares (e.g. [lower] multipliers, now a [plan] option), then its own."""
+        p = REGISTRY[pass_name]
+        tables = []
+        if p.legacy_table:
+            old = self.recipe.get(p.legacy_table, {})
+            tables.append(
+                {k: v for k, v in old.items() if k in p.options}
+                | {
+                    "layers": {
+                        name: {k: v for k, v in t.items() if k in p.options}
+                        for name, t in old.get("layers", {}).items()
+                        if isinstance(t, dict)
+                    }
+                }
+            )
+        tables.append(self.recipe.get(pass_name, {}))
+        return tables
+
     def options(self, pass_name: str) -> dict:
         """The pass's options: recipe values over declared defaults (without `layers`)."""
         declared = REGISTRY[pass_name].options
-        given = {k: v for k, v in self.recipe.get(pass_name, {}).items() if k != "layers"}
+        given: dict = {}
+        for table in self._tables(pass_name):
+            given.update({k: v for k, v in table.items() if k != "layers"})
         return {k: given.get(k, opt.default) for k, opt in declared.items()}
+
+    def layer_given(self, pass_name: str, layer: str) -> dict:
+        """What the recipe says about one layer itself (`[pass.layers.<layer>]`), nothing else."""
+        given: dict = {}
+        for table in self._tables(pass_name):
+            layer_table = table.get("layers", {}).get(layer, {})
+            if not isinstance(layer_table, dict):
+                raise PassError(f"{pass_name}: [{pass_name}.layers.{layer!r}] must be a table")
+            given.update(layer_table)
+        return given
 
     def layer_options(self, pass_name: str, layer: str) -> dict:
         """Options for one layer: `[pass.layers.<layer>]` over the pass-wide values. Per-layer
         values are checked here too (the CLI validates whole recipes, but passes may be run from
         Python): a bad one stops the pass with a message naming the layer."""
         merged = self.options(pass_name)
-        merged.update(self.recipe.get(pass_name, {}).get("layers", {}).get(layer, {}))
+        merged.update(self.layer_given(pass_name, layer))
         for key, option in REGISTRY[pass_name].options.items():
             if option.per_layer and (why := option.check(merged[key])):
                 raise PassError(f"{pass_name}: layer {layer!r}: {key} {why}")
@@ -55,11 +89,23 @@ class Context:
 
 
 class Pass:
+    """Subclasses set the class attributes and implement `apply`; callers use `run`."""
+
     name: str = ""
     needs_data: bool = False
     options: dict[str, Option] = {}
+    takes: str = "float"  # the graphs it runs on: "float" (before lower) or "integer"
+    legacy_table: str | None = None  # a recipe table that held some of its options earlier
 
     def run(self, graph: Graph, ctx: Context) -> Graph:
+        """Check the graph is of the kind this pass takes, then apply it."""
+        if self.takes == "float" and graph.is_integer:
+            raise PassError(f"{self.name}: runs on float graphs (put it before lower); this graph is an integer graph")
+        if self.takes == "integer" and not graph.is_integer:
+            raise PassError(f"{self.name}: runs on integer graphs (put it after lower)")
+        return self.apply(graph, ctx)
+
+    def apply(self, graph: Graph, ctx: Context) -> Graph:
         raise NotImplementedError
 
 
@@ -67,9 +113,15 @@ REGISTRY: dict[str, Pass] = {}
 
 # A target is a named flow: an ordered list of pass names (hls4ml registers flows the same way).
 FLOWS: dict[str, list[str]] = {
-    "fpga": ["canonicalize", "lower"],
-    "asic": ["canonicalize", "lower"],
+    "fpga": ["canonicalize", "lower", "plan"],
+    "asic": ["canonicalize", "lower", "plan"],
 }
+
+
+def with_plan(flow: list[str]) -> list[str]:
+    """A flow that ends with lower gets the plan pass after it (recipes written before plan
+    was split out of lower keep working)."""
+    return [*flow, "plan"] if flow and flow[-1] == "lower" and "plan" not in flow else list(flow)
 
 
 def register(cls: type[Pass]) -> type[Pass]:
@@ -91,6 +143,7 @@ def int_in(lo: int, hi: int) -> Callable[[Any], str | None]:
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             return f"must be an integer in {lo}..{hi}, got {v!r}"
         return None
+
     return check
 
 
@@ -98,6 +151,7 @@ def float_in(lo: float, hi: float, hi_open: bool = False) -> Callable[[Any], str
     def check(v):
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v and (v < hi if hi_open else v <= hi)
         return None if ok else f"must be a number in [{lo}, {hi}{')' if hi_open else ']'}, got {v!r}"
+
     return check
 
 

@@ -13,11 +13,12 @@ A relu right after a maxpool2d moves before it (relu and max commute: max(relu(x
 relu(max(x)) elementwise over each window), so that a conv's activation function always
 directly follows it, which is what `lower` and the conv engine's output stage expect.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from compiler.ir import Graph, Node
+from compiler.ir import Graph
 from compiler.passes.base import Pass, register
 
 
@@ -25,7 +26,7 @@ from compiler.passes.base import Pass, register
 class Canonicalize(Pass):
     name = "canonicalize"
 
-    def run(self, graph: Graph, ctx) -> Graph:
+    def apply(self, graph: Graph, ctx) -> Graph:
         g = graph.copy()
         g = _drop_identities(g)
         g = _fuse_bias_adds(g)
@@ -53,8 +54,12 @@ def _drop_identities(g: Graph) -> Graph:
 def _fuse_bias_adds(g: Graph) -> Graph:
     for add in [n for n in g.nodes if n.op == "bias_add"]:
         layer = g.producer(add.inputs[0])
-        if layer is None or layer.op not in ("dense", "conv2d") or len(layer.inputs) != 2 \
-                or len(g.consumers(layer.outputs[0])) != 1:
+        if (
+            layer is None
+            or layer.op not in ("dense", "conv2d")
+            or len(layer.inputs) != 2
+            or len(g.consumers(layer.outputs[0])) != 1
+        ):
             continue  # a lone bias add stays; lower reports it if it reaches there
         if layer.op == "conv2d":  # a per-channel [C, 1, 1] (or scalar) bias becomes the conv's [C_out] bias
             n_out, b = g.params[layer.inputs[1]].shape[0], g.params[add.inputs[1]]
@@ -71,8 +76,12 @@ def _fold_batchnorms(g: Graph) -> Graph:
     graph_outputs = {t.name for t in g.outputs}
     for bn in [n for n in g.nodes if n.op == "batchnorm"]:
         layer = g.producer(bn.inputs[0])
-        if layer is None or layer.op not in ("dense", "conv2d") or len(g.consumers(layer.outputs[0])) != 1 \
-                or layer.outputs[0] in graph_outputs:
+        if (
+            layer is None
+            or layer.op not in ("dense", "conv2d")
+            or len(g.consumers(layer.outputs[0])) != 1
+            or layer.outputs[0] in graph_outputs
+        ):
             continue
         w_name = layer.inputs[1]
         w = g.params[w_name].astype(np.float64)

@@ -14,6 +14,7 @@ The output graph keeps each weight as its (exactly circulant) dense expansion, s
 executor runs it unchanged; the node carries `annotations["block_size"]` and
 `annotations["circulant"]` (grid, padding, stored weights) for lower and the backends.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,7 @@ from compiler.ir import Graph, Node
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, register
 from kernels.circulant_mac import block_grid, circulant_expand, circulant_project
 
-DENSE = 1   # block size that keeps a layer dense
+DENSE = 1  # block size that keeps a layer dense
 
 
 def _power_of_two(v) -> str | None:
@@ -37,18 +38,19 @@ class Circulant(Pass):
     name = "circulant"
     needs_data = True
     options = {
-        "block_size": Option(8, _power_of_two,
-                             "block size b, a power of two (1: keep the layer dense). Pass-wide it applies to "
-                             "every dense layer but the last; [circulant.layers.<node>] sets any layer",
-                             per_layer=True),
+        "block_size": Option(
+            8,
+            _power_of_two,
+            "block size b, a power of two (1: keep the layer dense). Pass-wide it applies to "
+            "every dense layer but the last; [circulant.layers.<node>] sets any layer",
+            per_layer=True,
+        ),
         "epochs": Option(120, int_in(0, 10_000), "retraining epochs in the circulant structure (0: project only)"),
         "lr": Option(1e-2, float_in(1e-7, 1.0), "Adam learning rate of the retraining"),
         "batch_size": Option(64, int_in(1, 1 << 20), "minibatch size of the retraining"),
     }
 
-    def run(self, graph: Graph, ctx) -> Graph:
-        if graph.is_integer:
-            raise PassError("circulant: runs on float graphs; put it before lower")
+    def apply(self, graph: Graph, ctx) -> Graph:
         sizes = chosen_block_sizes(graph, ctx)
         if not sizes:
             ctx.log("      circulant: every layer keeps block size 1 (dense); nothing to do")
@@ -57,9 +59,17 @@ class Circulant(Pass):
         opts = ctx.options(self.name)
         if opts["epochs"] > 0:
             config = TrainConfig(epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"])
-            g = train(g, ctx.data.x_train, ctx.data.y_train, config, seed=ctx.seed,
-                      after_step=_projector(g, sizes), progress=ctx.progress, desc="circulant")
-            g = project_graph(g, sizes)   # exact in float32, whatever the optimizer's rounding
+            g = train(
+                g,
+                ctx.data.x_train,
+                ctx.data.y_train,
+                config,
+                seed=ctx.seed,
+                after_step=_projector(g, sizes),
+                progress=ctx.progress,
+                desc="circulant",
+            )
+            g = project_graph(g, sizes)  # exact in float32, whatever the optimizer's rounding
         for node in g.weighted_nodes():
             if node.name in sizes:
                 _annotate(node, g.params[node.inputs[1]].shape, sizes[node.name])
@@ -88,12 +98,16 @@ def _check_block_size(node: Node, b: int, n_out: int, n_in: int) -> None:
     if isinstance(b, bool) or not isinstance(b, int) or b < 1 or b & (b - 1):
         raise PassError(f"circulant: layer {node.name!r}: block_size must be a power of two, got {b!r}")
     if b > min(n_out, n_in):
-        raise PassError(f"circulant: layer {node.name!r} ([{n_out}, {n_in}]): block_size {b} is larger than "
-                        f"the layer; a block must fit in both dimensions (at most {min(n_out, n_in)})")
+        raise PassError(
+            f"circulant: layer {node.name!r} ([{n_out}, {n_in}]): block_size {b} is larger than "
+            f"the layer; a block must fit in both dimensions (at most {min(n_out, n_in)})"
+        )
     for key in ("admm", "weight_format"):
         if b != DENSE and key in node.annotations:
-            raise PassError(f"circulant: layer {node.name!r} was already compressed by admm ({key}); "
-                            "run circulant before admm, or give the layer block_size = 1")
+            raise PassError(
+                f"circulant: layer {node.name!r} was already compressed by admm ({key}); "
+                "run circulant before admm, or give the layer block_size = 1"
+            )
 
 
 def project_graph(graph: Graph, sizes: dict[str, int]) -> Graph:
@@ -103,7 +117,7 @@ def project_graph(graph: Graph, sizes: dict[str, int]) -> Graph:
         if node.name in sizes:
             w = g.params[node.inputs[1]]
             vectors = circulant_project(w, sizes[node.name])
-            g.params[node.inputs[1]] = circulant_expand(vectors)[:w.shape[0], :w.shape[1]].astype(w.dtype)
+            g.params[node.inputs[1]] = circulant_expand(vectors)[: w.shape[0], : w.shape[1]].astype(w.dtype)
     return g
 
 
@@ -124,6 +138,7 @@ def _projector(graph: Graph, sizes: dict[str, int]):
             w = module.param(weight)
             means = torch.zeros(len(count)).index_add_(0, diagonal, w.reshape(-1)) / count
             w.copy_(means[diagonal].reshape(w.shape))
+
     return project
 
 
@@ -140,10 +155,16 @@ def _annotate(node: Node, shape: tuple[int, int], b: int) -> None:
     p, q = block_grid(n_out, n_in, b)
     node.annotations["block_size"] = b
     node.annotations["circulant"] = {
-        "block_size": b, "grid": [p, q], "n_in": n_in, "n_out": n_out,
-        "n_in_padded": q * b, "n_out_padded": p * b,
-        "padded_inputs": q * b - n_in, "padded_outputs": p * b - n_out,
-        "stored_weights": p * q * b, "dense_weights": n_in * n_out,
+        "block_size": b,
+        "grid": [p, q],
+        "n_in": n_in,
+        "n_out": n_out,
+        "n_in_padded": q * b,
+        "n_out_padded": p * b,
+        "padded_inputs": q * b - n_in,
+        "padded_outputs": p * b - n_out,
+        "stored_weights": p * q * b,
+        "dense_weights": n_in * n_out,
         "compression": round(n_in * n_out / (p * q * b), 3),
     }
 
@@ -152,5 +173,7 @@ def _summary(info: dict) -> str:
     pad = ""
     if info["padded_inputs"] or info["padded_outputs"]:
         pad = f", zero-padded to [{info['n_out_padded']}, {info['n_in_padded']}]"
-    return (f"[{info['n_out']}, {info['n_in']}] b={info['block_size']}: {info['grid'][0]}x{info['grid'][1]} blocks, "
-            f"{info['stored_weights']} stored weights ({info['compression']}x fewer){pad}")
+    return (
+        f"[{info['n_out']}, {info['n_in']}] b={info['block_size']}: {info['grid'][0]}x{info['grid'][1]} blocks, "
+        f"{info['stored_weights']} stored weights ({info['compression']}x fewer){pad}"
+    )

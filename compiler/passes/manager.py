@@ -3,6 +3,7 @@
 Like FINN's builder, every step leaves a loadable artifact (`checkpoints/NN-<pass>/graph.json`
 + `params.npz`), so a build can be inspected or resumed at any step.
 """
+
 from __future__ import annotations
 
 import time
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.ir import Graph
-from compiler.passes.base import Context, PassError, get_pass
+from compiler.passes.base import Context, PassError, get_pass, with_plan
 
 
 @dataclass
@@ -23,14 +24,18 @@ class PassRecord:
         return {"name": self.name, "seconds": round(self.seconds, 3), "test_accuracy": self.test_accuracy}
 
 
-def run_flow(graph: Graph, flow: list[str], ctx: Context, checkpoint_dir: Path | None = None) -> tuple[Graph, list[PassRecord]]:
-    passes = [get_pass(name) for name in flow]
+def run_flow(
+    graph: Graph, flow: list[str], ctx: Context, checkpoint_dir: Path | None = None, original: Graph | None = None
+) -> tuple[Graph, list[PassRecord]]:
+    """Run `flow` (a final lower gets plan after it) from `graph`; `original` (default `graph`) is
+    the imported model written as checkpoint 00-import (a build resumed from a checkpoint)."""
+    passes = [get_pass(name) for name in with_plan(flow)]
     missing = [p.name for p in passes if p.needs_data and ctx.data is None]
     if missing:
         raise PassError(f"pass(es) {', '.join(missing)} need training data: give --data DATA.npz")
     records = []
     if checkpoint_dir is not None:
-        graph.save(Path(checkpoint_dir) / "00-import")  # the original float model, as imported
+        (original or graph).save(Path(checkpoint_dir) / "00-import")  # the original float model, as imported
     for index, p in enumerate(passes, start=1):
         ctx.log(f"[{index}/{len(passes)}] {p.name}")
         start = time.perf_counter()
@@ -48,4 +53,5 @@ def run_flow(graph: Graph, flow: list[str], ctx: Context, checkpoint_dir: Path |
 
 def test_accuracy(graph: Graph, data) -> float:
     from compiler.exec import predict_classes  # executors import torch; load lazily
+
     return float((predict_classes(graph, data.x_test) == data.y_test).mean())

@@ -23,6 +23,7 @@ Choices (docs/audit.md has the audit side):
 - The game's member term uses its own minibatch (drawn from D) through exec.train's `penalty`
   hook, so the training loop is exec.train's: an unbiased estimate of the same objective.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from compiler.exec.torch import GraphModule
 from compiler.exec.train import TrainConfig, train
 from compiler.ir import Graph
-from compiler.passes.base import Option, Pass, PassError, float_in, int_in, register
+from compiler.passes.base import Option, Pass, float_in, int_in, register
 
 LOG_PROB_FLOOR = -30.0
 
@@ -44,30 +45,43 @@ class MinMax(Pass):
     options = {
         "lambda_": Option(3.0, float_in(0.0, 1000.0), "weight of the attack's gain in the classifier's loss"),
         "epochs": Option(20, int_in(1, 10_000), "epochs of adversarial retraining"),
-        "reference_fraction": Option(0.25, float_in(0.05, 0.9),
-                                     "fraction of x_train held out as the reference set D' (never trained on)"),
+        "reference_fraction": Option(
+            0.25, float_in(0.05, 0.9), "fraction of x_train held out as the reference set D' (never trained on)"
+        ),
         "attack_steps": Option(1, int_in(1, 100), "attack-model steps per classifier step (Nasr et al.'s k)"),
         "lr": Option(1e-3, float_in(1e-7, 1.0), "classifier Adam learning rate"),
         "attack_lr": Option(1e-3, float_in(1e-7, 1.0), "attack-model Adam learning rate"),
         "batch_size": Option(64, int_in(1, 1 << 20), "minibatch size (classifier and attack)"),
     }
 
-    def run(self, graph: Graph, ctx) -> Graph:
-        if graph.is_integer:
-            raise PassError("minmax: retrains float graphs; put it before lower")
+    def apply(self, graph: Graph, ctx) -> Graph:
         opts = ctx.options(self.name)
         members, reference = reference_split(len(ctx.data.x_train), opts["reference_fraction"], ctx.seed)
         x, y = ctx.data.x_train, ctx.data.y_train
         n_classes = int(np.prod(graph.outputs[0].shape))
         game = MinMaxGame(x[members], y[members], x[reference], y[reference], n_classes, opts, ctx.seed)
         config = TrainConfig(epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"])
-        trained = train(graph, x[members], y[members], config, seed=ctx.seed, penalty=game.penalty,
-                        progress=ctx.progress, desc="minmax")
-        trained.meta["minmax"] = {"lambda_": opts["lambda_"], "epochs": opts["epochs"],
-                                  "reference_size": int(len(reference)), "trained_on": int(len(members)),
-                                  "final_attack_loss": game.last_attack_loss}
-        ctx.log(f"      minmax: {len(members)} members, {len(reference)} reference points, "
-                f"attack loss at the end {game.last_attack_loss:.3f} (log 2 = 0.693: the attack is blind)")
+        trained = train(
+            graph,
+            x[members],
+            y[members],
+            config,
+            seed=ctx.seed,
+            penalty=game.penalty,
+            progress=ctx.progress,
+            desc="minmax",
+        )
+        trained.meta["minmax"] = {
+            "lambda_": opts["lambda_"],
+            "epochs": opts["epochs"],
+            "reference_size": int(len(reference)),
+            "trained_on": int(len(members)),
+            "final_attack_loss": game.last_attack_loss,
+        }
+        ctx.log(
+            f"      minmax: {len(members)} members, {len(reference)} reference points, "
+            f"attack loss at the end {game.last_attack_loss:.3f} (log 2 = 0.693: the attack is blind)"
+        )
         return trained
 
 
@@ -85,9 +99,13 @@ class AttackModel(torch.nn.Module):
     def __init__(self, n_classes: int, hidden: int = 64):
         super().__init__()
         self.n_classes = n_classes
-        self.net = torch.nn.Sequential(torch.nn.Linear(2 * n_classes, hidden), torch.nn.ReLU(),
-                                       torch.nn.Linear(hidden, hidden // 2), torch.nn.ReLU(),
-                                       torch.nn.Linear(hidden // 2, 1))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(2 * n_classes, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden // 2),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden // 2, 1),
+        )
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         log_probs = F.log_softmax(logits, dim=-1).clamp(min=LOG_PROB_FLOOR) / -LOG_PROB_FLOOR
@@ -99,13 +117,13 @@ class MinMaxGame:
     Reusable by any pass that trains through exec.train (e.g. privacy-aware ADMM)."""
 
     def __init__(self, x_members, y_members, x_reference, y_reference, n_classes: int, opts: dict, seed: int):
-        as_tensor = lambda a, dtype: torch.from_numpy(np.asarray(a, dtype))  # noqa: E731
+        as_tensor = lambda a, dtype: torch.from_numpy(np.asarray(a, dtype))
         self.xm, self.ym = as_tensor(x_members, np.float32), as_tensor(y_members, np.int64)
         self.xr, self.yr = as_tensor(x_reference, np.float32), as_tensor(y_reference, np.int64)
         self.lam, self.steps, self.batch = opts["lambda_"], opts["attack_steps"], opts["batch_size"]
         game_seed = int(np.random.SeedSequence([seed, 0x6A4E]).generate_state(1)[0])
-        self.gen = torch.Generator().manual_seed(game_seed)       # minibatches of the game
-        with torch.random.fork_rng():                              # h's initial weights
+        self.gen = torch.Generator().manual_seed(game_seed)  # minibatches of the game
+        with torch.random.fork_rng():  # h's initial weights
             torch.manual_seed(game_seed + 1)
             self.attack = AttackModel(n_classes)
         self.opt = torch.optim.Adam(self.attack.parameters(), lr=opts["attack_lr"])
@@ -121,11 +139,13 @@ class MinMaxGame:
         with torch.no_grad():
             out_m, out_r = module(xm), module(xr)
         self.opt.zero_grad()
-        loss = (F.binary_cross_entropy_with_logits(self.attack(out_m, ym), torch.ones(len(ym))) +
-                F.binary_cross_entropy_with_logits(self.attack(out_r, yr), torch.zeros(len(yr)))) / 2
+        loss = (
+            F.binary_cross_entropy_with_logits(self.attack(out_m, ym), torch.ones(len(ym)))
+            + F.binary_cross_entropy_with_logits(self.attack(out_r, yr), torch.zeros(len(yr)))
+        ) / 2
         loss.backward()
         self.opt.step()
-        self.last_attack_loss = loss.item()   # -G / 2 on this batch: log 2 when h cannot tell
+        self.last_attack_loss = loss.item()  # -G / 2 on this batch: log 2 when h cannot tell
 
     def penalty(self, module: GraphModule, step: int) -> torch.Tensor:
         for _ in range(self.steps):

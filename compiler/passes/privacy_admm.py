@@ -11,7 +11,7 @@ It is `admm` (passes/admm.py, ADMM-NN) with the adversarial-regularization game 
 with the attack h trained `attack_steps` times before every classifier step to tell members
 from a reference set D'. One game (one h, one optimizer) plays through all phases, so the
 attack keeps what it learnt while the mask is chosen and retrained. Nothing here trains: the
-loops are admm's `_AdmmRunner` (given `extra_penalty=MinMaxGame.penalty`) and exec.train.
+loops are admm's `AdmmRunner` (given `extra_penalty=MinMaxGame.penalty`) and exec.train.
 
 As in `minmax`, D' is a seeded `reference_fraction` of x_train held out of all ADMM training
 (x_test is the audit's non-members and stays untouched; the held-out points were in the
@@ -19,13 +19,14 @@ original training set, so the audit still counts them as members). With `lambda_
 pass is admm trained on the remaining members only: the control that separates the effect of
 the game from that of the smaller training set.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from compiler.data import Dataset
 from compiler.ir import Graph
-from compiler.passes.admm import Admm, _AdmmRunner, layer_targets
+from compiler.passes.admm import Admm, AdmmRunner, layer_targets
 from compiler.passes.base import PassError, register
 from compiler.passes.minmax import MinMax, MinMaxGame, reference_split
 
@@ -39,24 +40,30 @@ class PrivacyAdmm(Admm):
     # admm's options (epochs, rho, lr, batch_size, ... also used by the game) plus the game's own
     options = {**Admm.options, **{k: MinMax.options[k] for k in GAME_OPTIONS}}
 
-    def run(self, graph: Graph, ctx) -> Graph:
-        if graph.is_integer:
-            raise PassError(f"{self.name}: runs on float graphs; put it before lower")
+    def apply(self, graph: Graph, ctx) -> Graph:
         targets = layer_targets(graph, ctx, self.name)
         if not targets:
-            raise PassError(f"{self.name}: no layer asks for pruning or quantization (set sparsity, global_sparsity "
-                            "or bits); for the Min-Max defense without compression use the minmax pass")
+            raise PassError(
+                f"{self.name}: no layer asks for pruning or quantization (set sparsity, global_sparsity "
+                "or bits); for the Min-Max defense without compression use the minmax pass"
+            )
         opts = ctx.options(self.name)
         x, y = ctx.data.x_train, ctx.data.y_train
         members, reference = reference_split(len(x), opts["reference_fraction"], ctx.seed)
         n_classes = int(np.prod(graph.outputs[0].shape))
         game = MinMaxGame(x[members], y[members], x[reference], y[reference], n_classes, opts, ctx.seed)
         trained_on = Dataset(x[members], y[members], ctx.data.x_test, ctx.data.y_test, ctx.data.path)
-        result = _AdmmRunner(graph, ctx, opts, targets, extra_penalty=game.penalty, data=trained_on,
-                             pass_name=self.name).compress()
-        result.meta[self.name] = {**{k: opts[k] for k in GAME_OPTIONS},
-                                  "reference_size": int(len(reference)), "trained_on": int(len(members)),
-                                  "final_attack_loss": game.last_attack_loss}
-        ctx.log(f"      {self.name}: {len(members)} members, {len(reference)} reference points, "
-                f"attack loss at the end {game.last_attack_loss:.3f} (log 2 = 0.693: the attack is blind)")
+        result = AdmmRunner(
+            graph, ctx, opts, targets, extra_penalty=game.penalty, data=trained_on, pass_name=self.name
+        ).compress()
+        result.meta[self.name] = {
+            **{k: opts[k] for k in GAME_OPTIONS},
+            "reference_size": int(len(reference)),
+            "trained_on": int(len(members)),
+            "final_attack_loss": game.last_attack_loss,
+        }
+        ctx.log(
+            f"      {self.name}: {len(members)} members, {len(reference)} reference points, "
+            f"attack loss at the end {game.last_attack_loss:.3f} (log 2 = 0.693: the attack is blind)"
+        )
         return result

@@ -11,6 +11,7 @@ channels) and the same rule for pruned whole outputs: their biases are held at z
 
 Weights stay float; `lower` (or `admm` after this pass) quantizes them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,9 +19,8 @@ import torch
 
 from compiler.exec.train import TrainConfig, train
 from compiler.ir import Graph
-from compiler.passes.admm import (STRUCTURES, project_sparse, pruned_bias_masks,
-                                  warn_if_classes_pruned)
-from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
+from compiler.passes.admm import STRUCTURES, project_sparse, pruned_bias_masks, warn_if_classes_pruned
+from compiler.passes.base import Option, Pass, float_in, int_in, is_bool, one_of, register
 from compiler.passes.shrink import remove_and_log
 
 
@@ -29,12 +29,15 @@ class MagnitudePrune(Pass):
     name = "magnitude_prune"
     needs_data = True
     options = {
-        "sparsity": Option(0.5, float_in(0.0, 1.0, hi_open=True), "fraction of weights pruned per layer",
-                           per_layer=True),
-        "structure": Option("irregular", one_of(*STRUCTURES),
-                            "what is pruned: irregular; rows = filters (whole outputs); "
-                            "columns = channels (whole inputs)",
-                            per_layer=True),
+        "sparsity": Option(
+            0.5, float_in(0.0, 1.0, hi_open=True), "fraction of weights pruned per layer", per_layer=True
+        ),
+        "structure": Option(
+            "irregular",
+            one_of(*STRUCTURES),
+            "what is pruned: irregular; rows = filters (whole outputs); columns = channels (whole inputs)",
+            per_layer=True,
+        ),
         "schedule": Option("one_shot", one_of("one_shot", "gradual"), "prune once, or gradually (cubic)"),
         "epochs": Option(60, int_in(0, 100_000), "retraining epochs in total"),
         "steps": Option(6, int_in(1, 1000), "pruning rounds of the gradual schedule"),
@@ -43,9 +46,7 @@ class MagnitudePrune(Pass):
         "remove_dead": Option(True, is_bool, "delete dead channels/neurons at the end (exact; docs/admm.md)"),
     }
 
-    def run(self, graph: Graph, ctx) -> Graph:
-        if graph.is_integer:
-            raise PassError("magnitude_prune: runs on float graphs; put it before lower")
+    def apply(self, graph: Graph, ctx) -> Graph:
         opts = ctx.options(self.name)
         layers = graph.weighted_nodes(include_conv=True)
         goals = {n.inputs[1]: ctx.layer_options(self.name, n.name) for n in layers}
@@ -58,11 +59,13 @@ class MagnitudePrune(Pass):
             for name, o in goals.items():
                 g.params[name] = project_sparse(g.params[name], o["sparsity"] * fraction, o["structure"])
             for name, mask in pruned_bias_masks(g, structures).items():
-                g.params[name] = g.params[name] * mask     # a pruned output is exactly zero
+                g.params[name] = g.params[name] * mask  # a pruned output is exactly zero
             g = self._retrain(g, ctx, opts, structures, epochs=opts["epochs"] // rounds, seed=ctx.seed + t)
         for node in g.weighted_nodes(include_conv=True):
-            node.annotations["magnitude_prune"] = {"sparsity": round(float(np.mean(g.params[node.inputs[1]] == 0)), 6),
-                                                   "schedule": opts["schedule"]}
+            node.annotations["magnitude_prune"] = {
+                "sparsity": round(float(np.mean(g.params[node.inputs[1]] == 0)), 6),
+                "schedule": opts["schedule"],
+            }
         return remove_and_log(g, ctx, self.name) if opts["remove_dead"] else g
 
     @staticmethod
@@ -71,13 +74,23 @@ class MagnitudePrune(Pass):
         if epochs <= 0:
             return g
         masks = {n.inputs[1]: g.params[n.inputs[1]] != 0 for n in g.weighted_nodes(include_conv=True)}
-        masks = {name: torch.from_numpy(m.astype(np.float32))
-                 for name, m in {**masks, **pruned_bias_masks(g, structures)}.items()}
+        masks = {
+            name: torch.from_numpy(m.astype(np.float32))
+            for name, m in {**masks, **pruned_bias_masks(g, structures)}.items()
+        }
 
         def keep_pruned(module, step):
             for name, mask in masks.items():
                 module.param(name).mul_(mask)
 
         config = TrainConfig(epochs=epochs, batch_size=opts["batch_size"], lr=opts["lr"])
-        return train(g, ctx.data.x_train, ctx.data.y_train, config, seed=seed, after_step=keep_pruned,
-                     progress=ctx.progress, desc="magnitude retrain")
+        return train(
+            g,
+            ctx.data.x_train,
+            ctx.data.y_train,
+            config,
+            seed=seed,
+            after_step=keep_pruned,
+            progress=ctx.progress,
+            desc="magnitude retrain",
+        )

@@ -20,6 +20,7 @@ layer (the classes), block-circulant layers (deleting a row breaks the block str
 tensors read by more than one node or that are graph outputs, and the last live channel of a
 tensor (one is kept, even if dead, so every tensor keeps a shape).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import numpy as np
 from compiler.ir import Graph, Node
 
 LAYER_OPS = ("dense", "conv2d")
-ZERO_PRESERVING = {"relu", "maxpool2d", "avgpool2d", "global_avgpool", "flatten"}   # f(0 channel) = 0 channel
+ZERO_PRESERVING = {"relu", "maxpool2d", "avgpool2d", "global_avgpool", "flatten"}  # f(0 channel) = 0 channel
 
 
 @dataclass
@@ -52,15 +53,15 @@ def remove_dead_channels(graph: Graph) -> Graph:
     g = graph.copy()
     boundaries = find_boundaries(g)
     origin = {n.name: _Origin.of(g, n) for b in boundaries for n in (b.producer, b.consumer)}
-    removed: dict[str, list[int]] = {}        # boundary name -> original channel indices removed
+    removed: dict[str, list[int]] = {}  # boundary name -> original channel indices removed
     before = {b.name: g.params[b.producer.inputs[1]].shape[0] for b in boundaries}
     changed = True
-    while changed:                             # removal can expose more dead channels
+    while changed:  # removal can expose more dead channels
         changed = False
-        for b in reversed(boundaries):         # back to front: unread channels propagate upstream in one sweep
+        for b in reversed(boundaries):  # back to front: unread channels propagate upstream in one sweep
             dead = dead_channels(g, b)
             if dead.all():
-                dead[0] = False                # keep one channel: a tensor never becomes empty
+                dead[0] = False  # keep one channel: a tensor never becomes empty
             if dead.any():
                 removed.setdefault(b.name, []).extend(origin[b.producer.name].outputs[dead].tolist())
                 _remove(g, b, np.flatnonzero(dead), origin)
@@ -105,8 +106,10 @@ def remove_and_log(graph: Graph, ctx, pass_name: str) -> Graph:
     records = g.meta.get("removed_channels", [])[already:]
     for r in records:
         unit = "filters" if g.node(r["producer"]).op == "conv2d" else "neurons"
-        ctx.log(f"      {pass_name}: removed {len(r['removed'])} dead {unit} of {r['producer']} "
-                f"({r['channels_before']} -> {r['channels_after']}) and the inputs of {r['consumer']} that read them")
+        ctx.log(
+            f"      {pass_name}: removed {len(r['removed'])} dead {unit} of {r['producer']} "
+            f"({r['channels_before']} -> {r['channels_after']}) and the inputs of {r['consumer']} that read them"
+        )
     if not records:
         ctx.log(f"      {pass_name}: no dead channel to remove")
     return g
@@ -185,13 +188,12 @@ class _Origin:
     n_inputs: int
 
     @staticmethod
-    def of(g: Graph, node: Node) -> "_Origin":
+    def of(g: Graph, node: Node) -> _Origin:
         n_out, n_in = g.params[node.inputs[1]].shape[:2]
         gone_out = node.annotations.get("removed_outputs", [])
         gone_in = node.annotations.get("removed_inputs", [])
         n_out, n_in = n_out + len(gone_out), n_in + len(gone_in)
-        return _Origin(np.setdiff1d(np.arange(n_out), gone_out), np.setdiff1d(np.arange(n_in), gone_in),
-                       n_out, n_in)
+        return _Origin(np.setdiff1d(np.arange(n_out), gone_out), np.setdiff1d(np.arange(n_in), gone_in), n_out, n_in)
 
 
 def _annotate(g: Graph, origin: dict[str, _Origin]) -> None:
@@ -204,5 +206,10 @@ def _annotate(g: Graph, origin: dict[str, _Origin]) -> None:
 
 
 def _record(b: Boundary, before: int, removed: list[int]) -> dict:
-    return {"producer": b.producer.name, "consumer": b.consumer.name, "channels_before": before,
-            "channels_after": before - len(removed), "removed": sorted(int(i) for i in removed)}
+    return {
+        "producer": b.producer.name,
+        "consumer": b.consumer.name,
+        "channels_before": before,
+        "channels_after": before - len(removed),
+        "removed": sorted(int(i) for i in removed),
+    }

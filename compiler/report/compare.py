@@ -4,6 +4,7 @@ Reads each build's report.json and, where it exists, audit.json (the compiled ta
 strongest attack, by AUC). The HTML page is self-contained (plots embedded as base64 PNG),
 so it opens from disk without a server.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,9 +12,9 @@ import datetime as dt
 import html
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 
 class CompareError(ValueError):
@@ -32,12 +33,16 @@ def load_build(out: str | Path) -> dict:
     hw, model = report.get("hardware", {}), report.get("model", {})
     energy = hw.get("energy_pj") or {}
     row = {
-        "build": str(out), "target": report.get("target"),
+        "build": str(out),
+        "target": report.get("target"),
         "float_accuracy": report.get("float", {}).get("test_accuracy"),
         "compiled_accuracy": report.get("compiled", {}).get("test_accuracy"),
-        "compression_ratio": model.get("compression_ratio"), "weight_bits": model.get("weight_bits"),
-        "cycles": hw.get("cycles_per_inference"), "cycles_source": hw.get("cycles_source"),
-        "energy_float32_pj": energy.get("float32_baseline"), "energy_compiled_pj": energy.get("compiled"),
+        "compression_ratio": model.get("compression_ratio"),
+        "weight_bits": model.get("weight_bits"),
+        "cycles": hw.get("cycles_per_inference"),
+        "cycles_source": hw.get("cycles_source"),
+        "energy_float32_pj": energy.get("float32_baseline"),
+        "energy_compiled_pj": energy.get("compiled"),
         "energy_ratio": hw.get("energy_ratio"),
     }
     row |= {k: hw.get(k) for k in ("lut", "ff", "dsp", "bram", "cells", "area_nand2")}
@@ -58,8 +63,13 @@ def _audit_fields(out: Path) -> dict:
         return {}
     name, m = max(attacks.items(), key=lambda kv: kv[1]["auc"])
     original = targets.get("original", {}).get("attacks", {}).get(name, {})
-    return {"attack": name, "attack_auc": m["auc"], "attack_balanced_accuracy": m["balanced_accuracy"],
-            "attack_tpr_at_0_1pct_fpr": m["tpr_at_0_1pct_fpr"], "original_attack_auc": original.get("auc")}
+    return {
+        "attack": name,
+        "attack_auc": m["auc"],
+        "attack_balanced_accuracy": m["balanced_accuracy"],
+        "attack_tpr_at_0_1pct_fpr": m["tpr_at_0_1pct_fpr"],
+        "original_attack_auc": original.get("auc"),
+    }
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,7 @@ class Column:
     header: str
     key: str
     show: Callable[[object, dict], str]
-    group: str = "always"   # "fpga", "asic", "audit": shown only when some build has it
+    group: str = "always"  # "fpga", "asic", "audit": shown only when some build has it
 
 
 def _fmt(spec: str) -> Callable[[object, dict], str]:
@@ -124,6 +134,7 @@ def format_table(rows: list[dict]) -> str:
 
     def line(cells):
         return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in body])
 
 
@@ -136,13 +147,15 @@ def _png(fig) -> bytes:
 
 def _label(ax, rows, xs, ys) -> None:
     for i, (row, x, y) in enumerate(zip(rows, xs, ys)):  # alternate above/below: close points stay legible
-        ax.annotate(Path(row["build"]).name, (x, y), textcoords="offset points", xytext=(5, 4 if i % 2 else -11),
-                    fontsize=8)
+        ax.annotate(
+            Path(row["build"]).name, (x, y), textcoords="offset points", xytext=(5, 4 if i % 2 else -11), fontsize=8
+        )
 
 
 def plot_energy_vs_accuracy(rows: list[dict]) -> bytes | None:
     """Compiled test accuracy against modelled energy per inference, float32 baselines as x."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
     rows = [r for r in rows if r["energy_compiled_pj"] and r["compiled_accuracy"] is not None]
     if not rows:
         return None
@@ -153,8 +166,13 @@ def plot_energy_vs_accuracy(rows: list[dict]) -> bytes | None:
     _label(ax, rows, xs, ys)
     base = [r for r in rows if r["energy_float32_pj"] and r["float_accuracy"] is not None]
     if base:
-        ax.scatter([r["energy_float32_pj"] for r in base], [r["float_accuracy"] for r in base], marker="x",
-                   color="tab:red", label="float32 baseline (weights in DRAM)")
+        ax.scatter(
+            [r["energy_float32_pj"] for r in base],
+            [r["float_accuracy"] for r in base],
+            marker="x",
+            color="tab:red",
+            label="float32 baseline (weights in DRAM)",
+        )
     ax.set_xscale("log")
     ax.margins(x=0.15, y=0.15)
     ax.set_xlabel("energy per inference (pJ, modelled: Horowitz ISSCC 2014, 45 nm)")
@@ -168,6 +186,7 @@ def plot_energy_vs_accuracy(rows: list[dict]) -> bytes | None:
 def plot_auc_vs_compression(rows: list[dict]) -> bytes | None:
     """Strongest attack's AUC on the compiled model against compression (None without audits)."""
     from matplotlib.figure import Figure
+
     rows = [r for r in rows if r.get("attack_auc") is not None and r["compression_ratio"]]
     if not rows:
         return None
@@ -215,16 +234,24 @@ the build's audit.json.</p>
 def render_html(rows: list[dict]) -> str:
     headers, body = table_cells(rows)
     align = ['class="text"' if h in TEXT_COLUMNS else "" for h in headers]
-    table = "<table>\n<tr>" + "".join(f"<th {a}>{html.escape(h)}</th>" for a, h in zip(align, headers)) + \
-        "</tr>\n" + "\n".join("<tr>" + "".join(f"<td {a}>{html.escape(c)}</td>" for a, c in zip(align, r)) + "</tr>"
-                               for r in body) + "\n</table>"
+    table = (
+        "<table>\n<tr>"
+        + "".join(f"<th {a}>{html.escape(h)}</th>" for a, h in zip(align, headers))
+        + "</tr>\n"
+        + "\n".join(
+            "<tr>" + "".join(f"<td {a}>{html.escape(c)}</td>" for a, c in zip(align, r)) + "</tr>" for r in body
+        )
+        + "\n</table>"
+    )
     figures = []
-    for title, png in (("Energy vs accuracy", plot_energy_vs_accuracy(rows)),
-                       ("Attack AUC vs compression", plot_auc_vs_compression(rows))):
+    for title, png in (
+        ("Energy vs accuracy", plot_energy_vs_accuracy(rows)),
+        ("Attack AUC vs compression", plot_auc_vs_compression(rows)),
+    ):
         if png is not None:
             data = base64.b64encode(png).decode("ascii")
             figures.append(f'<figure><img alt="{title}" src="data:image/png;base64,{data}"></figure>')
-    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return PAGE.format(n=len(rows), created=created, table=table, figures="\n".join(figures))
 
 

@@ -18,12 +18,12 @@ Not counted, on either side: control, clock tree, leakage, instruction overheads
 ~70 pJ per instruction would raise the baseline), the requantize/argmax logic, pooling
 (comparisons and additions, no weights) and line buffers.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-CITATION = ('M. Horowitz, "Computing\'s energy problem (and what we can do about it)", '
-            "IEEE ISSCC 2014, 45 nm, 0.9 V")
+CITATION = 'M. Horowitz, "Computing\'s energy problem (and what we can do about it)", IEEE ISSCC 2014, 45 nm, 0.9 V'
 
 # Horowitz 2014, energy per operation (pJ), by operand width in bits.
 INT_ADD_PJ = {8: 0.03, 32: 0.1}
@@ -96,25 +96,41 @@ def dense_macs(layer: dict) -> int:
 
 def layer_work(layer: dict) -> dict:
     """Operations of one inference of a report.json layer entry on its engine."""
-    if layer["engine"] == "circulant":  # FFT, spectral products, IFFT (compiler/cost.py)
+    if layer["engine"] == "circulant":  # FFT, spectral products, IFFT (compiler/hw (the engines' cost models))
         m = layer["multiplies"]
-        return {"multiplies": m, "additions": m, "weight_reads": layer["spectrum_words"],
-                "weight_read_bits": layer["rom_bits"], "skipped_zeros": 0}
+        return {
+            "multiplies": m,
+            "additions": m,
+            "weight_reads": layer["spectrum_words"],
+            "weight_read_bits": layer["rom_bits"],
+            "skipped_zeros": 0,
+        }
     if layer["engine"] == "conv":  # rtl/conv2d.v reads its whole ROM once per output position
         macs = dense_macs(layer)
-        return {"multiplies": macs, "additions": macs, "weight_reads": macs,
-                "weight_read_bits": layer["rom_bits"] * layer["output_positions"], "skipped_zeros": 0}
+        return {
+            "multiplies": macs,
+            "additions": macs,
+            "weight_reads": macs,
+            "weight_read_bits": layer["rom_bits"] * layer["output_positions"],
+            "skipped_zeros": 0,
+        }
     n_out, n_in = layer["shape"]
     skipped = layer["zero_weights"] if SKIPS_ZEROS.get(layer["engine"], False) else 0
     macs = n_out * n_in - skipped
-    return {"multiplies": macs, "additions": macs, "weight_reads": macs,
-            "weight_read_bits": layer["rom_bits"], "skipped_zeros": skipped}
+    return {
+        "multiplies": macs,
+        "additions": macs,
+        "weight_reads": macs,
+        "weight_read_bits": layer["rom_bits"],
+        "skipped_zeros": skipped,
+    }
 
 
 def total_work(layers: list[dict]) -> dict:
     works = [layer_work(layer) for layer in layers]
     return {key: sum(w[key] for w in works) for key in works[0]} | {
-        "zero_weights": sum(layer["zero_weights"] for layer in layers)}
+        "zero_weights": sum(layer["zero_weights"] for layer in layers)
+    }
 
 
 def compiled_energy_pj(layers: list[dict]) -> dict:
@@ -163,7 +179,11 @@ def energy_section(layers: list[dict]) -> dict:
 
 def table_pj() -> dict:
     """The table the model prices with, as recorded in report.json."""
-    return {"int_add": {str(k): v for k, v in INT_ADD_PJ.items()},
-            "int_mult": {str(k): v for k, v in INT_MULT_PJ.items()},
-            "fp32_add": FP32_ADD_PJ, "fp32_mult": FP32_MULT_PJ,
-            "sram_8kb_per_64_bits": SRAM_8KB_64BIT_PJ, "dram_per_64_bits": DRAM_64BIT_PJ}
+    return {
+        "int_add": {str(k): v for k, v in INT_ADD_PJ.items()},
+        "int_mult": {str(k): v for k, v in INT_MULT_PJ.items()},
+        "fp32_add": FP32_ADD_PJ,
+        "fp32_mult": FP32_MULT_PJ,
+        "sram_8kb_per_64_bits": SRAM_8KB_64BIT_PJ,
+        "dram_per_64_bits": DRAM_64BIT_PJ,
+    }

@@ -1,4 +1,5 @@
 """report.json and report.md: what compression did, always written (schema: docs/report.md)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,11 +14,23 @@ from compiler.report.energy import energy_section
 SCHEMA_VERSION = 1
 
 
-def build_report(original: Graph, compiled: Graph, design: dict, records, accuracy: dict, onnx_check: dict,
-                 ctx, source: Path, seconds: float, synthesis: dict | None = None) -> dict:
-    engines = {e["name"]: e for e in design["engines"]}   # pools are engines but not layers
-    layers = [_layer_entry(compiled, node, engines[node.name], _original_weight(original, node.name))
-              for node in compiled.weighted_nodes(include_conv=True)]
+def build_report(
+    original: Graph,
+    compiled: Graph,
+    design: dict,
+    records,
+    accuracy: dict,
+    onnx_check: dict,
+    ctx,
+    source: Path,
+    seconds: float,
+    synthesis: dict | None = None,
+) -> dict:
+    engines = {e["name"]: e for e in design["engines"]}  # pools are engines but not layers
+    layers = [
+        _layer_entry(compiled, node, engines[node.name], _original_weight(original, node.name))
+        for node in compiled.weighted_nodes(include_conv=True)
+    ]
     float_bits = 32 * sum(original.params[n.inputs[1]].size for n in original.weighted_nodes(include_conv=True))
     weight_bits = sum(layer["weight_bits"] for layer in layers)
     hardware = {
@@ -31,7 +44,7 @@ def build_report(original: Graph, compiled: Graph, design: dict, records, accura
     set_cycles(hardware, design["estimated_latency"], "estimate", design["estimated_interval"])
     return {
         "schema_version": SCHEMA_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "source": str(source),
         "data": getattr(ctx.data, "path", None),
         "target": ctx.target,
@@ -74,7 +87,7 @@ def _layer_entry(graph: Graph, node, engine: dict, original_w: np.ndarray | None
     return {
         "name": node.name,
         "op": node.op,
-        "shape": [int(d) for d in w.shape],   # dense [n_out, n_in]; conv [C_out, C_in, kH, kW]
+        "shape": [int(d) for d in w.shape],  # dense [n_out, n_in]; conv [C_out, C_in, kH, kW]
         "original_shape": [int(d) for d in (original_w if original_w is not None else w).shape],
         "sparsity": round(1 - float(np.count_nonzero(w)) / original_size, 4),
         "stored_sparsity": round(float(np.mean(w == 0)), 4),
@@ -86,9 +99,11 @@ def _layer_entry(graph: Graph, node, engine: dict, original_w: np.ndarray | None
         "engine_reason": node.annotations.get("engine_reason"),
         "break_even_sparsity": node.annotations.get("break_even_sparsity"),
         "multipliers": engine["multipliers"],
-        "weight_bits": engine["weight_rom_bits"],    # values + indices, as stored in ROM
+        "weight_bits": engine["weight_rom_bits"],  # values + indices, as stored in ROM
         # sparse: what storing the nonzeros costs beyond their values (indices, padding entries)
-        "index_bits": engine["weight_rom_bits"] - int(np.count_nonzero(w)) * bits if engine["engine"] == "sparse" else 0,
+        "index_bits": engine["weight_rom_bits"] - int(np.count_nonzero(w)) * bits
+        if engine["engine"] == "sparse"
+        else 0,
         "rom_bits": engine["rom_bits"],
         "bias_bits": int(n_bias * node.attrs["acc_bits"]),
         "acc_bits": node.attrs["acc_bits"],
@@ -101,8 +116,9 @@ def _layer_entry(graph: Graph, node, engine: dict, original_w: np.ndarray | None
 def _structure_entry(graph: Graph, node, engine: dict) -> dict:
     """Block-circulant structure (circulant pass) and what the layer's engine multiplies and
     stores; for a circulant engine also the fixed-point FFT's measured accuracy cost."""
-    from compiler import cost
     from compiler.backends.onnx import FLOAT_EQUIVALENT_OPS
+    from compiler.hw import circulant as hw_circulant
+
     w = graph.params[node.inputs[1]]
     n_out, n_in = int(w.shape[0]), int(w[0].size)
     positions = _output_positions(node)
@@ -111,22 +127,28 @@ def _structure_entry(graph: Graph, node, engine: dict) -> dict:
         "stored_weights": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else int(w.size),
         "multiplies": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else positions * int(w.size),
         "dense_multiplies": positions * int(w.size),
-        "output_positions": positions,   # uses of each weight per inference (conv: H_out * W_out)
-        "onnx_exact": node.op not in FLOAT_EQUIVALENT_OPS,   # model.int.onnx computes this layer bit for bit
+        "output_positions": positions,  # uses of each weight per inference (conv: H_out * W_out)
+        "onnx_exact": node.op not in FLOAT_EQUIVALENT_OPS,  # model.int.onnx computes this layer bit for bit
     }
     if node.op == "conv2d":
-        entry |= {"in_shape": node.attrs["in_shape"], "out_shape": node.attrs["out_shape"],
-                  "kernel": node.attrs["kernel"], "stride": node.attrs["stride"], "pads": node.attrs["pads"],
-                  "p_co": engine["parameters"]["P_CO"], "p_ci": engine["parameters"]["P_CI"],
-                  "p_k": engine["parameters"].get("P_K", 1)}   # designs written before P_K have 1
+        entry |= {
+            "in_shape": node.attrs["in_shape"],
+            "out_shape": node.attrs["out_shape"],
+            "kernel": node.attrs["kernel"],
+            "stride": node.attrs["stride"],
+            "pads": node.attrs["pads"],
+            "p_co": engine["parameters"]["P_CO"],
+            "p_ci": engine["parameters"]["P_CI"],
+            "p_k": engine["parameters"].get("P_K", 1),
+        }  # designs written before P_K have 1
     if node.op == "circulant":
         b = node.attrs["circulant"]["block"]
         p, q = node.attrs["circulant"]["p"], node.attrs["circulant"]["q"]
         entry |= {
-            "stored_weights": p * q * b,                     # one length-b vector per block, padding included
-            "multiplies": cost.circulant_multiplies(n_in, n_out, b),
+            "stored_weights": p * q * b,  # one length-b vector per block, padding included
+            "multiplies": hw_circulant.circulant_multiplies(n_in, n_out, b),
             "bias_bits": engine["rom_bits"] - engine["weight_rom_bits"],
-            "spectrum_words": p * q * (b // 2 + 1),           # complex weight-spectrum words in ROM
+            "spectrum_words": p * q * (b // 2 + 1),  # complex weight-spectrum words in ROM
             "circulant": node.attrs["circulant"],
             # accumulator LSBs against the exact integer product, calibration rows and x_test
             "fft_error": node.annotations.get("fft_error"),
@@ -176,13 +198,21 @@ def render_markdown(r: dict) -> str:
         "| # | pass | seconds | test accuracy |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {i} | {p['name']} | {p['seconds']} | {_pct(p['test_accuracy'])} |" for i, p in enumerate(r["passes"], 1)]
-    lines += ["", "## Layers", "",
-              "| layer | shape | engine | multipliers | bits | sparsity | weight bits | acc bits | est. cycles |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| `{x['name']}` | {'x'.join(map(str, x['shape']))} | {x['engine']} | {x['multipliers']} | {x['bits']} | "
-              f"{x['sparsity']:.2%} | {x['weight_bits']:,} | {x['acc_bits']} | {x['estimated_cycles']:,} |"
-              for x in r["layers"]]
+    lines += [
+        f"| {i} | {p['name']} | {p['seconds']} | {_pct(p['test_accuracy'])} |" for i, p in enumerate(r["passes"], 1)
+    ]
+    lines += [
+        "",
+        "## Layers",
+        "",
+        "| layer | shape | engine | multipliers | bits | sparsity | weight bits | acc bits | est. cycles |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{x['name']}` | {'x'.join(map(str, x['shape']))} | {x['engine']} | {x['multipliers']} | {x['bits']} | "
+        f"{x['sparsity']:.2%} | {x['weight_bits']:,} | {x['acc_bits']} | {x['estimated_cycles']:,} |"
+        for x in r["layers"]
+    ]
     lines += hardware_section(r)
     lines += privacy_section(r.get("privacy"))
     return "\n".join(lines)
@@ -191,10 +221,15 @@ def render_markdown(r: dict) -> str:
 # Clock frequency per target: an assumption, not a timing result (yosys does no timing analysis
 # here). Latency and throughput follow from it and the cycle counts.
 CLOCK_ASSUMPTION = {
-    "fpga": (100.0, "assumption, not a timing result: a conservative clock for a Xilinx 7-series (-1) design "
-                    "whose P-input adder chain is not pipelined"),
-    "asic": (500.0, "assumption, not a timing result: a typical clock for 45 nm standard cells, the energy "
-                    "table's node"),
+    "fpga": (
+        100.0,
+        "assumption, not a timing result: a conservative clock for a Xilinx 7-series (-1) design "
+        "whose P-input adder chain is not pipelined",
+    ),
+    "asic": (
+        500.0,
+        "assumption, not a timing result: a typical clock for 45 nm standard cells, the energy table's node",
+    ),
 }
 FPGA_RESOURCES = ("lut", "ff", "dsp", "bram", "lutram")
 ASIC_RESOURCES = ("cells", "area_nand2")
@@ -206,10 +241,15 @@ def hardware_costs(layers: list[dict], target: str, synthesis: dict | None) -> d
         synthesis = {"status": "skipped", "note": "synthesis not run (mpc compile --no-synth)"}
     names = FPGA_RESOURCES if target == "fpga" else ASIC_RESOURCES
     clock_mhz, clock_source = CLOCK_ASSUMPTION[target]
-    return ({name: synthesis.get(name) for name in names}
-            | {"synthesis": {k: v for k, v in synthesis.items() if k not in names},
-               "clock_mhz": clock_mhz, "clock_source": clock_source}
-            | energy_section(layers))
+    return (
+        {name: synthesis.get(name) for name in names}
+        | {
+            "synthesis": {k: v for k, v in synthesis.items() if k not in names},
+            "clock_mhz": clock_mhz,
+            "clock_source": clock_source,
+        }
+        | energy_section(layers)
+    )
 
 
 def set_cycles(hw: dict, cycles: float, source: str, initiation_interval: float | None = None) -> None:
@@ -232,21 +272,29 @@ def hardware_section(r: dict) -> list[str]:
     """The "Hardware" and "Work and energy per inference" sections of report.md."""
     hw, sim = r["hardware"], r.get("simulation")
     if hw.get("cycles_source") == "simulation" and sim:
-        cycles_how = (f"measured in simulation ({sim['simulator']}, {sim['samples']} samples, "
-                      f"{sim['mismatches']} mismatches)")
+        cycles_how = (
+            f"measured in simulation ({sim['simulator']}, {sim['samples']} samples, {sim['mismatches']} mismatches)"
+        )
     else:
         cycles_how = "estimate from the engines' documented timing; `mpc simulate` measures them"
-    lines = ["", "## Hardware", "",
-             f"- multipliers: {hw['multipliers']}, ROM bits: {hw['rom_bits']:,}",
-             f"- cycles per inference: {_num(hw.get('cycles_per_inference'), ',.0f')}, initiation interval "
-             f"{_num(hw.get('initiation_interval'), ',.0f')} ({cycles_how})"]
+    lines = [
+        "",
+        "## Hardware",
+        "",
+        f"- multipliers: {hw['multipliers']}, ROM bits: {hw['rom_bits']:,}",
+        f"- cycles per inference: {_num(hw.get('cycles_per_inference'), ',.0f')}, initiation interval "
+        f"{_num(hw.get('initiation_interval'), ',.0f')} ({cycles_how})",
+    ]
     if hw.get("cycles_source") == "simulation":
         lines[-1] += f"; estimate from the engines' timing: {hw['estimated_cycles_per_inference']:,}"
     if "clock_mhz" not in hw:  # a report written before these fields existed
         return lines + [""]
-    lines += [f"- clock {hw['clock_mhz']:g} MHz ({hw['clock_source']}): latency {_num(hw['latency_us'], ',.3f')} us, "
-              f"throughput {_num(hw['throughput_per_s'], ',.0f')} inferences/s",
-              f"- {_synthesis_line(hw, r['target'])}", ""]
+    lines += [
+        f"- clock {hw['clock_mhz']:g} MHz ({hw['clock_source']}): latency {_num(hw['latency_us'], ',.3f')} us, "
+        f"throughput {_num(hw['throughput_per_s'], ',.0f')} inferences/s",
+        f"- {_synthesis_line(hw, r['target'])}",
+        "",
+    ]
     return lines + _energy_lines(r["layers"], hw)
 
 
@@ -255,32 +303,41 @@ def _synthesis_line(hw: dict, target: str) -> str:
     if syn["status"] != "ok":
         return f"synthesis {syn['status']}: {syn['note']}"
     if target == "fpga":
-        cost = (f"LUT {hw['lut']:,}, FF {hw['ff']:,}, DSP {hw['dsp']:,}, BRAM (36 Kb) {hw['bram']:g}, "
-                f"LUTRAM (LUTs) {hw['lutram']:,}")
+        cost = (
+            f"LUT {hw['lut']:,}, FF {hw['ff']:,}, DSP {hw['dsp']:,}, BRAM (36 Kb) {hw['bram']:g}, "
+            f"LUTRAM (LUTs) {hw['lutram']:,}"
+        )
     else:
         cost = f"{hw['cells']:,} cells, area {hw['area_nand2']:,.0f} NAND2 equivalents"
-    return (f"synthesis ({syn['version']}, {syn['seconds']} s): {cost}. Command, in rtl/: `{syn['command']}`; "
-            f"cells by type in report.json, log in synth/yosys.log")
+    return (
+        f"synthesis ({syn['version']}, {syn['seconds']} s): {cost}. Command, in rtl/: `{syn['command']}`; "
+        f"cells by type in report.json, log in synth/yosys.log"
+    )
 
 
 def _energy_lines(layers: list[dict], hw: dict) -> list[str]:
     work, e = hw["work"], hw["energy_pj"]
     dense_macs = sum(x.get("dense_multiplies", x["shape"][0] * x["shape"][1]) for x in layers)
     base, comp = e["float32_baseline_parts"], e["compiled_parts"]
-    lines = ["## Work and energy per inference", "",
-             "| | float32 baseline (processor, weights in DRAM) | compiled design (weights in on-chip ROM) |",
-             "|---|---|---|",
-             f"| multiplies | {dense_macs:,} (float32) | {work['multiplies']:,} (integer) |",
-             f"| additions | {dense_macs:,} (float32) | {work['additions']:,} (integer) |",
-             f"| weight-memory reads | {dense_macs:,} weights | {work['weight_reads']:,} weights, "
-             f"{work['weight_read_bits']:,} ROM bits |",
-             f"| zero weights skipped | 0 | {work['skipped_zeros']:,} of {work['zero_weights']:,} |"]
+    lines = [
+        "## Work and energy per inference",
+        "",
+        "| | float32 baseline (processor, weights in DRAM) | compiled design (weights in on-chip ROM) |",
+        "|---|---|---|",
+        f"| multiplies | {dense_macs:,} (float32) | {work['multiplies']:,} (integer) |",
+        f"| additions | {dense_macs:,} (float32) | {work['additions']:,} (integer) |",
+        f"| weight-memory reads | {dense_macs:,} weights | {work['weight_reads']:,} weights, "
+        f"{work['weight_read_bits']:,} ROM bits |",
+        f"| zero weights skipped | 0 | {work['skipped_zeros']:,} of {work['zero_weights']:,} |",
+    ]
     lines += [f"| energy: {part.replace('_', ' ')} (pJ) | {base[part]:,.1f} | {comp[part]:,.1f} |" for part in base]
-    lines += [f"| **energy per inference (pJ)** | **{e['float32_baseline']:,.1f}** | **{e['compiled']:,.1f}** |",
-              "",
-              f"The compiled design needs **{_num(hw['energy_ratio'], 'g')}x** less energy per inference than the "
-              f"float32 baseline. This is a model, not a measurement: energies from {hw['energy_model']['source']}.",
-              ""]
+    lines += [
+        f"| **energy per inference (pJ)** | **{e['float32_baseline']:,.1f}** | **{e['compiled']:,.1f}** |",
+        "",
+        f"The compiled design needs **{_num(hw['energy_ratio'], 'g')}x** less energy per inference than the "
+        f"float32 baseline. This is a model, not a measurement: energies from {hw['energy_model']['source']}.",
+        "",
+    ]
     return lines + [f"- {a}" for a in hw["energy_model"]["assumptions"]] + [""]
 
 
@@ -290,16 +347,21 @@ def privacy_section(audit: dict | None) -> list[str]:
     if not audit:
         return []
     n = audit["n_non_members"]
-    lines = ["## Membership inference", "",
-             f"{audit['n_members']} members (x_train) vs {n} non-members (x_test), {audit['shadows']} shadow "
-             f"models, seed {audit['seed']}; details in `audit.json`, ROC curves in `audit_roc_<target>.png` "
-             f"(docs/audit.md). Balanced accuracy is at the best threshold; n/a: an FPR under 1/{n} is not resolvable.",
-             "",
-             "| target | test accuracy | attack | AUC | balanced accuracy | TPR @ 1% FPR | TPR @ 0.1% FPR |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Membership inference",
+        "",
+        f"{audit['n_members']} members (x_train) vs {n} non-members (x_test), {audit['shadows']} shadow "
+        f"models, seed {audit['seed']}; details in `audit.json`, ROC curves in `audit_roc_<target>.png` "
+        f"(docs/audit.md). Balanced accuracy is at the best threshold; n/a: an FPR under 1/{n} is not resolvable.",
+        "",
+        "| target | test accuracy | attack | AUC | balanced accuracy | TPR @ 1% FPR | TPR @ 0.1% FPR |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, target in audit["targets"].items():
         for attack, m in target["attacks"].items():
-            lines.append(f"| {name} | {_pct(target['test_accuracy'])} | {attack} | {m['auc']:.3f} | "
-                         f"{_pct(m['balanced_accuracy'])} | {_pct(m['tpr_at_1pct_fpr'])} | "
-                         f"{_pct(m['tpr_at_0_1pct_fpr'])} |")
+            lines.append(
+                f"| {name} | {_pct(target['test_accuracy'])} | {attack} | {m['auc']:.3f} | "
+                f"{_pct(m['balanced_accuracy'])} | {_pct(m['tpr_at_1pct_fpr'])} | "
+                f"{_pct(m['tpr_at_0_1pct_fpr'])} |"
+            )
     return lines + [""]

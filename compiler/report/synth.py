@@ -9,6 +9,7 @@
 back as a result with `status` != "ok" and a one-line `note`, so the report is still written.
 yosys' log and `stat -json` output are kept beside rtl/ (OUT/synth/) for inspection.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,19 +35,37 @@ SYNTH_COMMANDS = {
 # inverted) have no NanGate cell; they are priced as AND2/OR2, which a synthesis tool would
 # reach by absorbing the inversion into the neighbouring logic.
 NAND2_EQUIVALENT = {
-    "$_NOT_": 0.667, "$_BUF_": 0.667,
-    "$_NAND_": 1.0, "$_NOR_": 1.0,
-    "$_AND_": 1.333, "$_OR_": 1.333, "$_ANDNOT_": 1.333, "$_ORNOT_": 1.333,
-    "$_AOI3_": 1.333, "$_OAI3_": 1.333,
-    "$_XOR_": 2.0, "$_XNOR_": 2.0,
+    "$_NOT_": 0.667,
+    "$_BUF_": 0.667,
+    "$_NAND_": 1.0,
+    "$_NOR_": 1.0,
+    "$_AND_": 1.333,
+    "$_OR_": 1.333,
+    "$_ANDNOT_": 1.333,
+    "$_ORNOT_": 1.333,
+    "$_AOI3_": 1.333,
+    "$_OAI3_": 1.333,
+    "$_XOR_": 2.0,
+    "$_XNOR_": 2.0,
     "$_MUX_": 2.333,
     "$_DFF_P_": 5.667,
 }
 
 # Xilinx 7-series primitives -> report fields. LUTRAM primitives are counted in the LUTs
 # they occupy (a RAM32M is four LUTs of a SLICEM; an SRL is one).
-LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM32X1S": 1,
-               "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "SRL16E": 1, "SRLC32E": 1}
+LUTRAM_LUTS = {
+    "RAM32M": 4,
+    "RAM64M": 4,
+    "RAM32X1D": 2,
+    "RAM64X1D": 2,
+    "RAM128X1D": 4,
+    "RAM32X1S": 1,
+    "RAM64X1S": 1,
+    "RAM128X1S": 2,
+    "RAM256X1S": 4,
+    "SRL16E": 1,
+    "SRLC32E": 1,
+}
 BRAM_36K = {"RAMB36E1": 1.0, "RAMB18E1": 0.5}
 
 
@@ -58,8 +77,14 @@ def yosys_version(yosys: str = "yosys") -> str | None:
     return done.stdout.strip() or None
 
 
-def synthesize(rtl_dir: str | Path, design: dict, target: str, out_dir: str | Path,
-               timeout_s: float = DEFAULT_TIMEOUT_S, yosys: str = "yosys") -> dict:
+def synthesize(
+    rtl_dir: str | Path,
+    design: dict,
+    target: str,
+    out_dir: str | Path,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    yosys: str = "yosys",
+) -> dict:
     """Synthesize rtl_dir's design (design.json's `top` and `sources`) for `target`; write the
     log and statistics into out_dir; return the result (schema: docs/report.md, `synthesis`)."""
     if target not in SYNTH_COMMANDS:
@@ -69,15 +94,27 @@ def synthesize(rtl_dir: str | Path, design: dict, target: str, out_dir: str | Pa
     stat_path, log_path = out_dir / "stat.json", out_dir / "yosys.log"
     # -defer: elaborate modules only with the top's parameters, so that $readmemh never looks
     # for an engine's default ROM file name.
-    script = (f"read_verilog -defer {' '.join(design['sources'])}; "
-              f"{SYNTH_COMMANDS[target].format(top=design['top'])}; tee -q -o {stat_path.name} stat -json")
+    script = (
+        f"read_verilog -defer {' '.join(design['sources'])}; "
+        f"{SYNTH_COMMANDS[target].format(top=design['top'])}; tee -q -o {stat_path.name} stat -json"
+    )
     argv = [yosys, "-q", "-l", str(log_path), "-p", script]
-    result = {"status": "ok", "note": None, "tool": "yosys", "version": None, "target": target,
-              "command": f"cd rtl && yosys -q -l yosys.log -p '{script}'", "timeout_s": timeout_s,
-              "seconds": None, "cell_counts": None}
+    result = {
+        "status": "ok",
+        "note": None,
+        "tool": "yosys",
+        "version": None,
+        "target": target,
+        "command": f"cd rtl && yosys -q -l yosys.log -p '{script}'",
+        "timeout_s": timeout_s,
+        "seconds": None,
+        "cell_counts": None,
+    }
     if shutil.which(yosys) is None:
-        return result | {"status": "unavailable",
-                         "note": f"{yosys} not found on PATH: no synthesis (install yosys, e.g. `make tools`)"}
+        return result | {
+            "status": "unavailable",
+            "note": f"{yosys} not found on PATH: no synthesis (install yosys, e.g. `make tools`)",
+        }
     result["version"] = yosys_version(yosys)
     start = time.perf_counter()
     status, note = _run(argv, Path(rtl_dir), timeout_s, log_path)
@@ -92,8 +129,9 @@ def synthesize(rtl_dir: str | Path, design: dict, target: str, out_dir: str | Pa
 
 def _run(argv: list[str], cwd: Path, timeout_s: float, log_path: Path) -> tuple[str, str | None]:
     """Run yosys in its own process group, so a timeout also ends the abc it started."""
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -102,8 +140,9 @@ def _run(argv: list[str], cwd: Path, timeout_s: float, log_path: Path) -> tuple[
         return "timeout", f"yosys did not finish within {timeout_s:g} s (raise the limit with --synth-timeout)"
     if proc.returncode != 0:
         errors = [line for line in output.splitlines() if "ERROR" in line] or output.strip().splitlines()[-1:]
-        return "failed", f"yosys exited with status {proc.returncode}: " + (errors[0].strip() if errors else
-                                                                                f"see {log_path.name}")
+        return "failed", f"yosys exited with status {proc.returncode}: " + (
+            errors[0].strip() if errors else f"see {log_path.name}"
+        )
     return "ok", None
 
 

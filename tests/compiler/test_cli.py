@@ -1,4 +1,5 @@
 """Bad input gets one clear line and exit 2: no traceback, no half-written OUT."""
+
 import subprocess
 import sys
 
@@ -38,8 +39,13 @@ def test_not_an_onnx_file(tmp_path, digits_npz):
 
 
 def test_wrong_data_shape_and_missing_arrays(tmp_path, digits_model):
-    np.savez(tmp_path / "bad_shape.npz", x_train=np.zeros((5, 64), np.float32), y_train=np.zeros(5, np.int64),
-             x_test=np.zeros((5, 64), np.float32), y_test=np.zeros(5, np.int64))
+    np.savez(
+        tmp_path / "bad_shape.npz",
+        x_train=np.zeros((5, 64), np.float32),
+        y_train=np.zeros(5, np.int64),
+        x_test=np.zeros((5, 64), np.float32),
+        y_test=np.zeros(5, np.int64),
+    )
     proc = run_cli("compile", digits_model, "--data", tmp_path / "bad_shape.npz", "-o", tmp_path / "out")
     assert_clean_failure(proc, "x_train has shape (5, 64); the model expects (N, 8, 8)")
     np.savez(tmp_path / "missing.npz", x_train=np.zeros((5, 8, 8), np.float32))
@@ -51,8 +57,10 @@ def test_wrong_data_shape_and_missing_arrays(tmp_path, digits_model):
 def test_labels_out_of_range(tmp_path, digits_model):
     x = np.zeros((4, 8, 8), np.float32)
     np.savez(tmp_path / "d.npz", x_train=x, y_train=np.array([0, 1, 2, 11]), x_test=x, y_test=np.zeros(4, np.int64))
-    assert_clean_failure(run_cli("compile", digits_model, "--data", tmp_path / "d.npz", "-o", tmp_path / "o"),
-                         "y_train has labels in [0, 11]; the model has 10 classes")
+    assert_clean_failure(
+        run_cli("compile", digits_model, "--data", tmp_path / "d.npz", "-o", tmp_path / "o"),
+        "y_train has labels in [0, 11]; the model has 10 classes",
+    )
 
 
 def test_existing_out_is_refused_without_force(tmp_path, digits_model, digits_npz):
@@ -64,11 +72,15 @@ def test_existing_out_is_refused_without_force(tmp_path, digits_model, digits_np
 def test_bad_recipe_and_data_less_flow(tmp_path, digits_model, digits_npz):
     recipe = tmp_path / "r.toml"
     recipe.write_text('passes = ["canonicalize", "admm", "lower"]\n[admm]\nbits = 12\n')
-    assert_clean_failure(run_cli("compile", digits_model, "--data", digits_npz, "--recipe", recipe, "-o", tmp_path / "o"),
-                         "[admm] bits: must be an integer in 2..8")
+    assert_clean_failure(
+        run_cli("compile", digits_model, "--data", digits_npz, "--recipe", recipe, "-o", tmp_path / "o"),
+        "[admm] bits: must be an integer in 2..8",
+    )
     recipe.write_text('[admm.layers."nope"]\nsparsity = 0.5\n')
-    assert_clean_failure(run_cli("compile", digits_model, "--data", digits_npz, "--recipe", recipe, "-o", tmp_path / "o"),
-                         "no layer of that name")
+    assert_clean_failure(
+        run_cli("compile", digits_model, "--data", digits_npz, "--recipe", recipe, "-o", tmp_path / "o"),
+        "no layer of that name",
+    )
     assert_clean_failure(run_cli("compile", digits_model, "-o", tmp_path / "o"), "need training data: give --data")
     assert not (tmp_path / "o").exists()
 

@@ -17,8 +17,7 @@ def test_integer_graph_round_trips_losslessly(tmp_path, digits_lowered):
 
 
 def test_validate_rejects_use_before_definition():
-    g = Graph([TensorSpec("x", (4,))], [TensorSpec("y", (2,))],
-              [Node("relu", "r", ["z"], ["y"])])
+    g = Graph([TensorSpec("x", (4,))], [TensorSpec("y", (2,))], [Node("relu", "r", ["z"], ["y"])])
     with pytest.raises(IRError, match="used before it is defined"):
         g.validate()
 

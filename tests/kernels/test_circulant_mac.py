@@ -2,9 +2,20 @@ import numpy as np
 import pytest
 
 from kernels.circulant_mac import (
-    bit_reverse, block_grid, circulant_error, circulant_exact, circulant_expand, circulant_mac,
-    circulant_matvec_fft, circulant_project, circulant_vectors, fft_fixed, plan_circulant,
-    rshift_round, twiddles)
+    bit_reverse,
+    block_grid,
+    circulant_error,
+    circulant_exact,
+    circulant_expand,
+    circulant_mac,
+    circulant_matvec_fft,
+    circulant_project,
+    circulant_vectors,
+    fft_fixed,
+    plan_circulant,
+    rshift_round,
+    twiddles,
+)
 from kernels.circulant_rom import bias_rom_words, spectra_rom_words, twiddle_rom_words
 from kernels.fixed import int_range
 
@@ -20,7 +31,7 @@ def random_layer(rng, b, n_in, n_out, bias=True, **plan):
 def extreme_inputs(rng, layer, n_random=20):
     """All-min, all-max, alternating, each output row's worst case, random."""
     lo, hi = int_range(layer.in_bits)
-    w = circulant_expand(layer.vectors_q)[:layer.n_out, :layer.n_in]
+    w = circulant_expand(layer.vectors_q)[: layer.n_out, : layer.n_in]
     n = layer.n_in
     rows = [np.full(n, lo), np.full(n, hi), np.where(np.arange(n) % 2 == 0, lo, hi)]
     rows += [np.where(row >= 0, lo, hi) for row in w] + [np.where(row >= 0, hi, lo) for row in w]
@@ -61,7 +72,7 @@ def test_projection_is_the_least_squares_optimum(shape, b):
     best, *_ = np.linalg.lstsq(design, dense.ravel(), rcond=None)
     fitted = circulant_expand(vectors)[:n_out, :n_in]
     np.testing.assert_allclose(fitted.ravel(), design @ best, atol=1e-10)
-    touched = design.any(axis=0)   # a diagonal fully inside the padding is free: we pick 0
+    touched = design.any(axis=0)  # a diagonal fully inside the padding is free: we pick 0
     np.testing.assert_allclose(vectors.ravel()[touched], best[touched], atol=1e-10)
     assert np.all(vectors.ravel()[~touched] == 0)
 
@@ -82,7 +93,7 @@ def test_projection_of_a_circulant_matrix_is_itself_and_vectors_are_exact():
 def test_rshift_round_is_round_half_up_and_left_shift_for_negative():
     v = np.array([-7, -6, -5, -2, -1, 0, 1, 2, 5, 6, 7])
     assert list(rshift_round(v, 2)) == list(np.floor((v + 2) / 4).astype(int))
-    assert list(rshift_round(np.array([-6, 6]), 2)) == [-1, 2]      # -1.5 -> -1, 1.5 -> 2
+    assert list(rshift_round(np.array([-6, 6]), 2)) == [-1, 2]  # -1.5 -> -1, 1.5 -> 2
     assert list(rshift_round(v, -3)) == list(v * 8)
     assert list(rshift_round(v, 0)) == list(v)
 
@@ -121,32 +132,44 @@ def reference_fft(re, im, frac, inverse):
 
 def reference_circulant(x, layer):
     """docs/fixed-point.md "Block-circulant layers (FFT)" step by step, one vector at a time."""
-    b, stages, half = layer.block, layer.stages, layer.block // 2 + 1
+    b, half = layer.block, layer.block // 2 + 1
     p, q = layer.grid
     rnd = lambda v, s: (v + (1 << (s - 1))) >> s if s > 0 else v << -s
     x = list(map(int, x)) + [0] * (q * b - layer.n_in)
-    spectra = [reference_fft([v << layer.fft_guard for v in x[j * b:(j + 1) * b]], [0] * b,
-                             layer.twiddle_frac, False)[:half] for j in range(q)]
+    spectra = [
+        reference_fft([v << layer.fft_guard for v in x[j * b : (j + 1) * b]], [0] * b, layer.twiddle_frac, False)[:half]
+        for j in range(q)
+    ]
     out = []
     for i in range(p):
         v = []
         for k in range(half):
-            acc_r = sum(int(layer.spectra_re[i, j, k]) * spectra[j][k][0]
-                        - int(layer.spectra_im[i, j, k]) * spectra[j][k][1] for j in range(q))
-            acc_i = sum(int(layer.spectra_re[i, j, k]) * spectra[j][k][1]
-                        + int(layer.spectra_im[i, j, k]) * spectra[j][k][0] for j in range(q))
+            acc_r = sum(
+                int(layer.spectra_re[i, j, k]) * spectra[j][k][0] - int(layer.spectra_im[i, j, k]) * spectra[j][k][1]
+                for j in range(q)
+            )
+            acc_i = sum(
+                int(layer.spectra_re[i, j, k]) * spectra[j][k][1] + int(layer.spectra_im[i, j, k]) * spectra[j][k][0]
+                for j in range(q)
+            )
             v.append((rnd(acc_r, layer.spectral_shift), rnd(acc_i, layer.spectral_shift)))
-        full = v + [(r, -m) for r, m in reversed(v[1:b // 2])]
+        full = v + [(r, -m) for r, m in reversed(v[1 : b // 2])]
         y = reference_fft([r for r, _ in full], [m for _, m in full], layer.twiddle_frac, True)
         out += [rnd(r, layer.ifft_guard) if layer.ifft_guard else r for r, _ in y]
-    acc = np.array(out[:layer.n_out], dtype=np.int64)
+    acc = np.array(out[: layer.n_out], dtype=np.int64)
     return acc if layer.bias_q is None else acc + layer.bias_q
 
 
-@pytest.mark.parametrize("b,n_in,n_out,plan", [
-    (2, 6, 4, {}), (4, 10, 7, {}), (8, 16, 16, {}), (8, 20, 13, dict(spectrum_bits=10, fft_guard=3)),
-    (16, 32, 16, dict(ifft_guard=0, twiddle_frac=12)),
-])
+@pytest.mark.parametrize(
+    "b,n_in,n_out,plan",
+    [
+        (2, 6, 4, {}),
+        (4, 10, 7, {}),
+        (8, 16, 16, {}),
+        (8, 20, 13, dict(spectrum_bits=10, fft_guard=3)),
+        (16, 32, 16, dict(ifft_guard=0, twiddle_frac=12)),
+    ],
+)
 def test_kernel_matches_step_by_step_reference(b, n_in, n_out, plan):
     rng = np.random.default_rng(b + n_in)
     layer = random_layer(rng, b, n_in, n_out, bias=n_in != 32, **plan)
@@ -178,6 +201,7 @@ def test_width_check_can_fail():
 def test_accumulator_format_matches_dense_for_random_weights():
     """The error bound keeps acc_bits at the dense layer's width (or one more), not log2(b) more."""
     from kernels.dense_mac import dense_accumulator_bits
+
     rng = np.random.default_rng(3)
     for b in (4, 8, 16, 32):
         layer = random_layer(rng, b, 128, 64)
@@ -191,10 +215,11 @@ def test_fixed_point_error_is_small_and_within_its_bound(b):
     layer = random_layer(rng, b, 128, 64)
     x = extreme_inputs(rng, layer)
     report = circulant_error(x, layer)
-    assert np.array_equal(circulant_exact(x[:1], layer)[0],
-                          circulant_expand(layer.vectors_q)[:64, :128] @ x[0] + layer.bias_q)
+    assert np.array_equal(
+        circulant_exact(x[:1], layer)[0], circulant_expand(layer.vectors_q)[:64, :128] @ x[0] + layer.bias_q
+    )
     assert report["max_abs"] <= report["bound"]
-    if b <= 4:   # twiddles are 0 and +-1 and spectra are Gaussian integers: exact
+    if b <= 4:  # twiddles are 0 and +-1 and spectra are Gaussian integers: exact
         assert report["max_abs"] == 0
     assert report["max_abs"] <= 1e-4 * report["max_exact"]
 
@@ -231,6 +256,7 @@ def test_rom_words_decode_to_the_layer():
 
 def test_rebuild_from_stored_integers_gives_the_same_layer():
     from kernels.circulant_mac import rebuild_circulant
+
     rng = np.random.default_rng(6)
     layer = random_layer(rng, 8, 20, 13)
     again = rebuild_circulant(layer.attrs(), layer.spectra_re, layer.spectra_im, layer.vectors_q, layer.bias_q)
@@ -238,7 +264,12 @@ def test_rebuild_from_stored_integers_gives_the_same_layer():
     x = extreme_inputs(rng, layer)
     assert np.array_equal(circulant_mac(x, again), circulant_mac(x, layer))
     with pytest.raises(ValueError, match="differ from the derived"):
-        rebuild_circulant(dict(layer.attrs(), acc_bits=layer.acc_bits - 1), layer.spectra_re, layer.spectra_im,
-                          layer.vectors_q, layer.bias_q)
+        rebuild_circulant(
+            dict(layer.attrs(), acc_bits=layer.acc_bits - 1),
+            layer.spectra_re,
+            layer.spectra_im,
+            layer.vectors_q,
+            layer.bias_q,
+        )
     with pytest.raises(ValueError, match="fft_guard must be >= 0"):
         plan_circulant(layer.vectors_q, None, 20, 13, in_bits=8, fft_guard=-1)

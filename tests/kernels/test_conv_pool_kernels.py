@@ -1,5 +1,6 @@
-"""kernels/conv2d.py and kernels/pool.py against float references (torch, float64: every
+"""kernels/conv2d.py and kernels/pool2d.py against float references (torch, float64: every
 value is an integer far below 2**53, so the references are exact)."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,8 +9,14 @@ import torch.nn.functional as F
 from kernels.conv2d import conv2d, conv_accumulator_bits, conv_output_size
 from kernels.conv_rom import conv_bias_rom_words, conv_weight_rom_words
 from kernels.fixed import int_range
-from kernels.pool import (avg_divide_reciprocal, avg_pool2d, avg_reciprocal, global_avg_pool,
-                          max_pool2d, round_div_half_up)
+from kernels.pool2d import (
+    avg_divide_reciprocal,
+    avg_pool2d,
+    avg_reciprocal,
+    global_avg_pool,
+    max_pool2d,
+    round_div_half_up,
+)
 
 CONV_CASES = [  # (C_in, H, W, C_out, k, stride, pads (t, l, b, r))
     (1, 28, 28, 6, 5, 1, (0, 0, 0, 0)),
@@ -37,8 +44,7 @@ def test_conv2d_matches_torch_exactly(case):
     assert got.dtype == np.int64
     assert np.array_equal(got, ref.numpy().astype(np.int64))
     assert got.shape[2:] == (conv_output_size(h, k, s, t, b), conv_output_size(w, k, s, l, r))
-    assert np.array_equal(conv2d(x, wq, None, s, (t, l, b, r)),
-                          got - bq.reshape(1, -1, 1, 1))
+    assert np.array_equal(conv2d(x, wq, None, s, (t, l, b, r)), got - bq.reshape(1, -1, 1, 1))
 
 
 def test_conv_accumulator_bits_holds_the_worst_case():
@@ -89,8 +95,7 @@ def test_avg_pool_is_torch_average_rounded_half_up(case, include_pad):
         # float64 mean is within 1e-9 of sum/n, which is >= 1/(2n) from any rounding boundary
         assert np.array_equal(got, np.floor(mean + 0.5).astype(np.int64))
     ones = np.ones_like(x)
-    n = (k * k if include_pad else
-         F.avg_pool2d(F.pad(_t(ones), (l, r, t, b)), k, s, divisor_override=1).numpy())
+    n = k * k if include_pad else F.avg_pool2d(F.pad(_t(ones), (l, r, t, b)), k, s, divisor_override=1).numpy()
     sums = F.avg_pool2d(F.pad(_t(x), (l, r, t, b)), k, s, divisor_override=1).numpy()
     want = np.floor(sums / n + 0.5).astype(np.int64)
     assert np.array_equal(got, want)
@@ -105,8 +110,16 @@ def test_global_avg_pool():
 
 
 def test_round_div_half_up_ties():
-    assert list(round_div_half_up(np.array([-3, -2, -1, 1, 2, 3, 6, -6]), 4)) == \
-        [-1, 0, 0, 0, 1, 1, 2, -1]   # -0.75 -1, -0.5 -> 0, 0.5 -> 1, 1.5 -> 2, -1.5 -> -1
+    assert list(round_div_half_up(np.array([-3, -2, -1, 1, 2, 3, 6, -6]), 4)) == [
+        -1,
+        0,
+        0,
+        0,
+        1,
+        1,
+        2,
+        -1,
+    ]  # -0.75 -1, -0.5 -> 0, 0.5 -> 1, 1.5 -> 2, -1.5 -> -1
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 9, 12, 25, 49, 64, 100, 196])
@@ -120,10 +133,10 @@ def test_avg_reciprocal_is_exact_for_every_window_sum(n, bits):
 
 
 def test_conv_rom_layout():
-    w = np.arange(2 * 3 * 2 * 1).reshape(2, 3, 2, 1) - 6   # C_out 2, C_in 3, 2x1
+    w = np.arange(2 * 3 * 2 * 1).reshape(2, 3, 2, 1) - 6  # C_out 2, C_in 3, 2x1
     words = conv_weight_rom_words(w, p_co=2, p_ci=2, bits=8)
-    assert len(words) == 1 * 2 * 1 * 2   # NCG * kH * kW * NCW
-    lane = lambda word, i: ((word >> (8 * i)) & 0xFF) - (256 if (word >> (8 * i + 7)) & 1 else 0)  # noqa
+    assert len(words) == 1 * 2 * 1 * 2  # NCG * kH * kW * NCW
+    lane = lambda word, i: ((word >> (8 * i)) & 0xFF) - (256 if (word >> (8 * i + 7)) & 1 else 0)
     # word ((g*kH + ky)*kW + kx)*NCW + cw, lane p*P_CI + l = W[p, cw*2 + l, ky, kx]
     for ky in range(2):
         for cw in range(2):

@@ -10,8 +10,8 @@ def test_requantize_rounds_half_up_and_saturates():
     # floor((acc + 2) / 4): ties (acc = 4k + 2) go toward +inf
     expected = np.clip(np.floor((acc + 2) / 4), -8, 7)
     assert np.array_equal(y, expected)
-    assert kernels.requantize(np.array([-6]), 2, 8, False)[0] == -1   # -1.5 -> -1 (half up)
-    assert kernels.requantize(np.array([6]), 2, 8, False)[0] == 2     # 1.5 -> 2
+    assert kernels.requantize(np.array([-6]), 2, 8, False)[0] == -1  # -1.5 -> -1 (half up)
+    assert kernels.requantize(np.array([6]), 2, 8, False)[0] == 2  # 1.5 -> 2
 
 
 def test_requantize_relu_and_zero_shift():
@@ -26,7 +26,7 @@ def test_bits_for_signed():
     assert kernels.bits_for_signed(0) == 1
     assert kernels.bits_for_signed(1) == 2
     assert kernels.bits_for_signed(127) == 8
-    assert kernels.bits_for_signed(128) == 9   # +128 needs 9 bits, even though -128 fits in 8
+    assert kernels.bits_for_signed(128) == 9  # +128 needs 9 bits, even though -128 fits in 8
 
 
 def test_accumulator_width_holds_every_extreme_input():

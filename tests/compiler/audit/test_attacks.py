@@ -28,7 +28,7 @@ def test_signals_match_their_definitions():
 
 
 def test_signals_keep_resolution_for_confident_outputs():
-    logits = np.array([[60.0, 0.0, 0.0], [40.0, 0.0, 0.0]])     # p_y = 1 - 2e-26, 1 - 8e-18
+    logits = np.array([[60.0, 0.0, 0.0], [40.0, 0.0, 0.0]])  # p_y = 1 - 2e-26, 1 - 8e-18
     y = np.array([0, 0])
     phi = signals.scaled_confidence(logits, y)
     np.testing.assert_allclose(phi, [60 - np.log(2), 40 - np.log(2)])
@@ -76,7 +76,7 @@ def test_lira_uses_per_example_calibration_and_beats_a_global_threshold():
     online = attacks.lira_online(target, y, shadows, seed=0)
     offline = attacks.lira_offline(target, y, shadows, seed=0)
     global_auc = roc_auc_score(is_member, signals.loss_signal(target, y))
-    assert global_auc < 0.7                       # mu_i's spread hides the membership gap
+    assert global_auc < 0.7  # mu_i's spread hides the membership gap
     assert roc_auc_score(is_member, online.scores) > 0.9
     assert roc_auc_score(is_member, offline.scores) > 0.9
     assert online.decision is not None and offline.decision is None
@@ -100,7 +100,7 @@ def test_threshold_attack_calibrates_one_threshold_per_class_on_shadows():
     def logits_for(member):
         loss = np.where(y == 0, np.where(member, 0.1, 1.0), np.where(member, 2.0, 4.0))
         loss = loss * np.exp(rng.normal(0, 0.1, member.shape))
-        return _logits_with_true_class(-np.log(np.expm1(loss)), y)   # loss = log(1 + e^-phi)
+        return _logits_with_true_class(-np.log(np.expm1(loss)), y)  # loss = log(1 + e^-phi)
 
     is_in = membership_design(n, k, 2)
     shadows = _shadows(logits_for(is_in), is_in)
@@ -122,7 +122,7 @@ def test_label_only_uses_only_the_argmax():
     y = np.array([0, 0, 1])
     result = attacks.label_only(logits, y, None, seed=0)
     np.testing.assert_array_equal(result.decision, [True, False, False])
-    scaled = attacks.label_only(logits * 100 + 7, y, None, seed=0)   # same argmax, same attack
+    scaled = attacks.label_only(logits * 100 + 7, y, None, seed=0)  # same argmax, same attack
     np.testing.assert_array_equal(result.scores, scaled.scores)
 
 

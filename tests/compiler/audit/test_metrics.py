@@ -6,8 +6,10 @@ from compiler.audit.metrics import attack_metrics, decision_metrics
 
 
 def _brute_force_balanced_accuracy(scores, is_member):
-    return max(((scores[is_member] >= t).mean() + (scores[~is_member] < t).mean()) / 2
-               for t in np.append(np.unique(scores), np.inf))
+    return max(
+        ((scores[is_member] >= t).mean() + (scores[~is_member] < t).mean()) / 2
+        for t in np.append(np.unique(scores), np.inf)
+    )
 
 
 def test_perfect_separation():
@@ -20,7 +22,7 @@ def test_perfect_separation():
 
 def test_low_fpr_not_resolvable_below_one_over_n():
     rng = np.random.default_rng(0)
-    is_member = np.arange(1000) < 500                       # 500 non-members: 0.1% FPR is 0.5 of one
+    is_member = np.arange(1000) < 500  # 500 non-members: 0.1% FPR is 0.5 of one
     m = attack_metrics(rng.normal(size=1000), is_member)
     assert m["tpr_at_0_1pct_fpr"] is None and "not resolvable with 500 non-members" in m["note"]
     assert m["tpr_at_1pct_fpr"] is not None
@@ -32,7 +34,7 @@ def test_tpr_at_fpr_is_the_best_point_at_or_under_the_level():
     members = np.r_[np.full(30, 2000.0), np.full(70, 998.5)]
     scores, is_member = np.r_[members, non_members], np.arange(1100) < 100
     m = attack_metrics(scores, is_member)
-    assert m["tpr_at_0_1pct_fpr"] == pytest.approx(1.0)    # threshold 998.5: FPR 1/1000, TPR 100/100
+    assert m["tpr_at_0_1pct_fpr"] == pytest.approx(1.0)  # threshold 998.5: FPR 1/1000, TPR 100/100
     assert "note" not in m
 
 
@@ -40,7 +42,7 @@ def test_auc_and_balanced_accuracy_agree_with_direct_computation():
     rng = np.random.default_rng(1)
     is_member = rng.random(600) < 0.5
     scores = rng.normal(size=600) + 0.7 * is_member
-    scores[:50] = np.round(scores[:50])                     # ties
+    scores[:50] = np.round(scores[:50])  # ties
     m = attack_metrics(scores, is_member)
     assert m["auc"] == pytest.approx(roc_auc_score(is_member, scores), abs=1e-6)
     assert m["balanced_accuracy"] == pytest.approx(_brute_force_balanced_accuracy(scores, is_member), abs=1e-6)

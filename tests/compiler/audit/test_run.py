@@ -1,5 +1,6 @@
 """End to end on an overfit, compiled MLP (conftest.py): leakage found, compiled scores from the
 exact integer outputs, outputs written, reproducible, CLI errors on one line."""
+
 import json
 
 import numpy as np
@@ -13,8 +14,15 @@ from compiler.audit import ATTACK_NAMES
 from compiler.cli import main
 from tests.compiler.audit.conftest import MEMBERS, QUIET, SHADOW_TRAINING
 
-METRICS = {"auc", "balanced_accuracy", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "member_precision",
-           "member_recall", "member_f1"}
+METRICS = {
+    "auc",
+    "balanced_accuracy",
+    "tpr_at_1pct_fpr",
+    "tpr_at_0_1pct_fpr",
+    "member_precision",
+    "member_recall",
+    "member_f1",
+}
 
 
 def test_audit_detects_leakage_of_the_overfit_original(overfit_audit):
@@ -28,7 +36,7 @@ def test_compiled_scores_come_from_the_integer_model(overfit_build, overfit_audi
     shadow-calibrated class thresholds: it must agree with the audit's compiled AUC."""
     out, data_path = overfit_build
     data = np.load(data_path)
-    x = np.concatenate([data["x_train"], data["x_test"]])   # equal splits: nothing subsampled
+    x = np.concatenate([data["x_train"], data["x_test"]])  # equal splits: nothing subsampled
     y = np.concatenate([data["y_train"], data["y_test"]])
     is_member = np.arange(len(x)) < len(data["x_train"])
     session = ort.InferenceSession(str(out / "model.int.onnx"), providers=["CPUExecutionProvider"])
@@ -47,8 +55,13 @@ def test_audit_json_schema(overfit_build, overfit_audit):
     assert on_disk == json.loads(json.dumps(overfit_audit))
     assert on_disk["n_members"] == on_disk["n_non_members"] == MEMBERS
     assert on_disk["shadows"] == 4 and on_disk["seed"] == 0
-    assert on_disk["settings"]["attacks"] == ["loss_threshold", "confidence_threshold", "entropy_threshold",
-                                              "modified_entropy_threshold", "label_only"]
+    assert on_disk["settings"]["attacks"] == [
+        "loss_threshold",
+        "confidence_threshold",
+        "entropy_threshold",
+        "modified_entropy_threshold",
+        "label_only",
+    ]
     assert set(on_disk["targets"]) == {"original", "compiled"}
     for target in on_disk["targets"].values():
         assert {"test_accuracy", "train_accuracy", "kind", "source", "attacks"} <= set(target)
@@ -63,9 +76,10 @@ def test_audit_json_schema(overfit_build, overfit_audit):
 
 def test_same_seed_same_numbers(overfit_build, overfit_audit):
     out, _ = overfit_build
-    again = api.audit(out, attacks="threshold,label_only", shadows=4, seed=0, shadow_training=SHADOW_TRAINING,
-                      write=False, **QUIET)
-    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}   # noqa: E731
+    again = api.audit(
+        out, attacks="threshold,label_only", shadows=4, seed=0, shadow_training=SHADOW_TRAINING, write=False, **QUIET
+    )
+    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}
     assert json.dumps(strip(again), sort_keys=True) == json.dumps(strip(overfit_audit), sort_keys=True)
 
 
@@ -83,15 +97,18 @@ def test_intermediate_checkpoint_as_target(build_copy):
     out, _ = build_copy
     result = api.audit(out, attacks="label_only", targets="01-canonicalize,compiled", **QUIET)
     assert result["targets"]["01-canonicalize"]["kind"] == "float"
-    assert result["shadows"] == 0                                # label-only needs no shadows
+    assert result["shadows"] == 0  # label-only needs no shadows
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--attacks", "nope"], "unknown attack 'nope'"),
-    (["--targets", "99-missing"], "unknown target '99-missing'"),
-    (["--shadows", "1"], "--shadows must be at least 2"),
-    (["--data", "/nonexistent.npz"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--attacks", "nope"], "unknown attack 'nope'"),
+        (["--targets", "99-missing"], "unknown target '99-missing'"),
+        (["--shadows", "1"], "--shadows must be at least 2"),
+        (["--data", "/nonexistent.npz"], "no such file"),
+    ],
+)
 def test_cli_errors_are_one_line(overfit_build, capsys, argv, message):
     out, _ = overfit_build
     assert main(["audit", str(out), *argv]) == 2
@@ -111,7 +128,7 @@ def test_all_attacks_with_16_shadows(build_copy):
     for target in result["targets"].values():
         assert list(target["attacks"]) == list(ATTACK_NAMES)
         lira, loss = target["attacks"]["lira_online"], target["attacks"]["loss_threshold"]
-        assert lira["auc"] >= max(0.7, loss["auc"])      # per-example calibration pays off
+        assert lira["auc"] >= max(0.7, loss["auc"])  # per-example calibration pays off
         assert lira["tpr_at_1pct_fpr"] >= loss["tpr_at_1pct_fpr"]
     assert result["shadow_models"]["count"] == 16 and result["shadow_models"]["mean_train_accuracy"] == 1.0
 

@@ -1,15 +1,16 @@
 """Circulant layers through the golden executor, the integer ONNX (bit-exact) and the Verilog
 backend (ROMs, parameters, design.json, lint)."""
+
 import json
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-from compiler import cost
 from compiler.backends.onnx import to_onnx
 from compiler.backends.verilog import write_verilog
 from compiler.exec import golden
+from compiler.hw import circulant as hw_circulant
 from compiler.ir import Graph
 from kernels.circulant_mac import circulant_exact, circulant_mac, circulant_vectors, plan_circulant
 from kernels.circulant_rom import bias_rom_words, spectra_rom_words, twiddle_rom_words
@@ -58,7 +59,9 @@ def test_integer_onnx_is_bit_exact_with_golden_on_all_of_x_test(graphs, digits_d
 
 
 def test_the_cases_cover_padding_and_both_shift_directions(graphs):
-    layers = {case: [golden.circulant_layer(g, n) for n in g.nodes if n.op == "circulant"] for case, g in graphs.items()}
+    layers = {
+        case: [golden.circulant_layer(g, n) for n in g.nodes if n.op == "circulant"] for case, g in graphs.items()
+    }
     assert layers["b4_all_padded"][-1].n_out == 10 and layers["b4_all_padded"][-1].grid == (3, 4)
     assert [layer.block for layer in layers["b2_and_b16"]] == [16, 2]
     assert all(layer.spectral_shift < 0 for layer in layers["narrow_left_shift"])
@@ -71,9 +74,10 @@ def test_onnx_agrees_on_rounding_ties_and_saturated_inputs(graphs):
     for graph in graphs.values():
         frac = graph.meta["input_format"]["frac"]
         rng = np.random.default_rng(0)
-        ties = (rng.integers(-300, 300, size=(128, 8, 8)) + 0.5) * 2.0 ** -frac
-        x = np.concatenate([ties, rng.normal(0, 50, size=(128, 8, 8)), np.full((1, 8, 8), 1e3),
-                            np.full((1, 8, 8), -1e3)]).astype(np.float32)
+        ties = (rng.integers(-300, 300, size=(128, 8, 8)) + 0.5) * 2.0**-frac
+        x = np.concatenate(
+            [ties, rng.normal(0, 50, size=(128, 8, 8)), np.full((1, 8, 8), 1e3), np.full((1, 8, 8), -1e3)]
+        ).astype(np.float32)
         _, logits_q, classes = _onnx(graph, x)
         ref = golden.run(graph, x)
         assert np.array_equal(logits_q, ref.logits_q) and np.array_equal(classes, ref.classes)
@@ -89,7 +93,7 @@ def test_golden_runs_the_fixed_point_fft_with_the_stored_spectra(graphs, digits_
     x = record[FIRST]
     fft = circulant_mac(x, layer)
     assert np.array_equal(golden.circulant_layer(graph, node).spectra_re, layer.spectra_re)
-    assert not np.array_equal(fft, circulant_exact(x, layer))          # b = 8: the FFT rounds
+    assert not np.array_equal(fft, circulant_exact(x, layer))  # b = 8: the FFT rounds
     exact = golden.run(graph, digits_data.x_test, exact={FIRST, SECOND})
     plain = golden.run(graph, digits_data.x_test)
     assert not np.array_equal(exact.logits_q, plain.logits_q)
@@ -99,7 +103,9 @@ def test_saved_graph_reloads_and_refuses_tampered_widths(graphs, digits_data, tm
     graph = graphs["b4_all_padded"]
     graph.save(tmp_path)
     loaded = Graph.load(tmp_path)
-    assert np.array_equal(golden.run(loaded, digits_data.x_test).logits_q, golden.run(graph, digits_data.x_test).logits_q)
+    assert np.array_equal(
+        golden.run(loaded, digits_data.x_test).logits_q, golden.run(graph, digits_data.x_test).logits_q
+    )
     loaded.node(FIRST).attrs["circulant"]["mac_bits"] -= 1
     with pytest.raises(ValueError, match="differ from the derived"):
         golden.run(loaded, digits_data.x_test[:4])
@@ -118,16 +124,25 @@ def test_verilog_backend_writes_circulant_engines(graphs, tmp_path):
     for node, eng in zip(graph.weighted_nodes(), design["engines"]):
         layer = golden.circulant_layer(graph, node)
         assert eng["engine"] == "circulant" and eng["block_size"] == 4 and eng["multipliers"] == 4
-        want = cost.circulant_cost(layer.n_in, layer.n_out, 4, layer.spectrum_bits, layer.twiddle_frac,
-                                   eng["parameters"]["B_BITS"])
-        assert (eng["rom_bits"], eng["weight_rom_bits"], eng["compute_cycles"], eng["latency"], eng["interval"]) == \
-            (want.rom_bits, want.weight_rom_bits, want.compute_cycles, want.latency, want.interval)
+        want = hw_circulant.circulant_cost(
+            layer.n_in, layer.n_out, 4, layer.spectrum_bits, layer.twiddle_frac, eng["parameters"]["B_BITS"]
+        )
+        assert (eng["rom_bits"], eng["weight_rom_bits"], eng["compute_cycles"], eng["latency"], eng["interval"]) == (
+            want.rom_bits,
+            want.weight_rom_bits,
+            want.compute_cycles,
+            want.latency,
+            want.interval,
+        )
         assert _mem(tmp_path / eng["w_file"]) == spectra_rom_words(layer)
         assert _mem(tmp_path / eng["tw_file"]) == twiddle_rom_words(4, layer.twiddle_frac)
         assert _mem(tmp_path / eng["b_file"]) == bias_rom_words(layer)
         params = eng["parameters"]
-        assert (params["ACC_BITS"], params["MAC_BITS"], params["SPEC_SHIFT"]) == \
-            (layer.acc_bits, layer.mac_bits, layer.spectral_shift)
+        assert (params["ACC_BITS"], params["MAC_BITS"], params["SPEC_SHIFT"]) == (
+            layer.acc_bits,
+            layer.mac_bits,
+            layer.spectral_shift,
+        )
         assert f'.W_FILE("{eng["w_file"]}")' in top and f"{eng['instance']} (" in top
     last = design["engines"][-1]
     assert last["parameters"]["REQUANT"] == 0 and design["logit_bits"] == last["acc_bits"]
@@ -147,6 +162,7 @@ def test_circulant_mac_is_copied_only_when_used(graphs, digits_lowered, tmp_path
 @pytest.mark.parametrize("case", ["b8_hidden", "narrow_left_shift"])
 def test_generated_circulant_design_passes_verilator_lint(graphs, tmp_path, case):
     from sim.runner import SimulationError, ensure_verilator_on_path, lint_verilator
+
     try:
         ensure_verilator_on_path()
     except SimulationError as e:
@@ -160,6 +176,7 @@ def test_generated_circulant_design_synthesizes_without_latches(graphs, tmp_path
     import shutil
 
     from compiler.report.synth import synthesize
+
     if shutil.which("yosys") is None:
         pytest.skip("yosys is not installed")
     design = write_verilog(graphs["b8_hidden"], tmp_path / "rtl")
@@ -167,7 +184,7 @@ def test_generated_circulant_design_synthesizes_without_latches(graphs, tmp_path
     assert result["status"] == "ok", result["note"]
     latches = {cell: n for cell, n in result["cell_counts"].items() if "latch" in cell.lower() or cell.startswith("LD")}
     assert not latches
-    assert result["dsp"] >= 2 * 4     # each circulant engine's complex multiplier: 4 DSP blocks
+    assert result["dsp"] >= 2 * 4  # each circulant engine's complex multiplier: 4 DSP blocks
 
 
 def test_padded_inputs_and_outputs_are_bit_exact_in_onnx(tmp_path):
@@ -176,22 +193,33 @@ def test_padded_inputs_and_outputs_are_bit_exact_in_onnx(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     from compiler.data import load_data
+
     rng = np.random.default_rng(1)
     w1, b1 = rng.normal(0, 0.4, (12, 20)).astype(np.float32), rng.normal(0, 0.1, 12).astype(np.float32)
     w2, b2 = rng.normal(0, 0.4, (3, 12)).astype(np.float32), rng.normal(0, 0.1, 3).astype(np.float32)
     inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))]
-    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["z"], name="fc1", transB=1),
-             helper.make_node("Relu", ["z"], ["h"], name="relu"),
-             helper.make_node("Gemm", ["h", "w2", "b2"], ["logits"], name="fc2", transB=1)]
-    graph = helper.make_graph(nodes, "padded", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 20])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 3])], inits)
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["z"], name="fc1", transB=1),
+        helper.make_node("Relu", ["z"], ["h"], name="relu"),
+        helper.make_node("Gemm", ["h", "w2", "b2"], ["logits"], name="fc2", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "padded",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 20])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 3])],
+        inits,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
     x = rng.random((300, 20)).astype(np.float32)
     y = (np.maximum(x @ w1.T + b1, 0) @ w2.T + b2).argmax(1)
     np.savez(tmp_path / "d.npz", x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
     data = load_data(tmp_path / "d.npz", (20,), 3)
-    lowered = lower_model(tmp_path / "m.onnx", data, {"passes": ["canonicalize", "circulant", "lower"],
-                                                      "circulant": {"block_size": 8, "epochs": 1}})[1]
+    lowered = lower_model(
+        tmp_path / "m.onnx",
+        data,
+        {"passes": ["canonicalize", "circulant", "lower"], "circulant": {"block_size": 8, "epochs": 1}},
+    )[1]
     layer = golden.circulant_layer(lowered, lowered.node("fc1"))
     assert layer.grid == (2, 3) and (layer.n_out, layer.n_in) == (12, 20)
     x_all = np.concatenate([x, np.full((1, 20), 1e3, np.float32), np.full((1, 20), -1e3, np.float32)])

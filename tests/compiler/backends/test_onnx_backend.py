@@ -12,12 +12,15 @@ def _run(graph, x):
     return session.run(None, {graph.inputs[0].name: x})
 
 
-@pytest.mark.parametrize("model, recipe", [
-    ("digits_mlp.onnx", None),
-    ("digits_matmul_add.onnx", None),
-    ("digits_mlp.onnx", {"lower": {"activation_bits": 4, "weight_bits": 3}}),   # narrow: Clip after QuantizeLinear
-    ("digits_mlp.onnx", {"admm": {"sparsity": 0.7, "bits": 5, "admm_epochs": 2, "retrain_epochs": 1}}),
-])
+@pytest.mark.parametrize(
+    "model, recipe",
+    [
+        ("digits_mlp.onnx", None),
+        ("digits_matmul_add.onnx", None),
+        ("digits_mlp.onnx", {"lower": {"activation_bits": 4, "weight_bits": 3}}),  # narrow: Clip after QuantizeLinear
+        ("digits_mlp.onnx", {"admm": {"sparsity": 0.7, "bits": 5, "admm_epochs": 2, "retrain_epochs": 1}}),
+    ],
+)
 def test_integer_onnx_is_identical_to_golden_on_all_of_x_test(model, recipe, digits_data):
     _, graph = lower_model(EXAMPLES / model, digits_data, recipe)
     logits, logits_q, classes = _run(graph, digits_data.x_test)
@@ -33,7 +36,7 @@ def test_rounding_ties_and_saturation_agree_with_golden(digits_lowered):
     _, graph = digits_lowered
     frac = graph.meta["input_format"]["frac"]
     rng = np.random.default_rng(0)
-    ties = (rng.integers(-300, 300, size=(256, 8, 8)) + 0.5) * 2.0 ** -frac     # exact .5 steps
+    ties = (rng.integers(-300, 300, size=(256, 8, 8)) + 0.5) * 2.0**-frac  # exact .5 steps
     x = np.concatenate([ties, rng.normal(0, 50, size=(256, 8, 8))]).astype(np.float32)
     _, logits_q, classes = _run(graph, x)
     ref = golden.run(graph, x)

@@ -1,5 +1,6 @@
 """model.int.onnx of convolutional graphs: ConvInteger, int8 MaxPool and the exact integer
 average pooling give the golden executor's integers on every test sample."""
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -36,9 +37,10 @@ def test_every_pool_is_identical_to_golden(tmp_path, cnn_data):
 
 def test_average_pool_rounding_ties_and_extremes(tmp_path, cnn_data):
     """Inputs at the activation range's ends and window sums on exact .5 ties: the ONNX
-    division rounds half up exactly as kernels.pool does (scaled inputs saturate the range)."""
+    division rounds half up exactly as kernels.pool2d does (scaled inputs saturate the range)."""
     _, graph = lower_model(export_pool_zoo(tmp_path / "zoo.onnx", seed=1), cnn_data)
     rng = np.random.default_rng(0)
-    x = np.concatenate([cnn_data.x_test[:64] * 40, -cnn_data.x_test[:64] * 40,
-                        rng.integers(-3, 4, size=(64, 1, 8, 8)) * 0.25]).astype(np.float32)
+    x = np.concatenate(
+        [cnn_data.x_test[:64] * 40, -cnn_data.x_test[:64] * 40, rng.integers(-3, 4, size=(64, 1, 8, 8)) * 0.25]
+    ).astype(np.float32)
     _assert_onnx_equals_golden(graph, x)

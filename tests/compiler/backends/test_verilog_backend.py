@@ -31,7 +31,7 @@ def test_dense_roms_hold_exactly_the_integer_weights(tmp_path, digits_lowered):
         raw = [int(line, 16) for line in (tmp_path / eng["w_file"]).read_text().split()]
         assert len(raw) == eng["n_out"] * chunks
         decoded = np.array([_fields(word, bits, p) for word in raw]).reshape(eng["n_out"], chunks * p)
-        assert np.array_equal(decoded[:, :eng["n_in"]], w) and not decoded[:, eng["n_in"]:].any()
+        assert np.array_equal(decoded[:, : eng["n_in"]], w) and not decoded[:, eng["n_in"] :].any()
         assert _read_mem(tmp_path / eng["b_file"], eng["acc_bits"]) == list(graph.params[node.inputs[2]])
     assert (tmp_path / "files.f").read_text().split() == design["sources"]
     assert json.loads((tmp_path / "design.json").read_text())["n_classes"] == 10
@@ -65,6 +65,7 @@ def _fields_of(entries, w_bits):
 
 def test_generated_design_passes_verilator_lint(tmp_path, digits_lowered):
     from sim.runner import SimulationError, ensure_verilator_on_path, lint_verilator
+
     try:
         ensure_verilator_on_path()
     except SimulationError as e:
@@ -78,9 +79,14 @@ def test_last_layer_must_output_accumulators(digits_lowered):
     g = graph.copy()
     # make the graph end in a requantize: the design could not output raw logits any more
     from compiler.ir import Node
+
     last = g.nodes[-1]
-    g.nodes.insert(len(g.nodes) - 1, Node("requantize", "extra", [last.inputs[0]], ["rq"],
-                                           attrs={"shift": 1, "bits": 8, "relu": False, "out_frac": 0}))
+    g.nodes.insert(
+        len(g.nodes) - 1,
+        Node(
+            "requantize", "extra", [last.inputs[0]], ["rq"], attrs={"shift": 1, "bits": 8, "relu": False, "out_frac": 0}
+        ),
+    )
     last.inputs = ["rq"]
     with pytest.raises(VerilogBackendError, match="must output raw accumulators"):
         engine_specs(g)
@@ -89,6 +95,7 @@ def test_last_layer_must_output_accumulators(digits_lowered):
 @pytest.mark.slow
 def test_generated_design_synthesizes_without_latches(tmp_path, digits_lowered):
     from compiler.report.synth import synthesize
+
     if shutil.which("yosys") is None:
         pytest.skip("yosys is not installed")
     design = write_verilog(digits_lowered[1], tmp_path / "rtl")

@@ -1,5 +1,6 @@
 """The Verilog backend on convolutional graphs: conv/pool engines, ROM images, the permuted dense
 ROM after a flatten, parameters, design.json and the errors that name a node. Fast (no simulator)."""
+
 import json
 import re
 
@@ -7,10 +8,10 @@ import numpy as np
 import pytest
 
 import kernels
-from compiler import cost
 from compiler.api import stream_order
 from compiler.backends.verilog import VerilogBackendError, engine_specs, write_verilog
 from compiler.exec import golden
+from compiler.hw import dense as hw_dense
 from kernels.sparse_mac import encode_sparse, sparse_mac
 from tests.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool, random_inputs
 from tests.conftest import EXAMPLES, lower_model
@@ -28,8 +29,11 @@ def _fields(word, bits, count):
 def _cnn(p_k: int):
     """3 input channels in words of 2, 5 output channels in groups of 3, 9 kernel positions in
     steps of p_k: all padded (but the steps when p_k divides 9)."""
-    return build_cnn((3, 6, 6), [conv(5, p_co=3, p_ci=2, p_k=p_k), maxpool(2), avgpool(3, 1, 1), flatten(),
-                                 dense(4, multipliers=3)], seed=7)
+    return build_cnn(
+        (3, 6, 6),
+        [conv(5, p_co=3, p_ci=2, p_k=p_k), maxpool(2), avgpool(3, 1, 1), flatten(), dense(4, multipliers=3)],
+        seed=7,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +44,7 @@ def cnn():
 @pytest.fixture(scope="module")
 def digits_cnn():
     from compiler.data import load_data
+
     return lower_model(EXAMPLES / "digits_cnn.onnx", load_data(EXAMPLES / "digits.npz", (1, 8, 8), 10))[1]
 
 
@@ -54,15 +59,15 @@ def test_conv_roms_hold_the_weights_in_group_order(tmp_path, p_k):
     w, b = graph.params[node.inputs[1]], graph.params[node.inputs[2]]
     p_co, p_ci, bits, nks = 3, 2, eng["w_bits"], -(-9 // p_k)
     raw = _words(tmp_path / eng["w_file"])
-    assert len(raw) == 2 * nks * 2                          # NCG * NKS * NCW
-    padded = np.zeros((6, 4, nks * p_k), np.int64)          # [C_out, C_in, position] to whole groups
+    assert len(raw) == 2 * nks * 2  # NCG * NKS * NCW
+    padded = np.zeros((6, 4, nks * p_k), np.int64)  # [C_out, C_in, position] to whole groups
     padded[:5, :3, :9] = w.reshape(5, 3, 9)
     for g in range(2):
         for ks in range(nks):
             for cw in range(2):
                 word = raw[(g * nks + ks) * 2 + cw]
                 fields = np.array(_fields(word, bits, p_co * p_k * p_ci)).reshape(p_co, p_k, p_ci)
-                want = padded[g * 3:(g + 1) * 3, cw * 2:(cw + 1) * 2, ks * p_k:(ks + 1) * p_k]
+                want = padded[g * 3 : (g + 1) * 3, cw * 2 : (cw + 1) * 2, ks * p_k : (ks + 1) * p_k]
                 assert np.array_equal(fields, want.transpose(0, 2, 1))
     biases = [_fields(word, eng["acc_bits"], p_co) for word in _words(tmp_path / eng["b_file"])]
     assert np.array_equal(np.ravel(biases), np.append(b, 0))
@@ -78,27 +83,33 @@ def test_dense_after_flatten_stores_its_columns_channel_last(tmp_path, digits_cn
     assert eng["input_chw"] == node.attrs["input_chw"] == [16, 2, 2]
     w = digits_cnn.params[node.inputs[1]]
     rom = np.array([_fields(word, eng["w_bits"], eng["multipliers"]) for word in _words(tmp_path / eng["w_file"])])
-    w_hw = rom.reshape(eng["n_out"], -1)[:, :eng["n_in"]]
-    assert np.array_equal(w_hw, cost.stream_weight_matrix(w, [16, 2, 2])) and not np.array_equal(w_hw, w)
+    w_hw = rom.reshape(eng["n_out"], -1)[:, : eng["n_in"]]
+    assert np.array_equal(w_hw, hw_dense.stream_weight_matrix(w, [16, 2, 2])) and not np.array_equal(w_hw, w)
     # the engine sees the pooled image channel-last: same accumulators as the graph's flatten
     x = np.random.default_rng(0).integers(-128, 128, size=(5, 16, 2, 2))
-    assert np.array_equal(kernels.dense_mac(x.transpose(0, 2, 3, 1).reshape(5, -1), w_hw, None),
-                          kernels.dense_mac(x.reshape(5, -1), w, None))
+    assert np.array_equal(
+        kernels.dense_mac(x.transpose(0, 2, 3, 1).reshape(5, -1), w_hw, None),
+        kernels.dense_mac(x.reshape(5, -1), w, None),
+    )
 
 
 def test_sparse_dense_after_flatten_encodes_the_permuted_matrix(tmp_path):
-    graph = build_cnn((4, 4, 4), [conv(8, p_co=8, p_ci=4), maxpool(2), flatten(),
-                                  dense(10, multipliers=2, engine="sparse", sparsity=0.8)], seed=3)
+    graph = build_cnn(
+        (4, 4, 4),
+        [conv(8, p_co=8, p_ci=4), maxpool(2), flatten(), dense(10, multipliers=2, engine="sparse", sparsity=0.8)],
+        seed=3,
+    )
     design = write_verilog(graph, tmp_path)
     eng = design["engines"][-1]
     assert eng["engine"] == "sparse" and "sparse_mac.v" in design["sources"]
     w = graph.params[graph.node(eng["name"]).inputs[1]]
-    w_hw = cost.stream_weight_matrix(w, [8, 2, 2])
+    w_hw = hw_dense.stream_weight_matrix(w, [8, 2, 2])
     enc = encode_sparse(w_hw, 2, eng["delta_bits"])
     assert _words(tmp_path / eng["c_file"]) == list(enc.row_words) and eng["n_words"] == int(enc.row_words.sum())
     x = np.random.default_rng(1).integers(-128, 128, size=(3, 8, 2, 2))
-    assert np.array_equal(sparse_mac(x.transpose(0, 2, 3, 1).reshape(3, -1), enc, None),
-                          kernels.dense_mac(x.reshape(3, -1), w, None))
+    assert np.array_equal(
+        sparse_mac(x.transpose(0, 2, 3, 1).reshape(3, -1), enc, None), kernels.dense_mac(x.reshape(3, -1), w, None)
+    )
 
 
 def test_engines_parameters_and_design_json(tmp_path, cnn):
@@ -107,14 +118,42 @@ def test_engines_parameters_and_design_json(tmp_path, cnn):
     assert [e["engine"] for e in design["engines"]] == ["conv", "pool", "pool", "dense"]
     assert [e["kind"] for e in design["engines"]] == ["conv2d", "maxpool2d", "avgpool2d", "dense"]
     assert design["input_shape"] == [3, 6, 6] and design["input_order"] == "hwc" and design["n_in"] == 108
-    assert design["sources"] == ["requantize.v", "engine_output.v", "conv2d.v", "dense_mac.v", "pool2d.v",
-                                 "argmax.v", "mpc_top.v"]
+    assert design["sources"] == [
+        "requantize.v",
+        "engine_output.v",
+        "conv2d.v",
+        "dense_mac.v",
+        "pool2d.v",
+        "argmax.v",
+        "mpc_top.v",
+    ]
     conv_e, max_e, avg_e, dense_e = design["engines"]
     assert conv_e["parameters"] | {"W_FILE": "", "B_FILE": ""} == {
-        "C_IN": 3, "H": 6, "W": 6, "KH": 3, "KW": 3, "STRIDE": 1, "PAD_T": 1, "PAD_L": 1, "PAD_B": 1, "PAD_R": 1,
-        "C_OUT": 5, "P_CO": 3, "P_CI": 2, "P_K": 4, "IN_BITS": 8, "W_BITS": 8, "B_BITS": conv_e["acc_bits"],
-        "ACC_BITS": conv_e["acc_bits"], "OUT_BITS": 8, "SHIFT": conv_e["shift"], "RELU": 1, "REQUANT": 1,
-        "W_FILE": "", "B_FILE": ""}
+        "C_IN": 3,
+        "H": 6,
+        "W": 6,
+        "KH": 3,
+        "KW": 3,
+        "STRIDE": 1,
+        "PAD_T": 1,
+        "PAD_L": 1,
+        "PAD_B": 1,
+        "PAD_R": 1,
+        "C_OUT": 5,
+        "P_CO": 3,
+        "P_CI": 2,
+        "P_K": 4,
+        "IN_BITS": 8,
+        "W_BITS": 8,
+        "B_BITS": conv_e["acc_bits"],
+        "ACC_BITS": conv_e["acc_bits"],
+        "OUT_BITS": 8,
+        "SHIFT": conv_e["shift"],
+        "RELU": 1,
+        "REQUANT": 1,
+        "W_FILE": "",
+        "B_FILE": "",
+    }
     assert conv_e["multipliers"] == 24 and conv_e["out_shape"] == [5, 6, 6] and conv_e["n_out"] == 180
     assert max_e["parameters"]["MODE"] == 0 and avg_e["parameters"]["MODE"] == 1
     assert (max_e["out_shape"], avg_e["out_shape"]) == ([5, 3, 3], [5, 3, 3])
@@ -170,7 +209,7 @@ def test_an_image_output_is_refused():
     graph = build_cnn((2, 6, 6), [conv(4), conv(3, pad=0)])
     with pytest.raises(VerilogBackendError, match=r"'L1_conv2d'.*must be a vector"):
         engine_specs(graph)
-    one_pixel = build_cnn((2, 6, 6), [conv(4), global_avgpool(), flatten()])   # a pool may end the design
+    one_pixel = build_cnn((2, 6, 6), [conv(4), global_avgpool(), flatten()])  # a pool may end the design
     assert engine_specs(one_pixel)[-1].out_width == 8
 
 
@@ -187,6 +226,7 @@ def test_a_dense_after_an_image_needs_input_chw():
 def test_a_circulant_layer_after_an_image_is_refused():
     graph = build_cnn((2, 6, 6), [conv(4), maxpool(2), flatten(), dense(3)])
     graph.node("L3_dense").op = "circulant"
+    graph.node("L3_dense").annotations.update(engine="circulant", multipliers=4)  # a consistent plan
     with pytest.raises(VerilogBackendError, match=r"'L3_dense'.*circulant layer cannot take"):
         engine_specs(graph)
 

@@ -9,8 +9,15 @@ from compiler.exec import torch as torch_exec
 from compiler.frontend.onnx import FrontendError, load_onnx
 
 NODE_TESTS = Path(onnx.__file__).parent / "backend" / "test" / "data" / "pytorch-converted"
-SUPPORTED_NODE_TESTS = ["test_Linear", "test_Linear_no_bias", "test_ReLU", "test_Softmax", "test_LogSoftmax",
-                        "test_log_softmax_lastdim", "test_log_softmax_dim3"]
+SUPPORTED_NODE_TESTS = [
+    "test_Linear",
+    "test_Linear_no_bias",
+    "test_ReLU",
+    "test_Softmax",
+    "test_LogSoftmax",
+    "test_log_softmax_lastdim",
+    "test_log_softmax_dim3",
+]
 
 
 def _tensor(path: Path) -> np.ndarray:
@@ -30,16 +37,26 @@ def test_onnx_pytorch_converted_node_tests_match_their_outputs(case):
 
 
 def _model(nodes, inits, in_shape=(None, 4), out_shape=(None, 3), opset=17, **kw):
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))], inits)
+    g = helper.make_graph(
+        nodes,
+        "m",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))],
+        inits,
+    )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], **kw)
 
 
 def test_all_unsupported_nodes_are_reported_at_once(tmp_path):
     w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
-    m = _model([helper.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
-                helper.make_node("Sigmoid", ["a"], ["b"], name="squash"),
-                helper.make_node("Tanh", ["b"], ["y"], name="squash2")], [w])
+    m = _model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
+            helper.make_node("Sigmoid", ["a"], ["b"], name="squash"),
+            helper.make_node("Tanh", ["b"], ["y"], name="squash2"),
+        ],
+        [w],
+    )
     onnx.save(m, tmp_path / "m.onnx")
     with pytest.raises(FrontendError) as e:
         load_onnx(tmp_path / "m.onnx")
@@ -69,8 +86,14 @@ def test_external_data_inside_the_model_folder_is_accepted_and_outside_refused(t
     w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "w")
     m = _model([helper.make_node("Gemm", ["x", "w"], ["y"], transB=1, name="fc")], [w])
     (tmp_path / "inside").mkdir()
-    onnx.save(m, tmp_path / "inside" / "m.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
-              location="weights.bin", size_threshold=0)
+    onnx.save(
+        m,
+        tmp_path / "inside" / "m.onnx",
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     graph = load_onnx(tmp_path / "inside" / "m.onnx")
     assert np.array_equal(graph.params["fc.weight"], np.arange(12, dtype=np.float32).reshape(3, 4))
 
@@ -89,8 +112,10 @@ def test_external_data_inside_the_model_folder_is_accepted_and_outside_refused(t
 def test_gemm_without_transB_and_with_alpha_beta(tmp_path):
     rng = np.random.default_rng(1)
     w, c = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(3,)).astype(np.float32)
-    m = _model([helper.make_node("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0, name="fc")],
-               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(c, "c")])
+    m = _model(
+        [helper.make_node("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0, name="fc")],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(c, "c")],
+    )
     onnx.save(m, tmp_path / "m.onnx")
     x = rng.normal(size=(5, 4)).astype(np.float32)
     np.testing.assert_allclose(torch_exec.run(load_onnx(tmp_path / "m.onnx"), x), 0.5 * x @ w + 2.0 * c, rtol=1e-5)
@@ -98,10 +123,17 @@ def test_gemm_without_transB_and_with_alpha_beta(tmp_path):
 
 def test_torch_dynamo_export_imports(tmp_path):
     torch = pytest.importorskip("torch")
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5), torch.nn.ReLU(),
-                                torch.nn.Dropout(0.2), torch.nn.Linear(5, 3)).eval()
-    torch.onnx.export(model, (torch.randn(2, 3, 4),), str(tmp_path / "m.onnx"), dynamo=True,
-                      dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 5), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(5, 3)
+    ).eval()
+    torch.onnx.export(
+        model,
+        (torch.randn(2, 3, 4),),
+        str(tmp_path / "m.onnx"),
+        dynamo=True,
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        verbose=False,
+    )
     graph = load_onnx(tmp_path / "m.onnx")
     x = np.random.default_rng(0).normal(size=(6, 3, 4)).astype(np.float32)
     with torch.no_grad():

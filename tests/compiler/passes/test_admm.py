@@ -18,8 +18,7 @@ def test_irregular_projection_is_the_nearest_sparse_matrix():
     z = project_sparse(w, 5 / 9, "irregular")
     assert np.count_nonzero(z) == 4
     # brute force over every support of size 4: keeping the top magnitudes is closest
-    best = min(itertools.combinations(range(9), 4),
-               key=lambda keep: np.sum(np.delete(w.ravel(), keep) ** 2))
+    best = min(itertools.combinations(range(9), 4), key=lambda keep: np.sum(np.delete(w.ravel(), keep) ** 2))
     assert set(np.flatnonzero(z)) == set(best)
     assert np.array_equal(z.ravel()[list(best)], w.ravel()[list(best)])
 
@@ -31,7 +30,7 @@ def test_structured_projection_removes_whole_rows_or_columns(structure, axis):
     alive = np.any(z != 0, axis=axis)
     assert alive.sum() == len(alive) // 2
     norms = np.linalg.norm(w, axis=axis)
-    assert norms[alive].min() >= norms[~alive].max()   # the strongest ones survive
+    assert norms[alive].min() >= norms[~alive].max()  # the strongest ones survive
 
 
 def test_quantized_projection_is_on_the_grid_and_keeps_pruned_zeros():
@@ -39,11 +38,11 @@ def test_quantized_projection_is_on_the_grid_and_keeps_pruned_zeros():
     mask = np.random.default_rng(3).random((5, 7)) < 0.5
     fmt = FixedPoint(4, 2)
     z = project_quantized(w, mask, fmt)
-    levels = z * 2 ** fmt.frac
+    levels = z * 2**fmt.frac
     assert np.array_equal(levels, np.round(levels)) and levels.min() >= -8 and levels.max() <= 7
     assert np.all(z[~mask] == 0)
     inside = mask & (np.abs(w * 4) < 7.5)
-    assert np.all(np.abs(z[inside] - w[inside]) <= 2 ** -fmt.frac / 2 + 1e-7)   # nearest level
+    assert np.all(np.abs(z[inside] - w[inside]) <= 2**-fmt.frac / 2 + 1e-7)  # nearest level
 
 
 def test_global_sparsity_spreads_by_size_and_meets_the_target():
@@ -59,6 +58,7 @@ def test_global_sparsity_spreads_by_size_and_meets_the_target():
 
 def test_admm_needs_data():
     from compiler.frontend.onnx import load_onnx
+
     with pytest.raises(PassError, match="need training data"):
         run_flow(load_onnx(EXAMPLES / "digits_mlp.onnx"), ["canonicalize", "admm", "lower"], Context(data=None))
 
@@ -74,7 +74,7 @@ def test_admm_is_deterministic_for_a_seed(digits_data):
 
 
 def test_row_structured_pruning_zeroes_whole_neurons(digits_data):
-    recipe = {"admm": {"sparsity": 0.5, "structure": "rows", "remove_dead": False, **QUICK}}   # test_admm_conv: removal
+    recipe = {"admm": {"sparsity": 0.5, "structure": "rows", "remove_dead": False, **QUICK}}  # test_admm_conv: removal
     _, lowered = lower_model(EXAMPLES / "digits_mlp.onnx", digits_data, recipe)
     for node in lowered.weighted_nodes():
         w = lowered.params[node.inputs[1]]
@@ -85,16 +85,18 @@ def test_row_structured_pruning_zeroes_whole_neurons(digits_data):
 def test_lower_keeps_admm_levels_exactly(digits_data):
     from compiler.frontend.onnx import load_onnx
     from compiler.passes.base import get_pass
+
     graph = load_onnx(EXAMPLES / "digits_mlp.onnx")
-    ctx = Context(data=digits_data, recipe={"admm": {"sparsity": 0.6, "bits": 3, **QUICK}}, log=lambda *_: None,
-                  progress=False)
+    ctx = Context(
+        data=digits_data, recipe={"admm": {"sparsity": 0.6, "bits": 3, **QUICK}}, log=lambda *_: None, progress=False
+    )
     float_g = get_pass("admm").run(get_pass("canonicalize").run(graph, ctx), ctx)
     int_g = get_pass("lower").run(float_g, ctx)
     for f_node, i_node in zip(float_g.weighted_nodes(), int_g.weighted_nodes()):
         fmt = FixedPoint.from_dict(i_node.attrs["weight_format"])
         assert fmt.bits == 3 and f_node.annotations["weight_format"] == fmt.to_dict()
         w_int = int_g.params[i_node.inputs[1]]
-        assert np.array_equal(w_int * 2.0 ** -fmt.frac, float_g.params[f_node.inputs[1]])
+        assert np.array_equal(w_int * 2.0**-fmt.frac, float_g.params[f_node.inputs[1]])
 
 
 @pytest.mark.slow
@@ -116,6 +118,7 @@ def test_done_when_90pct_irregular_4bit_keeps_accuracy(digits_data):
 def test_magnitude_pruning_baseline_meets_its_target_without_touching_the_input(schedule, digits_data):
     from compiler.frontend.onnx import load_onnx
     from compiler.passes.base import get_pass
+
     graph = get_pass("canonicalize").run(load_onnx(EXAMPLES / "digits_mlp.onnx"), Context())
     before = {k: v.copy() for k, v in graph.params.items()}
     options = {"sparsity": 0.75, "schedule": schedule, "epochs": 6, "steps": 3, "remove_dead": False}

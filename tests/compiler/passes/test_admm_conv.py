@@ -1,6 +1,7 @@
 """admm and magnitude_prune on convolution layers (digits_cnn: 1x8x8 -> conv 8 -> pool -> conv 16 ->
 pool -> flatten 64 -> dense 10): irregular and structured sparsity over 4-D weights, biases of
 pruned filters held at zero, ADMM quantization, and the exact removal of dead channels."""
+
 import numpy as np
 import pytest
 
@@ -22,6 +23,7 @@ QUICK = {"admm_epochs": 3, "retrain_epochs": 2}
 @pytest.fixture(scope="module")
 def cnn_data():
     from compiler.data import load_data
+
     return load_data(EXAMPLES / "digits.npz", (1, 8, 8), 10)
 
 
@@ -52,7 +54,7 @@ def test_structured_projection_of_a_conv_weight_keeps_the_strongest_slices(struc
 
 
 def test_a_projection_never_empties_a_layer():
-    w = np.random.default_rng(1).normal(size=(8, 1, 3, 3))     # a first conv on a one-channel image
+    w = np.random.default_rng(1).normal(size=(8, 1, 3, 3))  # a first conv on a one-channel image
     assert np.array_equal(project_sparse(w, 0.6, "channels"), w)
     assert np.count_nonzero(project_sparse(w, 0.95, "filters").reshape(8, -1).any(axis=1)) == 1
     assert np.count_nonzero(project_sparse(w[:1, :, :1, :1], 0.9, "irregular")) == 1
@@ -70,7 +72,7 @@ def test_global_sparsity_spreads_over_conv_and_dense_layers(cnn_data):
     g = _compress(cnn_data, {"admm": {"global_sparsity": 0.7, "remove_dead": False, **QUICK}})
     weights = [_w(g, layer) for layer in (CONV1, CONV2, FC)]
     assert sum(np.sum(w == 0) for w in weights) / sum(w.size for w in weights) == pytest.approx(0.7, abs=0.005)
-    assert np.mean(weights[1] == 0) > np.mean(weights[0] == 0)          # the larger conv is pruned harder
+    assert np.mean(weights[1] == 0) > np.mean(weights[0] == 0)  # the larger conv is pruned harder
 
 
 def test_filters_prunes_whole_filters_with_their_biases_and_removal_is_exact(cnn_data):
@@ -79,13 +81,13 @@ def test_filters_prunes_whole_filters_with_their_biases_and_removal_is_exact(cnn
     for layer, n_filters in ((CONV1, 8), (CONV2, 16)):
         dead = _zero_filters(_w(kept, layer))
         assert dead.sum() == n_filters // 2
-        assert np.all(_w(kept, layer, 2)[dead] == 0)                     # biases held at zero through retraining
+        assert np.all(_w(kept, layer, 2)[dead] == 0)  # biases held at zero through retraining
     shrunk = remove_dead_channels(kept)
     assert _w(shrunk, CONV1).shape == (4, 1, 3, 3) and _w(shrunk, CONV2).shape == (8, 4, 3, 3)
     assert _w(shrunk, FC).shape == (10, 32) and _w(shrunk, CONV2, 2).shape == (8,)
     x = cnn_data.x_test
     np.testing.assert_allclose(run(shrunk, x), run(kept, x), atol=1e-5, rtol=1e-6)
-    removed = _compress(cnn_data, recipe)                              # remove_dead defaults to true
+    removed = _compress(cnn_data, recipe)  # remove_dead defaults to true
     assert all(np.array_equal(removed.params[k], shrunk.params[k]) for k in shrunk.params)
     assert removed.node(CONV1).annotations["removed_outputs"] == shrunk.node(CONV1).annotations["removed_outputs"]
     assert [r["channels_after"] for r in removed.meta["removed_channels"]] == [4, 8]
@@ -101,9 +103,14 @@ def test_channels_on_conv2_kills_the_conv1_filters_it_no_longer_reads(cnn_data):
 
 def test_rows_of_one_dense_layer_shrink_the_next_ones_columns(cnn_data):
     from compiler.data import load_data
+
     data = load_data(EXAMPLES / "digits.npz", (8, 8), 10)
-    ctx = Context(data=data, recipe={"admm": {"structure": "rows", "layers": {"/1/Gemm": {"sparsity": 0.5}}, **QUICK}},
-                  log=lambda *_: None, progress=False)
+    ctx = Context(
+        data=data,
+        recipe={"admm": {"structure": "rows", "layers": {"/1/Gemm": {"sparsity": 0.5}}, **QUICK}},
+        log=lambda *_: None,
+        progress=False,
+    )
     float_g = get_pass("canonicalize").run(load_onnx(EXAMPLES / "digits_mlp.onnx"), ctx)
     g = get_pass("admm").run(float_g, ctx)
     first, second = g.weighted_nodes()[:2]
@@ -121,7 +128,7 @@ def test_quantized_conv_weights_sit_on_their_grid(cnn_data):
     assert _w(g, CONV1).shape[0] == 4 and _w(g, CONV2).shape == (8, 4, 3, 3)
     for layer in (CONV1, CONV2, FC):
         fmt = FixedPoint.from_dict(g.node(layer).annotations["weight_format"])
-        levels = _w(g, layer) * 2.0 ** fmt.frac
+        levels = _w(g, layer) * 2.0**fmt.frac
         assert fmt.bits == 4 and np.array_equal(levels, np.round(levels))
         assert levels.min() >= fmt.min_int and levels.max() <= fmt.max_int
 
@@ -136,20 +143,31 @@ def test_a_bad_structure_is_refused_naming_the_layer(cnn_data):
 
 
 def test_magnitude_prune_prunes_convs_and_removes_dead_filters(cnn_data):
-    irregular = _compress(cnn_data, {"magnitude_prune": {"sparsity": 0.75, "epochs": 2, "remove_dead": False}},
-                          "magnitude_prune")
+    irregular = _compress(
+        cnn_data, {"magnitude_prune": {"sparsity": 0.75, "epochs": 2, "remove_dead": False}}, "magnitude_prune"
+    )
     for layer in (CONV1, CONV2, FC):
         assert np.mean(_w(irregular, layer) == 0) == pytest.approx(0.75, abs=0.01)
     layers = {FC: {"structure": "irregular"}}
-    filters = _compress(cnn_data, {"magnitude_prune": {"sparsity": 0.5, "structure": "filters", "epochs": 2,
-                                                       "layers": layers}}, "magnitude_prune")
+    filters = _compress(
+        cnn_data,
+        {"magnitude_prune": {"sparsity": 0.5, "structure": "filters", "epochs": 2, "layers": layers}},
+        "magnitude_prune",
+    )
     assert _w(filters, CONV1).shape[0] == 4 and _w(filters, CONV2).shape == (8, 4, 3, 3)
     assert _w(filters, FC).shape == (10, 32)
 
 
 def test_privacy_admm_removes_dead_filters_too(cnn_data):
-    recipe = {"privacy_admm": {"sparsity": 0.5, "structure": "filters", "layers": {FC: {"sparsity": 0.0}},
-                               "admm_epochs": 2, "retrain_epochs": 1}}
+    recipe = {
+        "privacy_admm": {
+            "sparsity": 0.5,
+            "structure": "filters",
+            "layers": {FC: {"sparsity": 0.0}},
+            "admm_epochs": 2,
+            "retrain_epochs": 1,
+        }
+    }
     g = _compress(cnn_data, recipe, "privacy_admm")
     assert _w(g, CONV1).shape[0] == 4 and _w(g, CONV2).shape[0] == 8
     assert g.node(CONV2).annotations["admm"]["structure"] == "filters"
@@ -157,13 +175,14 @@ def test_privacy_admm_removes_dead_filters_too(cnn_data):
 
 def test_a_shrunk_quantized_cnn_lowers_on_admms_grid(cnn_data):
     from compiler.exec import predict_classes
+
     layers = {FC: {"structure": "irregular"}}
     recipe = {"admm": {"sparsity": 0.5, "structure": "filters", "bits": 4, "layers": layers, **QUICK}}
     float_g = _compress(cnn_data, recipe)
     lowered = get_pass("lower").run(float_g, Context(data=cnn_data, log=lambda *_: None, progress=False))
     for layer in (CONV1, CONV2, FC):
         fmt = FixedPoint.from_dict(lowered.node(layer).attrs["weight_format"])
-        assert np.array_equal(_w(lowered, layer) * 2.0 ** -fmt.frac, _w(float_g, layer))
+        assert np.array_equal(_w(lowered, layer) * 2.0**-fmt.frac, _w(float_g, layer))
     float_acc = np.mean(predict_classes(float_g, cnn_data.x_test) == cnn_data.y_test)
     int_acc = np.mean(predict_classes(lowered, cnn_data.x_test) == cnn_data.y_test)
     assert int_acc >= float_acc - 0.02

@@ -1,6 +1,7 @@
 """canonicalize on convolutional graphs: BatchNormalization folds into the conv / dense before
 it (exactly, to float rounding), a per-channel Add fuses into the conv's bias, a batchnorm that
 follows no conv/dense stays explicit, and `lower` refuses what is left by name."""
+
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +48,19 @@ def _conv_bn_net(seed=0) -> torch.nn.Module:
 def _export(model, path: Path, dynamo: bool) -> Path:
     x = torch.randn(2, 1, 12, 12)
     if dynamo:  # its optimizer already folds the BNs it can
-        torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch")},))
-    else:       # constant folding off keeps every BatchNormalization node in the file
-        torch.onnx.export(model, (x,), str(path), dynamo=False, do_constant_folding=False,
-                          input_names=["x"], dynamic_axes={"x": {0: "n"}})
+        torch.onnx.export(
+            model, (x,), str(path), dynamo=True, verbose=False, dynamic_shapes=({0: torch.export.Dim("batch")},)
+        )
+    else:  # constant folding off keeps every BatchNormalization node in the file
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            dynamo=False,
+            do_constant_folding=False,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "n"}},
+        )
     return path
 
 
@@ -74,11 +83,11 @@ def test_batchnorm_folds_into_conv_and_dense_and_matches_torch(tmp_path, dynamo)
     np.testing.assert_allclose(torch_exec.run(canon, x), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(torch_exec.run(graph, x), expected, rtol=1e-4, atol=1e-5)
     for node in canon.weighted_nodes(include_conv=True):
-        assert len(node.inputs) == 3                                     # x, weight, bias (made for c1)
+        assert len(node.inputs) == 3  # x, weight, bias (made for c1)
         assert canon.params[node.inputs[2]].shape == (canon.params[node.inputs[1]].shape[0],)
     assert set(canon.params) == {p for n in canon.nodes for p in n.inputs if p in canon.params}
     if not dynamo:
-        assert [n.op for n in graph.nodes].count("batchnorm") == 4      # the input graph is untouched
+        assert [n.op for n in graph.nodes].count("batchnorm") == 4  # the input graph is untouched
         folded = {n.op: n.annotations.get("folded_batchnorm") for n in canon.nodes if n.op in ("conv2d", "dense")}
         assert folded["dense"] == "/bn4/BatchNormalization"
 
@@ -97,7 +106,8 @@ def test_folded_weights_are_the_exact_formula(tmp_path):
 
 def test_lower_refuses_a_batchnorm_canonicalize_could_not_fold_by_name(tmp_path):
     canon = get_pass("canonicalize").run(
-        load_onnx(_export(_conv_bn_net(), tmp_path / "m.onnx", dynamo=False)), Context())
+        load_onnx(_export(_conv_bn_net(), tmp_path / "m.onnx", dynamo=False)), Context()
+    )
     x, y = _x(8), np.zeros(8, np.int64)
     with pytest.raises(PassError) as e:
         get_pass("lower").run(canon, Context(data=Dataset(x, y, x, y), log=lambda *_: None, progress=False))
@@ -107,24 +117,40 @@ def test_lower_refuses_a_batchnorm_canonicalize_could_not_fold_by_name(tmp_path)
 
 
 def _model(nodes, inits, in_shape, out_rank=4, opset=15):
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, *in_shape])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * out_rank)],
-                          [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
+    g = helper.make_graph(
+        nodes,
+        "m",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, *in_shape])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * out_rank)],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()],
+    )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def _bn_stats(rng, c):
-    return {"g": rng.normal(1, 0.5, c), "be": rng.normal(0, 0.5, c), "mu": rng.normal(0, 0.5, c),
-            "var": rng.uniform(0.3, 3, c)}
+    return {
+        "g": rng.normal(1, 0.5, c),
+        "be": rng.normal(0, 0.5, c),
+        "mu": rng.normal(0, 0.5, c),
+        "var": rng.uniform(0.3, 3, c),
+    }
 
 
 def test_per_channel_add_fuses_into_the_conv_bias_then_batchnorm_folds(tmp_path):
     rng = np.random.default_rng(0)
     inits = {"w": rng.normal(size=(5, 3, 3, 3)), "cb": rng.normal(size=(5, 1, 1)), **_bn_stats(rng, 5)}
-    onnx.save(_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-                      helper.make_node("Add", ["c", "cb"], ["a"], name="add"),
-                      helper.make_node("BatchNormalization", ["a", "g", "be", "mu", "var"], ["y"], name="bn")],
-                     inits, (3, 6, 6)), tmp_path / "m.onnx")
+    onnx.save(
+        _model(
+            [
+                helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+                helper.make_node("Add", ["c", "cb"], ["a"], name="add"),
+                helper.make_node("BatchNormalization", ["a", "g", "be", "mu", "var"], ["y"], name="bn"),
+            ],
+            inits,
+            (3, 6, 6),
+        ),
+        tmp_path / "m.onnx",
+    )
     graph = load_onnx(tmp_path / "m.onnx")
     canon = get_pass("canonicalize").run(graph, Context())
     assert [n.op for n in canon.nodes] == ["conv2d"]
@@ -136,13 +162,24 @@ def test_per_channel_add_fuses_into_the_conv_bias_then_batchnorm_folds(tmp_path)
 def test_batchnorm_not_after_a_lone_conv_or_dense_stays_explicit(tmp_path):
     rng = np.random.default_rng(1)
     # conv output read twice (bn and relu): folding would change what relu sees
-    inits = {"w": rng.normal(size=(4, 3, 3, 3)), **_bn_stats(rng, 4),
-             **{f"{k}2": v for k, v in _bn_stats(rng, 3).items()}}
-    onnx.save(_model([helper.make_node("BatchNormalization", ["x", "g2", "be2", "mu2", "var2"], ["x0"], name="bn_in"),
-                      helper.make_node("Conv", ["x0", "w"], ["c"], name="conv"),
-                      helper.make_node("Relu", ["c"], ["unused"], name="side"),
-                      helper.make_node("BatchNormalization", ["c", "g", "be", "mu", "var"], ["y"], name="bn")],
-                     inits, (3, 6, 6)), tmp_path / "m.onnx")
+    inits = {
+        "w": rng.normal(size=(4, 3, 3, 3)),
+        **_bn_stats(rng, 4),
+        **{f"{k}2": v for k, v in _bn_stats(rng, 3).items()},
+    }
+    onnx.save(
+        _model(
+            [
+                helper.make_node("BatchNormalization", ["x", "g2", "be2", "mu2", "var2"], ["x0"], name="bn_in"),
+                helper.make_node("Conv", ["x0", "w"], ["c"], name="conv"),
+                helper.make_node("Relu", ["c"], ["unused"], name="side"),
+                helper.make_node("BatchNormalization", ["c", "g", "be", "mu", "var"], ["y"], name="bn"),
+            ],
+            inits,
+            (3, 6, 6),
+        ),
+        tmp_path / "m.onnx",
+    )
     graph = load_onnx(tmp_path / "m.onnx")
     canon = get_pass("canonicalize").run(graph, Context())
     assert [n.op for n in canon.nodes] == ["batchnorm", "conv2d", "relu", "batchnorm"]
@@ -152,11 +189,19 @@ def test_batchnorm_not_after_a_lone_conv_or_dense_stays_explicit(tmp_path):
 
 def test_a_bias_that_is_not_per_channel_is_not_fused_into_the_conv(tmp_path):
     rng = np.random.default_rng(2)
-    onnx.save(_model([helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
-                      helper.make_node("Add", ["c", "b"], ["y"], name="add_w")],
-                     {"w": rng.normal(size=(5, 3, 3, 3)), "b": rng.normal(size=(4,))}, (3, 6, 6)), tmp_path / "m.onnx")
+    onnx.save(
+        _model(
+            [
+                helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+                helper.make_node("Add", ["c", "b"], ["y"], name="add_w"),
+            ],
+            {"w": rng.normal(size=(5, 3, 3, 3)), "b": rng.normal(size=(4,))},
+            (3, 6, 6),
+        ),
+        tmp_path / "m.onnx",
+    )
     graph = load_onnx(tmp_path / "m.onnx")
     canon = get_pass("canonicalize").run(graph, Context())
-    assert [n.op for n in canon.nodes] == ["conv2d", "bias_add"]               # along W: stays, lower refuses it
+    assert [n.op for n in canon.nodes] == ["conv2d", "bias_add"]  # along W: stays, lower refuses it
     x = rng.normal(size=(2, 3, 6, 6)).astype(np.float32)
     np.testing.assert_array_equal(torch_exec.run(canon, x), torch_exec.run(graph, x))

@@ -10,8 +10,7 @@ from compiler.passes.circulant import _projector, chosen_block_sizes, project_gr
 from compiler.passes.manager import run_flow
 from compiler.passes.manager import test_accuracy as accuracy_of
 from compiler.recipe import RecipeError, validate_recipe
-from kernels.circulant_mac import (block_grid, circulant_error, circulant_expand, circulant_vectors,
-                                   plan_circulant)
+from kernels.circulant_mac import block_grid, circulant_error, circulant_expand, circulant_vectors, plan_circulant
 from kernels.fixed import int_range
 
 
@@ -26,7 +25,7 @@ def digits_float(digits_model, digits_data):
 
 
 def _layers(graph):
-    return [n.name for n in graph.weighted_nodes()]   # 64->32, 32->16, 16->10
+    return [n.name for n in graph.weighted_nodes()]  # 64->32, 32->16, 16->10
 
 
 def _circulant(graph, data, recipe, seed=0):
@@ -59,7 +58,7 @@ def test_projection_is_exact_and_the_least_squares_optimum(digits_float):
 def test_torch_projection_after_each_step_equals_the_numpy_projection(digits_float):
     rng = np.random.default_rng(0)
     g = digits_float.copy()
-    sizes = {n.name: 4 for n in g.weighted_nodes()}     # [10, 16] pads 2 output rows
+    sizes = {n.name: 4 for n in g.weighted_nodes()}  # [10, 16] pads 2 output rows
     for n in g.weighted_nodes():
         g.params[n.inputs[1]] = rng.normal(size=g.params[n.inputs[1]].shape).astype(np.float32)
     module = GraphModule(g)
@@ -73,20 +72,31 @@ def test_torch_projection_after_each_step_equals_the_numpy_projection(digits_flo
 # ------------------------------------------------------------------------ choice of layers
 def test_default_applies_to_every_layer_but_the_last(digits_float, digits_data):
     first, second, last = _layers(digits_float)
-    assert chosen_block_sizes(digits_float, _ctx(digits_data, {"circulant": {"block_size": 4}})) == \
-        {first: 4, second: 4}
+    assert chosen_block_sizes(digits_float, _ctx(digits_data, {"circulant": {"block_size": 4}})) == {
+        first: 4,
+        second: 4,
+    }
     recipe = {"circulant": {"block_size": 8, "layers": {last: {"block_size": 2}, second: {"block_size": 1}}}}
     assert chosen_block_sizes(digits_float, _ctx(digits_data, recipe)) == {first: 8, last: 2}
 
 
 def test_output_annotations_padding_and_exact_structure(digits_float, digits_data):
     first, second, last = _layers(digits_float)
-    out = _circulant(digits_float, digits_data,
-                     {"block_size": 8, "epochs": 0, "layers": {last: {"block_size": 4}}})
+    out = _circulant(digits_float, digits_data, {"block_size": 8, "epochs": 0, "layers": {last: {"block_size": 4}}})
     info = {n.name: n.annotations.get("circulant") for n in out.weighted_nodes()}
-    assert info[first] == {"block_size": 8, "grid": [4, 8], "n_in": 64, "n_out": 32, "n_in_padded": 64,
-                           "n_out_padded": 32, "padded_inputs": 0, "padded_outputs": 0,
-                           "stored_weights": 256, "dense_weights": 2048, "compression": 8.0}
+    assert info[first] == {
+        "block_size": 8,
+        "grid": [4, 8],
+        "n_in": 64,
+        "n_out": 32,
+        "n_in_padded": 64,
+        "n_out_padded": 32,
+        "padded_inputs": 0,
+        "padded_outputs": 0,
+        "stored_weights": 256,
+        "dense_weights": 2048,
+        "compression": 8.0,
+    }
     assert info[last]["n_out_padded"] == 12 and info[last]["padded_outputs"] == 2
     assert info[last]["stored_weights"] == 3 * 4 * 4
     for n in out.weighted_nodes():
@@ -103,11 +113,14 @@ def test_block_size_one_everywhere_changes_nothing(digits_float, digits_data):
         assert np.array_equal(out.params[name], value)
 
 
-@pytest.mark.parametrize("recipe, message", [
-    ({"block_size": 6}, r"layer '/1/Gemm': block_size must be a power of two, got 6"),
-    ({"block_size": 64}, r"layer '/1/Gemm' \(\[32, 64\]\): block_size 64 is larger than the layer"),
-    ({"block_size": 2, "layers": {"/5/Gemm": {"block_size": 16}}}, r"layer '/5/Gemm' \(\[10, 16\]\)"),
-])
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ({"block_size": 6}, r"layer '/1/Gemm': block_size must be a power of two, got 6"),
+        ({"block_size": 64}, r"layer '/1/Gemm' \(\[32, 64\]\): block_size 64 is larger than the layer"),
+        ({"block_size": 2, "layers": {"/5/Gemm": {"block_size": 16}}}, r"layer '/5/Gemm' \(\[10, 16\]\)"),
+    ],
+)
 def test_bad_block_sizes_name_the_layer(digits_float, digits_data, recipe, message):
     with pytest.raises(PassError, match=message):
         _circulant(digits_float, digits_data, dict(recipe, epochs=0))
@@ -115,8 +128,7 @@ def test_bad_block_sizes_name_the_layer(digits_float, digits_data, recipe, messa
 
 def test_recipe_validation_rejects_a_block_size_that_is_not_a_power_of_two(digits_float):
     layers = _layers(digits_float)
-    validate_recipe({"circulant": {"block_size": 8, "epochs": 5, "layers": {layers[2]: {"block_size": 2}}}},
-                    layers)
+    validate_recipe({"circulant": {"block_size": 8, "epochs": 5, "layers": {layers[2]: {"block_size": 2}}}}, layers)
     with pytest.raises(RecipeError, match="power of two"):
         validate_recipe({"circulant": {"layers": {layers[0]: {"block_size": 12}}}}, layers)
 
@@ -140,7 +152,7 @@ def test_digits_accuracy_at_b8_on_the_first_layer(digits_float, digits_data):
     recipe = {"block_size": 1, "layers": {first: {"block_size": 8}}}
     projected = _circulant(digits_float, digits_data, dict(recipe, epochs=0))
     retrained = _circulant(digits_float, digits_data, recipe)
-    assert accuracy_of(projected, digits_data) < float_acc - 0.3     # retraining is what matters
+    assert accuracy_of(projected, digits_data) < float_acc - 0.3  # retraining is what matters
     assert accuracy_of(retrained, digits_data) >= float_acc - 0.02
 
 
@@ -149,9 +161,11 @@ def test_lowered_weights_stay_circulant_and_the_fft_kernel_reproduces_them(digit
     """What the integration will do: lower quantizes the circulant layer elementwise (still
     exactly circulant), and the fixed-point FFT kernel computes that layer to a few LSBs."""
     from tests.conftest import lower_model
+
     first = "/1/Gemm"
-    _, lowered = lower_model(digits_model, digits_data,
-                             {"circulant": {"block_size": 1, "epochs": 3, "layers": {first: {"block_size": 8}}}})
+    _, lowered = lower_model(
+        digits_model, digits_data, {"circulant": {"block_size": 1, "epochs": 3, "layers": {first: {"block_size": 8}}}}
+    )
     node = lowered.node(first)
     assert node.annotations["block_size"] == 8
     w_q = lowered.params[node.inputs[1]].astype(np.int64)

@@ -1,11 +1,14 @@
 """lower on block-circulant layers: `circulant` nodes, precision options, engine planning, the
-measured FFT cost, and compiler/cost.py's circulant formulas."""
+measured FFT cost, and compiler/hw/circulant.py's formulas."""
+
 import numpy as np
 import pytest
 
-from compiler import cost
 from compiler.exec import golden
 from compiler.frontend.onnx import load_onnx
+from compiler.hw import circulant as hw_circulant
+from compiler.hw import dense as hw_dense
+from compiler.hw import timing as hw_timing
 from compiler.passes.base import Context, PassError
 from compiler.passes.manager import run_flow
 from compiler.recipe import RecipeError, validate_recipe
@@ -13,12 +16,14 @@ from kernels.circulant_mac import circulant_error, circulant_vectors, plan_circu
 from kernels.circulant_rom import bias_bits
 from tests.conftest import EXAMPLES, lower_model
 
-FIRST, SECOND, LAST = "/1/Gemm", "/3/Gemm", "/5/Gemm"   # digits MLP: 64->32, 32->16, 16->10
+FIRST, SECOND, LAST = "/1/Gemm", "/3/Gemm", "/5/Gemm"  # digits MLP: 64->32, 32->16, 16->10
 
 
 def lower_circulant(data, circulant=None, lower=None):
-    recipe = {"passes": ["canonicalize", "circulant", "lower"],
-              "circulant": {"block_size": 8, "epochs": 2} | (circulant or {})}
+    recipe = {
+        "passes": ["canonicalize", "circulant", "lower"],
+        "circulant": {"block_size": 8, "epochs": 2} | (circulant or {}),
+    }
     if lower:
         recipe["lower"] = lower
     return lower_model(EXAMPLES / "digits_mlp.onnx", data, recipe)[1]
@@ -30,8 +35,16 @@ def lowered(digits_data):
 
 
 def test_circulant_layers_become_circulant_nodes_with_their_stored_spectra(lowered):
-    assert [n.op for n in lowered.nodes] == ["quantize", "flatten", "circulant", "requantize", "circulant",
-                                             "requantize", "dense", "dequantize"]
+    assert [n.op for n in lowered.nodes] == [
+        "quantize",
+        "flatten",
+        "circulant",
+        "requantize",
+        "circulant",
+        "requantize",
+        "dense",
+        "dequantize",
+    ]
     assert [n.name for n in lowered.weighted_nodes()] == [FIRST, SECOND, LAST]
     for node in lowered.weighted_nodes()[:2]:
         w_q, b_q, re, im = (lowered.params[t] for t in node.inputs[1:])
@@ -39,8 +52,13 @@ def test_circulant_layers_become_circulant_nodes_with_their_stored_spectra(lower
         assert attrs["block"] == 8 and attrs["fft_guard"] == 3 + 6 and attrs["twiddle_frac"] == 16
         assert re.shape == im.shape == (attrs["p"], attrs["q"], 5)
         # the quantized weights are still exactly circulant, and the stored spectra are theirs
-        fresh = plan_circulant(circulant_vectors(w_q.astype(np.int64), 8), b_q, w_q.shape[1], w_q.shape[0],
-                               in_bits=node.attrs["input_format"]["bits"])
+        fresh = plan_circulant(
+            circulant_vectors(w_q.astype(np.int64), 8),
+            b_q,
+            w_q.shape[1],
+            w_q.shape[0],
+            in_bits=node.attrs["input_format"]["bits"],
+        )
         assert np.array_equal(fresh.spectra_re, re) and np.array_equal(fresh.spectra_im, im)
         assert node.attrs["acc_bits"] == attrs["acc_bits"] == fresh.acc_bits
         # the accumulator keeps the dense contract: Q(acc_bits, fw + fx), then the same requantize
@@ -53,10 +71,11 @@ def test_circulant_layers_get_the_fft_engine_and_set_the_cycle_budget(lowered):
     first, second, last = lowered.weighted_nodes()
     for node in (first, second):
         a = node.annotations
-        assert a["engine"] == "circulant" and a["multipliers"] == cost.CIRCULANT_MULTIPLIERS
+        assert a["engine"] == "circulant" and a["multipliers"] == hw_circulant.CIRCULANT_MULTIPLIERS
         layer = golden.circulant_layer(lowered, node)
-        want = cost.circulant_cost(layer.n_in, layer.n_out, 8, layer.spectrum_bits, layer.twiddle_frac,
-                                   bias_bits(layer))
+        want = hw_circulant.circulant_cost(
+            layer.n_in, layer.n_out, 8, layer.spectrum_bits, layer.twiddle_frac, bias_bits(layer)
+        )
         assert a["cost"]["circulant"] == want.__dict__ | {"multipliers": 4}
         assert "block-circulant (b = 8)" in a["engine_reason"] and "dense" in a["cost"]
     # the dense layer is balanced to the slowest circulant engine: fewest multipliers within 508 cycles
@@ -64,7 +83,7 @@ def test_circulant_layers_get_the_fft_engine_and_set_the_cycle_budget(lowered):
     assert target == 508
     p = last.annotations["multipliers"]
     assert last.annotations["engine"] == "dense" and last.annotations["cost"]["dense"]["compute_cycles"] <= target
-    assert p == 1 or cost.dense_cost(16, 10, p - 1, 8, 17).compute_cycles > target
+    assert p == 1 or hw_dense.dense_cost(16, 10, p - 1, 8, 17).compute_cycles > target
 
 
 def test_the_fft_cost_is_measured_on_calibration_and_test_data(lowered, digits_data):
@@ -76,7 +95,7 @@ def test_the_fft_cost_is_measured_on_calibration_and_test_data(lowered, digits_d
         assert fft["test"]["samples"] == len(digits_data.x_test)
         direct = circulant_error(record[node.name], golden.circulant_layer(lowered, node))
         assert {k: fft["test"][k] for k in direct} == direct
-        assert 0 < fft["test"]["max_abs"] <= fft["test"]["bound"]     # b = 8 is not exact, but bounded
+        assert 0 < fft["test"]["max_abs"] <= fft["test"]["bound"]  # b = 8 is not exact, but bounded
         assert 0.0 < node.annotations["test_accuracy_exact_product"] <= 1.0
     exact = golden.run(lowered, digits_data.x_test, exact={FIRST, SECOND}).classes
     assert lowered.meta["circulant_test_accuracy_exact_product"] == float(np.mean(exact == digits_data.y_test))
@@ -84,22 +103,32 @@ def test_the_fft_cost_is_measured_on_calibration_and_test_data(lowered, digits_d
 
 
 def test_precision_options_pass_wide_and_per_layer(digits_data):
-    g = lower_circulant(digits_data, lower={"twiddle_frac": 12, "spectrum_bits": 12, "fft_guard": 4,
-                                            "ifft_guard": 3, "layers": {SECOND: {"twiddle_frac": 14,
-                                                                                 "fft_guard": "auto"}}})
+    g = lower_circulant(
+        digits_data,
+        lower={
+            "twiddle_frac": 12,
+            "spectrum_bits": 12,
+            "fft_guard": 4,
+            "ifft_guard": 3,
+            "layers": {SECOND: {"twiddle_frac": 14, "fft_guard": "auto"}},
+        },
+    )
     first, second = (g.node(n).attrs["circulant"] for n in (FIRST, SECOND))
     assert (first["twiddle_frac"], first["spectrum_bits"], first["fft_guard"], first["ifft_guard"]) == (12, 12, 4, 3)
     assert (second["twiddle_frac"], second["fft_guard"]) == (14, 3 + 6)
-    golden.run(g, digits_data.x_test[:64])   # circulant_mac checks every width on the way
+    golden.run(g, digits_data.x_test[:64])  # circulant_mac checks every width on the way
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"twiddle_frac": 1}, "[lower] twiddle_frac: must be an integer in 2..30, got 1"),
-    ({"spectrum_bits": 40}, "[lower] spectrum_bits: must be an integer in 2..32"),
-    ({"fft_guard": "big"}, "[lower] fft_guard: must be an integer in 0..24, got 'big' (or \"auto\")"),
-    ({"ifft_guard": -1}, "[lower] ifft_guard: must be an integer in 0..16"),
-    ({"layers": {FIRST: {"fft_guard": 99}}}, f'[lower.layers."{FIRST}"] fft_guard: must be an integer in 0..24'),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"twiddle_frac": 1}, "[lower] twiddle_frac: must be an integer in 2..30, got 1"),
+        ({"spectrum_bits": 40}, "[lower] spectrum_bits: must be an integer in 2..32"),
+        ({"fft_guard": "big"}, "[lower] fft_guard: must be an integer in 0..24, got 'big' (or \"auto\")"),
+        ({"ifft_guard": -1}, "[lower] ifft_guard: must be an integer in 0..16"),
+        ({"layers": {FIRST: {"fft_guard": 99}}}, f'[lower.layers."{FIRST}"] fft_guard: must be an integer in 0..24'),
+    ],
+)
 def test_bad_precision_options_are_refused_before_any_work(table, message):
     validate_recipe({"lower": {"fft_guard": "auto", "twiddle_frac": 18}}, [FIRST, SECOND, LAST])
     with pytest.raises(RecipeError) as e:
@@ -110,7 +139,7 @@ def test_bad_precision_options_are_refused_before_any_work(table, message):
 def test_the_dense_engine_on_a_circulant_layer_computes_its_exact_product(digits_data):
     g = lower_circulant(digits_data, lower={"layers": {FIRST: {"engine": "dense"}}})
     assert g.node(FIRST).op == "dense" and g.node(FIRST).annotations["engine"] == "dense"
-    assert g.node(FIRST).annotations["block_size"] == 8     # the structure is still recorded
+    assert g.node(FIRST).annotations["block_size"] == 8  # the structure is still recorded
     assert g.node(SECOND).op == "circulant"
 
 
@@ -122,10 +151,11 @@ def test_multipliers_for_a_circulant_layer_are_refused(digits_data):
 
 
 def test_weights_that_stopped_being_circulant_are_refused(digits_data):
-    ctx = Context(data=digits_data, recipe={"circulant": {"block_size": 8, "epochs": 0}},
-                  log=lambda *_: None, progress=False)
+    ctx = Context(
+        data=digits_data, recipe={"circulant": {"block_size": 8, "epochs": 0}}, log=lambda *_: None, progress=False
+    )
     g, _ = run_flow(load_onnx(EXAMPLES / "digits_mlp.onnx"), ["canonicalize", "circulant"], ctx)
-    g.params[g.node(FIRST).inputs[1]][0, 0] += 0.5     # e.g. admm retrained it after circulant
+    g.params[g.node(FIRST).inputs[1]][0, 0] += 0.5  # e.g. admm retrained it after circulant
     with pytest.raises(PassError, match=f"layer '{FIRST}' was made block-circulant .* no longer"):
         run_flow(g, ["lower"], ctx)
 
@@ -136,30 +166,31 @@ def test_a_layer_too_wide_for_the_fft_datapath_is_refused(digits_data):
 
 
 # ------------------------------------------------------------------------ cost formulas
-@pytest.mark.parametrize("n_in, n_out, b", [(64, 32, 8), (32, 16, 8), (10, 7, 4), (20, 13, 8), (6, 4, 2),
-                                            (784, 300, 16)])
+@pytest.mark.parametrize(
+    "n_in, n_out, b", [(64, 32, 8), (32, 16, 8), (10, 7, 4), (20, 13, 8), (6, 4, 2), (784, 300, 16)]
+)
 def test_circulant_cost_is_the_rtl_header_formula(n_in, n_out, b):
     L, H = b.bit_length() - 1, b // 2 + 1
     p, q = -(-n_out // b), -(-n_in // b)
-    c = cost.circulant_cost(n_in, n_out, b, spectrum_bits=16, twiddle_frac=16, bias_bits=12)
+    c = hw_circulant.circulant_cost(n_in, n_out, b, spectrum_bits=16, twiddle_frac=16, bias_bits=12)
     interval = n_in + q * (b + L * b // 2 + H) + p * (q * H + 1 + L * b // 2) + n_out
     assert c.interval == c.latency == interval and c.tail == interval - n_in + 1
-    last = cost.circulant_output_edge(n_in, n_out, b, n_out - 1)
-    assert last == c.latency                  # the header's per-output timing, at the last output
+    last = hw_circulant.circulant_output_edge(n_in, n_out, b, n_out - 1)
+    assert last == c.latency  # the header's per-output timing, at the last output
     assert c.weight_rom_bits == p * q * H * 2 * 16 + (b // 2) * 2 * 18
     assert c.rom_bits == c.weight_rom_bits + n_out * 12
-    assert cost.circulant_multiplies(n_in, n_out, b) == 4 * ((p + q) * L * b // 2 + p * q * H)
+    assert hw_circulant.circulant_multiplies(n_in, n_out, b) == 4 * ((p + q) * L * b // 2 + p * q * H)
 
 
 def test_design_interval_counts_a_circulant_stage_fed_by_a_slower_engine():
     """Simulated (tests/test_end_to_end.py): dense (11 multipliers) -> circulant b=8 -> dense
     has interval 369, not the circulant engine's own 214: its loading spans the dense layer's
     32 outputs, 6 cycles apart."""
-    dense1 = cost.dense_cost(64, 32, 11, 8, 20)
-    circ = cost.circulant_cost(32, 16, 8, 16, 16, 12)
-    dense2 = cost.dense_cost(16, 10, 1, 8, 17)
+    dense1 = hw_dense.dense_cost(64, 32, 11, 8, 20)
+    circ = hw_circulant.circulant_cost(32, 16, 8, 16, 16, 12)
+    dense2 = hw_dense.dense_cost(16, 10, 1, 8, 17)
     assert (dense1.compute_cycles, circ.interval) == (192, 214)
-    assert cost.design_interval(64, [dense1, circ, dense2], 10) == 31 * 6 + 1 + circ.compute_cycles == 369
-    assert cost.design_latency(64, [dense1, circ, dense2]) == 64 + 196 + 183 + 164
-    first = cost.circulant_cost(64, 32, 8, 16, 16, 12)
-    assert cost.design_interval(64, [first, circ, dense2], 10) == first.interval == 508
+    assert hw_timing.design_interval(64, [dense1, circ, dense2], 10) == 31 * 6 + 1 + circ.compute_cycles == 369
+    assert hw_timing.design_latency(64, [dense1, circ, dense2]) == 64 + 196 + 183 + 164
+    first = hw_circulant.circulant_cost(64, 32, 8, 16, 16, 12)
+    assert hw_timing.design_interval(64, [first, circ, dense2], 10) == first.interval == 508

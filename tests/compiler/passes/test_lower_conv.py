@@ -1,21 +1,32 @@
 """lower on convolutional graphs: conv2d / pools become integer nodes with the shapes and
 formats docs/fixed-point.md states, the golden executor keeps the float model's accuracy, the
 conv engine plan meets the cycle budget, and what has no integer form is refused by name."""
+
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from compiler import hw
 from compiler.data import Dataset, load_data
 from compiler.exec import golden
 from compiler.exec import torch as torch_exec
-from compiler import cost
+from compiler.hw import conv as hw_conv
 from compiler.passes.base import PassError
-from compiler.passes.lower import _largest_layer_cycles, _plan_conv
+from compiler.passes.plan import cycle_budget
 from tests.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
 from tests.conftest import EXAMPLES, export_pool_zoo, lower_model
+
+
+def _plan_conv(graph, node, opts, recipe, budget):
+    """The conv engine's plan for `node` at `budget` cycles (or the recipe's multipliers)."""
+    fixed = recipe.get("lower", {}).get("layers", {}).get(node.name, {}).get("multipliers")
+    node.annotations.update(hw.engine("conv").plan(graph, node, budget, fixed, 16).annotations)
+
+
+def _largest_layer_cycles(graph, multipliers):
+    return cycle_budget(graph, [n for n in graph.nodes if n.op in ("dense", "conv2d")], multipliers)
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +41,33 @@ def cnn_lowered(cnn_data):
 
 def test_cnn_lowers_to_integer_conv_pool_nodes_in_order(cnn_lowered):
     _, low = cnn_lowered
-    assert [n.op for n in low.nodes] == ["quantize", "conv2d", "requantize", "maxpool2d", "conv2d", "requantize",
-                                         "maxpool2d", "flatten", "dense", "dequantize"]
+    assert [n.op for n in low.nodes] == [
+        "quantize",
+        "conv2d",
+        "requantize",
+        "maxpool2d",
+        "conv2d",
+        "requantize",
+        "maxpool2d",
+        "flatten",
+        "dense",
+        "dequantize",
+    ]
     conv1, conv2 = low.weighted_nodes(include_conv=True)[:2]
     assert conv1.attrs["in_shape"] == [1, 8, 8] and conv1.attrs["out_shape"] == [8, 8, 8]
     assert conv2.attrs["in_shape"] == [8, 4, 4] and conv2.attrs["out_shape"] == [16, 4, 4]
     assert conv1.attrs["stride"] == 1 and conv1.attrs["pads"] == [1, 1, 1, 1]
     pool = low.nodes[3]
     relu = low.nodes[2]
-    assert pool.attrs["format"]["frac"] == relu.attrs["out_frac"]      # a pool keeps its input's format
+    assert pool.attrs["format"]["frac"] == relu.attrs["out_frac"]  # a pool keeps its input's format
     assert low.node("/7/Gemm").attrs["input_chw"] == [16, 2, 2]
-    for conv in (conv1, conv2):   # accumulators that cannot overflow, exactly as wide as needed
-        w = low.params[conv.inputs[1]].astype(np.int64)
-        b = low.params[conv.inputs[2]]
-        worst = int((np.abs(w).reshape(len(w), -1).sum(1) * 2 ** (conv.attrs["input_format"]["bits"] - 1)
-                     + np.abs(b)).max())
-        assert worst < 2 ** (conv.attrs["acc_bits"] - 1) <= 2 * worst + 1
+    for layer in (conv1, conv2):  # accumulators that cannot overflow, exactly as wide as needed
+        w = low.params[layer.inputs[1]].astype(np.int64)
+        b = low.params[layer.inputs[2]]
+        worst = int(
+            (np.abs(w).reshape(len(w), -1).sum(1) * 2 ** (layer.attrs["input_format"]["bits"] - 1) + np.abs(b)).max()
+        )
+        assert worst < 2 ** (layer.attrs["acc_bits"] - 1) <= 2 * worst + 1
 
 
 def test_integer_cnn_keeps_float_accuracy(cnn_lowered, cnn_data):
@@ -78,8 +100,10 @@ def _all_splits(node):
     c_in, c_out, (kh, kw) = a["in_shape"][0], a["out_shape"][0], a["kernel"]
     for pc, pi, pk in itertools.product(range(1, c_out + 1), range(1, c_in + 1), range(1, kh * kw + 1)):
         if pc <= -(-kh * kw // pk) * -(-c_in // pi):
-            cycles = cost.conv_compute_cycles(a["in_shape"], c_out, a["kernel"], a["stride"], a["pads"], pc, pi, pk)
-            rom = cost.conv_weight_rom_bits(a["in_shape"], c_out, a["kernel"], pc, pi, a["weight_format"]["bits"], pk)
+            cycles = hw_conv.conv_compute_cycles(a["in_shape"], c_out, a["kernel"], a["stride"], a["pads"], pc, pi, pk)
+            rom = hw_conv.conv_weight_rom_bits(
+                a["in_shape"], c_out, a["kernel"], pc, pi, a["weight_format"]["bits"], pk
+            )
             yield (pc, pi, pk), pc * pi * pk, cycles, rom
 
 
@@ -112,14 +136,13 @@ def test_a_single_channel_first_layer_gets_kernel_position_parallelism():
     assert (ann["p_co"], ann["p_ci"], ann["p_k"], ann["multipliers"]) == (2, 1, 5, 10)
     assert ann["cost"]["conv"]["compute_cycles"] == 24 * 24 * 3 * 5 and "5 kernel positions" in ann["engine_reason"]
     _assert_cheapest_within(conv1, 9600)
-    assert _largest_layer_cycles(graph, 16) == 9600    # conv2: 16 x 1 x 1, its multiplies / 16
+    assert _largest_layer_cycles(graph, 16) == 9600  # conv2: 16 x 1 x 1, its multiplies / 16
     _plan_conv(graph, conv1, {"engine": "auto"}, {"lower": {"layers": {"L0_conv2d": {"multipliers": 16}}}}, 9600)
     assert (ann["p_co"], ann["p_ci"], ann["p_k"], ann["cost"]["conv"]["compute_cycles"]) == (3, 1, 5, 5760)
 
 
 def test_recipe_multipliers_and_sparse_engine_on_a_conv(cnn_data):
-    _, low = lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data,
-                         {"lower": {"layers": {"/3/Conv": {"multipliers": 4}}}})
+    _, low = lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data, {"lower": {"layers": {"/3/Conv": {"multipliers": 4}}}})
     assert low.node("/3/Conv").annotations["multipliers"] <= 4
     with pytest.raises(PassError, match="'/0/Conv' is a convolution: there is no sparse convolution engine"):
         lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data, {"lower": {"layers": {"/0/Conv": {"engine": "sparse"}}}})
@@ -129,7 +152,7 @@ def test_pools_lower_and_match_float(tmp_path, cnn_data):
     graph, low = lower_model(export_pool_zoo(tmp_path / "m.onnx"), cnn_data)
     ops = [n.op for n in low.nodes]
     assert ops.count("avgpool2d") == 2 and ops.count("global_avgpool") == 1
-    assert ops[1:4] == ["conv2d", "requantize", "maxpool2d"] and low.nodes[2].attrs["relu"]   # relu moved first
+    assert ops[1:4] == ["conv2d", "requantize", "maxpool2d"] and low.nodes[2].attrs["relu"]  # relu moved first
     avg = [n for n in low.nodes if n.op == "avgpool2d"]
     assert [a.attrs["count_include_pad"] for a in avg] == [False, True]
     # the integer model follows the float one: logits agree to a few output LSBs' worth
@@ -141,10 +164,17 @@ def test_pools_lower_and_match_float(tmp_path, cnn_data):
 def test_an_explicit_batchnorm_is_refused_by_name():
     from compiler.ir import Graph, Node, TensorSpec
     from compiler.passes.base import Context, get_pass
-    g = Graph([TensorSpec("x", (2, 4, 4))], [TensorSpec("y", (10,))],
-              [Node("batchnorm", "bn0", ["x", "s", "t"], ["h"]), Node("flatten", "f", ["h"], ["hf"]),
-               Node("dense", "fc", ["hf", "w"], ["y"])],
-              {"s": np.ones(2, np.float32), "t": np.zeros(2, np.float32), "w": np.ones((10, 32), np.float32)})
+
+    g = Graph(
+        [TensorSpec("x", (2, 4, 4))],
+        [TensorSpec("y", (10,))],
+        [
+            Node("batchnorm", "bn0", ["x", "s", "t"], ["h"]),
+            Node("flatten", "f", ["h"], ["hf"]),
+            Node("dense", "fc", ["hf", "w"], ["y"]),
+        ],
+        {"s": np.ones(2, np.float32), "t": np.zeros(2, np.float32), "w": np.ones((10, 32), np.float32)},
+    )
     x = np.zeros((4, 2, 4, 4), np.float32)
     y = np.zeros(4, np.int64)
     with pytest.raises(PassError, match="'bn0' follows no conv/dense layer"):
@@ -152,7 +182,9 @@ def test_an_explicit_batchnorm_is_refused_by_name():
 
 
 def test_a_block_circulant_layer_after_a_multichannel_image_is_refused(cnn_data):
-    recipe = {"passes": ["canonicalize", "circulant", "lower"],
-              "circulant": {"block_size": 1, "epochs": 1, "layers": {"/7/Gemm": {"block_size": 2}}}}
+    recipe = {
+        "passes": ["canonicalize", "circulant", "lower"],
+        "circulant": {"block_size": 1, "epochs": 1, "layers": {"/7/Gemm": {"block_size": 2}}},
+    }
     with pytest.raises(PassError, match="'/7/Gemm' is block-circulant but reads a flattened 16-channel image"):
         lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data, recipe)

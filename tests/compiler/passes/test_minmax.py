@@ -48,7 +48,7 @@ def test_retrains_without_mutating_and_is_reproducible(float_graph, small_data):
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
     assert a.meta["minmax"]["reference_size"] == 50 and a.meta["minmax"]["trained_on"] == 150
     accuracy = (predict_logits(a, small_data.x_test).argmax(1) == small_data.y_test).mean()
-    assert accuracy > 0.8                               # 2 epochs from trained weights keep the model
+    assert accuracy > 0.8  # 2 epochs from trained weights keep the model
 
 
 def test_rejects_integer_graphs(digits_lowered, small_data):

@@ -11,7 +11,7 @@ from compiler.data import Dataset
 from compiler.exec import predict_logits
 from compiler.frontend.onnx import load_onnx
 from compiler.ir import FixedPoint
-from compiler.passes.admm import _AdmmRunner, layer_targets
+from compiler.passes.admm import AdmmRunner, layer_targets
 from compiler.passes.base import Context, PassError, get_pass
 from compiler.passes.minmax import reference_split
 from compiler.recipe import RecipeError, validate_recipe
@@ -46,16 +46,17 @@ def test_reaches_the_sparsity_and_bit_targets(float_graph, small_data):
         target = 0.5 if node.name == layer else 0.75
         assert _sparsity(pruned, node) == pytest.approx(target, abs=0.005)
         fmt = FixedPoint.from_dict(node.annotations["weight_format"])
-        levels = pruned.params[node.inputs[1]] * 2.0 ** fmt.frac
+        levels = pruned.params[node.inputs[1]] * 2.0**fmt.frac
         assert fmt.bits == 4 and np.array_equal(levels, np.round(levels))
-        assert node.annotations["admm"]["target_sparsity"] == target   # the annotation lower/circulant know
+        assert node.annotations["admm"]["target_sparsity"] == target  # the annotation lower/circulant know
     meta = pruned.meta["privacy_admm"]
     assert meta["reference_size"] == 50 and meta["trained_on"] == 150 and meta["lambda_"] == 3.0
 
 
 def test_global_sparsity_is_read_from_its_own_table(float_graph, small_data):
-    pruned = get_pass("privacy_admm").run(float_graph, _ctx(small_data, global_sparsity=0.8, remove_dead=False,
-                                                               **QUICK))
+    pruned = get_pass("privacy_admm").run(
+        float_graph, _ctx(small_data, global_sparsity=0.8, remove_dead=False, **QUICK)
+    )
     sizes = [pruned.params[n.inputs[1]].size for n in pruned.weighted_nodes()]
     zeros = sum(_sparsity(pruned, n) * s for n, s in zip(pruned.weighted_nodes(), sizes))
     assert zeros / sum(sizes) == pytest.approx(0.8, abs=0.005)
@@ -74,7 +75,7 @@ def test_keeps_the_pass_contract(float_graph, small_data):
     assert "privacy_admm" not in float_graph.meta
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
     assert a.meta == b.meta
-    assert any(not np.array_equal(a.params[k], c.params[k]) for k in a.params)   # the seed matters
+    assert any(not np.array_equal(a.params[k], c.params[k]) for k in a.params)  # the seed matters
 
 
 def test_the_game_changes_the_result_and_lambda_0_is_admm_on_the_members(float_graph, small_data):
@@ -84,8 +85,7 @@ def test_the_game_changes_the_result_and_lambda_0_is_admm_on_the_members(float_g
     control = get_pass("privacy_admm").run(float_graph, _ctx(small_data, lambda_=0.0, **opts))
     defended = get_pass("privacy_admm").run(float_graph, _ctx(small_data, lambda_=3.0, **opts))
     members, _ = reference_split(len(small_data.x_train), 0.25, seed=0)
-    on_members = Dataset(small_data.x_train[members], small_data.y_train[members], small_data.x_test,
-                         small_data.y_test)
+    on_members = Dataset(small_data.x_train[members], small_data.y_train[members], small_data.x_test, small_data.y_test)
     plain = get_pass("admm").run(float_graph, _ctx(on_members, name="admm", **opts))
     assert all(np.array_equal(control.params[k], plain.params[k]) for k in plain.params)
     assert any(not np.array_equal(defended.params[k], plain.params[k]) for k in plain.params)
@@ -101,23 +101,35 @@ def test_the_extra_penalty_reaches_every_training_phase(float_graph, small_data)
         calls.append(step)
         return module.param(float_graph.weighted_nodes()[0].inputs[1]).sum() * 0.0
 
-    _AdmmRunner(float_graph, ctx, opts, layer_targets(float_graph, ctx), extra_penalty=extra).compress()
-    steps = len(small_data.x_train) // 50   # 4 per epoch
+    AdmmRunner(float_graph, ctx, opts, layer_targets(float_graph, ctx), extra_penalty=extra).compress()
+    steps = len(small_data.x_train) // 50  # 4 per epoch
     assert len(calls) == steps * (2 + 3 + 2 + 3)
 
 
 def test_options_and_errors(float_graph, small_data, digits_lowered):
-    validate_recipe({"privacy_admm": {"sparsity": 0.8, "bits": 4, "lambda_": 1.0, "reference_fraction": 0.3,
-                                      "attack_steps": 2, "attack_lr": 1e-4, "admm_epochs": 5}}, [])
+    validate_recipe(
+        {
+            "privacy_admm": {
+                "sparsity": 0.8,
+                "bits": 4,
+                "lambda_": 1.0,
+                "reference_fraction": 0.3,
+                "attack_steps": 2,
+                "attack_lr": 1e-4,
+                "admm_epochs": 5,
+            }
+        },
+        [],
+    )
     with pytest.raises(RecipeError, match="lambda_"):
         validate_recipe({"privacy_admm": {"lambda_": -1.0}}, [])
     with pytest.raises(RecipeError, match="lambda_"):
-        validate_recipe({"admm": {"lambda_": 1.0}}, [])          # admm itself gains no game options
+        validate_recipe({"admm": {"lambda_": 1.0}}, [])  # admm itself gains no game options
     assert get_pass("privacy_admm").needs_data
     with pytest.raises(PassError, match="before lower"):
         get_pass("privacy_admm").run(digits_lowered[1], _ctx(small_data, sparsity=0.5))
     with pytest.raises(PassError, match="minmax"):
-        get_pass("privacy_admm").run(float_graph, _ctx(small_data))   # nothing to compress
+        get_pass("privacy_admm").run(float_graph, _ctx(small_data))  # nothing to compress
 
 
 def test_lowers_the_loss_attack_auc_against_plain_admm_at_the_same_sparsity_and_budget():
@@ -141,7 +153,7 @@ def test_lowers_the_loss_attack_auc_against_plain_admm_at_the_same_sparsity_and_
     def loss_auc(g):
         return roc_auc_score(is_member, -loss(predict_logits(g, xs), ys))
 
-    budget = {"sparsity": 0.8, "admm_epochs": 60, "retrain_epochs": 60, "remove_dead": False}   # exact sparsity
+    budget = {"sparsity": 0.8, "admm_epochs": 60, "retrain_epochs": 60, "remove_dead": False}  # exact sparsity
     plain = get_pass("admm").run(graph, _ctx(data, name="admm", **budget))
     control = get_pass("privacy_admm").run(graph, _ctx(data, lambda_=0.0, **budget))
     defended = get_pass("privacy_admm").run(graph, _ctx(data, lambda_=3.0, **budget))

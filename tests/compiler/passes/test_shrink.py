@@ -1,5 +1,6 @@
 """remove_dead_channels: dead channels (a producer that writes only zeros there, or a consumer
 that reads none of it) leave both layers, and the float function does not change."""
+
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ from compiler.passes.base import Context, get_pass
 from compiler.passes.shrink import find_boundaries, remove_dead_channels
 from tests.conftest import EXAMPLES
 
-CONV1, CONV2, FC = "/0/Conv", "/3/Conv", "/7/Gemm"     # digits_cnn: 1x8x8 -> 8 -> 16 -> flatten 64 -> 10
+CONV1, CONV2, FC = "/0/Conv", "/3/Conv", "/7/Gemm"  # digits_cnn: 1x8x8 -> 8 -> 16 -> flatten 64 -> 10
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,7 @@ def mlp():
 @pytest.fixture(scope="module")
 def images():
     from compiler.data import load_data
+
     return load_data(EXAMPLES / "digits.npz", (1, 8, 8), 10).x_test[:128]
 
 
@@ -52,8 +54,9 @@ def test_a_zero_filter_with_zero_bias_leaves_both_convs(cnn, images):
     assert _w(shrunk, CONV2).shape == (16, 6, 3, 3)
     assert shrunk.node(CONV1).annotations["removed_outputs"] == [2, 5]
     assert shrunk.node(CONV2).annotations["removed_inputs"] == [2, 5]
-    assert shrunk.meta["removed_channels"] == [{"producer": CONV1, "consumer": CONV2, "channels_before": 8,
-                                                "channels_after": 6, "removed": [2, 5]}]
+    assert shrunk.meta["removed_channels"] == [
+        {"producer": CONV1, "consumer": CONV2, "channels_before": 8, "channels_after": 6, "removed": [2, 5]}
+    ]
     _same_function(g, shrunk, images)
 
 
@@ -72,15 +75,15 @@ def test_a_zero_filter_with_a_negative_bias_dies_at_the_relu(cnn, images):
 
 
 def test_an_input_channel_no_one_reads_kills_the_filter_that_writes_it(cnn, images):
-    g = _edit(cnn, CONV2, 1, (slice(None), [0, 7]))           # conv2 reads nothing of channels 0 and 7
-    assert np.any(_w(g, CONV1)[[0, 7]] != 0)                  # though conv1 writes them
+    g = _edit(cnn, CONV2, 1, (slice(None), [0, 7]))  # conv2 reads nothing of channels 0 and 7
+    assert np.any(_w(g, CONV1)[[0, 7]] != 0)  # though conv1 writes them
     shrunk = remove_dead_channels(g)
     assert _w(shrunk, CONV1).shape[0] == 6 and _w(shrunk, CONV2).shape[1] == 6
     _same_function(g, shrunk, images)
 
 
 def test_dense_after_flatten_loses_each_channels_run_of_columns(cnn, images):
-    g = _edit(cnn, FC, 1, (slice(None), slice(4 * 9, 4 * 10)))   # columns of conv2's channel 9 (2x2 each)
+    g = _edit(cnn, FC, 1, (slice(None), slice(4 * 9, 4 * 10)))  # columns of conv2's channel 9 (2x2 each)
     shrunk = remove_dead_channels(g)
     assert _w(shrunk, CONV2).shape[0] == 15 and _w(shrunk, FC).shape == (10, 60)
     assert shrunk.node(FC).annotations["removed_inputs"] == [36, 37, 38, 39]
@@ -93,7 +96,7 @@ def test_removal_cascades_upstream(cnn, images):
     channels 1 and 6: once the other conv2 filters go, nobody reads those two either."""
     g = cnn.copy()
     _w(g, FC)[:] = 0
-    _w(g, FC)[:, 4 * 3:4 * 4] = 1.0
+    _w(g, FC)[:, 4 * 3 : 4 * 4] = 1.0
     _w(g, CONV2)[3, [1, 6]] = 0
     shrunk = remove_dead_channels(g)
     assert _w(shrunk, CONV2).shape == (1, 6, 3, 3) and _w(shrunk, FC).shape == (10, 4)
@@ -102,18 +105,18 @@ def test_removal_cascades_upstream(cnn, images):
 
 
 def test_all_dead_keeps_one_channel_and_never_touches_input_or_classes(cnn, images):
-    g = _edit(_edit(cnn, CONV2, 1, slice(None)), CONV2, 2, slice(None))   # conv2 writes only zeros
-    _w(g, FC)[4] = 0                                                       # a class row: not removable
+    g = _edit(_edit(cnn, CONV2, 1, slice(None)), CONV2, 2, slice(None))  # conv2 writes only zeros
+    _w(g, FC)[4] = 0  # a class row: not removable
     shrunk = remove_dead_channels(g)
     assert _w(shrunk, CONV2).shape[0] == 1 and _w(shrunk, FC).shape == (10, 4)
-    assert _w(shrunk, CONV1).shape[1] == 1                                 # the image's one channel stays
+    assert _w(shrunk, CONV1).shape[1] == 1  # the image's one channel stays
     _same_function(g, shrunk, images)
 
 
 def test_dense_rows_and_next_columns_in_an_mlp(mlp, images):
     first, second = (n.name for n in mlp.weighted_nodes()[:2])
     g = _edit(_edit(mlp, first, 1, [0, 3]), first, 2, [0, 3])
-    _w(g, first)[:, 5] = 0                                    # an unused input feature: the graph input stays
+    _w(g, first)[:, 5] = 0  # an unused input feature: the graph input stays
     shrunk = remove_dead_channels(g)
     n_hidden = _w(mlp, first).shape[0]
     assert _w(shrunk, first).shape == (n_hidden - 2, 64) and _w(shrunk, second).shape[1] == n_hidden - 2
@@ -125,7 +128,7 @@ def test_input_is_untouched_and_a_second_removal_counts_in_original_indices(cnn,
     before = {k: v.copy() for k, v in g.params.items()}
     once = remove_dead_channels(g)
     assert all(np.array_equal(before[k], g.params[k]) for k in before) and "removed_channels" not in g.meta
-    twice = remove_dead_channels(_edit(_edit(once, CONV1, 1, [2]), CONV1, 2, [2]))   # original channel 3
+    twice = remove_dead_channels(_edit(_edit(once, CONV1, 1, [2]), CONV1, 2, [2]))  # original channel 3
     assert twice.node(CONV1).annotations["removed_outputs"] == [1, 3]
     assert twice.node(CONV2).annotations["removed_inputs"] == [1, 3]
     assert [r["removed"] for r in twice.meta["removed_channels"]] == [[1], [3]]
@@ -156,18 +159,28 @@ def _pool_graph(seed: int = 0) -> Graph:
     flatten -> dense -> relu -> dense: every zero-preserving op on the way."""
     rng = np.random.default_rng(seed)
     window = {"kernel": [3, 3], "stride": [2, 2], "pads": [1, 1, 1, 1]}
-    nodes = [Node("conv2d", "c1", ["x", "c1.w", "c1.b"], ["t1"], {**window, "stride": [1, 1]}),
-             Node("relu", "r1", ["t1"], ["t2"]),
-             Node("avgpool2d", "p1", ["t2"], ["t3"], {**window, "count_include_pad": True}),
-             Node("conv2d", "c2", ["t3", "c2.w", "c2.b"], ["t4"], {**window, "stride": [1, 1]}),
-             Node("relu", "r2", ["t4"], ["t5"]),
-             Node("global_avgpool", "g", ["t5"], ["t6"]),
-             Node("flatten", "f", ["t6"], ["t7"]),
-             Node("dense", "d1", ["t7", "d1.w", "d1.b"], ["t8"]),
-             Node("relu", "r3", ["t8"], ["t9"]),
-             Node("dense", "d2", ["t9", "d2.w", "d2.b"], ["y"])]
-    shapes = {"c1.w": (6, 2, 3, 3), "c1.b": (6,), "c2.w": (5, 6, 3, 3), "c2.b": (5,), "d1.w": (4, 5), "d1.b": (4,),
-              "d2.w": (3, 4), "d2.b": (3,)}
+    nodes = [
+        Node("conv2d", "c1", ["x", "c1.w", "c1.b"], ["t1"], {**window, "stride": [1, 1]}),
+        Node("relu", "r1", ["t1"], ["t2"]),
+        Node("avgpool2d", "p1", ["t2"], ["t3"], {**window, "count_include_pad": True}),
+        Node("conv2d", "c2", ["t3", "c2.w", "c2.b"], ["t4"], {**window, "stride": [1, 1]}),
+        Node("relu", "r2", ["t4"], ["t5"]),
+        Node("global_avgpool", "g", ["t5"], ["t6"]),
+        Node("flatten", "f", ["t6"], ["t7"]),
+        Node("dense", "d1", ["t7", "d1.w", "d1.b"], ["t8"]),
+        Node("relu", "r3", ["t8"], ["t9"]),
+        Node("dense", "d2", ["t9", "d2.w", "d2.b"], ["y"]),
+    ]
+    shapes = {
+        "c1.w": (6, 2, 3, 3),
+        "c1.b": (6,),
+        "c2.w": (5, 6, 3, 3),
+        "c2.b": (5,),
+        "d1.w": (4, 5),
+        "d1.b": (4,),
+        "d2.w": (3, 4),
+        "d2.b": (3,),
+    }
     params = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
     return Graph([TensorSpec("x", (2, 7, 7))], [TensorSpec("y", (3,))], nodes, params)
 
@@ -175,9 +188,9 @@ def _pool_graph(seed: int = 0) -> Graph:
 def test_pools_and_global_pool_carry_dead_channels_exactly():
     g = _pool_graph()
     g.params["c1.w"][1] = 0
-    g.params["c1.b"][1] = -1.0          # dead after the relu, though the padded avgpool sees zeros and -1s
-    g.params["d1.w"][:, 2] = 0          # d1 reads nothing of c2's channel 2
-    g.params["d2.w"][:, 0] = 0          # d2 reads nothing of d1's neuron 0
+    g.params["c1.b"][1] = -1.0  # dead after the relu, though the padded avgpool sees zeros and -1s
+    g.params["d1.w"][:, 2] = 0  # d1 reads nothing of c2's channel 2
+    g.params["d2.w"][:, 0] = 0  # d2 reads nothing of d1's neuron 0
     shrunk = remove_dead_channels(g)
     assert shrunk.params["c1.w"].shape == (5, 2, 3, 3) and shrunk.params["c2.w"].shape == (4, 5, 3, 3)
     assert shrunk.params["d1.w"].shape == (3, 4) and shrunk.params["d2.w"].shape == (3, 3)

@@ -1,24 +1,38 @@
 """report.json's layer entries for a build with block-circulant layers."""
+
 import json
 
-from compiler import api, cost
+from compiler import api
+from compiler.hw import circulant as hw_circulant
 from tests.conftest import EXAMPLES
 
 
 def test_circulant_layers_in_the_report(tmp_path, digits_npz, digits_data):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text('passes = ["canonicalize", "circulant", "lower"]\n[circulant]\nblock_size = 8\nepochs = 2\n')
-    report = api.compile(EXAMPLES / "digits_mlp.onnx", digits_npz, tmp_path / "out", recipe=recipe,
-                         log=lambda *_: None, progress=False, synth_timeout=None)
+    report = api.compile(
+        EXAMPLES / "digits_mlp.onnx",
+        digits_npz,
+        tmp_path / "out",
+        recipe=recipe,
+        log=lambda *_: None,
+        progress=False,
+        synth_timeout=None,
+    )
     assert report == json.loads((tmp_path / "out" / "report.json").read_text())
     first, second, last = report["layers"]
     assert report["compiled"]["onnx_matches_golden"] == {"checked_samples": len(digits_data.x_test), "identical": True}
     for layer, (n_out, n_in) in ((first, (32, 64)), (second, (16, 32))):
         assert layer["engine"] == "circulant" and layer["block_size"] == 8 and layer["onnx_exact"] is True
         assert layer["stored_weights"] == n_out * n_in // 8
-        assert layer["multiplies"] == cost.circulant_multiplies(n_in, n_out, 8) < layer["dense_multiplies"] == n_out * n_in
+        assert (
+            layer["multiplies"]
+            == hw_circulant.circulant_multiplies(n_in, n_out, 8)
+            < layer["dense_multiplies"]
+            == n_out * n_in
+        )
         assert layer["spectrum_words"] == (n_out // 8) * (n_in // 8) * 5
-        assert layer["weight_bits"] == layer["spectrum_words"] * 32 + 4 * 36      # spectra + twiddles
+        assert layer["weight_bits"] == layer["spectrum_words"] * 32 + 4 * 36  # spectra + twiddles
         assert layer["rom_bits"] == layer["weight_bits"] + layer["bias_bits"]
         for split in ("calibration", "test"):
             err = layer["fft_error"][split]

@@ -1,4 +1,5 @@
 """`mpc compare`: the table across builds, the plots, and an HTML page a browser can render."""
+
 import base64
 import json
 import re
@@ -10,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
-from compiler.report.compare import (CompareError, compare, format_table, load_build, plot_auc_vs_compression,
-                                     plot_energy_vs_accuracy, render_html)
+from compiler.report.compare import (
+    CompareError,
+    compare,
+    format_table,
+    load_build,
+    plot_auc_vs_compression,
+    plot_energy_vs_accuracy,
+    render_html,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -19,26 +27,43 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def _fake_build(folder, target="fpga", acc=0.9, ratio=4.0, energy=7000.0, audit_auc=None, **hardware):
     """A build folder holding only what `mpc compare` reads."""
     folder.mkdir(parents=True)
-    hw = {"cycles_per_inference": 564, "cycles_source": "estimate",
-          "energy_pj": {"float32_baseline": 1.8e6, "compiled": energy}, "energy_ratio": round(1.8e6 / energy, 2)}
-    hw |= {"lut": 1126, "ff": 915, "dsp": 22, "bram": 0} if target == "fpga" else {"cells": 20000, "area_nand2": 50000.0}
-    report = {"target": target, "float": {"test_accuracy": 0.95}, "compiled": {"test_accuracy": acc},
-              "model": {"compression_ratio": ratio, "weight_bits": int(87040 / ratio)}, "hardware": hw | hardware}
+    hw = {
+        "cycles_per_inference": 564,
+        "cycles_source": "estimate",
+        "energy_pj": {"float32_baseline": 1.8e6, "compiled": energy},
+        "energy_ratio": round(1.8e6 / energy, 2),
+    }
+    hw |= (
+        {"lut": 1126, "ff": 915, "dsp": 22, "bram": 0} if target == "fpga" else {"cells": 20000, "area_nand2": 50000.0}
+    )
+    report = {
+        "target": target,
+        "float": {"test_accuracy": 0.95},
+        "compiled": {"test_accuracy": acc},
+        "model": {"compression_ratio": ratio, "weight_bits": int(87040 / ratio)},
+        "hardware": hw | hardware,
+    }
     (folder / "report.json").write_text(json.dumps(report))
     if audit_auc is not None:
         attack = {"auc": audit_auc, "balanced_accuracy": 0.55, "tpr_at_0_1pct_fpr": 0.004}
         weaker = {"auc": 0.5, "balanced_accuracy": 0.5, "tpr_at_0_1pct_fpr": 0.0}
-        audit = {"targets": {"original": {"attacks": {"lira": dict(attack, auc=0.6), "threshold": weaker}},
-                             "compiled": {"attacks": {"lira": attack, "threshold": weaker}}}}
+        audit = {
+            "targets": {
+                "original": {"attacks": {"lira": dict(attack, auc=0.6), "threshold": weaker}},
+                "compiled": {"attacks": {"lira": attack, "threshold": weaker}},
+            }
+        }
         (folder / "audit.json").write_text(json.dumps(audit))
     return folder
 
 
 @pytest.fixture
 def three_builds(tmp_path):
-    return [_fake_build(tmp_path / "w8", audit_auc=0.58),
-            _fake_build(tmp_path / "w6", acc=0.93, ratio=5.33, energy=6000.0, audit_auc=0.56),
-            _fake_build(tmp_path / "w4", acc=0.85, ratio=8.0, energy=5000.0, cycles_source="simulation")]
+    return [
+        _fake_build(tmp_path / "w8", audit_auc=0.58),
+        _fake_build(tmp_path / "w6", acc=0.93, ratio=5.33, energy=6000.0, audit_auc=0.56),
+        _fake_build(tmp_path / "w4", acc=0.85, ratio=8.0, energy=5000.0, cycles_source="simulation"),
+    ]
 
 
 def _rows(table: str) -> list[list[str]]:
@@ -54,7 +79,7 @@ def test_table_has_one_row_per_build_with_its_numbers(three_builds):
     w8 = dict(zip(header, body[0]))
     assert w8["compiled acc"] == "0.9000" and w8["compression"] == "4.00x" and w8["LUT"] == "1,126"
     assert w8["cycles"] == "564 (est)" and w8["energy/inf (pJ)"] == "7,000.0"
-    assert w8["attack"] == "lira" and w8["attack AUC"] == "0.580"   # the strongest attack, not the first
+    assert w8["attack"] == "lira" and w8["attack AUC"] == "0.580"  # the strongest attack, not the first
     w4 = dict(zip(header, body[2]))
     assert w4["cycles"] == "564 (sim)" and w4["attack AUC"] == "n/a"
 
@@ -121,13 +146,29 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
 def test_html_renders_in_headless_chromium(three_builds, tmp_path):
     from matplotlib.image import imread
+
     html, shot = tmp_path / "compare.html", tmp_path / "shot.png"
     compare(three_builds, html_path=html)
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                        "--window-size=1400,1200", f"--screenshot={shot}", html.as_uri()],
-                       capture_output=True, timeout=120, check=False)
+        subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--window-size=1400,1200",
+                f"--screenshot={shot}",
+                html.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
     assert shot.is_file(), "chromium wrote no screenshot"
     pixels = imread(shot)[..., :3]
     # the plots' blue points and the table's grey header: a blank or error page has neither

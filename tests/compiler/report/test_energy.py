@@ -1,18 +1,33 @@
 """The energy model: Horowitz's table, interpolation, operation counts by engine, the report fields."""
+
 import json
 
 import numpy as np
 import pytest
 
 from compiler.report import energy
-from compiler.report.energy import (compiled_energy_pj, energy_section, float32_energy_pj, int_add_pj, int_mult_pj,
-                                    layer_work, total_work)
+from compiler.report.energy import (
+    compiled_energy_pj,
+    energy_section,
+    float32_energy_pj,
+    int_add_pj,
+    int_mult_pj,
+    layer_work,
+    total_work,
+)
 
 
 def _layer(shape=(4, 10), zeros=0, engine="dense", bits=8, in_bits=8, acc_bits=20, rom_bits=None):
     n_out, n_in = shape
-    return {"shape": [n_out, n_in], "zero_weights": zeros, "engine": engine, "bits": bits, "acc_bits": acc_bits,
-            "input_format": {"bits": in_bits}, "rom_bits": rom_bits if rom_bits is not None else n_out * n_in * bits}
+    return {
+        "shape": [n_out, n_in],
+        "zero_weights": zeros,
+        "engine": engine,
+        "bits": bits,
+        "acc_bits": acc_bits,
+        "input_format": {"bits": in_bits},
+        "rom_bits": rom_bits if rom_bits is not None else n_out * n_in * bits,
+    }
 
 
 def test_table_entries_are_horowitz_45nm():
@@ -34,27 +49,46 @@ def test_dense_engine_skips_no_zero_weights_sparse_skips_all():
     dense, sparse = layer_work(_layer(zeros=15)), layer_work(_layer(zeros=15, engine="sparse"))
     assert dense["skipped_zeros"] == 0 and dense["multiplies"] == dense["additions"] == 40
     assert sparse["skipped_zeros"] == 15 and sparse["multiplies"] == sparse["weight_reads"] == 25
-    assert compiled_energy_pj([_layer(zeros=15, engine="sparse")])["multiply"] < \
-        compiled_energy_pj([_layer(zeros=15)])["multiply"]
+    assert (
+        compiled_energy_pj([_layer(zeros=15, engine="sparse")])["multiply"]
+        < compiled_energy_pj([_layer(zeros=15)])["multiply"]
+    )
 
 
 def test_totals_add_up_over_layers():
     layers = [_layer((4, 10), zeros=3, engine="sparse"), _layer((2, 4), zeros=1)]
-    assert total_work(layers) == {"multiplies": 37 + 8, "additions": 45, "weight_reads": 45,
-                                  "weight_read_bits": 320 + 64, "skipped_zeros": 3, "zero_weights": 4}
+    assert total_work(layers) == {
+        "multiplies": 37 + 8,
+        "additions": 45,
+        "weight_reads": 45,
+        "weight_read_bits": 320 + 64,
+        "skipped_zeros": 3,
+        "zero_weights": 4,
+    }
 
 
 def test_float32_baseline_of_one_weight_by_hand():
     parts = float32_energy_pj([_layer((1, 1))])
-    assert parts == pytest.approx({"multiply": 3.7, "add": 0.9,
-                                   "weight_memory": 2 * 32 * 1300 / 64,   # the weight and the bias, from DRAM
-                                   "activation_memory": 32 * 10 / 64})
+    assert parts == pytest.approx(
+        {
+            "multiply": 3.7,
+            "add": 0.9,
+            "weight_memory": 2 * 32 * 1300 / 64,  # the weight and the bias, from DRAM
+            "activation_memory": 32 * 10 / 64,
+        }
+    )
 
 
 def test_compiled_layer_by_hand():
     parts = compiled_energy_pj([_layer((2, 3), bits=4, in_bits=8, acc_bits=32, rom_bits=100)])
-    assert parts == pytest.approx({"multiply": 6 * 0.2 * 32 / 64, "add": 6 * 0.1,
-                                   "weight_memory": 100 * 10 / 64, "activation_memory": 6 * 8 * 10 / 64})
+    assert parts == pytest.approx(
+        {
+            "multiply": 6 * 0.2 * 32 / 64,
+            "add": 6 * 0.1,
+            "weight_memory": 100 * 10 / 64,
+            "activation_memory": 6 * 8 * 10 / 64,
+        }
+    )
 
 
 def test_energy_section_fields_and_ratio():
@@ -73,8 +107,10 @@ def test_fewer_weight_bits_cost_less_energy():
 
 def test_digits_example_compiled_energy_is_below_float_baseline(digits_model, digits_npz, digits_lowered, tmp_path):
     from compiler import api
-    report = api.compile(digits_model, digits_npz, tmp_path / "b", log=lambda *_: None, progress=False,
-                         synth_timeout=None)
+
+    report = api.compile(
+        digits_model, digits_npz, tmp_path / "b", log=lambda *_: None, progress=False, synth_timeout=None
+    )
     _, lowered = digits_lowered
     for layer, node in zip(report["layers"], lowered.weighted_nodes()):
         assert layer["zero_weights"] == int(np.sum(lowered.params[node.inputs[1]] == 0))
@@ -88,10 +124,17 @@ def test_digits_example_compiled_energy_is_below_float_baseline(digits_model, di
 # ---- timing: cycles per inference, clock, latency, throughput (compiler/report/report.py) ----
 def test_simulated_cycles_replace_the_estimate():
     from compiler.report.report import set_cycles
+
     hw = {"clock_mhz": 100.0}
     set_cycles(hw, 500, "estimate")
-    assert hw == {"clock_mhz": 100.0, "cycles_per_inference": 500, "cycles_source": "estimate",
-                  "initiation_interval": None, "latency_us": 5.0, "throughput_per_s": 200_000.0}
+    assert hw == {
+        "clock_mhz": 100.0,
+        "cycles_per_inference": 500,
+        "cycles_source": "estimate",
+        "initiation_interval": None,
+        "latency_us": 5.0,
+        "throughput_per_s": 200_000.0,
+    }
     set_cycles(hw, 400.0, "simulation", initiation_interval=250.0)
     assert hw["cycles_source"] == "simulation" and hw["latency_us"] == 4.0 and hw["throughput_per_s"] == 400_000.0
 
@@ -107,6 +150,7 @@ def test_build_report_labels_cycles_as_estimate(tiny_build):
 @pytest.mark.slow
 def test_simulation_replaces_estimated_cycles(tiny_compile, tmp_path):
     from compiler import api
+
     out = tiny_compile(tmp_path / "b", synth_timeout=None)
     result = api.simulate(out, samples=4, log=lambda *_: None)
     hw = json.loads((out / "report.json").read_text())["hardware"]

@@ -1,4 +1,5 @@
 """yosys synthesis in every build: resources in report.json, and a clear note when it cannot run."""
+
 import json
 import shutil
 import time
@@ -49,8 +50,19 @@ def test_asic_build_reports_cells_and_nand2_area(asic_build):
 
 
 def test_fpga_resources_from_cell_counts():
-    cells = {"LUT2": 1, "LUT6": 3, "FDRE": 4, "FDSE": 1, "DSP48E1": 2, "RAMB36E1": 1, "RAMB18E1": 1,
-             "RAM32M": 2, "SRLC32E": 1, "MUXF7": 5, "CARRY4": 7}
+    cells = {
+        "LUT2": 1,
+        "LUT6": 3,
+        "FDRE": 4,
+        "FDSE": 1,
+        "DSP48E1": 2,
+        "RAMB36E1": 1,
+        "RAMB18E1": 1,
+        "RAM32M": 2,
+        "SRLC32E": 1,
+        "MUXF7": 5,
+        "CARRY4": 7,
+    }
     assert resources(cells, "fpga") == {"lut": 4, "ff": 5, "dsp": 2, "bram": 1.5, "lutram": 9}
 
 
@@ -109,6 +121,7 @@ def test_build_without_yosys_still_writes_the_report(tiny_compile, tmp_path, mon
 @pytest.mark.slow
 def test_digits_example_fpga_report_has_every_hardware_field(digits_model, digits_npz, tmp_path):
     from compiler import api
+
     hw = api.compile(digits_model, digits_npz, tmp_path / "digits", log=lambda *_: None, progress=False)["hardware"]
     assert hw["synthesis"]["status"] == "ok"
     assert min(hw["lut"], hw["ff"], hw["dsp"], hw["cycles_per_inference"]) > 0
@@ -117,6 +130,7 @@ def test_digits_example_fpga_report_has_every_hardware_field(digits_model, digit
 
 def test_cli_no_synth_flag(tiny_model, tmp_path, capsys):
     from compiler.cli import main
+
     model, data = tiny_model
     assert main(["compile", str(model), "--data", str(data), "-o", str(tmp_path / "b"), "--no-synth", "--quiet"]) == 0
     assert _report(tmp_path / "b")["hardware"]["synthesis"]["status"] == "skipped"
@@ -124,6 +138,7 @@ def test_cli_no_synth_flag(tiny_model, tmp_path, capsys):
 
 def test_cli_rejects_a_non_positive_synth_timeout(tiny_model, tmp_path, capsys):
     from compiler.cli import main
+
     model, data = tiny_model
     assert main(["compile", str(model), "--data", str(data), "-o", str(tmp_path / "b"), "--synth-timeout", "0"]) == 2
     err = capsys.readouterr().err

@@ -1,0 +1,374 @@
+"""The convolution engine (rtl/conv2d.v): line-buffered, P_CO output channels x P_CI input
+channels x P_K kernel positions per cycle, weights in ROM (kernels/conv_rom.py). Also the
+timing model of the line-buffered engines, which rtl/pool2d.v shares (kernels.conv2d.LineGeometry).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+from compiler.hw.base import (
+    Engine,
+    EngineCost,
+    EngineSpec,
+    Planned,
+    VerilogBackendError,
+    bias_or_zeros,
+    output_fields,
+    positive_int,
+)
+from compiler.hw.registry import register
+from compiler.hw.timing import register_model, run_stream, steady_interval
+from compiler.ir import Node
+from kernels.conv2d import LineGeometry, conv_geometry
+from kernels.conv_rom import conv_bias_rom_words, conv_weight_rom_words
+from kernels.rom import write_mem
+
+LINE_FRAMES = 3  # a line-buffered engine alone, fed at full rate, is periodic from its second frame
+
+
+def conv_weight_rom_bits(in_shape, c_out: int, kernel, p_co: int, p_ci: int, w_bits: int, p_k: int = 1) -> int:
+    """NCG*NKS*NCW words of P_CO*P_K*P_CI weights (kernels/conv_rom.py: zero-padded groups and steps)."""
+    words = math.ceil(c_out / p_co) * math.ceil(kernel[0] * kernel[1] / p_k) * math.ceil(in_shape[0] / p_ci)
+    return words * p_co * p_k * p_ci * w_bits
+
+
+def conv_compute_cycles(in_shape, c_out: int, kernel, stride: int, pads, p_co: int, p_ci: int, p_k: int = 1) -> int:
+    """ROM words read per frame, one per edge: H_OUT*W_OUT*NCG*NKS*NCW (rtl/conv2d.v)."""
+    return conv_geometry(in_shape, c_out, kernel, stride, pads, p_co, p_ci, p_k).compute_cycles
+
+
+def line_cost(engine: str, stage: LineGeometry, rom_bits: int, weight_bits: int) -> EngineCost:
+    """Latency, interval, tail and output span of one line-buffered engine alone (inputs one
+    per cycle, out_ready high), by the timing model of its RTL header."""
+    run = run_stream((stage,), None, LINE_FRAMES)
+    return EngineCost(
+        engine,
+        rom_bits,
+        stage.compute_cycles,
+        run.latency,
+        steady_interval(run),
+        tail=run.outputs[0] - run.last_inputs[0],
+        weight_rom_bits=weight_bits,
+        output_span=run.outputs[0] - run.first_outputs[0],
+    )
+
+
+def conv_cost(stage: LineGeometry, w_bits: int, bias_bits: int) -> EngineCost:
+    """Weight ROM NCG*NKS*NCW words of P_CO*P_K*P_CI weights, bias ROM NCG words of P_CO biases
+    (both zero-padded to whole groups)."""
+    s = stage
+    weights = conv_weight_rom_bits((s.c_in, s.h, s.w), s.c_out, (s.kh, s.kw), s.p_co, s.p_ci, w_bits, s.p_k)
+    return line_cost("conv", s, weights + s.groups * s.p_co * bias_bits, weights)
+
+
+def node_geometry(node: Node, p_co: int = 1, p_ci: int = 1, p_k: int = 1) -> LineGeometry:
+    a = node.attrs
+    return conv_geometry(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"], p_co, p_ci, p_k)
+
+
+# ---- planning: the split of the multipliers ---------------------------------------------------
+class ConvSplit(NamedTuple):
+    """A parallelism of rtl/conv2d.v with its cycles per frame and weight ROM bits."""
+
+    p_co: int
+    p_ci: int
+    p_k: int
+    cycles: int
+    rom_bits: int
+
+    @property
+    def multipliers(self) -> int:
+        return self.p_co * self.p_ci * self.p_k
+
+    @property
+    def hardware(self) -> tuple[int, int, int]:
+        """Tie-break after cycles and multipliers: smaller ROM, then fewer accumulators and output
+        registers (P_CO), then fewer line-buffer copies (P_K)."""
+        return self.rom_bits, self.p_co, self.p_k
+
+
+def _smallest_per_count(n: int) -> list[int]:
+    """The smallest p giving each distinct count ceil(n / p) (of channel groups, channel words or
+    kernel steps): a larger p with the same count only adds multipliers and ROM width, never
+    saves a cycle."""
+    return sorted({math.ceil(n / math.ceil(n / p)) for p in range(1, n + 1)})
+
+
+def conv_splits(node: Node) -> list[ConvSplit]:
+    """The splits worth considering among those rtl/conv2d.v's timing contract covers:
+    P_K <= KH*KW and P_CO <= G = ceil(KH*KW/P_K) * ceil(C_IN/P_CI)."""
+    a = node.attrs
+    c_in, c_out = a["in_shape"][0], a["out_shape"][0]
+    positions = a["kernel"][0] * a["kernel"][1]
+    w_bits = a["weight_format"]["bits"]
+    splits = []
+    for p_k in _smallest_per_count(positions):
+        for p_ci in _smallest_per_count(c_in):
+            reads = math.ceil(positions / p_k) * math.ceil(c_in / p_ci)
+            for p_co in (p for p in _smallest_per_count(c_out) if p <= reads):
+                cycles = node_geometry(node, p_co, p_ci, p_k).compute_cycles
+                rom = conv_weight_rom_bits(a["in_shape"], c_out, a["kernel"], p_co, p_ci, w_bits, p_k)
+                splits.append(ConvSplit(p_co, p_ci, p_k, cycles, rom))
+    return splits
+
+
+def _fastest(splits: list[ConvSplit]) -> ConvSplit:
+    return min(splits, key=lambda s: (s.cycles, s.multipliers, s.hardware))
+
+
+def fastest_conv_split(node: Node, max_multipliers: int) -> ConvSplit:
+    """The fewest cycles with at most `max_multipliers` (then fewer multipliers, less hardware)."""
+    splits = conv_splits(node)
+    return _fastest([s for s in splits if s.multipliers <= max_multipliers] or splits)
+
+
+def cheapest_conv_split(node: Node, cycle_target: int) -> ConvSplit:
+    """The fewest multipliers within `cycle_target` cycles (then fewer cycles, less hardware); the
+    fastest split if none is."""
+    splits = conv_splits(node)
+    meeting = [s for s in splits if s.cycles <= cycle_target]
+    if not meeting:
+        return _fastest(splits)
+    return min(meeting, key=lambda s: (s.multipliers, s.cycles, s.hardware))
+
+
+# ---- the design --------------------------------------------------------------------------------
+def check_window(node: Node, image) -> None:
+    """The node must take the image streamed into it, and its padding must be smaller than its
+    kernel (rtl/conv2d.v, rtl/pool2d.v)."""
+    in_shape = node.attrs["in_shape"]
+    if image is None or list(in_shape) != list(image):
+        raise VerilogBackendError(
+            f"node {node.name!r}: expects a {list(in_shape)} image, but the stream "
+            f"before it carries {image or 'a flat vector'}"
+        )
+    kh, kw = node.attrs["kernel"]
+    t, l, b, r = node.attrs["pads"]
+    if max(t, b) >= kh or max(l, r) >= kw:
+        raise VerilogBackendError(
+            f"node {node.name!r}: padding {node.attrs['pads']} must be smaller than the {kh}x{kw} kernel"
+        )
+
+
+def window_parameters(stage: LineGeometry) -> dict:
+    t, l, b, r = stage.pads
+    return {"KH": stage.kh, "KW": stage.kw, "STRIDE": stage.stride, "PAD_T": t, "PAD_L": l, "PAD_B": b, "PAD_R": r}
+
+
+def checked_out_shape(node: Node, stage: LineGeometry) -> list[int]:
+    shape = [stage.c_out, stage.h_out, stage.w_out]
+    if list(node.attrs["out_shape"]) != shape:
+        raise VerilogBackendError(
+            f"node {node.name!r}: out_shape {list(node.attrs['out_shape'])} is not the {shape} its window gives"
+        )
+    return shape
+
+
+def describe_line(spec: EngineSpec) -> str:
+    st = spec.stage
+    assert isinstance(st, LineGeometry) and spec.out_shape is not None
+    shape = f"{st.c_in}x{st.h}x{st.w} -> {'x'.join(str(d) for d in spec.out_shape)}"
+    window = f"{st.kh}x{st.kw} window, stride {st.stride}, pads {list(st.pads)}"
+    if spec.engine == "conv":
+        return f"{shape}, conv engine, {window}, P_CO x P_CI x P_K = {st.p_co} x {st.p_ci} x {st.p_k} multipliers"
+    return f"{shape}, {spec.kind} engine, {window}"
+
+
+@register
+class Conv(Engine):
+    kind = "conv"
+    ops = ("conv2d",)
+    module = "conv2d.v"
+    plan_fields = {"multipliers": positive_int, "p_co": positive_int, "p_ci": positive_int, "p_k": positive_int}
+    fuses_requantize = True
+    rom_streaming = False
+
+    def budget_cycles(self, graph, node, multipliers):
+        return fastest_conv_split(node, multipliers).cycles
+
+    def refuse(self, node: Node, forced: str) -> str:
+        return (
+            f"plan: layer {node.name!r} is a convolution: there is no {forced} convolution engine "
+            '(prune whole filters or channels instead: admm structure = "filters" / "channels")'
+        )
+
+    def plan(self, graph, node, budget, multipliers, largest):
+        """The fewest multipliers (P_CO x P_CI x P_K) that meet the cycle budget, or the recipe's
+        exact count (split for the fewest cycles). There is no sparse conv engine: a pruned conv
+        layer saves cycles and ROM through removed filters/channels, not skipped zeros."""
+        split = fastest_conv_split(node, multipliers) if multipliers else cheapest_conv_split(node, budget)
+        parallelism = {"multipliers": split.multipliers, "p_co": split.p_co, "p_ci": split.p_ci, "p_k": split.p_k}
+        return Planned(
+            self.kind,
+            parallelism
+            | {
+                "engine": self.kind,
+                "engine_reason": (
+                    ("multipliers chosen by recipe; " if multipliers else "")
+                    + f"line-buffered conv engine, {split.p_co} output channels x {split.p_ci} input "
+                    f"channels x {split.p_k} kernel positions per cycle: {split.cycles} cycles per frame "
+                    f"(budget {budget}), {split.rom_bits} weight ROM bits"
+                ),
+                "break_even_sparsity": None,
+                "delta_bits": None,
+                "cost": {"conv": parallelism | {"compute_cycles": split.cycles, "weight_rom_bits": split.rom_bits}},
+            },
+            split.rom_bits,
+            split.cycles,
+            split.multipliers,
+        )
+
+    def check_plan(self, graph, node):
+        a = node.annotations
+        if a["multipliers"] != a["p_co"] * a["p_ci"] * a["p_k"]:
+            return f"multipliers {a['multipliers']} is not p_co x p_ci x p_k = {a['p_co']} x {a['p_ci']} x {a['p_k']}"
+        c_in, c_out = node.attrs["in_shape"][0], node.attrs["out_shape"][0]
+        positions = node.attrs["kernel"][0] * node.attrs["kernel"][1]
+        over = [f"{k} {a[k]} > {n}" for k, n in (("p_co", c_out), ("p_ci", c_in), ("p_k", positions)) if a[k] > n]
+        if over:
+            return ", ".join(over)
+        return None
+
+    def spec(self, graph, node, follow, index, image):
+        a = node.attrs
+        check_window(node, image)
+        p = node.annotations
+        stage = node_geometry(node, p["p_co"], p["p_ci"], p["p_k"])
+        w_shape = (stage.c_out, stage.c_in, stage.kh, stage.kw)
+        if graph.params[node.inputs[1]].shape != w_shape:
+            raise VerilogBackendError(
+                f"node {node.name!r}: weight shape {graph.params[node.inputs[1]].shape} is not {w_shape}"
+            )
+        spec = EngineSpec(
+            name=node.name,
+            instance=f"layer{index}",
+            engine=self.kind,
+            kind=node.op,
+            n_in=stage.n_in,
+            n_out=stage.n_out,
+            multipliers=stage.p_co * stage.p_ci * stage.p_k,
+            in_bits=a["input_format"]["bits"],
+            w_bits=a["weight_format"]["bits"],
+            acc_bits=a["acc_bits"],
+            **output_fields(node, follow),
+            w_file=f"layer{index}_w.mem",
+            b_file=f"layer{index}_b.mem",
+            out_shape=checked_out_shape(node, stage),
+            stage=stage,
+        )
+        spec.cost = conv_cost(stage, spec.w_bits, spec.acc_bits)
+        # biases are stored at the accumulator's width (B_BITS = ACC_BITS)
+        spec.parameters = (
+            {"C_IN": stage.c_in, "H": stage.h, "W": stage.w, "C_OUT": stage.c_out}
+            | window_parameters(stage)
+            | {
+                "P_CO": stage.p_co,
+                "P_CI": stage.p_ci,
+                "P_K": stage.p_k,
+                "IN_BITS": spec.in_bits,
+                "W_BITS": spec.w_bits,
+                "B_BITS": spec.acc_bits,
+                "ACC_BITS": spec.acc_bits,
+                "OUT_BITS": spec.out_bits,
+                "SHIFT": spec.shift,
+                "RELU": int(spec.relu),
+                "REQUANT": int(spec.requant),
+                "W_FILE": spec.w_file,
+                "B_FILE": spec.b_file,
+            }
+        )
+        return spec
+
+    def write_roms(self, graph, spec, folder: Path):
+        node = graph.node(spec.name)
+        w_q = graph.params[node.inputs[1]]
+        b_q = bias_or_zeros(graph, node, w_q.shape[0])
+        p_co, p_ci, p_k = (spec.parameters[k] for k in ("P_CO", "P_CI", "P_K"))
+        write_mem(
+            folder / spec.w_file,
+            conv_weight_rom_words(w_q, p_co, p_ci, spec.w_bits, p_k),
+            p_co * p_k * p_ci * spec.w_bits,
+        )
+        write_mem(folder / spec.b_file, conv_bias_rom_words(b_q, p_co, spec.acc_bits), p_co * spec.acc_bits)
+
+    def describe(self, spec):
+        return describe_line(spec)
+
+
+# ---- timing model of the line-buffered engines --------------------------------------------------
+class LineEngine:
+    """rtl/conv2d.v, rtl/pool2d.v: a ring of KH + STRIDE input rows, one read per edge (conv: of
+    P_K kernel positions) over an output row once its rows are held, rows released at the row's
+    last read.
+
+    conv2d: read, products, accumulate, then a P_CO-beat output shift register (the pipeline
+    stalls only while a finished group finds it full); pool2d: read, reduce, output register
+    (the pipeline stalls while the output is held)."""
+
+    def __init__(self, stage: LineGeometry):
+        self.s = stage
+        self.nrows = stage.ring_rows
+        self.row_elems = stage.w * stage.c_in
+        self.need, self.release = [], []
+        for oy in range(stage.h_out):
+            lo, rel, hi = stage.rows(oy)
+            self.need.append(hi - lo + 1)
+            self.release.append(rel - lo)
+        g, ncg = stage.group, stage.groups
+        # per read position within an output row: last read of a group / of a pixel's groups
+        self.grp_last = [p % g == g - 1 for p in range(stage.row_cycles)]
+        self.cg_last = [(p // g) % ncg == ncg - 1 for p in range(stage.row_cycles)]
+        self.last_n = stage.c_out - (ncg - 1) * stage.p_co
+        self.ready = self.load_elem = self.oy = self.pos = self.pend = 0
+        self.running = False
+        self.rd_valid = self.rd_last = self.rd_cg_last = False
+        self.dot_valid = self.dot_last = self.dot_cg_last = False
+        self.acc_done = self.acc_cg_last = False  # conv: finished group; pool: red_done
+        self.valid = False  # pool's output register
+
+    def in_ready(self) -> bool:
+        return self.ready < self.nrows
+
+    def out_valid(self) -> bool:
+        return self.pend != 0 if self.s.kind == "conv" else self.valid
+
+    def step(self, accept: bool, out_ready: bool) -> None:
+        if self.s.kind == "conv":
+            out_free = self.pend == 0 or (self.pend == 1 and out_ready)
+            advance = not self.acc_done or out_free
+        else:
+            advance = not self.valid or out_ready
+        issue = (self.running or self.ready >= self.need[self.oy]) and advance
+        row_end = self.pos == self.s.row_cycles - 1
+        row_done = accept and self.load_elem == self.row_elems - 1
+        self.ready += int(row_done) - (self.release[self.oy] if issue and row_end else 0)
+        if accept:
+            self.load_elem = 0 if row_done else self.load_elem + 1
+        grp_last, cg_last = self.grp_last[self.pos], self.cg_last[self.pos]
+        if issue:
+            self.running = not row_end
+            self.pos = 0 if row_end else self.pos + 1
+            if row_end:
+                self.oy = (self.oy + 1) % self.s.h_out
+        if self.s.kind == "conv":
+            self._conv_pipeline(advance, issue, grp_last, cg_last, out_ready)
+        elif advance:
+            self.valid, self.acc_done = self.acc_done, self.rd_valid and self.rd_last
+            self.rd_valid, self.rd_last = issue, grp_last
+
+    def _conv_pipeline(self, advance, issue, grp_last, cg_last, out_ready) -> None:
+        out_free = self.pend == 0 or (self.pend == 1 and out_ready)
+        if self.acc_done and out_free:  # load the shift register with a finished group
+            self.pend = self.last_n if self.acc_cg_last else self.s.p_co
+        elif self.pend and out_ready:
+            self.pend -= 1
+        if advance:
+            self.acc_done, self.acc_cg_last = self.dot_valid and self.dot_last, self.dot_cg_last
+            self.dot_valid, self.dot_last, self.dot_cg_last = self.rd_valid, self.rd_last, self.rd_cg_last
+            self.rd_valid, self.rd_last, self.rd_cg_last = issue, grp_last, cg_last
+
+
+register_model(LineGeometry, LineEngine, lambda s: s.n_in + s.compute_cycles + s.n_out)

@@ -1,0 +1,145 @@
+"""The sparse engine (rtl/sparse_mac.v): only nonzero weights in ROM with delta-coded column
+indices (kernels/sparse_mac.py), so cycles scale with nonzeros / P. It is the alternative to the
+dense engine for a dense layer; `choose_dense_or_sparse` is that choice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from compiler.hw.base import Engine, EngineCost, Planned, bias_or_zeros, positive_int
+from compiler.hw.dense import (
+    cost_entry,
+    describe_matrix,
+    fewest_multipliers,
+    matrix_spec,
+    planned_matrix,
+    rom_cost,
+    rom_parameters,
+    stream_weight_matrix,
+)
+from compiler.hw.registry import register, register_choice
+from kernels.rom import row_count_words, sparse_rom_words, vector_rom_words, write_mem
+from kernels.sparse_mac import SparseEncoding, best_delta_bits, encode_sparse, sparse_rom_bits, sparse_schedule
+
+
+def sparse_cost(enc: SparseEncoding, w_bits: int, bias_bits: int) -> EngineCost:
+    return rom_cost("sparse", sparse_schedule(enc), sparse_rom_bits(enc, w_bits), bias_bits)
+
+
+def sparse_encoding(w_q: np.ndarray, multipliers: int, w_bits: int) -> SparseEncoding:
+    return encode_sparse(w_q, multipliers, best_delta_bits(w_q, multipliers, w_bits))
+
+
+def break_even_sparsity(enc: SparseEncoding, w_q: np.ndarray, w_bits: int) -> float:
+    """Sparsity below which the sparse engine's ROM would exceed the dense one's, at this
+    layer's measured cost per stored entry (value + index + padding)."""
+    nonzeros = max(1, int(np.count_nonzero(w_q)))
+    bits_per_nonzero = sparse_rom_bits(enc, w_bits) / nonzeros
+    return float(max(0.0, 1.0 - w_bits / bits_per_nonzero))
+
+
+@register
+class Sparse(Engine):
+    kind = "sparse"
+    ops = ("dense",)
+    default = False
+    module = "sparse_mac.v"
+    plan_fields = {"multipliers": positive_int, "delta_bits": positive_int}
+    fuses_requantize = True
+
+    def plan(self, graph, node, budget, multipliers, largest):
+        w_q = planned_matrix(graph, node)
+        w_bits, acc_bits = node.attrs["weight_format"]["bits"], node.attrs["acc_bits"]
+        n_in = w_q.shape[1]
+        encodings: dict[int, SparseEncoding] = {}
+
+        def cost_at(p):
+            encodings[p] = encodings.get(p) or sparse_encoding(w_q, p, w_bits)
+            return sparse_cost(encodings[p], w_bits, acc_bits)
+
+        if multipliers:
+            p = min(multipliers, n_in)
+            cost = cost_at(p)
+        else:
+            p, cost = fewest_multipliers(cost_at, n_in, budget)
+        enc = encodings[p]
+        return Planned(
+            self.kind,
+            {
+                "engine": self.kind,
+                "multipliers": p,
+                "delta_bits": enc.delta_bits,
+                "break_even_sparsity": break_even_sparsity(enc, w_q, w_bits),
+                "cost": {"sparse": cost_entry(cost, p)},
+            },
+            cost.rom_bits,
+            cost.compute_cycles,
+            p,
+        )
+
+    def check_plan(self, graph, node):
+        n_in = graph.params[node.inputs[1]].shape[1]
+        p = node.annotations["multipliers"]
+        return None if p <= n_in else f"multipliers {p} exceeds the layer's {n_in} inputs"
+
+    def _encoding(self, graph, node, spec) -> SparseEncoding:
+        w_q = stream_weight_matrix(graph.params[node.inputs[1]], spec.input_chw)
+        return encode_sparse(w_q, spec.multipliers, int(node.annotations["delta_bits"]))
+
+    def spec(self, graph, node, follow, index, image):
+        spec = matrix_spec(graph, node, follow, index, image, self.kind)
+        enc = self._encoding(graph, node, spec)
+        spec.delta_bits, spec.n_words = enc.delta_bits, int(enc.row_words.sum())
+        spec.cnt_bits = max(1, int(enc.row_words.max()).bit_length())
+        spec.c_file = spec.w_file.replace("_w.mem", "_c.mem")
+        spec.cost = sparse_cost(enc, spec.w_bits, spec.acc_bits)
+        spec.stage = sparse_schedule(enc)
+        spec.parameters = rom_parameters(
+            spec, {"D_BITS": spec.delta_bits, "CNT_BITS": spec.cnt_bits, "N_WORDS": spec.n_words, "C_FILE": spec.c_file}
+        )
+        return spec
+
+    def write_roms(self, graph, spec, folder: Path):
+        node = graph.node(spec.name)
+        enc = self._encoding(graph, node, spec)
+        write_mem(
+            folder / spec.b_file, vector_rom_words(bias_or_zeros(graph, node, spec.n_out), spec.acc_bits), spec.acc_bits
+        )
+        write_mem(
+            folder / spec.w_file, sparse_rom_words(enc, spec.w_bits), spec.multipliers * (spec.w_bits + spec.delta_bits)
+        )
+        write_mem(folder / spec.c_file, row_count_words(enc), spec.cnt_bits)
+
+    def describe(self, spec):
+        return describe_matrix(spec)
+
+
+def choose_dense_or_sparse(graph, node, planned: dict[str, Planned], budget: int, forced: str | None) -> dict:
+    """A dense layer's engine: the recipe's, or sparse where its ROM (values + indices) is
+    smaller than the dense one's and it needs no more cycles: irregular sparsity costs index
+    bits, so the sparse engine pays off only above a break-even sparsity."""
+    dense, sparse = planned["dense"], planned["sparse"]
+    pays = sparse.rom_bits < dense.rom_bits and sparse.cycles <= max(dense.cycles, budget)
+    chosen = planned[forced] if forced else (sparse if pays else dense)
+    w_q = planned_matrix(graph, node)
+    sparsity = float(np.mean(w_q == 0))
+    break_even = sparse.annotations["break_even_sparsity"]
+    why = (
+        f"sparsity {sparsity:.1%} vs break-even {break_even:.1%}: sparse {sparse.rom_bits} ROM bits, "
+        f"{sparse.cycles} cycles with {sparse.multipliers} multipliers; dense {dense.rom_bits} ROM bits, "
+        f"{dense.cycles} cycles with {dense.multipliers}"
+    )
+    return {
+        "engine": chosen.engine,
+        "multipliers": chosen.multipliers,
+        "engine_reason": ("chosen by recipe; " if forced else "") + why,
+        "break_even_sparsity": round(break_even, 4),
+        "delta_bits": chosen.annotations["delta_bits"],
+        "cost": dense.annotations["cost"] | sparse.annotations["cost"],
+    }
+
+
+register_choice("dense", choose_dense_or_sparse)

@@ -1,0 +1,90 @@
+"""plan: hardware-aware choice of an engine and its parallelism for every layer of an integer graph.
+
+Runs after lower, on the integer graph (so re-planning from a `NN-lower` checkpoint needs no
+recalibration). The largest layer, run by its default engine with `multipliers` multipliers,
+sets the cycle budget T of a balanced pipeline; engines with a fixed schedule (circulant, pool)
+raise T to their interval, since a layer finishing faster would only wait. Every layer then
+gets, from each engine that computes its op (compiler.hw.engines_for), the cheapest
+configuration meeting T, and where several engines compete (dense or sparse) the op's chooser
+picks one (compiler.hw.sparse.choose_dense_or_sparse). Recipe per-layer `multipliers` /
+`engine` override the choice. The result is the typed plan of compiler/hw/registry.py:
+`engine` and that engine's plan fields on every engine node, `meta["planned"]`, checked by
+Graph.validate.
+
+Options live in `[plan]`; recipes written before this pass existed gave `multipliers` and
+`engine` in `[lower]`, which still works (Pass.legacy_table).
+"""
+
+from __future__ import annotations
+
+from compiler import hw
+from compiler.ir import Graph
+from compiler.passes.base import Option, Pass, PassError, int_in, one_of, register
+
+
+@register
+class Plan(Pass):
+    name = "plan"
+    takes = "integer"
+    legacy_table = "lower"
+    options = {
+        "multipliers": Option(
+            16,
+            int_in(1, 4096),
+            "parallel multipliers of the largest layer as a dense engine: sets the cycle budget "
+            "every layer is balanced to; per layer: that layer's exact count",
+            per_layer=True,
+        ),
+        "engine": Option(
+            "auto",
+            one_of("auto", "dense", "sparse"),
+            "hardware engine: auto gives block-circulant layers (circulant pass) the FFT engine and "
+            "picks sparse for the others where it needs fewer ROM bits and no more cycles; dense or "
+            "sparse on a block-circulant layer computes its exact product with that engine instead "
+            "(read by lower, which then makes it a dense layer)",
+            per_layer=True,
+        ),
+    }
+
+    def apply(self, graph: Graph, ctx) -> Graph:
+        planned = graph.copy()
+        largest = ctx.options(self.name)["multipliers"]
+        nodes = [n for n in planned.nodes if n.op in hw.engine_ops()]
+        budget = cycle_budget(planned, nodes, largest)
+        try:
+            for node in nodes:
+                node.annotations.update(self._plan_node(planned, node, ctx, budget, largest))
+        except hw.PlanError as e:
+            raise PassError(str(e)) from None
+        planned.meta.update(planned=True, plan={"multipliers": largest, "cycle_budget": budget})
+        return planned
+
+    def _plan_node(self, graph: Graph, node, ctx, budget: int, largest: int) -> dict:
+        opts, given = ctx.layer_options(self.name, node.name), ctx.layer_given(self.name, node.name)
+        forced = opts["engine"] if opts["engine"] != "auto" else None
+        fixed = given.get("multipliers")
+        candidates = hw.engines_for(node.op)
+        if forced and forced not in [e.kind for e in candidates]:
+            refuse = getattr(candidates[0], "refuse", None)
+            raise PassError(
+                refuse(node, forced)
+                if refuse
+                else f"plan: layer {node.name!r} ({node.op}) cannot run on a {forced} engine "
+                f"(engines: {', '.join(e.kind for e in candidates)})"
+            )
+        planned = {e.kind: e.plan(graph, node, budget, fixed, largest) for e in candidates}
+        if len(planned) == 1:
+            return next(iter(planned.values())).annotations
+        return hw.registry.CHOOSERS[node.op](graph, node, planned, budget, forced)
+
+
+def cycle_budget(graph: Graph, nodes, largest: int) -> int:
+    """The slowest layer's cycles with `largest` multipliers on its default engine, raised to
+    the interval of every fixed-schedule engine."""
+    cycles = [0]
+    for node in nodes:
+        default = hw.engines_for(node.op)[0]
+        for value in (default.budget_cycles(graph, node, largest), default.fixed_interval(graph, node)):
+            if value is not None:
+                cycles.append(value)
+    return max(cycles)
