@@ -142,7 +142,7 @@ module circulant_mac #(
     reg [WA_BITS-1:0] w_addr;      // (i*H + k)*Q + j, counts through S_MAC
     reg [OR_BITS-1:0] out_row;     // o = i*B + n
 
-    wire advance = !out_valid || out_ready;     // the output register can take a value
+    wire advance;                               // the output register can take a value
 
     assign in_ready = (state == S_LOAD);
     wire accept = in_valid && in_ready;
@@ -394,8 +394,8 @@ module circulant_mac #(
     engine_output #(
         .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .SHIFT(SHIFT), .RELU(RELU), .REQUANT(REQUANT)
     ) u_output (
-        .clk(clk), .rst(rst), .advance(advance), .load(state == S_OUT), .acc(acc),
-        .out_valid(out_valid), .out_data(out_data)
+        .clk(clk), .rst(rst), .load(state == S_OUT), .last(1'b1), .acc(acc), .free(advance),
+        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data)
     );
 endmodule
 

@@ -15,13 +15,13 @@
 //   A global average pool is KH = H, KW = W.
 // Output and input have the same width and format (IN_BITS).
 //
-// Line buffer: a ring of NROWS = KH + STRIDE input rows of W*C elements (block RAM).
+// Line buffer: a ring of NROWS = KH + STRIDE input rows of W*C elements (block RAM), its
+// rows kept by rtl/line_rows.v (which documents the ring). Output register:
+// rtl/engine_output.v (raw).
 //
 // Timing, in rising clock edges (a handshake completes at an edge). G = KH*KW (one output),
-// ROW_CYC = W_OUT*C*G (one output row). For output row oy:
-//   lo  = clip(oy*STRIDE - PAD_T, 0, H)                 first input row still held
-//   rel = H if oy = H_OUT-1, else clip((oy+1)*STRIDE - PAD_T, 0, H)   rows held after it
-//   hi  = H-1 if oy = H_OUT-1, else max(min(oy*STRIDE - PAD_T + KH - 1, H-1), rel - 1)
+// ROW_CYC = W_OUT*C*G (one output row). For output row oy, with lo (first input row still
+// held), rel (rows held after it) and hi (last row needed) of rtl/line_rows.v:
 //   * Computing reads one element per edge, ROW_CYC edges with no bubbles (loops for ox,
 //     for c, for ky, for kx), starting at
 //         C = max(edge of the last input of row hi of its frame + 1, C of the previous
@@ -56,7 +56,6 @@ module pool2d #(
     input  wire                out_ready,
     output wire signed [IN_BITS-1:0] out_data
 );
-    localparam H_OUT     = (H + PAD_T + PAD_B - KH) / STRIDE + 1;
     localparam W_OUT     = (W + PAD_L + PAD_R - KW) / STRIDE + 1;
     localparam G         = KH * KW;
     localparam NROWS     = KH + STRIDE;
@@ -68,75 +67,40 @@ module pool2d #(
                            + LB_DEPTH + C;
     localparam CB        = $clog2(SPAN) + 2;
 
-    localparam [31:0] H_32 = H, W_32 = W, S_32 = STRIDE, PT_32 = PAD_T, PL_32 = PAD_L;
+    localparam [31:0] H_32 = H, W_32 = W, S_32 = STRIDE, PL_32 = PAD_L;
     localparam [31:0] KH1_32 = KH - 1, KW1_32 = KW - 1, C1_32 = C - 1, C_32 = C;
-    localparam [31:0] OY1_32 = H_OUT - 1, OX1_32 = W_OUT - 1, NROWS_32 = NROWS;
-    localparam [31:0] RW_32 = ROW_WORDS, RW1_32 = ROW_WORDS - 1;
-    localparam [31:0] LBLAST_32 = LB_DEPTH - ROW_WORDS;
+    localparam [31:0] OX1_32 = W_OUT - 1, NROWS_32 = NROWS, RW_32 = ROW_WORDS;
     localparam signed [CB-1:0] C_ZERO  = 0;
     localparam signed [CB-1:0] C_ONE   = 1;
     localparam signed [CB-1:0] C_H     = H_32[CB-1:0];
-    localparam signed [CB-1:0] C_H1    = C_H - C_ONE;
     localparam signed [CB-1:0] C_W     = W_32[CB-1:0];
     localparam signed [CB-1:0] C_S     = S_32[CB-1:0];
-    localparam signed [CB-1:0] C_MPT   = C_ZERO - PT_32[CB-1:0];
     localparam signed [CB-1:0] C_MPL   = C_ZERO - PL_32[CB-1:0];
     localparam signed [CB-1:0] C_KH1   = KH1_32[CB-1:0];
     localparam signed [CB-1:0] C_KW1   = KW1_32[CB-1:0];
     localparam signed [CB-1:0] C_C1    = C1_32[CB-1:0];
     localparam signed [CB-1:0] C_C     = C_32[CB-1:0];
-    localparam signed [CB-1:0] C_OY1   = OY1_32[CB-1:0];
     localparam signed [CB-1:0] C_OX1   = OX1_32[CB-1:0];
     localparam signed [CB-1:0] C_NROWS = NROWS_32[CB-1:0];
     localparam signed [CB-1:0] C_RW    = RW_32[CB-1:0];
-    localparam [LBA-1:0]       A_RW1   = RW1_32[LBA-1:0];
-    localparam [LBA-1:0]       A_RW    = RW_32[LBA-1:0];
-    localparam [LBA-1:0]       A_LAST  = LBLAST_32[LBA-1:0];
 
     reg [IN_BITS-1:0] lb [0:LB_DEPTH-1];                 // line-buffer ring
 
-    wire advance = !out_valid || out_ready;              // compute pipeline moves
+    wire advance;                         // compute pipeline moves (the output register is free)
 
     // ---------------------------------------------------------------- load rows
-    reg signed [CB-1:0] ready;            // complete input rows held (not yet released)
-    reg [LBA-1:0]       load_word;        // element within the row
-    reg [LBA-1:0]       load_base;        // first element of the ring row being loaded
-
-    assign in_ready = (ready < C_NROWS);
-    wire accept     = in_valid && in_ready;
-    wire row_done   = accept && (load_word == A_RW1);
+    // One element per line-buffer word; the ring rows are kept by rtl/line_rows.v.
+    wire           accept = in_valid && in_ready;
+    wire [LBA-1:0] lb_waddr;
 
     always @(posedge clk) begin
-        if (accept) lb[load_base + load_word] <= in_data;
-    end
-
-    always @(posedge clk) begin
-        if (rst) begin
-            load_word <= 0;
-            load_base <= 0;
-        end else if (accept) begin
-            load_word <= row_done ? 0 : load_word + 1'b1;
-            if (row_done) load_base <= (load_base == A_LAST) ? 0 : load_base + A_RW;
-        end
+        if (accept) lb[lb_waddr] <= in_data;
     end
 
     // ---------------------------------------------------------------- issue reads
-    reg                 running;
-    reg signed [CB-1:0] oy, ox, ch, ky, kx;
-    reg signed [CB-1:0] ry0, cx0, lo, base_slot;
-
-    wire oy_last = (oy == C_OY1);
-    wire signed [CB-1:0] ry_next = ry0 + C_S;
-    wire signed [CB-1:0] rel_clip = ry_next[CB-1] ? C_ZERO : (ry_next > C_H) ? C_H : ry_next;
-    wire signed [CB-1:0] rel = oy_last ? C_H : rel_clip;
-    wire signed [CB-1:0] bot = ry0 + C_KH1;
-    wire signed [CB-1:0] bot_clip = (bot > C_H1) ? C_H1 : bot;
-    wire signed [CB-1:0] hi = oy_last ? C_H1 : ((bot_clip > rel - C_ONE) ? bot_clip : rel - C_ONE);
-    wire signed [CB-1:0] need = hi - lo + C_ONE;
-    wire signed [CB-1:0] rel_n = rel - lo;
-    wire signed [CB-1:0] base_next_a = base_slot + rel_n;
-    wire signed [CB-1:0] base_next =
-        (base_next_a >= C_NROWS) ? base_next_a - C_NROWS : base_next_a;
+    reg signed [CB-1:0] ox, ch, ky, kx, cx0;
+    wire signed [CB-1:0] ry0, lo, base_slot;      // rtl/line_rows.v
+    wire                 can_issue;
 
     wire kx_last  = (kx == C_KW1);
     wire ky_last  = (ky == C_KH1);
@@ -145,7 +109,16 @@ module pool2d #(
     wire win_last = kx_last && ky_last;
     wire pix_last = win_last && ch_last;
     wire row_end  = pix_last && ox_last;
-    wire issue    = (running || (ready >= need)) && advance;
+    wire issue    = can_issue && advance;
+
+    line_rows #(
+        .H(H), .KH(KH), .STRIDE(STRIDE), .PAD_T(PAD_T), .PAD_B(PAD_B), .ROW_WORDS(ROW_WORDS),
+        .CB(CB)
+    ) u_rows (
+        .clk(clk), .rst(rst), .in_ready(in_ready), .we(accept), .waddr(lb_waddr),
+        .can_issue(can_issue), .issue(issue), .row_end(row_end),
+        .ry0(ry0), .lo(lo), .base_slot(base_slot)
+    );
 
     wire signed [CB-1:0] ry = ry0 + ky;
     wire signed [CB-1:0] cx = cx0 + kx;
@@ -158,18 +131,12 @@ module pool2d #(
 
     always @(posedge clk) begin
         if (rst) begin
-            running   <= 1'b0;
-            oy        <= C_ZERO;
             ox        <= C_ZERO;
             ch        <= C_ZERO;
             ky        <= C_ZERO;
             kx        <= C_ZERO;
-            ry0       <= C_MPT;
             cx0       <= C_MPL;
-            lo        <= C_ZERO;
-            base_slot <= C_ZERO;
         end else if (issue) begin
-            running <= !row_end;
             kx      <= kx_last ? C_ZERO : kx + C_ONE;
             if (kx_last) ky <= ky_last ? C_ZERO : ky + C_ONE;
             if (win_last) ch <= ch_last ? C_ZERO : ch + C_ONE;
@@ -177,18 +144,7 @@ module pool2d #(
                 ox  <= ox_last ? C_ZERO : ox + C_ONE;
                 cx0 <= ox_last ? C_MPL : cx0 + C_S;
             end
-            if (row_end) begin
-                oy        <= oy_last ? C_ZERO : oy + C_ONE;
-                ry0       <= oy_last ? C_MPT : ry_next;
-                lo        <= oy_last ? C_ZERO : rel;
-                base_slot <= base_next;
-            end
         end
-    end
-
-    always @(posedge clk) begin
-        if (rst) ready <= C_ZERO;
-        else ready <= ready + (row_done ? C_ONE : C_ZERO) - ((issue && row_end) ? rel_n : C_ZERO);
     end
 
     // ---------------------------------------------------------------- stage 1: read
@@ -280,18 +236,11 @@ module pool2d #(
     endgenerate
 
     // ---------------------------------------------------------------- stage 3: output register
-    reg                      out_valid_r;
-    reg signed [IN_BITS-1:0] out_data_r;
-
-    always @(posedge clk) begin
-        if (rst) out_valid_r <= 1'b0;
-        else if (advance) out_valid_r <= red_done;
-    end
-
-    always @(posedge clk) begin
-        if (advance && red_done) out_data_r <= result;
-    end
-
-    assign out_valid = out_valid_r;
-    assign out_data  = out_data_r;
+    // rtl/engine_output.v, raw (the result is already the IN_BITS output).
+    engine_output #(
+        .ACC_BITS(IN_BITS), .OUT_BITS(IN_BITS), .SHIFT(0), .RELU(0), .REQUANT(0)
+    ) u_output (
+        .clk(clk), .rst(rst), .load(red_done), .last(1'b1), .acc(result), .free(advance),
+        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data)
+    );
 endmodule

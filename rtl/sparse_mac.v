@@ -52,6 +52,10 @@
 //   to its last output is N_IN + R + 3 edges, and the steady-state initiation interval is
 //   max(N_IN, R) (compiler/cost.py sparse_cost). While out_valid && !out_ready the compute
 //   pipeline stalls (the output and the pipeline hold); loading continues.
+//
+// Structure: rtl/mac_input.v with one element per word (input handshake, the two buffers'
+// bookkeeping; the buffers are the register arrays here), ROM reads and column chain here,
+// rtl/mac_lanes.v (products, accumulate), rtl/engine_output.v (requantize, output register).
 module sparse_mac #(
     parameter N_IN     = 4,
     parameter N_OUT    = 4,
@@ -81,7 +85,6 @@ module sparse_mac #(
     output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data
 );
     localparam E_BITS     = W_BITS + D_BITS;                 // one entry
-    localparam PROD_BITS  = W_BITS + IN_BITS;
     // Columns are computed modulo 2**COL_BITS. Every true column (and column + 1) of a valid
     // encoding lies in 0 .. N_IN + P - 1 (trailing padding reaches at most N_IN + P - 2), so
     // the modular arithmetic is exact; deltas wider than COL_BITS can be truncated.
@@ -91,9 +94,7 @@ module sparse_mac #(
     localparam OIDX_BITS  = (N_OUT > 1) ? $clog2(N_OUT) : 1;
     localparam ADDR_BITS  = (N_WORDS > 1) ? $clog2(N_WORDS) : 1;
     // Counter end values, sliced to the counters' widths.
-    localparam [31:0] IDX_END_32  = N_IN - 1;
     localparam [31:0] OIDX_END_32 = N_OUT - 1;
-    localparam [IDX_BITS-1:0]  IDX_END  = IDX_END_32[IDX_BITS-1:0];
     localparam [OIDX_BITS-1:0] OIDX_END = OIDX_END_32[OIDX_BITS-1:0];
 
     // ---------------------------------------------------------------- memories
@@ -132,28 +133,31 @@ module sparse_mac #(
     endtask
 `endif
 
-    // The pipeline moves whenever the output register is free or being emptied.
-    wire advance = !out_valid || out_ready;
+    wire advance;                         // the pipeline moves (the output register is free)
 
-    // ---------------------------------------------------------------- load x
-    reg [1:0]          full;              // input buffer holds a vector not yet fully read
-    reg                load_buf;          // buffer being loaded
-    reg                read_buf;          // buffer being read (issued) next
-    reg [IDX_BITS-1:0] load_idx;
+    // ---------------------------------------------------------------- load x (rtl/mac_input.v)
+    // One element per word (P = 1): wr_idx is the element's index.
+    wire                wr_en, wr_buf, read_buf, buf_full;
+    wire [IDX_BITS-1:0] wr_idx;
+    wire [IN_BITS-1:0]  wr_elem;
+    wire                issue;
+    wire                issue_last;
 
-    assign in_ready = !full[load_buf];
-    wire accept      = in_valid && in_ready;
-    wire last_elem   = (load_idx == IDX_END);
+    mac_input #(.N(N_IN), .P(1), .IN_BITS(IN_BITS)) u_input (
+        .clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+        .wr_en(wr_en), .wr_buf(wr_buf), .wr_addr(wr_idx), .wr_data(wr_elem),
+        .rd_full(buf_full), .rd_buf(read_buf), .rd_done(issue && issue_last)
+    );
 
     // ---------------------------------------------------------------- issue ROM reads
     reg [ADDR_BITS-1:0] w_addr;           // word index within the vector's R words
     reg [CNT_BITS-1:0]  ch;               // word index within row out_idx
     reg [OIDX_BITS-1:0] out_idx;          // o
     reg [CNT_BITS-1:0]  row_words;        // C[out_idx], read with out_idx's next value
-    wire issue      = full[read_buf] && advance;
-    wire ch_last    = (ch == row_words - 1'b1);
-    wire issue_last = ch_last && (out_idx == OIDX_END);
-    wire row_next   = issue && ch_last;
+    assign issue      = buf_full && advance;
+    wire ch_last      = (ch == row_words - 1'b1);
+    assign issue_last = ch_last && (out_idx == OIDX_END);
+    wire row_next     = issue && ch_last;
     wire [OIDX_BITS-1:0] out_idx_next = !row_next ? out_idx :
                                         (out_idx == OIDX_END) ? {OIDX_BITS{1'b0}} :
                                         out_idx + 1'b1;
@@ -166,30 +170,13 @@ module sparse_mac #(
 
     always @(posedge clk) begin
         if (rst) begin
-            full     <= 2'b00;
-            load_buf <= 1'b0;
-            read_buf <= 1'b0;
-            load_idx <= 0;
             w_addr   <= 0;
             ch       <= 0;
             out_idx  <= 0;
-        end else begin
-            if (accept) begin
-                load_idx <= last_elem ? 0 : load_idx + 1'b1;
-                if (last_elem) begin
-                    full[load_buf] <= 1'b1;
-                    load_buf       <= !load_buf;
-                end
-            end
-            if (issue) begin
-                w_addr  <= issue_last ? 0 : w_addr + 1'b1;
-                ch      <= ch_last ? 0 : ch + 1'b1;
-                out_idx <= out_idx_next;
-                if (issue_last) begin
-                    full[read_buf] <= 1'b0;
-                    read_buf       <= !read_buf;
-                end
-            end
+        end else if (issue) begin
+            w_addr  <= issue_last ? 0 : w_addr + 1'b1;
+            ch      <= ch_last ? 0 : ch + 1'b1;
+            out_idx <= out_idx_next;
         end
     end
 
@@ -229,9 +216,9 @@ module sparse_mac #(
                 localparam [IDX_BITS-1:0] I_IDX = i[IDX_BITS-1:0];
                 reg [IN_BITS-1:0] x0, x1;
                 always @(posedge clk) begin
-                    if (accept && load_idx == I_IDX) begin
-                        if (load_buf) x1 <= in_data;
-                        else          x0 <= in_data;
+                    if (wr_en && wr_idx == I_IDX) begin
+                        if (wr_buf) x1 <= wr_elem;
+                        else        x0 <= wr_elem;
                     end
                 end
                 assign x_cur[i] = rd_buf ? x1 : x0;
@@ -241,7 +228,7 @@ module sparse_mac #(
         end
     endgenerate
 
-    // ---------------------------------------------------------------- stage 2: columns, P products
+    // --------------------------------------------- stages 2, 3: columns, products, accumulate
     // Column chain: next[p] = column of lane p-1 plus one (next[0]: 0 at a row start, else
     // the previous word's last column + 1, kept in col_next).
     reg  [COL_BITS-1:0] col_next;
@@ -264,28 +251,15 @@ module sparse_mac #(
         if (!advance) x_held <= x_ops;
     end
 
-    // Arithmetic is modulo 2**ACC_BITS: the exact sum fits in ACC_BITS, so truncating
-    // intermediate terms to ACC_BITS cannot change it.
-    wire signed [ACC_BITS-1:0] partial [0:P];   // partial[p] = sum of lanes < p
-    wire signed [ACC_BITS-1:0] bias;
-
-    generate
-        if (ACC_BITS > B_BITS) begin : g_bias_ext
-            assign bias = {{(ACC_BITS - B_BITS){b_word[B_BITS-1]}}, b_word};
-        end else begin : g_bias_same
-            assign bias = b_word;
-        end
-    endgenerate
-
-    assign partial[0] = rd_first ? bias : {ACC_BITS{1'b0}};
+    // Lane p's weight (the low W_BITS of its entry) and column (prefix chain above).
+    wire [P*W_BITS-1:0] w_lanes;
 
     genvar lane;
     generate
         for (lane = 0; lane < P; lane = lane + 1) begin : g_lane
-            wire [E_BITS-1:0]        entry = w_word[lane*E_BITS +: E_BITS];
-            wire signed [W_BITS-1:0] w     = entry[W_BITS-1:0];
-            wire [D_BITS-1:0]        delta = entry[E_BITS-1:W_BITS];
-            wire [COL_BITS-1:0]      delta_c;
+            wire [E_BITS-1:0]   entry = w_word[lane*E_BITS +: E_BITS];
+            wire [D_BITS-1:0]   delta = entry[E_BITS-1:W_BITS];
+            wire [COL_BITS-1:0] delta_c;
             if (D_BITS >= COL_BITS) begin : g_delta_trunc
                 assign delta_c = delta[COL_BITS-1:0];   // exact modulo 2**COL_BITS (above)
                 if (D_BITS > COL_BITS) begin : g_unused
@@ -297,61 +271,33 @@ module sparse_mac #(
             wire [COL_BITS-1:0] col = next[lane] + delta_c;
             assign next[lane + 1] = col + 1'b1;
 
+            assign w_lanes[lane*W_BITS +: W_BITS]   = entry[W_BITS-1:0];
             assign x_live[lane*IN_BITS +: IN_BITS] = x_cur[col];
-            wire signed [IN_BITS-1:0] x = x_ops[lane*IN_BITS +: IN_BITS];
-
-            wire signed [PROD_BITS-1:0] prod =
-                $signed({{IN_BITS{w[W_BITS-1]}}, w}) * $signed({{W_BITS{x[IN_BITS-1]}}, x});
-            wire signed [ACC_BITS-1:0] term;
-            if (ACC_BITS > PROD_BITS) begin : g_ext
-                assign term = {{(ACC_BITS - PROD_BITS){prod[PROD_BITS-1]}}, prod};
-            end else if (ACC_BITS == PROD_BITS) begin : g_same
-                assign term = prod;
-            end else begin : g_trunc
-                assign term = prod[ACC_BITS-1:0];
-                // The dropped high bits are not needed (see above); named unused_* for lint.
-                wire unused_high = ^prod[PROD_BITS-1:ACC_BITS];
-            end
-            assign partial[lane + 1] = partial[lane] + term;
         end
     endgenerate
 
-    reg signed [ACC_BITS-1:0] dot;        // bias (first word only) + this word's products
-    reg dot_valid, dot_first, dot_last;
-
     always @(posedge clk) begin
-        if (advance) dot <= partial[P];
         if (advance && rd_valid) col_next <= next[P];
     end
 
-    always @(posedge clk) begin
-        if (rst) begin
-            dot_valid <= 1'b0;
-        end else if (advance) begin
-            dot_valid <= rd_valid;
-            dot_first <= rd_first;
-            dot_last  <= rd_last;
-        end
-    end
+    // Products (x_ops by w_lanes) and accumulate: rtl/mac_lanes.v, as in dense_mac. acc holds
+    // a finished B[o] + row o . x while acc_done.
+    wire [ACC_BITS-1:0] acc;
+    wire                acc_done;
 
-    // ---------------------------------------------------------------- stage 3: accumulate
-    reg signed [ACC_BITS-1:0] acc;
-    reg acc_done;                         // acc holds a finished B[o] + row o . x
-
-    always @(posedge clk) begin
-        if (advance && dot_valid) acc <= dot_first ? dot : acc + dot;
-    end
-
-    always @(posedge clk) begin
-        if (rst) acc_done <= 1'b0;
-        else if (advance) acc_done <= dot_valid && dot_last;
-    end
+    mac_lanes #(
+        .N_ACC(1), .P(P), .IN_BITS(IN_BITS), .W_BITS(W_BITS), .B_BITS(B_BITS), .ACC_BITS(ACC_BITS)
+    ) u_lanes (
+        .clk(clk), .rst(rst), .advance(advance),
+        .valid(rd_valid), .first(rd_first), .last(rd_last),
+        .x(x_ops), .w(w_lanes), .bias(b_word), .acc(acc), .done(acc_done)
+    );
 
     // ---------------------------------------------------------------- stage 4: output register
     engine_output #(
         .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .SHIFT(SHIFT), .RELU(RELU), .REQUANT(REQUANT)
     ) u_output (
-        .clk(clk), .rst(rst), .advance(advance), .load(acc_done), .acc(acc),
-        .out_valid(out_valid), .out_data(out_data)
+        .clk(clk), .rst(rst), .load(acc_done), .last(1'b1), .acc(acc), .free(advance),
+        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data)
     );
 endmodule

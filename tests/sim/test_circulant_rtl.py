@@ -3,6 +3,7 @@
 Run from the repository root: python -m pytest tests/sim/test_circulant_rtl.py -q
 (the Verilator simulation is marked slow).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rtl
 from kernels.circulant_mac import circulant_expand, plan_circulant
 from kernels.circulant_rom import circulant_rtl_parameters, write_circulant_roms
 from kernels.fixed import int_range
 from sim.runner import lint_verilator, run_cocotb
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = [REPO / "rtl" / name for name in ("requantize.v", "engine_output.v", "circulant_mac.v")]
+SOURCES = rtl.paths("circulant_mac.v")
 TOP = "circulant_mac"
 
 # name -> (layer shape and output mode, plan options)
@@ -28,8 +30,10 @@ CASES = {
     "b2_relu": (dict(N_IN=6, N_OUT=4, B=2, REQUANT=1, RELU=1), {}),
     "b4_padded_raw": (dict(N_IN=10, N_OUT=7, B=4, REQUANT=0, RELU=0), {}),
     "b8_requant": (dict(N_IN=16, N_OUT=16, B=8, REQUANT=1, RELU=0), {}),
-    "b8_padded_left_shift": (dict(N_IN=20, N_OUT=13, B=8, REQUANT=0, RELU=0),
-                             dict(spectrum_bits=10, ifft_guard=6, fft_guard=3)),
+    "b8_padded_left_shift": (
+        dict(N_IN=20, N_OUT=13, B=8, REQUANT=0, RELU=0),
+        dict(spectrum_bits=10, ifft_guard=6, fft_guard=3),
+    ),
     "b16_relu": (dict(N_IN=32, N_OUT=32, B=16, REQUANT=1, RELU=1), {}),
 }
 
@@ -55,9 +59,16 @@ def circulant_case(spec: dict, plan_options: dict, directory: Path, seed: int = 
     x_q = edge_inputs(rng, circulant_expand(vectors)[:n_out, :n_in], in_bits, n_random=5)
     files = write_circulant_roms(layer, directory)
     shift = max(0, layer.acc_bits - 8 - 2)
-    params = circulant_rtl_parameters(layer, out_bits=8, shift=shift, relu=bool(spec["RELU"]),
-                                      requant=bool(spec["REQUANT"]), w_file=files["W_FILE"],
-                                      tw_file=files["TW_FILE"], b_file=files["B_FILE"])
+    params = circulant_rtl_parameters(
+        layer,
+        out_bits=8,
+        shift=shift,
+        relu=bool(spec["RELU"]),
+        requant=bool(spec["REQUANT"]),
+        w_file=files["W_FILE"],
+        tw_file=files["TW_FILE"],
+        b_file=files["B_FILE"],
+    )
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, vectors_q=vectors, bias_q=bias, x_q=x_q)
     return params, {"parameters": params, "plan": plan, "stimulus": str(stimulus)}, layer
@@ -67,8 +78,12 @@ def edge_inputs(rng, w: np.ndarray, in_bits: int, n_random: int) -> np.ndarray:
     """All-min, all-max, zero, alternating, each output's worst case for rows 0 and -1, random."""
     lo, hi = int_range(in_bits)
     n_in = w.shape[1]
-    rows = [np.full(n_in, lo), np.full(n_in, hi), np.zeros(n_in, dtype=np.int64),
-            np.where(np.arange(n_in) % 2 == 0, lo, hi)]
+    rows = [
+        np.full(n_in, lo),
+        np.full(n_in, hi),
+        np.zeros(n_in, dtype=np.int64),
+        np.where(np.arange(n_in) % 2 == 0, lo, hi),
+    ]
     for o in (0, -1):
         rows += [np.where(w[o] >= 0, lo, hi), np.where(w[o] >= 0, hi, lo)]
     rows += list(rng.integers(lo, hi + 1, size=(n_random, n_in)))
@@ -78,9 +93,15 @@ def edge_inputs(rng, w: np.ndarray, in_bits: int, n_random: int) -> np.ndarray:
 def simulate(case, directory: Path, simulator: str = "icarus"):
     spec, plan_options = CASES[case]
     params, config, _ = circulant_case(spec, plan_options, directory)
-    return run_cocotb(SOURCES, TOP, "test_circulant_mac", directory / f"build_{simulator}",
-                      simulator=simulator, parameters=params,
-                      extra_env={"MPC_TB_CONFIG": json.dumps(config)})
+    return run_cocotb(
+        SOURCES,
+        TOP,
+        "test_circulant_mac",
+        directory / f"build_{simulator}",
+        simulator=simulator,
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config)},
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
@@ -107,8 +128,14 @@ def test_bench_catches_a_wrong_spectrum(tmp_path):
     width = len(words[0])
     words[3] = f"{(int(words[3], 16) + 1) % (1 << (4 * width)):0{width}x}"
     rom.write_text("\n".join(words) + "\n")
-    result = run_cocotb(SOURCES, TOP, "test_circulant_mac", tmp_path / "build", parameters=params,
-                        extra_env={"MPC_TB_CONFIG": json.dumps(config)})
+    result = run_cocotb(
+        SOURCES,
+        TOP,
+        "test_circulant_mac",
+        tmp_path / "build",
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config)},
+    )
     assert result["failed"] == 2
 
 
@@ -123,11 +150,12 @@ def synthesize(directory: Path, params: dict) -> str:
     if shutil.which("yosys") is None:
         pytest.skip("yosys not found: install it (apt-get install yosys) to check synthesis")
     chparams = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else v}" for k, v in params.items())
-    script = (f"read_verilog -defer {' '.join(str(s) for s in SOURCES)}; "
-              f"chparam {chparams} {TOP}; synth_xilinx -top {TOP}; stat")
+    script = (
+        f"read_verilog -defer {' '.join(str(s) for s in SOURCES)}; "
+        f"chparam {chparams} {TOP}; synth_xilinx -top {TOP}; stat"
+    )
     log = directory / "yosys.log"
-    proc = subprocess.run(["yosys", "-q", "-l", str(log), "-p", script], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(["yosys", "-q", "-l", str(log), "-p", script], capture_output=True, text=True, check=False)
     text = log.read_text() if log.exists() else ""
     assert proc.returncode == 0, f"yosys failed: {proc.stderr.strip() or text[-2000:]}"
     return text
@@ -137,7 +165,7 @@ def test_synthesizes_without_latches(tmp_path):
     spec, plan_options = CASES["b8_requant"]
     params, _, _ = circulant_case(spec, plan_options, tmp_path)
     log = synthesize(tmp_path, params)
-    stats = log[log.rfind("Printing statistics"):]
+    stats = log[log.rfind("Printing statistics") :]
     assert not re.search(r"Latch inferred", log)
     assert not re.search(r"^\s+(\$_?DLATCH\w*|\$dlatch\w*|LD[CP]E?)\s+\d+", stats, flags=re.MULTILINE | re.I)
     dsps = re.search(r"DSP48E1\s+(\d+)", stats)

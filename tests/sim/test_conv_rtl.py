@@ -3,6 +3,7 @@ Verilator lint, yosys, and one Verilator simulation (slow).
 
 Run from the repository root: python -m pytest tests/sim/test_conv_rtl.py -q
 """
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rtl
 from kernels.conv2d import conv_accumulator_bits
 from kernels.conv_rom import conv_bias_rom_words, conv_weight_rom_words, write_mem
 from kernels.fixed import bits_for_signed, int_range
@@ -20,8 +22,8 @@ from tests.sim.test_rtl_modules import STALL_ENV, _assert_passed, latch_report, 
 
 REPO = Path(__file__).resolve().parents[2]
 RTL = REPO / "rtl"
-CONV_SOURCES = [RTL / "requantize.v", RTL / "conv2d.v"]
-POOL_SOURCES = [RTL / "requantize.v", RTL / "pool2d.v"]
+CONV_SOURCES = rtl.paths("conv2d.v")
+POOL_SOURCES = rtl.paths("pool2d.v")
 
 NO_PAD = dict(PAD_T=0, PAD_L=0, PAD_B=0, PAD_R=0)
 
@@ -53,41 +55,160 @@ def random_conv_layer(rng, c_out, c_in, kh, kw, w_bits, in_bits):
 
 CONV_CASES = {
     # LeNet-5's first layer: 1x28x28 -> 6 channels 5x5, all six channels in parallel
-    "lenet_c1": dict(C_IN=1, H=28, W=28, C_OUT=6, KH=5, KW=5, STRIDE=1, **NO_PAD,
-                     P_CO=6, P_CI=1, RELU=1, REQUANT=1, frames=2),
+    "lenet_c1": dict(
+        C_IN=1, H=28, W=28, C_OUT=6, KH=5, KW=5, STRIDE=1, **NO_PAD, P_CO=6, P_CI=1, RELU=1, REQUANT=1, frames=2
+    ),
     # LeNet-5's second layer: 6x12x12 -> 16 channels 5x5, 8 x 3 multipliers
-    "lenet_c2": dict(C_IN=6, H=12, W=12, C_OUT=16, KH=5, KW=5, STRIDE=1, **NO_PAD,
-                     P_CO=8, P_CI=3, RELU=1, REQUANT=1, frames=2),
+    "lenet_c2": dict(
+        C_IN=6, H=12, W=12, C_OUT=16, KH=5, KW=5, STRIDE=1, **NO_PAD, P_CO=8, P_CI=3, RELU=1, REQUANT=1, frames=2
+    ),
     # 3x3 stride 2, asymmetric padding, odd sizes, partial channel groups and words
-    "pad_3x3_s2": dict(C_IN=3, H=9, W=8, C_OUT=5, KH=3, KW=3, STRIDE=2, PAD_T=1, PAD_L=0,
-                       PAD_B=2, PAD_R=1, P_CO=2, P_CI=2, RELU=0, REQUANT=1, frames=4),
+    "pad_3x3_s2": dict(
+        C_IN=3,
+        H=9,
+        W=8,
+        C_OUT=5,
+        KH=3,
+        KW=3,
+        STRIDE=2,
+        PAD_T=1,
+        PAD_L=0,
+        PAD_B=2,
+        PAD_R=1,
+        P_CO=2,
+        P_CI=2,
+        RELU=0,
+        REQUANT=1,
+        frames=4,
+    ),
     # 5x5 "same" padding, one multiplier
-    "pad_5x5_same": dict(C_IN=2, H=7, W=6, C_OUT=3, KH=5, KW=5, STRIDE=1, PAD_T=2, PAD_L=2,
-                         PAD_B=2, PAD_R=2, P_CO=1, P_CI=1, RELU=1, REQUANT=1, frames=3),
+    "pad_5x5_same": dict(
+        C_IN=2,
+        H=7,
+        W=6,
+        C_OUT=3,
+        KH=5,
+        KW=5,
+        STRIDE=1,
+        PAD_T=2,
+        PAD_L=2,
+        PAD_B=2,
+        PAD_R=2,
+        P_CO=1,
+        P_CI=1,
+        RELU=1,
+        REQUANT=1,
+        frames=3,
+    ),
     # 1x1 stride 2 raw accumulators: groups shorter than P_CO (output-paced), rows skipped
-    "k1_s2_raw": dict(C_IN=2, H=5, W=6, C_OUT=4, KH=1, KW=1, STRIDE=2, **NO_PAD,
-                      P_CO=3, P_CI=1, RELU=0, REQUANT=0, frames=4),
+    "k1_s2_raw": dict(
+        C_IN=2, H=5, W=6, C_OUT=4, KH=1, KW=1, STRIDE=2, **NO_PAD, P_CO=3, P_CI=1, RELU=0, REQUANT=0, frames=4
+    ),
     # 3x3 stride 3 (stride = kernel), narrow weights and activations, shift 0
-    "k3_s3_narrow": dict(C_IN=2, H=6, W=9, C_OUT=2, KH=3, KW=3, STRIDE=3, **NO_PAD,
-                         P_CO=2, P_CI=2, RELU=1, REQUANT=1, frames=4, IN_BITS=4, W_BITS=3,
-                         OUT_BITS=5, SHIFT=0),
+    "k3_s3_narrow": dict(
+        C_IN=2,
+        H=6,
+        W=9,
+        C_OUT=2,
+        KH=3,
+        KW=3,
+        STRIDE=3,
+        **NO_PAD,
+        P_CO=2,
+        P_CI=2,
+        RELU=1,
+        REQUANT=1,
+        frames=4,
+        IN_BITS=4,
+        W_BITS=3,
+        OUT_BITS=5,
+        SHIFT=0,
+    ),
     # P_K kernel positions per cycle. LeNet's first layer, 25 = 6*4 + 1: a partial last step
-    "lenet_c1_pk4": dict(C_IN=1, H=28, W=28, C_OUT=6, KH=5, KW=5, STRIDE=1, **NO_PAD,
-                         P_CO=3, P_CI=1, P_K=4, RELU=1, REQUANT=1, frames=2),
+    "lenet_c1_pk4": dict(
+        C_IN=1, H=28, W=28, C_OUT=6, KH=5, KW=5, STRIDE=1, **NO_PAD, P_CO=3, P_CI=1, P_K=4, RELU=1, REQUANT=1, frames=2
+    ),
     # all 9 positions in one read, stride 2, asymmetric padding, partial words (G = P_CO = 2)
-    "pk9_pad_3x3_s2": dict(C_IN=3, H=9, W=8, C_OUT=5, KH=3, KW=3, STRIDE=2, PAD_T=1, PAD_L=0,
-                           PAD_B=2, PAD_R=1, P_CO=2, P_CI=2, P_K=9, RELU=0, REQUANT=1, frames=4),
+    "pk9_pad_3x3_s2": dict(
+        C_IN=3,
+        H=9,
+        W=8,
+        C_OUT=5,
+        KH=3,
+        KW=3,
+        STRIDE=2,
+        PAD_T=1,
+        PAD_L=0,
+        PAD_B=2,
+        PAD_R=1,
+        P_CO=2,
+        P_CI=2,
+        P_K=9,
+        RELU=0,
+        REQUANT=1,
+        frames=4,
+    ),
     # 5x5 "same" padding, steps of 7 > KW positions (25 = 3*7 + 4), 2 of 3 channels a word
-    "pk7_5x5_same": dict(C_IN=3, H=7, W=6, C_OUT=3, KH=5, KW=5, STRIDE=1, PAD_T=2, PAD_L=2,
-                         PAD_B=2, PAD_R=2, P_CO=2, P_CI=2, P_K=7, RELU=1, REQUANT=1, frames=3),
+    "pk7_5x5_same": dict(
+        C_IN=3,
+        H=7,
+        W=6,
+        C_OUT=3,
+        KH=5,
+        KW=5,
+        STRIDE=1,
+        PAD_T=2,
+        PAD_L=2,
+        PAD_B=2,
+        PAD_R=2,
+        P_CO=2,
+        P_CI=2,
+        P_K=7,
+        RELU=1,
+        REQUANT=1,
+        frames=3,
+    ),
     # 2x3 kernel in steps of 4 (6 = 4 + 2), G = 2 < P_CO = 3 (output-paced), raw accumulators
-    "pk4_2x3_narrow_groups": dict(C_IN=2, H=6, W=5, C_OUT=5, KH=2, KW=3, STRIDE=1, PAD_T=1,
-                                  PAD_L=1, PAD_B=0, PAD_R=1, P_CO=3, P_CI=2, P_K=4, RELU=0,
-                                  REQUANT=0, frames=4),
+    "pk4_2x3_narrow_groups": dict(
+        C_IN=2,
+        H=6,
+        W=5,
+        C_OUT=5,
+        KH=2,
+        KW=3,
+        STRIDE=1,
+        PAD_T=1,
+        PAD_L=1,
+        PAD_B=0,
+        PAD_R=1,
+        P_CO=3,
+        P_CI=2,
+        P_K=4,
+        RELU=0,
+        REQUANT=0,
+        frames=4,
+    ),
     # 3x1 kernel (KW = 1: a step moves down rows only), stride 3, narrow widths
-    "pk2_3x1_s3_narrow": dict(C_IN=2, H=7, W=5, C_OUT=2, KH=3, KW=1, STRIDE=3, **NO_PAD,
-                              P_CO=2, P_CI=1, P_K=2, RELU=1, REQUANT=1, frames=4, IN_BITS=4,
-                              W_BITS=3, OUT_BITS=5, SHIFT=0),
+    "pk2_3x1_s3_narrow": dict(
+        C_IN=2,
+        H=7,
+        W=5,
+        C_OUT=2,
+        KH=3,
+        KW=1,
+        STRIDE=3,
+        **NO_PAD,
+        P_CO=2,
+        P_CI=1,
+        P_K=2,
+        RELU=1,
+        REQUANT=1,
+        frames=4,
+        IN_BITS=4,
+        W_BITS=3,
+        OUT_BITS=5,
+        SHIFT=0,
+    ),
 }
 
 
@@ -100,21 +221,19 @@ def conv_case(spec: dict, directory: Path, seed: int = 0):
     spec.setdefault("OUT_BITS", 8)
     spec.setdefault("P_K", 1)
     rng = np.random.default_rng(seed)
-    w_q, b_q = random_conv_layer(rng, spec["C_OUT"], spec["C_IN"], spec["KH"], spec["KW"],
-                                 spec["W_BITS"], spec["IN_BITS"])
+    w_q, b_q = random_conv_layer(
+        rng, spec["C_OUT"], spec["C_IN"], spec["KH"], spec["KW"], spec["W_BITS"], spec["IN_BITS"]
+    )
     b_bits = bits_for_signed(int(np.abs(b_q).max()))
     acc_bits = conv_accumulator_bits(w_q, b_q, spec["IN_BITS"])
     spec.setdefault("SHIFT", max(0, acc_bits - spec["OUT_BITS"] - 2))
-    x_q = edge_frames(rng, (spec["C_IN"], spec["H"], spec["W"]), spec["IN_BITS"],
-                      max(1, frames - 3))
+    x_q = edge_frames(rng, (spec["C_IN"], spec["H"], spec["W"]), spec["IN_BITS"], max(1, frames - 3))
     x_q = np.concatenate([x_q[3:], x_q[:3]])[:frames]  # random frames first
     w_file, b_file = directory / "conv_w.mem", directory / "conv_b.mem"
     p_co, p_ci, p_k = spec["P_CO"], spec["P_CI"], spec["P_K"]
-    write_mem(w_file, conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"], p_k),
-              p_co * p_k * p_ci * spec["W_BITS"])
+    write_mem(w_file, conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"], p_k), p_co * p_k * p_ci * spec["W_BITS"])
     write_mem(b_file, conv_bias_rom_words(b_q, p_co, b_bits), p_co * b_bits)
-    params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file),
-                  B_FILE=str(b_file))
+    params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file), B_FILE=str(b_file))
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, w_q=w_q, b_q=b_q, x_q=x_q)
     return params, stimulus
@@ -122,9 +241,15 @@ def conv_case(spec: dict, directory: Path, seed: int = 0):
 
 def run_conv(params, stimulus, build_dir, simulator="icarus"):
     config = {"parameters": params, "stimulus": str(stimulus)}
-    return run_cocotb(CONV_SOURCES, "conv2d", "test_conv2d", build_dir, simulator=simulator,
-                      parameters=params,
-                      extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV})
+    return run_cocotb(
+        CONV_SOURCES,
+        "conv2d",
+        "test_conv2d",
+        build_dir,
+        simulator=simulator,
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
+    )
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=list(CONV_CASES))
@@ -146,7 +271,7 @@ def test_conv2d_synthesizes_without_latches(tmp_path):
     params, _ = conv_case(dict(CONV_CASES["lenet_c2"], P_CO=4, P_CI=2), tmp_path)
     log = synthesize(tmp_path, CONV_SOURCES, "conv2d", params)
     assert latch_report(log) == []
-    stats = log[log.rfind("Printing statistics"):]
+    stats = log[log.rfind("Printing statistics") :]
     assert re.search(r"RAMB(18|36)E1\s+\d+", stats), "line buffer / ROM not in block RAM"
     assert re.search(r"DSP48E1\s+\d+", stats), "expected the multipliers on DSP blocks"
 
@@ -157,7 +282,7 @@ def test_conv2d_with_kernel_positions_synthesizes(tmp_path):
     params, _ = conv_case(dict(CONV_CASES["lenet_c1"], P_CO=2, P_K=5), tmp_path)
     log = synthesize(tmp_path, CONV_SOURCES, "conv2d", params)
     assert latch_report(log) == []
-    stats = log[log.rfind("Printing statistics"):]
+    stats = log[log.rfind("Printing statistics") :]
     assert re.search(r"DSP48E1\s+10\n", stats), "expected one DSP block per multiplier"
     rams = re.findall(r"^\s+(RAMB\w+|RAM\d+\w*)\s+(\d+)", stats, flags=re.MULTILINE)
     assert rams, "line-buffer copies / ROM not in block or LUT RAM"
@@ -169,13 +294,10 @@ POOL_CASES = {
     "max_2x2_lenet": dict(C=6, H=24, W=24, KH=2, KW=2, STRIDE=2, **NO_PAD, MODE=0, frames=2),
     "avg_2x2": dict(C=4, H=8, W=8, KH=2, KW=2, STRIDE=2, **NO_PAD, MODE=1, frames=3),
     # odd size (last row/column dropped), 3x3 stride 2 with padding; average by reciprocal
-    "max_3x3_s2_pad": dict(C=2, H=7, W=6, KH=3, KW=3, STRIDE=2, PAD_T=1, PAD_L=1, PAD_B=1,
-                           PAD_R=0, MODE=0, frames=4),
-    "avg_3x3_s1_pad": dict(C=2, H=5, W=6, KH=3, KW=3, STRIDE=1, PAD_T=1, PAD_L=1, PAD_B=1,
-                           PAD_R=1, MODE=1, frames=4),
+    "max_3x3_s2_pad": dict(C=2, H=7, W=6, KH=3, KW=3, STRIDE=2, PAD_T=1, PAD_L=1, PAD_B=1, PAD_R=0, MODE=0, frames=4),
+    "avg_3x3_s1_pad": dict(C=2, H=5, W=6, KH=3, KW=3, STRIDE=1, PAD_T=1, PAD_L=1, PAD_B=1, PAD_R=1, MODE=1, frames=4),
     # global average pool over a 5x5 plane (N = 25), narrow activations
-    "global_avg_5x5": dict(C=3, H=5, W=5, KH=5, KW=5, STRIDE=1, **NO_PAD, MODE=1, frames=5,
-                           IN_BITS=4),
+    "global_avg_5x5": dict(C=3, H=5, W=5, KH=5, KW=5, STRIDE=1, **NO_PAD, MODE=1, frames=5, IN_BITS=4),
 }
 
 
@@ -184,8 +306,7 @@ def pool_case(spec: dict, directory: Path, seed: int = 0):
     frames = spec.pop("frames")
     spec.setdefault("IN_BITS", 8)
     rng = np.random.default_rng(seed)
-    x_q = edge_frames(rng, (spec["C"], spec["H"], spec["W"]), spec["IN_BITS"],
-                      max(0, frames - 3))
+    x_q = edge_frames(rng, (spec["C"], spec["H"], spec["W"]), spec["IN_BITS"], max(0, frames - 3))
     x_q = np.concatenate([x_q[3:], x_q[:3]])[:frames]  # random frames first
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, x_q=x_q)
@@ -194,9 +315,15 @@ def pool_case(spec: dict, directory: Path, seed: int = 0):
 
 def run_pool(params, stimulus, build_dir, simulator="icarus"):
     config = {"parameters": params, "stimulus": str(stimulus)}
-    return run_cocotb(POOL_SOURCES, "pool2d", "test_pool2d", build_dir, simulator=simulator,
-                      parameters=params,
-                      extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV})
+    return run_cocotb(
+        POOL_SOURCES,
+        "pool2d",
+        "test_pool2d",
+        build_dir,
+        simulator=simulator,
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
+    )
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=list(POOL_CASES))
@@ -212,12 +339,10 @@ def test_pool2d_in_verilator(tmp_path):
     _assert_passed(run_pool(params, stimulus, tmp_path / "build_verilator", "verilator"))
 
 
-@pytest.mark.parametrize("mode", [pytest.param(0, marks=pytest.mark.slow), 1],
-                         ids=["max", "avg_reciprocal"])
+@pytest.mark.parametrize("mode", [pytest.param(0, marks=pytest.mark.slow), 1], ids=["max", "avg_reciprocal"])
 def test_pool2d_synthesizes_without_latches(mode, tmp_path):
     """No latches in either mode (the quick run synthesizes the larger, average datapath)."""
     kernel = 2 if mode == 0 else 3
-    params = dict(C=2, H=6, W=6, KH=kernel, KW=kernel, STRIDE=kernel, **NO_PAD, MODE=mode,
-                  IN_BITS=8)
+    params = dict(C=2, H=6, W=6, KH=kernel, KW=kernel, STRIDE=kernel, **NO_PAD, MODE=mode, IN_BITS=8)
     log = synthesize(tmp_path, POOL_SOURCES, "pool2d", params)
     assert "Printing statistics" in log and latch_report(log) == []

@@ -3,6 +3,7 @@
 Run from the repository root: python -m pytest tests/sim -q   (-m "not slow" skips the
 Verilator simulation, whose C++ build takes ~20 s).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rtl
 from kernels import argmax, dense_accumulator_bits, dense_mac, requantize
 from kernels.fixed import bits_for_signed, int_range
 from kernels.rom import dense_rom_words, vector_rom_words, write_mem
@@ -22,8 +24,8 @@ from sim.runner import SimulationError, lint_verilator, run_cocotb
 REPO = Path(__file__).resolve().parents[2]
 RTL = REPO / "rtl"
 REQUANTIZE_V = RTL / "requantize.v"
-DENSE_SOURCES = [REQUANTIZE_V, RTL / "engine_output.v", RTL / "dense_mac.v"]
-ARGMAX_SOURCES = [RTL / "argmax.v"]
+DENSE_SOURCES = rtl.paths("dense_mac.v")
+ARGMAX_SOURCES = rtl.paths("argmax.v")
 TOP_FIXTURE = Path(__file__).resolve().parent / "mpc_top.v"
 DESIGN_SOURCES = DENSE_SOURCES + ARGMAX_SOURCES + [TOP_FIXTURE]
 
@@ -87,22 +89,24 @@ REQUANTIZE_CASES = {
 def test_requantize_matches_kernel(case, tmp_path):
     params = REQUANTIZE_CASES[case]
     lint_verilator([REQUANTIZE_V], "requantize", params)
-    result = run_cocotb([REQUANTIZE_V], "requantize", "test_requantize", tmp_path,
-                        parameters=params, extra_env={"MPC_TB_CONFIG": json.dumps(params)})
+    result = run_cocotb(
+        [REQUANTIZE_V],
+        "requantize",
+        "test_requantize",
+        tmp_path,
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(params)},
+    )
     _assert_passed(result)
 
 
 # ------------------------------------------------------------------------ dense_mac
 DENSE_CASES = {
     "p1_relu": dict(N_IN=5, N_OUT=3, P=1, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=1, REQUANT=1),
-    "p3_of_7_norelu": dict(N_IN=7, N_OUT=4, P=3, IN_BITS=8, W_BITS=6, OUT_BITS=8, RELU=0,
-                           REQUANT=1),
-    "p_eq_nin_raw": dict(N_IN=6, N_OUT=3, P=6, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=0,
-                         REQUANT=0),
-    "p_above_nin_shift0": dict(N_IN=3, N_OUT=2, P=4, IN_BITS=3, W_BITS=3, OUT_BITS=5, RELU=1,
-                               REQUANT=1, SHIFT=0),
-    "single_in_out_raw": dict(N_IN=1, N_OUT=1, P=1, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=0,
-                              REQUANT=0),
+    "p3_of_7_norelu": dict(N_IN=7, N_OUT=4, P=3, IN_BITS=8, W_BITS=6, OUT_BITS=8, RELU=0, REQUANT=1),
+    "p_eq_nin_raw": dict(N_IN=6, N_OUT=3, P=6, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=0, REQUANT=0),
+    "p_above_nin_shift0": dict(N_IN=3, N_OUT=2, P=4, IN_BITS=3, W_BITS=3, OUT_BITS=5, RELU=1, REQUANT=1, SHIFT=0),
+    "single_in_out_raw": dict(N_IN=1, N_OUT=1, P=1, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=0, REQUANT=0),
 }
 
 
@@ -110,15 +114,12 @@ def dense_case(case: str, directory: Path, seed: int = 0):
     """Parameters (ROM files written to `directory`) and stimulus path for a DENSE_CASES entry."""
     spec = dict(DENSE_CASES[case])
     rng = np.random.default_rng(seed)
-    w_q, b_q, b_bits, acc_bits = random_layer(rng, spec["N_IN"], spec["N_OUT"],
-                                              spec["W_BITS"], spec["IN_BITS"])
+    w_q, b_q, b_bits, acc_bits = random_layer(rng, spec["N_IN"], spec["N_OUT"], spec["W_BITS"], spec["IN_BITS"])
     # Default shift: bring typical accumulators into the output range, saturating sometimes.
     spec.setdefault("SHIFT", max(0, acc_bits - spec["OUT_BITS"] - 2))
     x_q = edge_inputs(rng, w_q, spec["IN_BITS"], n_random=6)
-    w_file, b_file = write_layer_roms(directory, "layer", w_q, b_q, spec["P"], spec["W_BITS"],
-                                      b_bits)
-    params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file),
-                  B_FILE=str(b_file))
+    w_file, b_file = write_layer_roms(directory, "layer", w_q, b_q, spec["P"], spec["W_BITS"], b_bits)
+    params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file), B_FILE=str(b_file))
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, w_q=w_q, b_q=b_q, x_q=x_q)
     return params, stimulus
@@ -129,9 +130,14 @@ def test_dense_mac_matches_kernel(case, tmp_path):
     params, stimulus = dense_case(case, tmp_path)
     lint_verilator(DENSE_SOURCES, "dense_mac", params)
     config = {"parameters": params, "stimulus": str(stimulus)}
-    result = run_cocotb(DENSE_SOURCES, "dense_mac", "test_dense_mac", tmp_path / "build",
-                        parameters=params,
-                        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV})
+    result = run_cocotb(
+        DENSE_SOURCES,
+        "dense_mac",
+        "test_dense_mac",
+        tmp_path / "build",
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
+    )
     _assert_passed(result)
 
 
@@ -147,8 +153,14 @@ ARGMAX_CASES = {
 def test_argmax_matches_kernel(case, tmp_path):
     params = ARGMAX_CASES[case]
     lint_verilator(ARGMAX_SOURCES, "argmax", params)
-    result = run_cocotb(ARGMAX_SOURCES, "argmax", "test_argmax", tmp_path, parameters=params,
-                        extra_env={"MPC_TB_CONFIG": json.dumps(params), **STALL_ENV})
+    result = run_cocotb(
+        ARGMAX_SOURCES,
+        "argmax",
+        "test_argmax",
+        tmp_path,
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(params), **STALL_ENV},
+    )
     _assert_passed(result)
 
 
@@ -170,27 +182,54 @@ def two_layer_design(directory: Path, seed: int = 0, n_samples: int = 12):
     hidden = requantize(dense_mac(x_q, w1, b1), shift1, hid_bits, relu=True)
     logits = dense_mac(hidden, w2, b2)
     stimulus = directory / "stimulus.npz"
-    np.savez(stimulus, x_q=x_q, expected_logits=logits, expected_argmax=argmax(logits),
-             in_bits=in_bits, logit_bits=logit_bits, n_classes=n_classes)
+    np.savez(
+        stimulus,
+        x_q=x_q,
+        expected_logits=logits,
+        expected_argmax=argmax(logits),
+        in_bits=in_bits,
+        logit_bits=logit_bits,
+        n_classes=n_classes,
+    )
 
     l1 = write_layer_roms(directory, "l1", w1, b1, p1, w_bits, b1_bits)
     l2 = write_layer_roms(directory, "l2", w2, b2, p2, w_bits, b2_bits)
-    params = dict(N_IN=n_in, N_HIDDEN=n_hidden, N_CLASSES=n_classes, IN_BITS=in_bits,
-                  W_BITS=w_bits, HID_BITS=hid_bits, P1=p1, B1_BITS=b1_bits,
-                  ACC1_BITS=acc1_bits, SHIFT1=shift1, P2=p2, B2_BITS=b2_bits,
-                  LOGIT_BITS=logit_bits, IDX_BITS=2,
-                  # Relative, as in generated designs: they resolve in the simulator's work_dir.
-                  L1_W_FILE=l1[0].name, L1_B_FILE=l1[1].name,
-                  L2_W_FILE=l2[0].name, L2_B_FILE=l2[1].name)
+    params = dict(
+        N_IN=n_in,
+        N_HIDDEN=n_hidden,
+        N_CLASSES=n_classes,
+        IN_BITS=in_bits,
+        W_BITS=w_bits,
+        HID_BITS=hid_bits,
+        P1=p1,
+        B1_BITS=b1_bits,
+        ACC1_BITS=acc1_bits,
+        SHIFT1=shift1,
+        P2=p2,
+        B2_BITS=b2_bits,
+        LOGIT_BITS=logit_bits,
+        IDX_BITS=2,
+        # Relative, as in generated designs: they resolve in the simulator's work_dir.
+        L1_W_FILE=l1[0].name,
+        L1_B_FILE=l1[1].name,
+        L2_W_FILE=l2[0].name,
+        L2_B_FILE=l2[1].name,
+    )
     return params, stimulus
 
 
 def run_design(directory: Path, params: dict, stimulus: Path, simulator: str = "icarus"):
     result_json = directory / "sim_result.json"
-    result = run_cocotb(DESIGN_SOURCES, "mpc_top", "test_design", directory / f"build_{simulator}",
-                        simulator=simulator, parameters=params, work_dir=directory,
-                        extra_env={"MPC_STIMULUS": str(stimulus),
-                                   "MPC_SIM_RESULT": str(result_json), **STALL_ENV})
+    result = run_cocotb(
+        DESIGN_SOURCES,
+        "mpc_top",
+        "test_design",
+        directory / f"build_{simulator}",
+        simulator=simulator,
+        parameters=params,
+        work_dir=directory,
+        extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_json), **STALL_ENV},
+    )
     return result, json.loads(result_json.read_text())
 
 
@@ -240,9 +279,16 @@ def test_verilator_builds_a_design_split_into_many_cpp_files(tmp_path):
     --output-split forces that build on a small module."""
     params, stimulus = dense_case(next(iter(DENSE_CASES)), tmp_path)
     config = {"parameters": params, "stimulus": str(stimulus)}
-    result = run_cocotb(DENSE_SOURCES, "dense_mac", "test_dense_mac", tmp_path / "build", simulator="verilator",
-                        parameters=params, extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
-                        extra_build_args=["--output-split", "1", "--output-split-cfuncs", "1"])
+    result = run_cocotb(
+        DENSE_SOURCES,
+        "dense_mac",
+        "test_dense_mac",
+        tmp_path / "build",
+        simulator="verilator",
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
+        extra_build_args=["--output-split", "1", "--output-split-cfuncs", "1"],
+    )
     _assert_passed(result)
     assert len(list((tmp_path / "build").glob("Vtop*.cpp"))) > 3
 
@@ -263,8 +309,7 @@ def test_runner_reports_a_missing_simulator(tmp_path, monkeypatch):
 
 def test_lint_reports_warnings(tmp_path):
     sloppy = tmp_path / "sloppy.v"
-    sloppy.write_text("module sloppy(input wire [3:0] a, output wire [7:0] y);\n"
-                      "  assign y = a;\nendmodule\n")
+    sloppy.write_text("module sloppy(input wire [3:0] a, output wire [7:0] y);\n  assign y = a;\nendmodule\n")
     with pytest.raises(SimulationError, match="WIDTHEXPAND"):
         lint_verilator([sloppy], "sloppy")
 
@@ -274,13 +319,15 @@ def synthesize(tmp_path: Path, sources, top: str, params: dict) -> str:
     """synth_xilinx with parameters set by chparam, run in tmp_path; returns the log."""
     if shutil.which("yosys") is None:
         pytest.skip("yosys not found: install it (apt-get install yosys) to check synthesis")
-    chparams = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else v}"
-                        for k, v in params.items())
-    script = (f"read_verilog -defer {' '.join(str(s) for s in sources)}; "
-              f"chparam {chparams} {top}; synth_xilinx -top {top}; stat")
+    chparams = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else v}" for k, v in params.items())
+    script = (
+        f"read_verilog -defer {' '.join(str(s) for s in sources)}; "
+        f"chparam {chparams} {top}; synth_xilinx -top {top}; stat"
+    )
     log = tmp_path / "yosys.log"
-    proc = subprocess.run(["yosys", "-q", "-l", str(log), "-p", script], cwd=tmp_path,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["yosys", "-q", "-l", str(log), "-p", script], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     text = log.read_text() if log.exists() else ""
     assert proc.returncode == 0, f"yosys failed: {proc.stderr.strip() or text[-2000:]}"
     return text
@@ -289,9 +336,8 @@ def synthesize(tmp_path: Path, sources, top: str, params: dict) -> str:
 def latch_report(log: str) -> list[str]:
     """Latches yosys inferred or left in the netlist (generic or Xilinx LD* cells)."""
     inferred = re.findall(r"^.*\bLatch inferred.*$", log, flags=re.MULTILINE)
-    stats = log[log.rfind("Printing statistics"):]
-    cells = re.findall(r"^\s+(\$_?DLATCH\w*|\$dlatch\w*|LD[CP]E?)\s+\d+", stats,
-                       flags=re.MULTILINE | re.IGNORECASE)
+    stats = log[log.rfind("Printing statistics") :]
+    cells = re.findall(r"^\s+(\$_?DLATCH\w*|\$dlatch\w*|LD[CP]E?)\s+\d+", stats, flags=re.MULTILINE | re.IGNORECASE)
     return inferred + cells
 
 
@@ -300,12 +346,24 @@ def test_dense_mac_synthesizes_to_block_ram_and_dsp(tmp_path):
     rng = np.random.default_rng(3)
     w_q, b_q, b_bits, acc_bits = random_layer(rng, 64, 128, 8, 8)
     w_file, b_file = write_layer_roms(tmp_path, "layer", w_q, b_q, 4, 8, b_bits)
-    params = dict(N_IN=64, N_OUT=128, P=4, IN_BITS=8, W_BITS=8, B_BITS=b_bits,
-                  ACC_BITS=acc_bits, OUT_BITS=8, SHIFT=acc_bits - 10, RELU=1, REQUANT=1,
-                  W_FILE=str(w_file), B_FILE=str(b_file))
+    params = dict(
+        N_IN=64,
+        N_OUT=128,
+        P=4,
+        IN_BITS=8,
+        W_BITS=8,
+        B_BITS=b_bits,
+        ACC_BITS=acc_bits,
+        OUT_BITS=8,
+        SHIFT=acc_bits - 10,
+        RELU=1,
+        REQUANT=1,
+        W_FILE=str(w_file),
+        B_FILE=str(b_file),
+    )
     log = synthesize(tmp_path, DENSE_SOURCES, "dense_mac", params)
     assert latch_report(log) == []
-    stats = log[log.rfind("Printing statistics"):]
+    stats = log[log.rfind("Printing statistics") :]
     assert re.search(r"RAMB(18|36)E1\s+\d+", stats), "weight ROM not in block RAM"
     assert re.search(r"DSP48E1\s+4\b", stats), "expected one DSP48E1 per multiplier"
 
@@ -322,7 +380,8 @@ def test_two_layer_top_synthesizes_without_latches(tmp_path):
 def test_latch_report_detects_a_latch(tmp_path):
     """Guard for the check above: an incomplete combinational assignment is reported."""
     source = tmp_path / "latchy.v"
-    source.write_text("module latchy(input wire en, input wire d, output reg q);\n"
-                      "  always @* if (en) q = d;\nendmodule\n")
+    source.write_text(
+        "module latchy(input wire en, input wire d, output reg q);\n  always @* if (en) q = d;\nendmodule\n"
+    )
     log = synthesize(tmp_path, [source], "latchy", {})
     assert latch_report(log)

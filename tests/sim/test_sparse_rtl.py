@@ -3,6 +3,7 @@
 Run from the repository root: python -m pytest tests/sim/test_sparse_rtl.py -q
 (-m "not slow" skips the Verilator simulation).
 """
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rtl
 from kernels import dense_accumulator_bits
 from kernels.fixed import bits_for_signed, int_range
 from kernels.rom import row_count_words, sparse_rom_words, vector_rom_words, write_mem
@@ -20,25 +22,23 @@ from sim.runner import lint_verilator, run_cocotb
 from tests.sim.test_rtl_modules import STALL_ENV, edge_inputs, latch_report, synthesize
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = [REPO / "rtl" / name for name in ("requantize.v", "engine_output.v", "sparse_mac.v")]
+SOURCES = rtl.paths("sparse_mac.v")
 TOP = "sparse_mac"
 
 # name -> layer shape, engine and output mode. Every case with 2**D_BITS < N_IN holds a gap
 # that needs padding entries; P = 3 divides none of the sizes; P = 4 > N_IN puts the padding
 # of short rows on columns >= N_IN. B_BITS="ACC": the bias ROM as wide as the accumulator.
 CASES = {
-    "p1_d4_relu": dict(N_IN=20, N_OUT=6, P=1, D_BITS=4, IN_BITS=8, W_BITS=8, OUT_BITS=8,
-                       RELU=1, REQUANT=1),
-    "p2_d2_raw_bias_at_acc": dict(N_IN=9, N_OUT=7, P=2, D_BITS=2, IN_BITS=8, W_BITS=6,
-                                  OUT_BITS=8, RELU=0, REQUANT=0, B_BITS="ACC"),
-    "p4_d3_norelu": dict(N_IN=16, N_OUT=6, P=4, D_BITS=3, IN_BITS=6, W_BITS=4, OUT_BITS=8,
-                         RELU=0, REQUANT=1),
-    "p3_d1_relu": dict(N_IN=10, N_OUT=5, P=3, D_BITS=1, IN_BITS=8, W_BITS=8, OUT_BITS=6,
-                       RELU=1, REQUANT=1),
-    "p4_above_nin_raw": dict(N_IN=3, N_OUT=5, P=4, D_BITS=1, IN_BITS=3, W_BITS=3, OUT_BITS=4,
-                             RELU=0, REQUANT=0),
-    "single_in_out_shift0": dict(N_IN=1, N_OUT=1, P=1, D_BITS=2, IN_BITS=8, W_BITS=8,
-                                 OUT_BITS=5, RELU=1, REQUANT=1, SHIFT=0),
+    "p1_d4_relu": dict(N_IN=20, N_OUT=6, P=1, D_BITS=4, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=1, REQUANT=1),
+    "p2_d2_raw_bias_at_acc": dict(
+        N_IN=9, N_OUT=7, P=2, D_BITS=2, IN_BITS=8, W_BITS=6, OUT_BITS=8, RELU=0, REQUANT=0, B_BITS="ACC"
+    ),
+    "p4_d3_norelu": dict(N_IN=16, N_OUT=6, P=4, D_BITS=3, IN_BITS=6, W_BITS=4, OUT_BITS=8, RELU=0, REQUANT=1),
+    "p3_d1_relu": dict(N_IN=10, N_OUT=5, P=3, D_BITS=1, IN_BITS=8, W_BITS=8, OUT_BITS=6, RELU=1, REQUANT=1),
+    "p4_above_nin_raw": dict(N_IN=3, N_OUT=5, P=4, D_BITS=1, IN_BITS=3, W_BITS=3, OUT_BITS=4, RELU=0, REQUANT=0),
+    "single_in_out_shift0": dict(
+        N_IN=1, N_OUT=1, P=1, D_BITS=2, IN_BITS=8, W_BITS=8, OUT_BITS=5, RELU=1, REQUANT=1, SHIFT=0
+    ),
 }
 VERILATOR_CASE = "p3_d1_relu"
 
@@ -67,7 +67,7 @@ def sparse_matrix(rng, n_in: int, n_out: int, w_bits: int, delta_bits: int) -> n
     rows.append(dense)
     rows.append(np.zeros(n_in, dtype=np.int64))
     gap = np.zeros(n_in, dtype=np.int64)
-    first = min(n_in - 1, 1 << delta_bits)      # 2**D zeros before it: one padding entry
+    first = min(n_in - 1, 1 << delta_bits)  # 2**D zeros before it: one padding entry
     gap[first], gap[-1] = hi, lo
     rows.append(gap)
     last_only = np.zeros(n_in, dtype=np.int64)
@@ -86,12 +86,12 @@ def gap_padding_entries(enc) -> int:
     max_delta = (1 << enc.delta_bits) - 1
     count, word = 0, 0
     for words in enc.row_words:
-        w = enc.weights[word:word + words].ravel()
-        d = enc.deltas[word:word + words].ravel()
-        c = cols[word:word + words].ravel()
+        w = enc.weights[word : word + words].ravel()
+        d = enc.deltas[word : word + words].ravel()
+        c = cols[word : word + words].ravel()
         real = np.flatnonzero(w)
         if real.size:
-            count += int(np.count_nonzero((w[:real[-1]] == 0) & (d[:real[-1]] == max_delta)))
+            count += int(np.count_nonzero((w[: real[-1]] == 0) & (d[: real[-1]] == max_delta)))
         assert c[real].max(initial=0) < enc.n_in
         word += words
     return count
@@ -104,8 +104,7 @@ def write_sparse_roms(directory: Path, prefix: str, enc, b_q, w_bits: int, b_bit
     write_mem(files["W_FILE"], sparse_rom_words(enc, w_bits), enc.parallel * (w_bits + enc.delta_bits))
     write_mem(files["C_FILE"], row_count_words(enc), cnt_bits)
     write_mem(files["B_FILE"], vector_rom_words(b_q, b_bits), b_bits)
-    return dict(CNT_BITS=cnt_bits, N_WORDS=int(enc.row_words.sum()),
-                **{k: str(v) for k, v in files.items()})
+    return dict(CNT_BITS=cnt_bits, N_WORDS=int(enc.row_words.sum()), **{k: str(v) for k, v in files.items()})
 
 
 def sparse_case(spec: dict, directory: Path, seed: int = 0, n_random: int = 6):
@@ -126,24 +125,30 @@ def sparse_case(spec: dict, directory: Path, seed: int = 0, n_random: int = 6):
     spec.setdefault("SHIFT", max(0, acc_bits - spec["OUT_BITS"] - 2))
     enc = encode_sparse(w_q, spec["P"], spec["D_BITS"])
     x_q = edge_inputs(rng, w_q, in_bits, n_random=n_random)
-    params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits,
-                  **write_sparse_roms(directory, "layer", enc, b_q, w_bits, b_bits))
+    params = dict(
+        spec, B_BITS=b_bits, ACC_BITS=acc_bits, **write_sparse_roms(directory, "layer", enc, b_q, w_bits, b_bits)
+    )
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, w_q=w_q, b_q=b_q, x_q=x_q)
     return params, {"parameters": params, "stimulus": str(stimulus)}, enc
 
 
 def simulate(params: dict, config: dict, directory: Path, simulator: str = "icarus"):
-    return run_cocotb(SOURCES, TOP, "test_sparse_mac", directory / f"build_{simulator}",
-                      simulator=simulator, parameters=params,
-                      extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV})
+    return run_cocotb(
+        SOURCES,
+        TOP,
+        "test_sparse_mac",
+        directory / f"build_{simulator}",
+        simulator=simulator,
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
+    )
 
 
 # ------------------------------------------------------------------------ tests
 def test_rom_words_pack_entries_and_counts():
     """Entry p of a word at [p*(W+D) +: W+D]: weight (two's complement) low, delta above."""
-    w_q = np.array([[0, 0, 0, 0, 0, -3, 0, 1],
-                    [0, 0, 0, 0, 0, 0, 0, 0]])
+    w_q = np.array([[0, 0, 0, 0, 0, -3, 0, 1], [0, 0, 0, 0, 0, 0, 0, 0]])
     enc = encode_sparse(w_q, parallel=2, delta_bits=2)
     # Row 0: (0, 3) padding at column 3, (-3, 1) at 5, (1, 1) at 7, (0, 0) tail; row 1: (0, 0)x2.
     assert enc.weights.tolist() == [[0, -3], [1, 0], [0, 0]]
@@ -200,15 +205,13 @@ LINT_CORNERS = {
     "delta_eq_col": dict(N_IN=5, N_OUT=3, P=2, D_BITS=3, ACC_BITS=20, B_BITS=8),
     "delta_above_col": dict(N_IN=2, N_OUT=3, P=1, D_BITS=4, ACC_BITS=20, B_BITS=8),
     "acc_below_prod": dict(N_IN=4, N_OUT=2, P=3, D_BITS=2, ACC_BITS=12, B_BITS=12),
-    "one_word": dict(N_IN=3, N_OUT=1, P=4, D_BITS=1, ACC_BITS=18, B_BITS=18, N_WORDS=1,
-                     CNT_BITS=1),
+    "one_word": dict(N_IN=3, N_OUT=1, P=4, D_BITS=1, ACC_BITS=18, B_BITS=18, N_WORDS=1, CNT_BITS=1),
 }
 
 
 @pytest.mark.parametrize("case", LINT_CORNERS, ids=list(LINT_CORNERS))
 def test_lint_width_corners(case):
-    params = dict(IN_BITS=8, W_BITS=8, CNT_BITS=2, N_WORDS=6, OUT_BITS=8, SHIFT=4, RELU=0,
-                  REQUANT=1)
+    params = dict(IN_BITS=8, W_BITS=8, CNT_BITS=2, N_WORDS=6, OUT_BITS=8, SHIFT=4, RELU=0, REQUANT=1)
     params.update(LINT_CORNERS[case])
     lint_verilator(SOURCES, TOP, params)
     lint_verilator(SOURCES, TOP, dict(params, REQUANT=0))
@@ -224,13 +227,25 @@ def test_synthesizes_without_latches(tmp_path):
     b_bits = bits_for_signed(int(np.abs(b_q).max()))
     acc_bits = dense_accumulator_bits(w_q, b_q, in_bits)
     enc = encode_sparse(w_q, p, d_bits)
-    params = dict(N_IN=n_in, N_OUT=n_out, P=p, IN_BITS=in_bits, W_BITS=w_bits, D_BITS=d_bits,
-                  B_BITS=b_bits, ACC_BITS=acc_bits, OUT_BITS=8, SHIFT=acc_bits - 10, RELU=1,
-                  REQUANT=1, **write_sparse_roms(tmp_path, "layer", enc, b_q, w_bits, b_bits))
+    params = dict(
+        N_IN=n_in,
+        N_OUT=n_out,
+        P=p,
+        IN_BITS=in_bits,
+        W_BITS=w_bits,
+        D_BITS=d_bits,
+        B_BITS=b_bits,
+        ACC_BITS=acc_bits,
+        OUT_BITS=8,
+        SHIFT=acc_bits - 10,
+        RELU=1,
+        REQUANT=1,
+        **write_sparse_roms(tmp_path, "layer", enc, b_q, w_bits, b_bits),
+    )
     log = synthesize(tmp_path, SOURCES, TOP, params)
     assert "Printing statistics" in log
     assert latch_report(log) == []
-    stats = log[log.rfind("Printing statistics"):]
+    stats = log[log.rfind("Printing statistics") :]
     dsps = re.search(r"DSP48E1\s+(\d+)", stats)
     assert dsps and int(dsps.group(1)) == p, "expected one DSP48E1 per multiplier"
 
