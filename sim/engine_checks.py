@@ -1,5 +1,8 @@
 """Scoreboard checks shared by the engine testbenches (dense, sparse, circulant)."""
+
 import numpy as np
+
+from kernels.dense_mac import RomSchedule
 
 
 def out_width(params) -> int:
@@ -17,20 +20,21 @@ def check_values(beats, expected) -> None:
     got = [value for _, value in beats]
     want = [int(v) for v in expected.ravel()]
     assert len(got) == len(want), f"{len(got)} outputs, expected {len(want)}"
-    bad = [(tuple(int(i) for i in np.unravel_index(k, expected.shape)), w, g)
-           for k, (w, g) in enumerate(zip(want, got)) if w != g]
+    bad = [
+        (tuple(int(i) for i in np.unravel_index(k, expected.shape)), w, g)
+        for k, (w, g) in enumerate(zip(want, got))
+        if w != g
+    ]
     assert not bad, f"{len(bad)}/{len(want)} outputs differ ((index), expected, got), first: {bad[:5]}"
 
 
-def check_row_timing(accepted, out_edges, n_in, row_words, pipeline) -> None:
-    """Replay the timing model of the ROM-streaming engines (rtl/dense_mac.v, rtl/sparse_mac.v):
-    one ROM word per edge, row o ends after S_o words (dense: S_o = (o+1)*NCH), output o
-    completes at compute start + S_o + pipeline, inputs double-buffered. Every edge is compared,
-    then the headline idle latency and steady-state interval (kernels.dense_mac.RomSchedule)."""
-    n_out = len(row_words)
-    ends = np.cumsum(row_words)          # S_o: words of rows 0..o
-    rounds = int(ends[-1])               # R
-    starts = []  # compute start edge of each vector
+def check_row_timing(accepted, out_edges, schedule: RomSchedule) -> None:
+    """Replay the schedule of the ROM-streaming engines (rtl/dense_mac.v, rtl/sparse_mac.v;
+    kernels.dense_mac.RomSchedule): one ROM word per edge, row o ends after S_o words (dense:
+    S_o = (o+1)*NCH), output o completes PIPELINE_EDGES after, inputs double-buffered. Every edge
+    is compared, then the schedule's idle latency and steady-state interval."""
+    n_in, n_out, rounds = schedule.n_in, schedule.n_out, schedule.words
+    starts: list[int] = []  # compute start edge of each vector
     for v in range(len(accepted) // n_in):
         first, last = accepted[v * n_in], accepted[(v + 1) * n_in - 1]
         assert last - first == n_in - 1, f"vector {v}: inputs not accepted back to back"
@@ -40,12 +44,13 @@ def check_row_timing(accepted, out_edges, n_in, row_words, pipeline) -> None:
                 want_first = max(want_first, starts[v - 2] + rounds)
             assert first == want_first, f"vector {v}: first input at {first}, model {want_first}"
         starts.append(max(last + 1, starts[-1] + rounds) if starts else last + 1)
-        got = out_edges[v * n_out:(v + 1) * n_out]
-        want = [starts[v] + int(ends[o]) + pipeline for o in range(n_out)]
+        got = out_edges[v * n_out : (v + 1) * n_out]
+        want = schedule.output_edges(starts[v])
         assert got == want, f"vector {v}: output edges {got}, model {want}"
-    assert out_edges[n_out - 1] - accepted[0] == n_in + rounds + pipeline
+    assert out_edges[n_out - 1] - accepted[0] == schedule.latency
     vectors = len(accepted) // n_in
     if vectors >= 4:
         last_outs = [out_edges[(v + 1) * n_out - 1] for v in range(vectors)]
-        assert last_outs[-1] - last_outs[-2] == max(n_in, rounds), (
-            f"steady-state interval {last_outs[-1] - last_outs[-2]}, model {max(n_in, rounds)}")
+        assert last_outs[-1] - last_outs[-2] == schedule.interval, (
+            f"steady-state interval {last_outs[-1] - last_outs[-2]}, model {schedule.interval}"
+        )

@@ -4,6 +4,7 @@ Testbench modules live next to this file (sim/) and import `kernels`: the reposi
 and sim/ are put on the simulator's Python path for the duration of a run, so the
 simulation itself can run in any directory (relative $readmemh paths resolve there).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -63,9 +64,7 @@ def _check_simulator(simulator: str) -> None:
     if simulator == "icarus":
         for tool in ("iverilog", "vvp"):
             if shutil.which(tool) is None:
-                raise SimulationError(
-                    f"{tool} not found: install Icarus Verilog (apt-get install iverilog)"
-                )
+                raise SimulationError(f"{tool} not found: install Icarus Verilog (apt-get install iverilog)")
     elif simulator == "verilator":
         ensure_verilator_on_path()
     else:
@@ -112,9 +111,17 @@ def _first_error_line(log: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def run_cocotb(sources, toplevel: str, test_module: str, build_dir, simulator: str = "icarus",
-               parameters: dict | None = None, extra_env: dict | None = None,
-               work_dir=None, extra_build_args: list[str] | None = None) -> dict:
+def run_cocotb(
+    sources,
+    toplevel: str,
+    test_module: str,
+    build_dir,
+    simulator: str = "icarus",
+    parameters: dict | None = None,
+    extra_env: dict | None = None,
+    work_dir=None,
+    extra_build_args: list[str] | None = None,
+) -> dict:
     """Build `sources` with `toplevel` and run the cocotb tests in sim/`test_module`.
 
     The simulator runs in `work_dir` (default: build_dir), where relative ROM file paths
@@ -148,8 +155,7 @@ def run_cocotb(sources, toplevel: str, test_module: str, build_dir, simulator: s
             )
         except (RuntimeError, SystemExit, subprocess.CalledProcessError):
             raise SimulationError(
-                f"{simulator} build of {toplevel} failed ({build_log}): "
-                f"{_first_error_line(build_log)}"
+                f"{simulator} build of {toplevel} failed ({build_log}): {_first_error_line(build_log)}"
             ) from None
 
         # cocotb_tools calls sys.exit when a test fails under pytest; the results file
@@ -168,11 +174,8 @@ def run_cocotb(sources, toplevel: str, test_module: str, build_dir, simulator: s
     try:
         total, failed = get_results(results_xml)
     except RuntimeError:
-        raise SimulationError(
-            f"{simulator} simulation of {toplevel} ended without results ({sim_log})"
-        ) from None
-    return {"passed": total - failed, "failed": failed, "results_xml": str(results_xml),
-            "log": str(sim_log)}
+        raise SimulationError(f"{simulator} simulation of {toplevel} ended without results ({sim_log})") from None
+    return {"passed": total - failed, "failed": failed, "results_xml": str(results_xml), "log": str(sim_log)}
 
 
 def lint_verilator(sources, toplevel: str, parameters: dict | None = None) -> str:

@@ -3,26 +3,30 @@
 Environment: MPC_TB_CONFIG = JSON {"N", "W", "IDX_BITS", "seed"?}, the DUT's parameters.
 Stimulus: ties (all equal, repeated maxima), extreme values, and random vectors.
 """
+
 import json
 import os
 import random
 
 import cocotb
 import numpy as np
+from streams import collect_stream, drive_stream, expect_no_output, start_clock_and_reset, to_signed
 
 from kernels import argmax
-from test_design import (collect_stream, drive_stream, expect_no_output, start_clock_and_reset,
-                         to_signed)
 
 RANDOM_VECTORS = 40
 
 
 def _vectors(n: int, w: int, rng: random.Random) -> np.ndarray:
     lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
-    vectors = [[lo] * n, [hi] * n, [0] * n,
-               [hi if k in (0, n - 1) else lo for k in range(n)],
-               [hi if k in (n // 2, n - 1) else k % 3 - 1 for k in range(n)],
-               list(range(n))[::-1]]
+    vectors = [
+        [lo] * n,
+        [hi] * n,
+        [0] * n,
+        [hi if k in (0, n - 1) else lo for k in range(n)],
+        [hi if k in (n // 2, n - 1) else k % 3 - 1 for k in range(n)],
+        list(range(n))[::-1],
+    ]
     for _ in range(RANDOM_VECTORS):
         vectors.append([rng.randint(lo, hi) for _ in range(n)])
         # Few distinct values, so ties for the maximum are common.
@@ -34,6 +38,7 @@ def _read_beat_for(n: int, w: int):
     def read(dut):
         packed = int(dut.out_logits.value)
         return [to_signed(packed >> (k * w), w) for k in range(n)], int(dut.out_argmax.value)
+
     return read
 
 
@@ -45,9 +50,11 @@ def _config():
 
 def _check(beats, vectors):
     expected_index = argmax(vectors)
-    bad = [(v, vectors[v].tolist(), int(expected_index[v]), got)
-           for v, (_, got) in enumerate(beats)
-           if got != (vectors[v].tolist(), int(expected_index[v]))]
+    bad = [
+        (v, vectors[v].tolist(), int(expected_index[v]), got)
+        for v, (_, got) in enumerate(beats)
+        if got != (vectors[v].tolist(), int(expected_index[v]))
+    ]
     assert not bad, f"{len(bad)} vectors differ (vector, logits, expected index, got): {bad[:3]}"
 
 

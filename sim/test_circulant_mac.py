@@ -7,21 +7,36 @@ spectrum_bits, fft_guard, ifft_guard), "stimulus": .npz with vectors_q [P, Q, B]
 that the DUT was built with that plan's parameters, and compares every output bit for bit.
 The ROM files the DUT loads must come from the same plan (kernels/circulant_rom.py).
 """
+
 import json
 import os
 import random
 
 import cocotb
 import numpy as np
+from engine_checks import check_values, read_signed_out
+from streams import collect_stream, drive_stream, start_clock_and_reset
 
 from kernels import requantize
-from kernels.circulant_mac import circulant_mac, plan_circulant
+from kernels.circulant_mac import CirculantSchedule, circulant_mac, plan_circulant
 from kernels.circulant_rom import circulant_rtl_parameters
-from engine_checks import check_values, read_signed_out
-from test_design import collect_stream, drive_stream, start_clock_and_reset
 
-NUMERIC_PARAMETERS = ("N_IN", "N_OUT", "B", "IN_BITS", "TW_FRAC", "FFT_GUARD", "SPEC_BITS", "XS_BITS",
-                      "DATA_BITS", "MAC_BITS", "SPEC_SHIFT", "IFFT_GUARD", "B_BITS", "ACC_BITS")
+NUMERIC_PARAMETERS = (
+    "N_IN",
+    "N_OUT",
+    "B",
+    "IN_BITS",
+    "TW_FRAC",
+    "FFT_GUARD",
+    "SPEC_BITS",
+    "XS_BITS",
+    "DATA_BITS",
+    "MAC_BITS",
+    "SPEC_SHIFT",
+    "IFFT_GUARD",
+    "B_BITS",
+    "ACC_BITS",
+)
 
 
 def _load():
@@ -29,8 +44,9 @@ def _load():
     params = cfg["parameters"]
     stim = np.load(cfg["stimulus"])
     bias = np.asarray(stim["bias_q"], dtype=np.int64)
-    layer = plan_circulant(stim["vectors_q"], bias if bias.size else None, params["N_IN"], params["N_OUT"],
-                           **cfg["plan"])
+    layer = plan_circulant(
+        stim["vectors_q"], bias if bias.size else None, params["N_IN"], params["N_OUT"], **cfg["plan"]
+    )
     planned = circulant_rtl_parameters(layer)
     wrong = {k: (params[k], planned[k]) for k in NUMERIC_PARAMETERS if params[k] != planned[k]}
     assert not wrong, f"DUT parameters differ from the plan (given, planned): {wrong}"
@@ -39,21 +55,6 @@ def _load():
     if params["REQUANT"]:
         expected = requantize(expected, params["SHIFT"], params["OUT_BITS"], bool(params["RELU"]))
     return params, layer, x_q, expected
-
-
-def output_edges(layer, o: int) -> int:
-    """Cycles from the first input to output o's handshake (formula in rtl/circulant_mac.v)."""
-    b, stages, bins = layer.block, layer.stages, layer.block // 2 + 1
-    p, q = layer.grid
-    forward = q * (b + stages * b // 2 + bins)
-    block_row, n = divmod(o, b)
-    return layer.n_in + forward + (block_row + 1) * (q * bins + 1 + stages * b // 2) + block_row * b + n + 1
-
-
-def initiation_interval(layer) -> int:
-    b, stages, bins = layer.block, layer.stages, layer.block // 2 + 1
-    p, q = layer.grid
-    return layer.n_in + q * (b + stages * b // 2 + bins) + p * (q * bins + 1 + stages * b // 2) + layer.n_out
 
 
 @cocotb.test()
@@ -71,13 +72,14 @@ async def full_rate_matches_kernel_and_cycle_formula(dut):
     check_values(beats, expected)
 
     n_in, n_out = layer.n_in, layer.n_out
+    schedule = CirculantSchedule(n_in, n_out, layer.block)  # the header's cycle formula
     first_in = accepted[::n_in]
     for v, start in enumerate(first_in):
-        got = [edge - start for edge, _ in beats[v * n_out:(v + 1) * n_out]]
-        want = [output_edges(layer, o) for o in range(n_out)]
+        got = [edge - start for edge, _ in beats[v * n_out : (v + 1) * n_out]]
+        want = [schedule.output_edge(o) for o in range(n_out)]
         assert got == want, f"vector {v}: output edges after first input {got}, expected {want}"
     intervals = set(np.diff(first_in).tolist())
-    assert intervals <= {initiation_interval(layer)}, f"initiation intervals {intervals}"
+    assert intervals <= {schedule.interval}, f"initiation intervals {intervals}"
 
 
 @cocotb.test()
@@ -86,8 +88,7 @@ async def random_handshakes_match_kernel(dut):
     params, _, x_q, expected = _load()
     await start_clock_and_reset(dut)
     rng = random.Random(11)
-    driver = cocotb.start_soon(
-        drive_stream(dut, x_q.ravel(), params["IN_BITS"], gap_prob=0.3, rng=rng))
+    driver = cocotb.start_soon(drive_stream(dut, x_q.ravel(), params["IN_BITS"], gap_prob=0.3, rng=rng))
     beats = await collect_stream(dut, expected.size, read_signed_out, ready_prob=0.4, rng=rng)
     await driver
     check_values(beats, expected)

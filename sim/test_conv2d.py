@@ -6,19 +6,18 @@ KW, STRIDE, PAD_*, P_CO, P_CI, P_K (default 1), ..., REQUANT), "stimulus": .npz 
 must hold the same w_q and b_q (kernels/conv_rom.py). Streams are channel-last raster order
 (for y, for x, for c).
 """
+
 import json
 import os
 import random
 
 import cocotb
 import numpy as np
+from engine_checks import check_values, read_signed_out
+from streams import collect_stream, drive_stream, expect_no_output, start_clock_and_reset
 
 from kernels import requantize
-from kernels.conv2d import conv2d, conv_output_size
-from engine_checks import check_values, read_signed_out
-from test_design import collect_stream, drive_stream, expect_no_output, start_clock_and_reset
-
-PIPELINE_CYCLES = 3  # rtl/conv2d.v: beat p of a group completes at its last read + 4 + p
+from kernels.conv2d import CONV_PIPELINE_EDGES, LineGeometry, conv2d, conv_geometry
 
 
 def _load():
@@ -34,53 +33,42 @@ def _load():
     return p, x_q.transpose(0, 2, 3, 1), expected.transpose(0, 2, 3, 1)
 
 
-class Geometry:
-    def __init__(self, p):
-        self.p = p
-        self.h, self.w, s = p["H"], p["W"], p["STRIDE"]
-        self.h_out = conv_output_size(self.h, p["KH"], s, p["PAD_T"], p["PAD_B"])
-        self.w_out = conv_output_size(self.w, p["KW"], s, p["PAD_L"], p["PAD_R"])
-        self.ncw = -(-p["C_IN"] // p["P_CI"])
-        self.ncg = -(-p["C_OUT"] // p["P_CO"])
-        self.steps = -(-(p["KH"] * p["KW"]) // p.get("P_K", 1))   # kernel steps: ceil(KH*KW / P_K)
-        self.g = self.steps * self.ncw
-        self.row_cyc = self.w_out * self.ncg * self.g
-        self.nrows = p["KH"] + s
-
-    def rows(self, oy):
-        """(lo, rel, hi) of output row oy, as in the RTL header."""
-        p, s, h = self.p, self.p["STRIDE"], self.h
-        clip = lambda v: min(max(v, 0), h)  # noqa: E731
-        lo = clip(oy * s - p["PAD_T"])
-        last = oy == self.h_out - 1
-        rel = h if last else clip((oy + 1) * s - p["PAD_T"])
-        hi = h - 1 if last else max(min(oy * s - p["PAD_T"] + p["KH"] - 1, h - 1), rel - 1)
-        return lo, rel, hi
+def geometry(p) -> LineGeometry:
+    """The DUT's schedule (kernels.conv2d.LineGeometry) from its parameters."""
+    pads = (p["PAD_T"], p["PAD_L"], p["PAD_B"], p["PAD_R"])
+    return conv_geometry(
+        (p["C_IN"], p["H"], p["W"]),
+        p["C_OUT"],
+        (p["KH"], p["KW"]),
+        p["STRIDE"],
+        pads,
+        p["P_CO"],
+        p["P_CI"],
+        p.get("P_K", 1),
+    )
 
 
-def _check_timing(p, accepted, out_edges, frames, pipeline=PIPELINE_CYCLES):
-    """Replay rtl/conv2d.v's timing model (full rate, out_ready high) edge by edge.
-
-    Also rtl/pool2d.v's (the same schedule with C_IN = C_OUT = P_CI = C, P_CO = 1 and
-    pipeline = 2)."""
-    geo = Geometry(p)
-    if geo.g < p["P_CO"]:
+def check_timing(geo: LineGeometry, accepted, out_edges, frames, pipeline=CONV_PIPELINE_EDGES):
+    """Replay the line-buffered schedule (rtl/conv2d.v, rtl/pool2d.v headers, as
+    kernels.conv2d.LineGeometry states it) at full rate, out_ready high, edge by edge."""
+    if geo.group < geo.p_co:
         return  # the output shift register paces the groups (and the releases): values only
-    row_elems = geo.w * p["C_IN"]
-    starts, releases = [], []  # per output row over all frames: start C, (edge, rows released)
+    row_elems = geo.w * geo.c_in
+    starts: list[int] = []
+    releases: list[tuple[int, int]] = []  # per output row over all frames: start C, (edge, rows released)
     for f in range(frames):
         for oy in range(geo.h_out):
             lo, rel, hi = geo.rows(oy)
             last_in = accepted[(f * geo.h + hi + 1) * row_elems - 1]
-            c = last_in + 1 if not starts else max(last_in + 1, starts[-1] + geo.row_cyc)
+            c = last_in + 1 if not starts else max(last_in + 1, starts[-1] + geo.row_cycles)
             starts.append(c)
-            releases.append((c + geo.row_cyc - 1, f * geo.h + rel))
+            releases.append((c + geo.row_cycles - 1, f * geo.h + rel))
     # inputs: back to back, except the first element of a row waiting for a ring slot
     for i in range(1, len(accepted)):
         want = accepted[i - 1] + 1
         g, first = divmod(i, row_elems)
-        if first == 0 and g >= geo.nrows:
-            freed = min(edge for edge, total in releases if total >= g - geo.nrows + 1)
+        if first == 0 and g >= geo.ring_rows:
+            freed = min(edge for edge, total in releases if total >= g - geo.ring_rows + 1)
             want = max(want, freed + 1)
         assert accepted[i] == want, f"input {i} (row {g}) accepted at {accepted[i]}, model {want}"
     want = []
@@ -88,9 +76,9 @@ def _check_timing(p, accepted, out_edges, frames, pipeline=PIPELINE_CYCLES):
         for oy in range(geo.h_out):
             c = starts[f * geo.h_out + oy]
             for ox in range(geo.w_out):
-                for co in range(p["C_OUT"]):
-                    grp, lane = divmod(co, p["P_CO"])
-                    want.append(c + (ox * geo.ncg + grp + 1) * geo.g + pipeline + lane)
+                for co in range(geo.c_out):
+                    grp, lane = divmod(co, geo.p_co)
+                    want.append(c + (ox * geo.groups + grp + 1) * geo.group + pipeline + lane)
     bad = [(i, w, g) for i, (w, g) in enumerate(zip(want, out_edges)) if w != g]
     assert not bad, f"{len(bad)} output edges differ from the model (beat, model, got): {bad[:5]}"
 
@@ -107,8 +95,8 @@ async def full_rate_matches_kernel_and_timing(dut):
     beats = await collect_stream(dut, expected.size, read_signed_out)
     await driver
     check_values(beats, expected)
-    _check_timing(p, accepted, [edge for edge, _ in beats], x_stream.shape[0])
-    await expect_no_output(dut, Geometry(p).row_cyc * 2 + 20)
+    check_timing(geometry(p), accepted, [edge for edge, _ in beats], x_stream.shape[0])
+    await expect_no_output(dut, geometry(p).row_cycles * 2 + 20)
 
 
 @cocotb.test()
@@ -117,8 +105,7 @@ async def random_handshakes_match_kernel(dut):
     p, x_stream, expected = _load()
     await start_clock_and_reset(dut)
     rng = random.Random(11)
-    driver = cocotb.start_soon(
-        drive_stream(dut, x_stream.ravel(), p["IN_BITS"], gap_prob=0.3, rng=rng))
+    driver = cocotb.start_soon(drive_stream(dut, x_stream.ravel(), p["IN_BITS"], gap_prob=0.3, rng=rng))
     beats = await collect_stream(dut, expected.size, read_signed_out, ready_prob=0.4, rng=rng)
     await driver
     check_values(beats, expected)

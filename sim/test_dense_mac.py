@@ -4,18 +4,18 @@ Environment: MPC_TB_CONFIG = JSON {"parameters": the DUT's parameters (N_IN, N_O
 ..., REQUANT), "stimulus": .npz with w_q [N_OUT, N_IN], b_q [N_OUT], x_q [vectors, N_IN]}.
 The ROM files the DUT loads must hold the same w_q and b_q (kernels/rom.py).
 """
+
 import json
 import os
 import random
 
 import cocotb
 import numpy as np
+from engine_checks import check_row_timing, check_values, out_width, read_signed_out
+from streams import collect_stream, drive_stream, expect_no_output, start_clock_and_reset
 
 from kernels import dense_mac, requantize
-from engine_checks import check_row_timing, check_values, out_width, read_signed_out
-from test_design import collect_stream, drive_stream, expect_no_output, start_clock_and_reset
-
-PIPELINE_CYCLES = 3  # rtl/dense_mac.v: output o completes at compute start + (o+1)*NCH + 3
+from kernels.dense_mac import dense_schedule
 
 
 def _load():
@@ -33,19 +33,17 @@ def _load():
 async def full_rate_matches_kernel_and_timing(dut):
     """Back-to-back inputs, out_ready high: exact values and the documented cycle timing."""
     params, x_q, expected = _load()
-    assert len(dut.out_data) == out_width(params), (
-        f"out_data is {len(dut.out_data)} bits, expected {out_width(params)}")
+    assert len(dut.out_data) == out_width(params), f"out_data is {len(dut.out_data)} bits, expected {out_width(params)}"
     await start_clock_and_reset(dut)
-    n_in, n_out = params["N_IN"], params["N_OUT"]
-    nch = -(-n_in // params["P"])
+    schedule = dense_schedule(params["N_IN"], params["N_OUT"], params["P"])
 
     accepted = []
     driver = cocotb.start_soon(drive_stream(dut, x_q.ravel(), params["IN_BITS"], accepted))
     beats = await collect_stream(dut, expected.size, read_signed_out)
     await driver
     check_values(beats, expected)
-    check_row_timing(accepted, [edge for edge, _ in beats], n_in, [nch] * n_out, PIPELINE_CYCLES)
-    await expect_no_output(dut, n_in + n_out * nch + 10)
+    check_row_timing(accepted, [edge for edge, _ in beats], schedule)
+    await expect_no_output(dut, schedule.n_in + schedule.words + 10)
 
 
 @cocotb.test()
@@ -54,8 +52,7 @@ async def random_handshakes_match_kernel(dut):
     params, x_q, expected = _load()
     await start_clock_and_reset(dut)
     rng = random.Random(7)
-    driver = cocotb.start_soon(
-        drive_stream(dut, x_q.ravel(), params["IN_BITS"], gap_prob=0.3, rng=rng))
+    driver = cocotb.start_soon(drive_stream(dut, x_q.ravel(), params["IN_BITS"], gap_prob=0.3, rng=rng))
     beats = await collect_stream(dut, expected.size, read_signed_out, ready_prob=0.4, rng=rng)
     await driver
     check_values(beats, expected)

@@ -4,19 +4,18 @@ Environment: MPC_TB_CONFIG = JSON {"parameters": the DUT's parameters (C, H, W, 
 STRIDE, PAD_*, MODE, IN_BITS), "stimulus": .npz with x_q [frames, C, H, W]}. Streams are
 channel-last raster order (for y, for x, for c).
 """
+
 import json
 import os
 import random
 
 import cocotb
 import numpy as np
-
-from kernels.pool2d import avg_pool2d, max_pool2d
 from engine_checks import check_values, read_signed_out
-from test_conv2d import Geometry, _check_timing
-from test_design import collect_stream, drive_stream, expect_no_output, start_clock_and_reset
+from streams import collect_stream, drive_stream, expect_no_output, start_clock_and_reset
+from test_conv2d import check_timing
 
-PIPELINE_CYCLES = 2  # rtl/pool2d.v: output completes at its last read + 3
+from kernels.pool2d import POOL_PIPELINE_EDGES, avg_pool2d, max_pool2d, pool_geometry
 
 
 def _load():
@@ -29,9 +28,11 @@ def _load():
     return p, x_q.transpose(0, 2, 3, 1), expected.transpose(0, 2, 3, 1)
 
 
-def _as_conv(p):
-    """pool2d's schedule is conv2d's with all channels in one word and one per group."""
-    return dict(p, C_IN=p["C"], C_OUT=p["C"], P_CO=1, P_CI=p["C"])
+def geometry(p):
+    """The DUT's schedule (kernels.pool2d.pool_geometry) from its parameters."""
+    return pool_geometry(
+        (p["C"], p["H"], p["W"]), (p["KH"], p["KW"]), p["STRIDE"], (p["PAD_T"], p["PAD_L"], p["PAD_B"], p["PAD_R"])
+    )
 
 
 @cocotb.test()
@@ -45,9 +46,8 @@ async def full_rate_matches_kernel_and_timing(dut):
     beats = await collect_stream(dut, expected.size, read_signed_out)
     await driver
     check_values(beats, expected)
-    _check_timing(_as_conv(p), accepted, [edge for edge, _ in beats], x_stream.shape[0],
-                  pipeline=PIPELINE_CYCLES)
-    await expect_no_output(dut, Geometry(_as_conv(p)).row_cyc * 2 + 20)
+    check_timing(geometry(p), accepted, [edge for edge, _ in beats], x_stream.shape[0], pipeline=POOL_PIPELINE_EDGES)
+    await expect_no_output(dut, geometry(p).row_cycles * 2 + 20)
 
 
 @cocotb.test()
@@ -56,8 +56,7 @@ async def random_handshakes_match_kernel(dut):
     p, x_stream, expected = _load()
     await start_clock_and_reset(dut)
     rng = random.Random(5)
-    driver = cocotb.start_soon(
-        drive_stream(dut, x_stream.ravel(), p["IN_BITS"], gap_prob=0.3, rng=rng))
+    driver = cocotb.start_soon(drive_stream(dut, x_stream.ravel(), p["IN_BITS"], gap_prob=0.3, rng=rng))
     beats = await collect_stream(dut, expected.size, read_signed_out, ready_prob=0.4, rng=rng)
     await driver
     check_values(beats, expected)

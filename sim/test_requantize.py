@@ -4,6 +4,7 @@ Environment: MPC_TB_CONFIG = JSON {"ACC_BITS", "OUT_BITS", "SHIFT", "RELU", "see
 parameters the DUT was built with. Accumulators up to 2**14 values are tested exhaustively;
 wider ones get every edge case plus random values.
 """
+
 import json
 import os
 import random

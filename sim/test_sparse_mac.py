@@ -7,19 +7,18 @@ itself (kernels.sparse_mac.encode_sparse(w_q, P, D_BITS)); the ROM files the DUT
 hold that encoding and b_q (kernels/rom.py sparse_rom_words, row_count_words,
 vector_rom_words).
 """
+
 import json
 import os
 import random
 
 import cocotb
 import numpy as np
+from engine_checks import check_row_timing, check_values, out_width, read_signed_out
+from streams import collect_stream, drive_stream, expect_no_output, start_clock_and_reset
 
 from kernels import dense_mac, requantize
-from kernels.sparse_mac import encode_sparse, sparse_mac
-from engine_checks import check_row_timing, check_values, out_width, read_signed_out
-from test_design import collect_stream, drive_stream, expect_no_output, start_clock_and_reset
-
-PIPELINE_CYCLES = 3  # rtl/sparse_mac.v: output o completes at compute start + S_o + 3
+from kernels.sparse_mac import encode_sparse, sparse_mac, sparse_schedule
 
 
 def _load():
@@ -29,7 +28,8 @@ def _load():
     w_q, b_q, x_q = (np.asarray(stim[k], dtype=np.int64) for k in ("w_q", "b_q", "x_q"))
     enc = encode_sparse(w_q, params["P"], params["D_BITS"])
     assert params["N_WORDS"] == int(enc.row_words.sum()), (
-        f"N_WORDS {params['N_WORDS']}, encoding has {int(enc.row_words.sum())} words")
+        f"N_WORDS {params['N_WORDS']}, encoding has {int(enc.row_words.sum())} words"
+    )
     assert int(enc.row_words.max()) < (1 << params["CNT_BITS"]), "CNT_BITS too narrow"
     expected = sparse_mac(x_q, enc, b_q)
     # The encoding only skips zeros: the dense kernel must agree (guards the stimulus itself).
@@ -43,8 +43,7 @@ def _load():
 async def full_rate_matches_kernel_and_timing(dut):
     """Back-to-back inputs, out_ready high: exact values and the documented cycle timing."""
     params, enc, x_q, expected = _load()
-    assert len(dut.out_data) == out_width(params), (
-        f"out_data is {len(dut.out_data)} bits, expected {out_width(params)}")
+    assert len(dut.out_data) == out_width(params), f"out_data is {len(dut.out_data)} bits, expected {out_width(params)}"
     await start_clock_and_reset(dut)
     n_in = params["N_IN"]
 
@@ -53,9 +52,10 @@ async def full_rate_matches_kernel_and_timing(dut):
     beats = await collect_stream(dut, expected.size, read_signed_out)
     await driver
     check_values(beats, expected)
-    check_row_timing(accepted, [edge for edge, _ in beats], n_in, [int(c) for c in enc.row_words],
-                     PIPELINE_CYCLES)
-    await expect_no_output(dut, n_in + int(enc.row_words.sum()) + 10)
+    schedule = sparse_schedule(enc)
+    assert schedule.n_in == n_in
+    check_row_timing(accepted, [edge for edge, _ in beats], schedule)
+    await expect_no_output(dut, n_in + schedule.words + 10)
 
 
 @cocotb.test()
@@ -64,8 +64,7 @@ async def random_handshakes_match_kernel(dut):
     params, _, x_q, expected = _load()
     await start_clock_and_reset(dut)
     rng = random.Random(7)
-    driver = cocotb.start_soon(
-        drive_stream(dut, x_q.ravel(), params["IN_BITS"], gap_prob=0.3, rng=rng))
+    driver = cocotb.start_soon(drive_stream(dut, x_q.ravel(), params["IN_BITS"], gap_prob=0.3, rng=rng))
     beats = await collect_stream(dut, expected.size, read_signed_out, ready_prob=0.4, rng=rng)
     await driver
     check_values(beats, expected)

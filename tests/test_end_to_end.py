@@ -43,7 +43,7 @@ def test_compile_and_simulate_bit_exact(tmp_path, model, digits_npz, digits_data
     ]:
         assert (out / name).exists(), name
     assert report["compiled"]["test_accuracy"] >= report["float"]["test_accuracy"] - 0.01
-    assert [p["name"] for p in report["passes"]] == ["canonicalize", "lower", "plan"]   # plan: issue 11
+    assert [p["name"] for p in report["passes"]] == ["canonicalize", "lower", "plan"]  # plan: issue 11
     # the integer ONNX gives identical integers on all of x_test
     graph = Graph.load(out)
     session = ort.InferenceSession(str(out / "model.int.onnx"))

@@ -17,16 +17,14 @@ from compiler.hw import timing as hw_timing
 from kernels.circulant_mac import CirculantSchedule
 from kernels.conv2d import LineGeometry, conv_geometry
 from kernels.dense_mac import dense_schedule
-from kernels.pool2d import pool_geometry
+from kernels.pool2d import POOL_PIPELINE_EDGES, pool_geometry
 from kernels.sparse_mac import encode_sparse, sparse_schedule
 from sim.runner import SIM_DIR
 from tests.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool
 from tests.sim.test_conv_rtl import CONV_CASES, POOL_CASES
 
 sys.path.insert(0, str(SIM_DIR))  # sim/test_conv2d.py imports its neighbours by bare name
-from test_conv2d import _check_timing
-from test_pool2d import PIPELINE_CYCLES as POOL_PIPELINE
-from test_pool2d import _as_conv
+from test_conv2d import check_timing
 
 
 def _dense(n_in, n_out, p, bits=8, acc=20):
@@ -88,14 +86,14 @@ def test_conv_model_replays_the_rtl_header_timing(case):
     sim/test_conv2d.py's own checker (which the cocotb bench applies to the RTL)."""
     params = CONV_CASES[case]
     accepted, outputs = hw_timing.stream_edges((_stage_of(params, "conv"),), None, params["frames"])
-    _check_timing(params, accepted, outputs, params["frames"])
+    check_timing(_stage_of(params, "conv"), accepted, outputs, params["frames"])
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=list(POOL_CASES))
 def test_pool_model_replays_the_rtl_header_timing(case):
     params = POOL_CASES[case]
     accepted, outputs = hw_timing.stream_edges((_stage_of(params, "pool"),), None, params["frames"])
-    _check_timing(_as_conv(params), accepted, outputs, params["frames"], pipeline=POOL_PIPELINE)
+    check_timing(_stage_of(params, "pool"), accepted, outputs, params["frames"], pipeline=POOL_PIPELINE_EDGES)
 
 
 def test_line_engine_cost_is_its_model_alone():

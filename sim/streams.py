@@ -1,0 +1,125 @@
+"""Stream drivers shared by every cocotb bench: clock and reset, driving an input stream,
+collecting an output stream with optional back-pressure, and checking that nothing more comes.
+
+Signals are written just after a falling clock edge and sampled in the ReadOnly phase before the
+next rising edge, which is where the DUT samples them; this works the same in Icarus and
+Verilator. Every engine has the same valid/ready interface: clk, rst, in_valid, in_ready,
+in_data, out_valid, out_ready and its output data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
+from cocotb.utils import get_sim_time
+
+CLOCK_NS = 10
+DEFAULT_STALL_CYCLES = 1_000_000
+
+
+def stall_cycles() -> int:
+    return int(os.environ.get("MPC_SIM_STALL_CYCLES", DEFAULT_STALL_CYCLES))
+
+
+def handshake_edge() -> int:
+    """Index of the next rising clock edge (where a handshake seen now completes)."""
+    return math.ceil(get_sim_time("ns") / CLOCK_NS)
+
+
+def to_signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+async def start_clock_and_reset(dut, cycles: int = 3) -> None:
+    """Start the clock, hold rst for `cycles` edges; return just after a falling edge."""
+    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    dut.rst.value = 1
+    dut.in_valid.value = 0
+    dut.in_data.value = 0
+    dut.out_ready.value = 0
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def _wait_for_high(dut, signal) -> None:
+    """From ReadOnly: wait until `signal` is high, then re-enter ReadOnly after a falling edge."""
+    while signal.value != 1:
+        await with_timeout(RisingEdge(signal), stall_cycles() * CLOCK_NS, "ns")
+        await FallingEdge(dut.clk)
+        await ReadOnly()
+
+
+async def drive_stream(
+    dut, values, bits: int, accepted_at: list | None = None, gap_prob: float = 0.0, rng: random.Random | None = None
+) -> None:
+    """Send `values` one per in_valid/in_ready handshake; start and end after a falling edge.
+
+    `accepted_at` receives the clock edge at which each value was accepted. With gap_prob > 0,
+    random idle cycles (in_valid low, garbage on in_data) are inserted before beats.
+    """
+    mask = (1 << bits) - 1
+    rng = rng or random.Random(0)
+    for value in values:
+        while gap_prob and rng.random() < gap_prob:
+            dut.in_valid.value = 0
+            dut.in_data.value = rng.getrandbits(bits)
+            await FallingEdge(dut.clk)
+        dut.in_valid.value = 1
+        dut.in_data.value = int(value) & mask
+        await ReadOnly()
+        await _wait_for_high(dut, dut.in_ready)
+        if accepted_at is not None:
+            accepted_at.append(handshake_edge())
+        await FallingEdge(dut.clk)
+    dut.in_valid.value = 0
+
+
+async def collect_stream(
+    dut, count: int, read_beat, ready_prob: float = 1.0, rng: random.Random | None = None
+) -> list[tuple[int, object]]:
+    """Collect `count` output beats as (clock edge, read_beat(dut)); start after a falling edge.
+
+    out_ready is high with probability ready_prob each cycle. While out_valid is high and
+    out_ready low, the beat must hold: out_valid stays high and the data does not change.
+    """
+    rng = rng or random.Random(0)
+    beats: list[tuple[int, object]] = []
+    held = None  # beat refused last cycle, which must still be presented unchanged
+    while len(beats) < count:
+        ready = ready_prob >= 1.0 or rng.random() < ready_prob
+        dut.out_ready.value = int(ready)
+        await ReadOnly()
+        if dut.out_valid.value != 1:
+            assert held is None, "out_valid dropped while out_ready was low"
+            await with_timeout(RisingEdge(dut.out_valid), stall_cycles() * CLOCK_NS, "ns")
+        else:
+            beat = read_beat(dut)
+            assert held is None or beat == held, f"output changed while stalled: {held} -> {beat}"
+            if ready:
+                beats.append((handshake_edge(), beat))
+                held = None
+            else:
+                held = beat
+        await FallingEdge(dut.clk)
+    dut.out_ready.value = 0
+    return beats
+
+
+async def expect_no_output(dut, cycles: int) -> None:
+    """With out_ready high for `cycles` cycles, no further beat may appear (after a falling edge)."""
+    dut.out_ready.value = 1
+    for _ in range(cycles):
+        await ReadOnly()
+        assert dut.out_valid.value != 1, "extra output beat after the expected ones"
+        await FallingEdge(dut.clk)
+    dut.out_ready.value = 0
+
+
+# ------------------------------------------------------------------------ design bench
