@@ -37,31 +37,42 @@ module word_pack #(
     localparam [LANE_BITS-1:0] LANE_LAST = LAST_LANE_32[LANE_BITS-1:0];
     localparam [A_BITS-1:0]    A_END     = A_END_32[A_BITS-1:0];
 
-    reg [LANE_BITS-1:0] lane_idx;         // lane of the next element
-    reg [P*IN_BITS-1:0] partial;          // word being assembled; unfilled lanes stay 0
-
-    assign last      = (addr == A_END) && (lane_idx == LANE_LAST);
-    wire   word_full = (lane_idx == LANE_END) || last;
-    assign we        = accept && word_full;
-
-    genvar lane;
     generate
-        for (lane = 0; lane < P; lane = lane + 1) begin : g_lane
-            assign word[lane*IN_BITS +: IN_BITS] =
-                (lane_idx == lane) ? in_data : partial[lane*IN_BITS +: IN_BITS];
+        if (P == 1) begin : g_single
+            // A word is one element: nothing to assemble, no lane counter, no partial word.
+            assign last = (addr == A_END);
+            assign we   = accept;
+            assign word = in_data;
+            always @(posedge clk) begin
+                if (rst) addr <= 0;
+                else if (accept) addr <= last ? 0 : addr + 1'b1;
+            end
+        end else begin : g_packed
+            reg [LANE_BITS-1:0] lane_idx;         // lane of the next element
+            reg [P*IN_BITS-1:0] partial;          // word being assembled; unfilled lanes stay 0
+
+            assign last      = (addr == A_END) && (lane_idx == LANE_LAST);
+            wire   word_full = (lane_idx == LANE_END) || last;
+            assign we        = accept && word_full;
+
+            genvar lane;
+            for (lane = 0; lane < P; lane = lane + 1) begin : g_lane
+                assign word[lane*IN_BITS +: IN_BITS] =
+                    (lane_idx == lane) ? in_data : partial[lane*IN_BITS +: IN_BITS];
+            end
+
+            always @(posedge clk) begin
+                if (rst) begin
+                    lane_idx <= 0;
+                    addr     <= 0;
+                    partial  <= 0;
+                end else if (accept) begin
+                    partial  <= word_full ? {P*IN_BITS{1'b0}} : word;
+                    lane_idx <= word_full ? 0 : lane_idx + 1'b1;
+                    if (word_full) addr <= last ? 0 : addr + 1'b1;
+                end
+            end
         end
     endgenerate
-
-    always @(posedge clk) begin
-        if (rst) begin
-            lane_idx <= 0;
-            addr     <= 0;
-            partial  <= 0;
-        end else if (accept) begin
-            partial  <= word_full ? {P*IN_BITS{1'b0}} : word;
-            lane_idx <= word_full ? 0 : lane_idx + 1'b1;
-            if (word_full) addr <= last ? 0 : addr + 1'b1;
-        end
-    end
 endmodule
 `default_nettype wire

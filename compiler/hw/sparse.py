@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.hw.base import Engine, EngineCost, Planned, bias_or_zeros, positive_int
+from compiler.hw.base import EngineCost, Planned, bias_or_zeros, positive_int
 from compiler.hw.dense import (
+    Dense,
     cost_entry,
     describe_matrix,
     fewest_multipliers,
@@ -42,7 +43,9 @@ def break_even_sparsity(enc: SparseEncoding, w_q: np.ndarray, w_bits: int) -> fl
 
 
 @register
-class Sparse(Engine):
+class Sparse(Dense):
+    """The dense engine's layer and plan checks; its own encoding, ROMs, cost and schedule."""
+
     kind = "sparse"
     ops = ("dense",)
     default = False
@@ -79,11 +82,6 @@ class Sparse(Engine):
             cost.compute_cycles,
             p,
         )
-
-    def check_plan(self, graph, node):
-        n_in = graph.params[node.inputs[1]].shape[1]
-        p = node.annotations["multipliers"]
-        return None if p <= n_in else f"multipliers {p} exceeds the layer's {n_in} inputs"
 
     def _encoding(self, graph, node, spec) -> SparseEncoding:
         w_q = stream_weight_matrix(graph.params[node.inputs[1]], spec.input_chw)
