@@ -25,7 +25,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.exec.golden import circulant_layer
-from compiler.ir import FixedPoint, Graph
+from compiler.ir import LAYER_OPS, FixedPoint, Graph
 from kernels.circulant_mac import bit_reverse, twiddles
 from kernels.pool2d import window_counts
 
@@ -140,11 +140,7 @@ def _dequantize(b: _Builder, g: Graph, node, acc: str) -> str:
     logits_q = acc
     producer = g.producer(node.inputs[0])
     assert producer is not None, f"{node.name}: no producer"  # Graph.validate guarantees one
-    if producer.op not in (
-        "dense",
-        "circulant",
-        "conv2d",
-    ):  # an int8 activation, not an int32 accumulator
+    if producer.op not in LAYER_OPS:  # an int8 activation, not an int32 accumulator
         logits_q = b.op("Cast", [acc], f"{node.outputs[0]}__i32", to=TensorProto.INT32)
     b.op("Identity", [logits_q], "logits_q")
     d = b.op("Cast", [logits_q], "logits__f64", to=TensorProto.DOUBLE)

@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from compiler import hw
+from compiler.hw import argmax
 from compiler.hw.base import EngineSpec, VerilogBackendError
 from compiler.hw.timing import design_interval, design_latency, pipeline_cycles
 from compiler.ir import FixedPoint, Graph
@@ -101,7 +102,7 @@ def write_verilog(graph: Graph, folder: str | Path) -> dict:
     specs = engine_specs(graph)
     for spec in specs:
         hw.engine(spec.engine).write_roms(graph, spec, folder)
-    modules = sources(*sorted({hw.engine(s.engine).module for s in specs}), "argmax.v")
+    modules = sources(*sorted({hw.engine(s.engine).module for s in specs}), argmax.MODULE)
     for m in modules:
         shutil.copy(RTL_DIR / m, folder / m)
     in_fmt = FixedPoint.from_dict(graph.meta["input_format"])
@@ -190,10 +191,8 @@ def _top_verilog(specs: list[EngineSpec], d: dict) -> str:
             f"        .out_valid({v}), .out_ready({r}), .out_data({data}));",
         ]
         prev = (v, r, data)
+    lines += argmax.instance_lines(d["n_classes"], d["logit_bits"], d["idx_bits"], prev)
     lines += [
-        f"    argmax #(.N({d['n_classes']}), .W({d['logit_bits']}), .IDX_BITS({d['idx_bits']})) collect (",
-        f"        .clk(clk), .rst(rst), .in_valid({prev[0]}), .in_ready({prev[1]}), .in_data({prev[2]}),",
-        "        .out_valid(out_valid), .out_ready(out_ready), .out_logits(out_logits), .out_argmax(out_argmax));",
         "endmodule",
         "`default_nettype wire",
         "",

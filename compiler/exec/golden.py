@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import kernels
-from compiler.ir import FixedPoint, Graph
+from compiler.ir import LAYER_OPS, FixedPoint, Graph
 from kernels.circulant_mac import CirculantLayer, circulant_mac, circulant_vectors, rebuild_circulant
 
 
@@ -46,7 +46,7 @@ def run_integer(graph: Graph, x_q: np.ndarray, record: dict | None = None, exact
             logits_q = env[node.inputs[0]]
             return GoldenResult(logits_q, kernels.argmax(logits_q), kernels.dequantize(logits_q, node.attrs["frac"]))
         x = env[node.inputs[0]]
-        if record is not None and node.op in ("dense", "circulant", "conv2d"):
+        if record is not None and node.op in LAYER_OPS:
             record[node.name] = x
         step = _dense if node.op == "circulant" and node.name in exact else _STEP[node.op]
         env[node.outputs[0]] = step(graph, node, x)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compiler.ir import Graph
+from compiler.ir import SOFTMAX_OPS, Graph
 
 
 class GraphModule(torch.nn.Module):
@@ -115,7 +115,7 @@ _OPS = {
 def logits_module(graph: Graph) -> GraphModule:
     """A module that returns pre-softmax logits: a trailing softmax is dropped (argmax-neutral)."""
     g = graph.copy()
-    while g.nodes and g.nodes[-1].op in ("softmax", "log_softmax"):
+    while g.nodes and g.nodes[-1].op in SOFTMAX_OPS:
         last = g.nodes.pop()
         g.outputs[0].name = last.inputs[0]
     return GraphModule(g)

@@ -70,8 +70,6 @@ class EngineSpec:
 
     @property
     def out_width(self) -> int:
-        if self.engine == "pool":
-            return self.in_bits
         return self.out_bits if self.requant else self.acc_bits
 
     @property
@@ -147,6 +145,31 @@ class Engine:
         """One line for the generated top's comment (no user text: names are quoted elsewhere)."""
         return f"{spec.n_in} -> {spec.n_out}, {spec.kind} engine"
 
+    # ---- the report (compiler/report) ------------------------------------------------------
+    def layer_figures(self, graph: Graph, node: Node, entry: dict) -> dict:
+        """What the layer stores and multiplies on this engine (report.json layer fields), from
+        the node and its design.json engine `entry`: every weight stored and multiplied once per
+        output position."""
+        w = graph.params[node.inputs[1]]
+        positions = output_positions(node)
+        return {"stored_weights": int(w.size), "multiplies": positions * int(w.size), "index_bits": 0}
+
+    def inference_work(self, layer: dict) -> dict:
+        """Operations of one inference of a report.json layer entry (the energy model): every
+        weight of its ROM read and multiplied once, zeros included."""
+        n_out, n_in = layer["shape"]
+        return {
+            "multiplies": n_out * n_in,
+            "additions": n_out * n_in,
+            "weight_reads": n_out * n_in,
+            "weight_read_bits": layer["rom_bits"],
+            "skipped_zeros": 0,
+        }
+
+    def multiply_bits(self, layer: dict) -> tuple[int, int]:
+        """Operand widths of its multiplies (energy model): weight x activation."""
+        return layer["bits"], layer["input_format"]["bits"]
+
     def model(self, stage):
         """Its edge-by-edge control model for compiler/hw/timing.py."""
         raise NotImplementedError
@@ -154,6 +177,20 @@ class Engine:
     def work(self, stage) -> int:
         """Edges one frame keeps it busy (loading, computing, emitting): bounds a timing run."""
         raise NotImplementedError
+
+
+def output_positions(node: Node) -> int:
+    """Uses of each weight per inference: H_out * W_out for a convolution, else 1."""
+    if node.op != "conv2d":
+        return 1
+    _, h_out, w_out = node.attrs["out_shape"]
+    return int(h_out * w_out)
+
+
+def dense_macs(layer: dict) -> int:
+    """Multiply-adds of a report.json layer computed densely: n_out * n_in, or for a convolution
+    H_out * W_out * C_out * C_in * kH * kW (its `dense_multiplies`)."""
+    return layer.get("dense_multiplies") or layer["shape"][0] * layer["shape"][1]
 
 
 def output_fields(node: Node, follow: Node | None) -> dict:

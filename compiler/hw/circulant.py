@@ -18,6 +18,9 @@ from kernels.circulant_mac import CirculantSchedule
 from kernels.circulant_rom import bias_bits, circulant_rtl_parameters, write_circulant_roms
 
 MULTIPLIERS = 4  # one shared complex multiplier
+# Its FFT datapath multiplies ~24-bit data by 16-18-bit twiddles/spectra (rtl/circulant_mac.v): the
+# energy model prices its multiplies at this width, not at weight x activation bits.
+MULT_BITS = (24, 18)
 CIRCULANT_MULTIPLIERS = MULTIPLIERS
 
 
@@ -130,6 +133,38 @@ class Circulant(Engine):
 
     def describe(self, spec):
         return describe_matrix(spec, f" (block size {spec.block_size})")
+
+    def layer_figures(self, graph, node, entry):
+        """One length-b vector per block stored (padding included), the FFT's multiplies, and
+        the fixed-point FFT's measured accuracy cost (lower's annotations)."""
+        w = graph.params[node.inputs[1]]
+        c = node.attrs["circulant"]
+        b, p, q = c["block"], c["p"], c["q"]
+        return {
+            "stored_weights": p * q * b,
+            "multiplies": circulant_multiplies(int(w[0].size), int(w.shape[0]), b),
+            "index_bits": 0,
+            "bias_bits": entry["rom_bits"] - entry["weight_rom_bits"],
+            "spectrum_words": p * q * (b // 2 + 1),  # complex weight-spectrum words in ROM
+            "circulant": c,
+            # accumulator LSBs against the exact integer product, calibration rows and x_test
+            "fft_error": node.annotations.get("fft_error"),
+            "test_accuracy_exact_product": node.annotations.get("test_accuracy_exact_product"),
+        }
+
+    def inference_work(self, layer):
+        """FFTs, spectral products, inverse FFTs; the spectra are read once."""
+        m = layer["multiplies"]
+        return {
+            "multiplies": m,
+            "additions": m,
+            "weight_reads": layer["spectrum_words"],
+            "weight_read_bits": layer["rom_bits"],
+            "skipped_zeros": 0,
+        }
+
+    def multiply_bits(self, layer):
+        return MULT_BITS
 
 
 class CirculantModel:

@@ -16,6 +16,7 @@ from compiler.hw.base import (
     Planned,
     VerilogBackendError,
     bias_or_zeros,
+    dense_macs,
     output_fields,
     positive_int,
 )
@@ -296,6 +297,30 @@ class Conv(Engine):
 
     def describe(self, spec):
         return describe_line(spec)
+
+    def layer_figures(self, graph, node, entry):
+        a, parameters = node.attrs, entry["parameters"]
+        return super().layer_figures(graph, node, entry) | {
+            "in_shape": a["in_shape"],
+            "out_shape": a["out_shape"],
+            "kernel": a["kernel"],
+            "stride": a["stride"],
+            "pads": a["pads"],
+            "p_co": parameters["P_CO"],
+            "p_ci": parameters["P_CI"],
+            "p_k": parameters.get("P_K", 1),  # designs written before P_K have 1
+        }
+
+    def inference_work(self, layer):
+        """rtl/conv2d.v reads its whole ROM once per output position."""
+        macs = dense_macs(layer)
+        return {
+            "multiplies": macs,
+            "additions": macs,
+            "weight_reads": macs,
+            "weight_read_bits": layer["rom_bits"] * layer["output_positions"],
+            "skipped_zeros": 0,
+        }
 
 
 # ---- timing model of the line-buffered engines --------------------------------------------------

@@ -114,6 +114,29 @@ class Sparse(Dense):
     def describe(self, spec):
         return describe_matrix(spec)
 
+    def layer_figures(self, graph, node, entry):
+        """Only the nonzeros are stored and multiplied; `index_bits`: what storing them costs
+        beyond their values (indices, padding entries)."""
+        nonzeros = int(np.count_nonzero(graph.params[node.inputs[1]]))
+        bits = node.attrs["weight_format"]["bits"]
+        return {
+            "stored_weights": nonzeros,
+            "multiplies": nonzeros,
+            "index_bits": entry["weight_rom_bits"] - nonzeros * bits,
+        }
+
+    def inference_work(self, layer):
+        """Zero weights are skipped: neither read nor multiplied."""
+        n_out, n_in = layer["shape"]
+        macs = n_out * n_in - layer["zero_weights"]
+        return {
+            "multiplies": macs,
+            "additions": macs,
+            "weight_reads": macs,
+            "weight_read_bits": layer["rom_bits"],
+            "skipped_zeros": layer["zero_weights"],
+        }
+
 
 def choose_dense_or_sparse(graph, node, planned: dict[str, Planned], budget: int, forced: str | None) -> dict:
     """A dense layer's engine: the recipe's, or sparse where its ROM (values + indices) is

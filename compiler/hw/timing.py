@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.hw.argmax import ARGMAX_EDGES, Argmax
 from compiler.hw.base import EngineCost
 
 # stage type -> (model factory, edges one frame keeps the engine busy)
@@ -40,30 +41,6 @@ def _model_of(stage):
 
 def _work(stage) -> int:
     return _MODELS[type(stage)][1](stage)
-
-
-class Argmax:
-    """rtl/argmax.v: in_ready = !full; the beat leaves the edge after the N-th logit."""
-
-    def __init__(self, n: int):
-        self.n, self.count, self.full = n, 0, False
-
-    def in_ready(self) -> bool:
-        return not self.full
-
-    def out_valid(self) -> bool:
-        return self.full
-
-    def step(self, accept: bool, out_ready: bool) -> None:
-        if accept:
-            self.count += 1
-            if self.count == self.n:
-                self.count, self.full = 0, True
-        elif self.full and out_ready:
-            self.full = False
-
-
-ARGMAX_EDGES = 1  # rtl/argmax.v registers the result one edge after the last logit
 
 
 # ------------------------------------------------------------------------ closed forms

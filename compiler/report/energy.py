@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler import hw
+from compiler.hw.base import dense_macs
+
 CITATION = 'M. Horowitz, "Computing\'s energy problem (and what we can do about it)", IEEE ISSCC 2014, 45 nm, 0.9 V'
 
 # Horowitz 2014, energy per operation (pJ), by operand width in bits.
@@ -36,9 +39,6 @@ SRAM_8KB_64BIT_PJ = 10.0
 DRAM_64BIT_PJ = 1300.0
 
 FLOAT_BITS = 32
-
-# Whether an engine skips zero weights (reads and multiplies only the nonzeros).
-SKIPS_ZEROS = {"dense": False, "sparse": True}
 
 ASSUMPTIONS = [
     "Dynamic energy of counted arithmetic and memory accesses only (a model, not a measurement): "
@@ -83,47 +83,10 @@ def dram_pj(bits: float) -> float:
     return bits * DRAM_64BIT_PJ / 64
 
 
-# The circulant engine's FFT datapath multiplies ~24-bit data by 16-18-bit twiddles/spectra
-# (rtl/circulant_mac.v); its multiplies are priced at this width, not at weight x activation bits.
-CIRCULANT_MULT_BITS = (24, 18)
-
-
-def dense_macs(layer: dict) -> int:
-    """Multiply-adds of the layer computed densely: n_out * n_in, or for a convolution
-    H_out * W_out * C_out * C_in * kH * kW (report.json `dense_multiplies`)."""
-    return layer.get("dense_multiplies") or layer["shape"][0] * layer["shape"][1]
-
-
 def layer_work(layer: dict) -> dict:
-    """Operations of one inference of a report.json layer entry on its engine."""
-    if layer["engine"] == "circulant":  # FFT, spectral products, IFFT (compiler/hw (the engines' cost models))
-        m = layer["multiplies"]
-        return {
-            "multiplies": m,
-            "additions": m,
-            "weight_reads": layer["spectrum_words"],
-            "weight_read_bits": layer["rom_bits"],
-            "skipped_zeros": 0,
-        }
-    if layer["engine"] == "conv":  # rtl/conv2d.v reads its whole ROM once per output position
-        macs = dense_macs(layer)
-        return {
-            "multiplies": macs,
-            "additions": macs,
-            "weight_reads": macs,
-            "weight_read_bits": layer["rom_bits"] * layer["output_positions"],
-            "skipped_zeros": 0,
-        }
-    n_out, n_in = layer["shape"]
-    skipped = layer["zero_weights"] if SKIPS_ZEROS.get(layer["engine"], False) else 0
-    macs = n_out * n_in - skipped
-    return {
-        "multiplies": macs,
-        "additions": macs,
-        "weight_reads": macs,
-        "weight_read_bits": layer["rom_bits"],
-        "skipped_zeros": skipped,
-    }
+    """Operations of one inference of a report.json layer entry on its engine
+    (compiler/hw/<engine>.py `inference_work`)."""
+    return hw.engine(layer["engine"]).inference_work(layer)
 
 
 def total_work(layers: list[dict]) -> dict:
@@ -139,7 +102,7 @@ def compiled_energy_pj(layers: list[dict]) -> dict:
     for layer in layers:
         work = layer_work(layer)
         in_bits = layer["input_format"]["bits"]
-        widths = CIRCULANT_MULT_BITS if layer["engine"] == "circulant" else (layer["bits"], in_bits)
+        widths = hw.engine(layer["engine"]).multiply_bits(layer)
         parts["multiply"] += work["multiplies"] * int_mult_pj(*widths)
         parts["add"] += work["additions"] * int_add_pj(layer["acc_bits"])
         parts["weight_memory"] += sram_pj(work["weight_read_bits"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler.hw.base import output_positions
 from compiler.ir import Graph
 from compiler.report.energy import energy_section
 
@@ -100,10 +101,6 @@ def _layer_entry(graph: Graph, node, engine: dict, original_w: np.ndarray | None
         "break_even_sparsity": node.annotations.get("break_even_sparsity"),
         "multipliers": engine["multipliers"],
         "weight_bits": engine["weight_rom_bits"],  # values + indices, as stored in ROM
-        # sparse: what storing the nonzeros costs beyond their values (indices, padding entries)
-        "index_bits": engine["weight_rom_bits"] - int(np.count_nonzero(w)) * bits
-        if engine["engine"] == "sparse"
-        else 0,
         "rom_bits": engine["rom_bits"],
         "bias_bits": int(n_bias * node.attrs["acc_bits"]),
         "acc_bits": node.attrs["acc_bits"],
@@ -114,55 +111,19 @@ def _layer_entry(graph: Graph, node, engine: dict, original_w: np.ndarray | None
 
 
 def _structure_entry(graph: Graph, node, engine: dict) -> dict:
-    """Block-circulant structure (circulant pass) and what the layer's engine multiplies and
-    stores; for a circulant engine also the fixed-point FFT's measured accuracy cost."""
+    """Block-circulant structure (circulant pass) and what the layer's engine stores and
+    multiplies (its `layer_figures`: index bits, conv geometry, FFT figures)."""
+    from compiler import hw
     from compiler.backends.onnx import FLOAT_EQUIVALENT_OPS
-    from compiler.hw import circulant as hw_circulant
 
     w = graph.params[node.inputs[1]]
-    n_out, n_in = int(w.shape[0]), int(w[0].size)
-    positions = _output_positions(node)
-    entry = {
+    positions = output_positions(node)
+    return {
         "block_size": int(node.annotations.get("block_size", 1)),
-        "stored_weights": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else int(w.size),
-        "multiplies": int(np.count_nonzero(w)) if engine["engine"] == "sparse" else positions * int(w.size),
         "dense_multiplies": positions * int(w.size),
         "output_positions": positions,  # uses of each weight per inference (conv: H_out * W_out)
         "onnx_exact": node.op not in FLOAT_EQUIVALENT_OPS,  # model.int.onnx computes this layer bit for bit
-    }
-    if node.op == "conv2d":
-        entry |= {
-            "in_shape": node.attrs["in_shape"],
-            "out_shape": node.attrs["out_shape"],
-            "kernel": node.attrs["kernel"],
-            "stride": node.attrs["stride"],
-            "pads": node.attrs["pads"],
-            "p_co": engine["parameters"]["P_CO"],
-            "p_ci": engine["parameters"]["P_CI"],
-            "p_k": engine["parameters"].get("P_K", 1),
-        }  # designs written before P_K have 1
-    if node.op == "circulant":
-        b = node.attrs["circulant"]["block"]
-        p, q = node.attrs["circulant"]["p"], node.attrs["circulant"]["q"]
-        entry |= {
-            "stored_weights": p * q * b,  # one length-b vector per block, padding included
-            "multiplies": hw_circulant.circulant_multiplies(n_in, n_out, b),
-            "bias_bits": engine["rom_bits"] - engine["weight_rom_bits"],
-            "spectrum_words": p * q * (b // 2 + 1),  # complex weight-spectrum words in ROM
-            "circulant": node.attrs["circulant"],
-            # accumulator LSBs against the exact integer product, calibration rows and x_test
-            "fft_error": node.annotations.get("fft_error"),
-            "test_accuracy_exact_product": node.annotations.get("test_accuracy_exact_product"),
-        }
-    return entry
-
-
-def _output_positions(node) -> int:
-    """H_out * W_out for a convolution (each weight is used once per output position), else 1."""
-    if node.op != "conv2d":
-        return 1
-    _, h_out, w_out = node.attrs["out_shape"]
-    return int(h_out * w_out)
+    } | hw.engine(engine["engine"]).layer_figures(graph, node, engine)
 
 
 def write_report(report: dict, folder: Path) -> None:
