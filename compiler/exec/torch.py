@@ -2,15 +2,42 @@
 
 Used for accuracy checks, ADMM / circulant retraining and shadow models. Parameters are
 nn.Parameters keyed by their Graph param names, so training results write straight back.
+
+Determinism: torch's CPU reductions split their work by the intra-op thread count (a bias's
+gradient sums over the batch in per-thread chunks), so a float result can depend on
+`torch.get_num_threads()` in its last bits, and a build on the thread count of the machine.
+Everything whose result becomes part of a build (training, calibration) runs under
+`fixed_threads()`: one thread, whatever the caller set, restored afterwards.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from compiler.ir import SOFTMAX_OPS, Graph
+
+BUILD_THREADS = 1  # the one count every machine has: results do not depend on the host
+
+
+@contextmanager
+def fixed_threads(n: int = BUILD_THREADS) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count set to `n`, then restore the caller's
+    (the setting is process-wide). mpc's models are small: minibatch training of the digits MLP
+    with ADMM is no slower on one thread than on the default count (tests/test_determinism.py)."""
+    previous = torch.get_num_threads()
+    if previous == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class GraphModule(torch.nn.Module):
@@ -131,9 +158,10 @@ def predict_logits(graph: Graph, x: np.ndarray, batch: int = 4096) -> np.ndarray
 
 
 def intermediates(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor of the float graph on input x (for calibration)."""
+    """Every tensor of the float graph on input x (for calibration: under fixed_threads, since
+    the formats, and so the hardware, are chosen from these values)."""
     module = GraphModule(graph).eval()
-    with torch.no_grad():
+    with torch.no_grad(), fixed_threads():
         env = module.tensors(torch.from_numpy(np.array(x, dtype=np.float32)))
     return {k: v.numpy() for k, v in env.items()}
 

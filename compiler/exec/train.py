@@ -2,7 +2,8 @@
 
 `train` runs minibatch SGD (Adam) on a float Graph and returns a new Graph with the trained
 parameters. Hooks let a pass add a penalty to the loss (ADMM's rho/2 ||W - Z + U||^2) and
-re-apply constraints after each step (masks, circulant structure).
+re-apply constraints after each step (masks, circulant structure). Training runs under
+`fixed_threads()` (compiler/exec/torch.py): the same parameters whatever torch's thread count.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from compiler.exec.torch import GraphModule, logits_module
+from compiler.exec.torch import GraphModule, fixed_threads, logits_module
 from compiler.ir import Graph
 
 
@@ -42,7 +43,23 @@ def train(
     progress: bool = False,
     desc: str = "train",
 ) -> Graph:
-    """Train a copy of `graph` on (x, y) with cross-entropy on its logits; return the new graph."""
+    """Train a copy of `graph` on (x, y) with cross-entropy on its logits; return the new graph.
+    The hooks run inside the same one-thread block (their torch work is part of the result)."""
+    with fixed_threads():
+        return _train(graph, x, y, config, seed, penalty, after_step, progress, desc)
+
+
+def _train(
+    graph: Graph,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+    seed: int,
+    penalty: Penalty | None,
+    after_step: AfterStep | None,
+    progress: bool,
+    desc: str,
+) -> Graph:
     torch.manual_seed(seed)
     module = logits_module(graph).train()
     opt = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)

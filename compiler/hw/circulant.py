@@ -7,6 +7,7 @@ budget of the other layers rises to its interval.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from compiler.exec.golden import circulant_layer
@@ -82,7 +83,7 @@ class Circulant(Engine):
         if multipliers:
             raise PlanError(
                 f"plan: layer {node.name!r} is block-circulant: its FFT engine always has "
-                f'{MULTIPLIERS} multipliers (remove [plan.layers."{node.name}"] multipliers, '
+                f"{MULTIPLIERS} multipliers (remove [plan.layers.{json.dumps(node.name)}] multipliers, "
                 'or give it [lower.layers] engine = "dense" to compute its exact product)'
             )
         circ = layer_cost(graph, node)

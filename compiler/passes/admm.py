@@ -21,6 +21,7 @@ delete it, with the next layer's inputs that read it, without changing the funct
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -93,7 +94,7 @@ def warn_if_classes_pruned(graph: Graph, ctx, structures: dict[str, str], pass_n
             ctx.log(
                 f"      {pass_name}: warning: the last layer {node!r} prunes whole outputs "
                 f"({structure}): that removes classes; give it its own structure or sparsity "
-                f'in [{pass_name}.layers."{node}"]'
+                f"in [{pass_name}.layers.{json.dumps(node)}]"
             )
 
 

@@ -73,7 +73,7 @@ class Circulant(Pass):
         for node in g.weighted_nodes():
             if node.name in sizes:
                 _annotate(node, g.params[node.inputs[1]].shape, sizes[node.name])
-                ctx.log(f"      circulant: {node.name} {_summary(node.annotations['circulant'])}")
+                ctx.log(f"      circulant: {node.name!r} {_summary(node.annotations['circulant'])}")
         return g
 
 

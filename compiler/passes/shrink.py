@@ -107,8 +107,8 @@ def remove_and_log(graph: Graph, ctx, pass_name: str) -> Graph:
     for r in records:
         unit = "filters" if g.node(r["producer"]).op == "conv2d" else "neurons"
         ctx.log(
-            f"      {pass_name}: removed {len(r['removed'])} dead {unit} of {r['producer']} "
-            f"({r['channels_before']} -> {r['channels_after']}) and the inputs of {r['consumer']} that read them"
+            f"      {pass_name}: removed {len(r['removed'])} dead {unit} of {r['producer']!r} "
+            f"({r['channels_before']} -> {r['channels_after']}) and the inputs of {r['consumer']!r} that read them"
         )
     if not records:
         ctx.log(f"      {pass_name}: no dead channel to remove")

@@ -2,7 +2,9 @@
 
 Reads each build's report.json and, where it exists, audit.json (the compiled target's
 strongest attack, by AUC). The HTML page is self-contained (plots embedded as base64 PNG),
-so it opens from disk without a server.
+so it opens from disk without a server. Text from the builds (folder names, report.json fields)
+is data: table cells have no control characters (printable) and are HTML-escaped on the page;
+plot labels are drawn as plain text (no mathtext).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from compiler.report.report import printable
 
 
 class CompareError(ValueError):
@@ -122,8 +126,9 @@ def _columns(rows: list[dict]) -> list[Column]:
 
 
 def table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells, each one printable line (a terminal shows it as it is)."""
     columns = _columns(rows)
-    return [c.header for c in columns], [[c.show(row.get(c.key), row) for c in columns] for row in rows]
+    return [c.header for c in columns], [[printable(c.show(row.get(c.key), row)) for c in columns] for row in rows]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -148,7 +153,12 @@ def _png(fig) -> bytes:
 def _label(ax, rows, xs, ys) -> None:
     for i, (row, x, y) in enumerate(zip(rows, xs, ys)):  # alternate above/below: close points stay legible
         ax.annotate(
-            Path(row["build"]).name, (x, y), textcoords="offset points", xytext=(5, 4 if i % 2 else -11), fontsize=8
+            printable(Path(row["build"]).name),
+            (x, y),
+            textcoords="offset points",
+            xytext=(5, 4 if i % 2 else -11),
+            fontsize=8,
+            parse_math=False,  # a `$` in a folder name is text, not mathtext
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def build_report(
     return {
         "schema_version": SCHEMA_VERSION,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "source": str(source),
-        "data": getattr(ctx.data, "path", None),
+        "source": _absolute(source),  # the same whatever folder mpc ran from (and `mpc audit` finds data)
+        "data": _absolute(getattr(ctx.data, "path", None)),
         "target": ctx.target,
         "seed": ctx.seed,
         "compile_seconds": round(seconds, 3),
@@ -67,6 +68,10 @@ def build_report(
         "hardware": hardware,
         "simulation": None,
     }
+
+
+def _absolute(path: str | Path | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())
 
 
 def _original_weight(original: Graph, name: str) -> np.ndarray | None:
@@ -132,6 +137,40 @@ def write_report(report: dict, folder: Path) -> None:
     (folder / "report.md").write_text(render_markdown(report))
 
 
+# ---- model text in Markdown: names come from the model's author and are shown, never interpreted
+def printable(text: str) -> str:
+    """`text` with every character that is not printable (newlines, terminal escapes, bidi
+    controls) written as a visible \\x.. / \\u.... escape: one line, shown as it is."""
+    return "".join(c if c.isprintable() else _visible(c) for c in str(text))
+
+
+def _visible(c: str) -> str:
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
+_CODE_UNSAFE = frozenset("`|<>&")  # a code span would end, split a table cell, or hold raw HTML
+# what Markdown (CommonMark, GitHub's tables and math) reads inside a line; `&`, `<`, `>` become
+# entities instead. The text never starts a line, so `.`, `-`, `+` and digits need nothing.
+_MD_ESCAPED = frozenset("\\`*_{}[]()#!|~$")
+
+
+def md_text(text: str) -> str:
+    """Model text as literal Markdown inside a line: a backslash before the characters Markdown
+    reads there (CommonMark lets any ASCII punctuation be escaped), `&`, `<`, `>` as HTML
+    entities, no line breaks."""
+    escaped = "".join("\\" + c if c in _MD_ESCAPED else c for c in printable(text))
+    return html.escape(escaped, quote=False)
+
+
+def md_code(text: str) -> str:
+    """A name as a code span when it can be one unchanged, else as escaped text (md_text)."""
+    shown = printable(text)
+    if shown and shown.strip() == shown and not _CODE_UNSAFE & set(shown):
+        return f"`{shown}`"
+    return md_text(shown)
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}%"
 
@@ -139,7 +178,7 @@ def _pct(v) -> str:
 def render_markdown(r: dict) -> str:
     m = r["model"]
     lines = [
-        f"# mpc build report: {Path(r['source']).name}",
+        f"# mpc build report: {md_text(Path(r['source']).name)}",
         "",
         f"Target `{r['target']}`, seed {r['seed']}, compiled in {r['compile_seconds']} s.",
         "",
@@ -170,7 +209,8 @@ def render_markdown(r: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| `{x['name']}` | {'x'.join(map(str, x['shape']))} | {x['engine']} | {x['multipliers']} | {x['bits']} | "
+        f"| {md_code(x['name'])} | {'x'.join(map(str, x['shape']))} | {x['engine']} | {x['multipliers']} | "
+        f"{x['bits']} | "
         f"{x['sparsity']:.2%} | {x['weight_bits']:,} | {x['acc_bits']} | {x['estimated_cycles']:,} |"
         for x in r["layers"]
     ]
