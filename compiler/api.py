@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from compiler import passes  # noqa: F401  (registers every pass)
+from compiler.build import BuildError
 from compiler.data import DataError, Dataset, load_data
 from compiler.frontend.onnx import FrontendError, load_onnx
 from compiler.ir import Graph, IRError
+from compiler.outdir import (
+    OutDirError,
+    build_lock,
+    check_target,
+    handle_signals,
+    place,
+    record_files,
+    record_folders,
+    staging,
+    write_error,
+)
 from compiler.passes.base import Context, PassError, get_pass, with_plan
 from compiler.passes.manager import run_flow
 from compiler.recipe import RecipeError, flow_for, load_recipe, validate_recipe
@@ -31,7 +42,7 @@ class MpcError(Exception):
     """An error the user can act on; the CLI prints its message as one line, no traceback."""
 
 
-USER_ERRORS = (FrontendError, DataError, RecipeError, PassError, IRError)
+USER_ERRORS = (FrontendError, DataError, RecipeError, PassError, IRError, BuildError)
 
 
 def compile(
@@ -51,24 +62,32 @@ def compile(
     `synth_timeout`: seconds allowed to yosys synthesis (None: no synthesis).
     `audit`: run `audit(OUT)` with the default attacks as the last stage (needs data)."""
     out = Path(out)
-    if out.exists() and not force:
-        raise MpcError(f"{out}: already exists (use --force to replace it)")
+    inputs = [("input model", model), ("data file", data), ("recipe", recipe)]
+    try:
+        check_target(out, force, inputs)  # checked again under the build lock
+    except OutDirError as e:
+        raise MpcError(str(e)) from None
     if audit and data is None:
         raise MpcError("--audit needs --data DATA.npz (members and non-members)")
-    try:
-        graph, original = _load_model(Path(model))
-        recipe_doc = load_recipe(recipe)
-        flow = _flow_from(graph, flow_for(recipe_doc, target), Path(model))
-        validate_recipe(
-            recipe_doc, [n.name for n in graph.weighted_nodes(include_conv=True)], where=str(recipe or "recipe")
-        )
-        dataset = _load_dataset(data, graph)
-        ctx = Context(data=dataset, recipe=recipe_doc, target=target, seed=seed, log=log, progress=progress)
-        report = _build(graph, ctx, flow, Path(model), out, force, synth_timeout, original=original)
-    except USER_ERRORS as e:
-        raise MpcError(str(e)) from None
-    if audit:
-        report["privacy"] = _audit_stage(out, seed=seed, data=data, log=log, progress=progress)
+    with handle_signals():  # SIGTERM and SIGHUP end a build as Ctrl-C does: cleaned up
+        try:
+            graph, original = _load_model(Path(model))
+            recipe_doc = load_recipe(recipe)
+            full_flow = flow_for(recipe_doc, target)
+            flow = _flow_from(graph, full_flow, Path(model))
+            validate_recipe(
+                recipe_doc, [n.name for n in graph.weighted_nodes(include_conv=True)], where=str(recipe or "recipe")
+            )
+            _check_tables_run(recipe_doc, full_flow, str(recipe or "recipe"))
+            dataset = _load_dataset(data, graph)
+            ctx = Context(data=dataset, recipe=recipe_doc, target=target, seed=seed, log=log, progress=progress)
+            with build_lock(out):  # a second build into OUT fails at once; held through the audit
+                check_target(out, force, inputs)
+                report = _build(graph, ctx, flow, Path(model), out, force, synth_timeout, original=original)
+                if audit:
+                    report["privacy"] = _audit_stage(out, seed=seed, data=data, log=log, progress=progress)
+        except (OutDirError, *USER_ERRORS) as e:
+            raise MpcError(str(e)) from None
     return report
 
 
@@ -114,6 +133,21 @@ def _load_model(model: Path) -> tuple[Graph, Graph]:
     return Graph.load(model), Graph.load(original_dir)
 
 
+def _check_tables_run(recipe: dict, flow: list[str], where: str) -> None:
+    """A table for a pass the flow does not run would be ignored without a word: refuse it."""
+    from compiler.passes.base import REGISTRY
+
+    run = set(with_plan(flow))
+    read_by = {p.legacy_table for p in REGISTRY.values() if p.legacy_table and p.name in run}
+    idle = [k for k in recipe if k != "passes" and k not in run and k not in read_by]
+    if idle:
+        tables = ", ".join(f"[{k}]" for k in idle)
+        raise MpcError(
+            f"{where}: {tables} given, but the flow {with_plan(flow)} does not run "
+            f"{'it' if len(idle) == 1 else 'them'}; add {', '.join(map(repr, idle))} to `passes`"
+        )
+
+
 def _flow_from(graph: Graph, flow: list[str], model: Path) -> list[str]:
     """The flow, or for an integer checkpoint the part of it that takes integer graphs (plan):
     re-planning needs no recalibration."""
@@ -140,47 +174,45 @@ def _build(
     from compiler.exec import golden, predict_classes
     from compiler.report.report import build_report, write_report
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        start = time.perf_counter()
-        original = original or graph
-        compiled, records = run_flow(graph, flow, ctx, checkpoint_dir=tmp / "checkpoints", original=original)
-        if not compiled.is_integer:
-            raise PassError(f"the flow {flow} does not end in an integer graph: it must end with 'lower'")
-        compiled.save(tmp)
-        save_onnx(compiled, tmp / "model.int.onnx")
-        onnx_check = _check_onnx_against_golden(tmp / "model.int.onnx", compiled, ctx.data)
-        design = write_verilog(compiled, tmp / "rtl")
-        synthesis = _synthesize(tmp, design, ctx, synth_timeout)
-        if ctx.data is not None:
-            x_q = golden.quantize_input(compiled, ctx.data.x_test[:MAX_TEST_VECTORS])
-            np.savez_compressed(tmp / "test_vectors.npz", x_q=x_q.astype(np.int8), y=ctx.data.y_test[:MAX_TEST_VECTORS])
-        accuracy = {
-            "float": _accuracy(original, ctx.data, predict_classes),
-            "compiled": _accuracy(compiled, ctx.data, predict_classes),
-        }
-        report = build_report(
-            original,
-            compiled,
-            design,
-            records,
-            accuracy,
-            onnx_check,
-            ctx,
-            source=model,
-            seconds=time.perf_counter() - start,
-            synthesis=synthesis,
-        )
-        write_report(report, tmp)
-        if out.exists() and force:
-            shutil.rmtree(out)
-        tmp.rename(out)
-        ctx.log(f"wrote {out}/ (report.md, model.int.onnx, rtl/)")
-        return report
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with staging(out) as tmp:  # removed on any error or signal, unless placed as OUT
+        try:
+            start = time.perf_counter()
+            original = original or graph
+            compiled, records = run_flow(graph, flow, ctx, checkpoint_dir=tmp / "checkpoints", original=original)
+            if not compiled.is_integer:
+                raise PassError(f"the flow {flow} does not end in an integer graph: it must end with 'lower'")
+            compiled.save(tmp)
+            save_onnx(compiled, tmp / "model.int.onnx")
+            onnx_check = _check_onnx_against_golden(tmp / "model.int.onnx", compiled, ctx.data)
+            design = write_verilog(compiled, tmp / "rtl")
+            synthesis = _synthesize(tmp, design, ctx, synth_timeout)
+            if ctx.data is not None:
+                x_q = golden.quantize_input(compiled, ctx.data.x_test[:MAX_TEST_VECTORS])
+                np.savez_compressed(
+                    tmp / "test_vectors.npz", x_q=x_q.astype(np.int8), y=ctx.data.y_test[:MAX_TEST_VECTORS]
+                )
+            accuracy = {
+                "float": _accuracy(original, ctx.data, predict_classes),
+                "compiled": _accuracy(compiled, ctx.data, predict_classes),
+            }
+            report = build_report(
+                original,
+                compiled,
+                design,
+                records,
+                accuracy,
+                onnx_check,
+                ctx,
+                source=model,
+                seconds=time.perf_counter() - start,
+                synthesis=synthesis,
+            )
+            write_report(report, tmp)
+            place(tmp, out, force)  # with the manifest; a previous build replaced only if mpc's
+            ctx.log(f"wrote {out}/ (report.md, model.int.onnx, rtl/)")
+            return report
+        except OSError as e:  # ENOSPC, EACCES, EROFS, ENAMETOOLONG ...: one line naming the path
+            raise MpcError(write_error(e, tmp, out)) from None
 
 
 def _synthesize(build: Path, design: dict, ctx: Context, timeout_s: float | None) -> dict | None:
@@ -229,23 +261,25 @@ def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=
 
     Writes OUT/sim.json and adds the measured cycles to OUT/report.json/.md. Returns the sim
     result; `result["mismatches"] > 0` means the hardware is not bit-exact."""
+    from compiler.build import BuildError, open_build
     from compiler.report.report import set_cycles, write_report
     from sim.runner import SimulationError, run_cocotb
 
     out = Path(out).resolve()  # the simulator runs in its own folder: hand it absolute paths
-    try:
-        graph = Graph.load(out)
-        design = json.loads((out / "rtl" / "design.json").read_text())
-        vectors = np.load(out / "test_vectors.npz")
-    except (OSError, IRError, ValueError) as e:
-        raise MpcError(f"{out}: not a complete mpc build ({e}); run `mpc compile` first") from None
+    try:  # every file read is checked: a damaged one is named, with "recompile"
+        build = open_build(out, rtl=True, vectors=True)
+    except BuildError as e:
+        raise MpcError(str(e)) from None
+    graph, design, report = build.graph, build.design or {}, build.report
+    assert build.x_q is not None
     if simulator not in ("icarus", "verilator"):
         raise MpcError(f"unknown simulator {simulator!r} (icarus or verilator)")
-    available = len(vectors["x_q"])
+    available = len(build.x_q)
     if not 1 <= samples <= available:
         raise MpcError(f"--samples must be in 1..{available} (the build holds {available} test vectors)")
-    x_q = vectors["x_q"][:samples].astype(np.int64)
+    x_q = build.x_q[:samples].astype(np.int64)
     work = out / "sim_build" / simulator
+    record_folders(out, [work])  # the build's manifest: mpc's own, before anything is written there
     stimulus = _write_stimulus(work, out, graph, design, x_q)
     log(f"simulating {samples} samples with {simulator} ...")
     start = time.perf_counter()
@@ -277,11 +311,11 @@ def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=
         "run_seconds": _simulation_seconds(run["results_xml"]),
     }  # the testbench alone
     (out / "sim.json").write_text(json.dumps(result, indent=1))
-    report = json.loads((out / "report.json").read_text())
     report["simulation"] = result
     if result["cycles_per_inference"] is not None:
         set_cycles(report["hardware"], result["cycles_per_inference"], "simulation", result["initiation_interval"])
     write_report(report, out)
+    record_files(out, ["sim.json", "report.json", "report.md"])
     return result
 
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import re
+import signal
 import sys
 from pathlib import Path
+
+from compiler.outdir import handle_signals
 
 DESCRIPTION = """\
 mpc: a hardware-aware compression compiler for neural-network classifiers.
@@ -24,10 +30,46 @@ compare: one table across builds (accuracy, compression, hardware cost, cycles, 
 """
 
 
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding takes 0..2**32-1; passes add small offsets for torch
+
+
+class ArgumentsError(Exception):
+    """A bad command line: one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (`mpc compile: error: ...`) and no usage block."""
+
+    def error(self, message: str):
+        # "argument --seed: --seed must be ..." -> "--seed must be ..." (our checks name the option)
+        m = re.fullmatch(r"argument [^:]+: (--\S+ .*)", message)
+        raise ArgumentsError(f"{self.prog}: error: {m.group(1) if m else message}")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"--seed must be an integer in 0..{SEED_MAX} (got {text!r})")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"--synth-timeout must be a positive number of seconds (got {text!r}; --no-synth skips synthesis)"
+        )
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="mpc", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = _Parser(prog="mpc", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser(
@@ -54,14 +96,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--target", default="fpga", choices=["fpga", "asic"], help="hardware target (default: fpga)")
     c.add_argument("-o", "--out", type=Path, required=True, help="output folder (must not exist unless --force)")
     c.add_argument("--recipe", type=Path, help="RECIPE.toml: `passes = [...]`, per-pass tables, [<pass>.layers.<node>]")
-    c.add_argument("--seed", type=int, default=0, help="seed for every random choice (default: 0)")
-    c.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    c.add_argument("--seed", type=_seed, default=0, help="seed for every random choice (default: 0)")
+    c.add_argument(
+        "--force",
+        action="store_true",
+        help="replace OUT if it is an earlier mpc build (never a folder with files mpc did not write)",
+    )
     c.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     c.add_argument("--audit", action="store_true", help="run `mpc audit OUT` (default attacks) as the last stage")
     c.add_argument("--no-synth", action="store_true", help="skip yosys synthesis (the report notes it)")
     c.add_argument(
         "--synth-timeout",
-        type=float,
+        type=_seconds,
         default=300.0,
         metavar="SECONDS",
         help="time allowed to yosys synthesis before the report notes a timeout (default: 300)",
@@ -109,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         f"default: {DEFAULT_ATTACKS}",
     )
     a.add_argument("--shadows", type=int, default=16, help="number of shadow models K (default: 16)")
-    a.add_argument("--seed", type=int, default=0, help="seed of subsampling, shadows and attack models (default: 0)")
+    a.add_argument("--seed", type=_seed, default=0, help="seed of subsampling, shadows and attack models (default: 0)")
     a.add_argument("--data", type=Path, help="DATA.npz (default: the data the build was compiled with)")
     a.add_argument(
         "--targets",
@@ -124,13 +170,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except ArgumentsError as e:
+        print(e, file=sys.stderr)
+        return 2
+    # SIGTERM and SIGHUP end a command as Ctrl-C does: temporary folders removed, children killed
+    with handle_signals():
+        try:
+            return _run(args)
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                print(f"mpc {args.command}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+            return 128 + signum
+
+
+def _run(args) -> int:
     from compiler import api  # after parsing, so --help is instant
 
     try:
         if args.command == "compile":
-            if not args.synth_timeout > 0:
-                raise api.MpcError("--synth-timeout must be > 0 seconds (use --no-synth to skip synthesis)")
             log = (lambda *_: None) if args.quiet else print
             report = api.compile(
                 args.model,
@@ -161,9 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     except api.MpcError as e:
         print(f"mpc {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mpc {args.command}: interrupted", file=sys.stderr)
-        return 130
     return 2
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+# Rows each split needs: x_train calibrates and is split into members and a reference set
+# (minmax, privacy_admm); the audit pairs as many members (x_train) with non-members (x_test).
+MIN_ROWS = 2
 
 
 class DataError(ValueError):
@@ -27,19 +30,7 @@ def load_data(path: str | Path, input_shape: tuple[int, ...], n_classes: int) ->
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in REQUIRED if k not in npz.files]
-            if missing:
-                raise DataError(
-                    f"{path}: missing array(s) {', '.join(missing)} (need {', '.join(REQUIRED)}; "
-                    f"found {', '.join(npz.files) or 'none'})"
-                )
-            arrays = {k: npz[k] for k in REQUIRED}
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    arrays = _read_npz(path)
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         arrays[f"x_{split}"] = _check_x(path, f"x_{split}", x, input_shape)
@@ -47,9 +38,39 @@ def load_data(path: str | Path, input_shape: tuple[int, ...], n_classes: int) ->
     return Dataset(**arrays, path=str(path))
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The REQUIRED arrays, never unpickling anything."""
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as e:  # a pickle, a truncated or foreign file
+        raise DataError(_one_line(f"{path}: not a readable .npz file ({type(e).__name__}: {e})")) from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, not an .npz file with {', '.join(REQUIRED)}")
+    with npz:
+        names = ", ".join(repr(f) for f in npz.files) or "none"
+        missing = [k for k in REQUIRED if k not in npz.files]
+        if missing:
+            raise DataError(
+                _one_line(f"{path}: missing array(s) {', '.join(missing)} (need {', '.join(REQUIRED)}; found {names})")
+            )
+        arrays = {}
+        for k in REQUIRED:
+            try:
+                arrays[k] = npz[k]
+            except Exception as e:  # object arrays (pickles), damaged members
+                raise DataError(_one_line(f"{path}: {k} is unreadable ({type(e).__name__}: {e})")) from None
+    return arrays
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split("\n"))
+
+
 def _check_x(path, name, x, input_shape) -> np.ndarray:
     if x.dtype.kind not in "fiub":
         raise DataError(f"{path}: {name} has dtype {x.dtype}; need a numeric array")
+    if x.ndim == 0:
+        raise DataError(f"{path}: {name} is a scalar; the model expects (N, {', '.join(map(str, input_shape))})")
     if tuple(x.shape[1:]) != tuple(input_shape) and _same_but_unit_axes(x.shape[1:], input_shape):
         x = x.reshape(len(x), *input_shape)  # e.g. (N, 8, 8) images for a (1, 8, 8) model input
     if tuple(x.shape[1:]) != tuple(input_shape):
@@ -58,9 +79,15 @@ def _check_x(path, name, x, input_shape) -> np.ndarray:
         )
     if len(x) == 0:
         raise DataError(f"{path}: {name} is empty")
-    x = x.astype(np.float32)
+    if len(x) < MIN_ROWS:
+        raise DataError(
+            f"{path}: {name} has {len(x)} row; mpc needs at least {MIN_ROWS} (to calibrate, and to pair "
+            "members x_train with non-members x_test)"
+        )
+    with np.errstate(all="ignore"):
+        x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
-        raise DataError(f"{path}: {name} contains NaN or Inf")
+        raise DataError(f"{path}: {name} contains NaN or Inf (or values beyond float32's range)")
     return x
 
 
@@ -73,7 +100,11 @@ def _check_y(path, name, y, n, n_classes) -> np.ndarray:
     if y.ndim != 1 or len(y) != n:
         raise DataError(f"{path}: {name} has shape {y.shape}; need ({n},) class labels")
     if y.dtype.kind not in "iu":
-        if y.dtype.kind == "f" and np.all(y == np.round(y)):
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            if y.min() < 0 or y.max() >= n_classes:
+                raise DataError(
+                    f"{path}: {name} has labels in [{y.min():g}, {y.max():g}]; the model has {n_classes} classes"
+                )
             y = y.astype(np.int64)
         else:
             raise DataError(f"{path}: {name} has dtype {y.dtype}; need integer class labels")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -222,7 +223,7 @@ class Graph:
             doc = json.loads((folder / "graph.json").read_text())
             with np.load(folder / "params.npz") as npz:
                 arrays = [npz[f"p{i}"] for i in range(len(doc["params"]))]
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise IRError(f"{folder}: not a readable mpc graph checkpoint ({e})") from None
         if doc.get("format_version") != FORMAT_VERSION:
             raise IRError(f"{folder}/graph.json: unsupported format_version {doc.get('format_version')}")

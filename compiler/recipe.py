@@ -4,6 +4,8 @@ unknown passes, keys and layer names, and values out of range are reported toget
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -21,15 +23,25 @@ def load_recipe(path: str | Path | None) -> dict:
     if not path.is_file():
         raise RecipeError(f"{path}: no such file")
     try:
-        return tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise RecipeError(f"{path}: not valid TOML ({e})") from None
+        raise RecipeError(_one_line(f"{path}: not valid TOML ({e})")) from None
+    except RecursionError:
+        raise RecipeError(f"{path}: not valid TOML (nested too deeply)") from None
+    except OSError as e:
+        raise RecipeError(f"{path}: cannot read ({e.strerror})") from None
+    if "passes" in doc and (why := _passes_problem(doc["passes"])):
+        raise RecipeError(f"{path}: {why}")  # before flow_for reads it
+    return doc
 
 
 def flow_for(recipe: dict, target: str) -> list[str]:
     if target not in FLOWS:
         raise RecipeError(f"unknown target {target!r} (known: {', '.join(FLOWS)})")
-    return list(recipe.get("passes", FLOWS[target]))  # run_flow adds plan after a final lower
+    passes = recipe.get("passes", FLOWS[target])
+    if why := _passes_problem(passes):
+        raise RecipeError(why)
+    return list(passes)  # run_flow adds plan after a final lower
 
 
 def validate_recipe(recipe: dict, layer_names: list[str], where: str = "recipe") -> None:
@@ -37,8 +49,8 @@ def validate_recipe(recipe: dict, layer_names: list[str], where: str = "recipe")
     problems = []
     passes = recipe.get("passes")
     if passes is not None:
-        if not isinstance(passes, list) or not all(isinstance(p, str) for p in passes) or not passes:
-            problems.append("`passes` must be a non-empty list of pass names")
+        if why := _passes_problem(passes):
+            problems.append(why)
         else:
             problems += [
                 f"passes: unknown pass {p!r} (known: {', '.join(sorted(REGISTRY))})"
@@ -49,13 +61,30 @@ def validate_recipe(recipe: dict, layer_names: list[str], where: str = "recipe")
         if key == "passes":
             continue
         if key not in REGISTRY:
-            problems.append(f"[{key}]: unknown pass (known: {', '.join(sorted(REGISTRY))})")
+            problems.append(f"[{_key(key)}]: unknown pass (known: {', '.join(sorted(REGISTRY))})")
         elif not isinstance(table, dict):
             problems.append(f"{key}: must be a table ([{key}])")
         else:
             problems += _check_table(key, table, layer_names)
     if problems:
-        raise RecipeError(f"{where}: " + ("\n  - ".join([""] + problems) if len(problems) > 1 else problems[0]))
+        listing = problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + "; ".join(problems)
+        raise RecipeError(_one_line(f"{where}: {listing}"))
+
+
+def _passes_problem(passes) -> str | None:
+    if not isinstance(passes, list) or not passes or not all(isinstance(p, str) for p in passes):
+        return "`passes` must be a non-empty list of pass names"
+    return None
+
+
+def _key(key: str) -> str:
+    """A TOML key as the user would write it: bare if it can be, else quoted."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def _one_line(message: str) -> str:
+    """Errors print as one line: control characters (from keys or values) are escaped."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message)
 
 
 def _declared(pass_name: str) -> dict[str, Option]:
@@ -73,7 +102,7 @@ def _check_table(pass_name: str, table: dict, layer_names: list[str]) -> list[st
             problems += _check_layers(pass_name, value, layer_names)
         elif key not in declared:
             known = ", ".join(declared) or "none"
-            problems.append(f"[{pass_name}] {key}: unknown option (known: {known})")
+            problems.append(f"[{pass_name}] {_key(key)}: unknown option (known: {known})")
         elif why := declared[key].check(value):
             problems.append(f"[{pass_name}] {key}: {why}")
     return problems
@@ -85,7 +114,7 @@ def _check_layers(pass_name: str, layers, layer_names: list[str]) -> list[str]:
     declared = _declared(pass_name)
     problems = []
     for layer, table in layers.items():
-        where = f'[{pass_name}.layers."{layer}"]'
+        where = f"[{pass_name}.layers.{json.dumps(layer, ensure_ascii=False)}]"
         if layer not in layer_names:
             problems.append(f"{where}: no layer of that name (layers: {', '.join(layer_names)})")
             continue
@@ -94,7 +123,7 @@ def _check_layers(pass_name: str, layers, layer_names: list[str]) -> list[str]:
             continue
         for key, value in table.items():
             if key not in declared or not declared[key].per_layer:
-                problems.append(f"{where} {key}: not a per-layer option of {pass_name}")
+                problems.append(f"{where} {_key(key)}: not a per-layer option of {pass_name}")
             elif why := declared[key].check(value):
                 problems.append(f"{where} {key}: {why}")
     return problems

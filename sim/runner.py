@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,43 @@ VERILATOR_MAKE_OVERRIDES = "CFG_CXXFLAGS_PCH_I=-include"
 
 class SimulationError(RuntimeError):
     """A simulator is missing or an HDL build/lint failed (one-line message)."""
+
+
+def run_in_group(argv, *, timeout: float | None = None, **popen) -> subprocess.CompletedProcess:
+    """subprocess.run in a process group of its own (start_new_session): when it times out
+    (subprocess.TimeoutExpired) or the caller is interrupted (KeyboardInterrupt, a signal turned
+    into an exception) the whole group is killed, the tools the child started too, then the
+    exception goes on. A terminal's Ctrl-C does not reach the group: the caller decides."""
+    proc = subprocess.Popen(argv, start_new_session=True, **popen)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        kill_group(proc)
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL proc's process group (proc leads it) and reap proc."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()  # in case it left its group
+    for stream in (proc.stdout, proc.stderr, proc.stdin):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    proc.wait()
+
+
+def _execute_in_groups(runner, cmds, cwd, stdout=None) -> None:
+    """cocotb_tools' Runner._execute_cmds, with every command (iverilog, vvp, verilator, make)
+    in a process group of its own that is killed when the run is interrupted."""
+    for cmd in cmds:
+        stderr = None if stdout is None else subprocess.STDOUT
+        result = run_in_group(cmd, cwd=cwd, env=runner.env, stdout=stdout, stderr=stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"Command failed with return code: {result.returncode}")
 
 
 def ensure_verilator_on_path() -> str:
@@ -142,6 +180,8 @@ def run_cocotb(
     build_args = (VERILATOR_SIM_ARGS if simulator == "verilator" else []) + list(extra_build_args or [])
     with _python_path_for_testbenches(), _make_overrides(simulator):
         runner = get_runner(simulator)
+        if hasattr(runner, "_execute_cmds"):  # its own commands in killable process groups
+            runner._execute_cmds = lambda cmds, cwd, stdout=None: _execute_in_groups(runner, cmds, cwd, stdout)  # type: ignore[method-assign]
         try:
             runner.build(
                 sources=[Path(s).resolve() for s in sources],
@@ -184,7 +224,7 @@ def lint_verilator(sources, toplevel: str, parameters: dict | None = None) -> st
     cmd = [exe, "--lint-only", "-Wall", "--top-module", toplevel]
     cmd += [f"-G{k}={hdl_parameter_value(v)}" for k, v in (parameters or {}).items()]
     cmd += [str(Path(s).resolve()) for s in sources]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = run_in_group(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     output = proc.stdout + proc.stderr
     if proc.returncode != 0 or "%Warning" in output or "%Error" in output:
         raise SimulationError(f"verilator lint of {toplevel} failed:\n{output.strip()}")

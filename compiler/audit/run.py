@@ -138,9 +138,14 @@ def _load_targets(out: Path, names: list[str]) -> list[Target]:
 
 
 def _check_build(out: Path) -> None:
-    missing = [p for p in ("report.json", "graph.json", "checkpoints/00-import/graph.json") if not (out / p).is_file()]
-    if missing:
-        raise AuditError(f"{out}: not a complete mpc build (missing {', '.join(missing)}); run `mpc compile` first")
+    """Every file the audit reads (report.json, graph.json + params.npz of the build and of each
+    checkpoint), checked: a damaged one is named, with "recompile" (compiler/build.py)."""
+    from compiler.build import BuildError, open_build
+
+    try:
+        open_build(out, checkpoints=True)
+    except BuildError as e:
+        raise AuditError(str(e)) from None
 
 
 def _load_dataset(out: Path, data) -> Dataset:
@@ -148,6 +153,8 @@ def _load_dataset(out: Path, data) -> Dataset:
         data = json.loads((out / "report.json").read_text()).get("data")
         if data is None:
             raise AuditError(f"{out}: the build was compiled without data; give --data DATA.npz")
+        if not isinstance(data, str) or not data:
+            raise AuditError(f"{out}/report.json: damaged (its 'data' is not a file name); recompile the build")
         if not Path(data).is_file():
             raise AuditError(f"{data} (the build's data, from report.json): no such file; give --data DATA.npz")
     original = Graph.load(out / "checkpoints" / "00-import")
@@ -228,6 +235,7 @@ def _accuracy(target: Target, x, y) -> float:
 
 
 def _write(out: Path, result: dict, curves: dict) -> None:
+    from compiler.outdir import record_files
     from compiler.report.report import write_report
 
     (out / "audit.json").write_text(json.dumps(result, indent=1))
@@ -236,3 +244,4 @@ def _write(out: Path, result: dict, curves: dict) -> None:
     report = json.loads((out / "report.json").read_text())
     report["privacy"] = result
     write_report(report, out)
+    record_files(out, ["audit.json", *(f"audit_roc_{name}.png" for name in curves), "report.json", "report.md"])

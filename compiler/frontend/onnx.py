@@ -19,6 +19,7 @@ a flattening Reshape.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,8 +62,8 @@ def load_onnx(path: str | Path) -> Graph:
     _fold_constants(ctx)
     problems = [p for n in _live_nodes(ctx) if (p := _check_node(ctx, n))]
     if problems:
-        listing = "\n".join(f"  - node {name!r} ({op}): {why}" for name, op, why in problems)
-        raise FrontendError(f"{path}: {len(problems)} unsupported node(s):\n{listing}")
+        listing = "; ".join(f"node {name!r} ({op}): {why}" for name, op, why in problems)
+        raise FrontendError(f"{path}: {len(problems)} unsupported node(s): {listing}")
     return _build_graph(ctx)
 
 
@@ -86,21 +87,60 @@ def _read_model(path: Path) -> onnx.ModelProto:
 
 
 def _load_external_data(path: Path, model: onnx.ModelProto) -> None:
-    """Accept external tensor data only from files inside the model's own folder."""
+    """Accept external tensor data only from files inside the model's own folder (after
+    following links), and only ranges that lie inside the file and hold exactly the tensor."""
     folder = path.parent.resolve()
     for tensor in onnx.external_data_helper._get_all_tensors(model):
         if not onnx.external_data_helper.uses_external_data(tensor):
             continue
-        info = {e.key: e.value for e in tensor.external_data}
-        target = (folder / info.get("location", "")).resolve()
-        if folder not in target.parents:
-            raise FrontendError(
-                f"{path}: tensor {tensor.name!r} points to external data outside the model's folder "
-                f"({info.get('location')!r}); refusing to read it"
-            )
-        if not target.is_file():
-            raise FrontendError(f"{path}: external data file {target} for tensor {tensor.name!r} is missing")
-    onnx.external_data_helper.load_external_data_for_model(model, str(folder))
+        _read_external_tensor(path, folder, tensor)
+
+
+def _read_external_tensor(path: Path, folder: Path, tensor: onnx.TensorProto) -> None:
+    info = {e.key: e.value for e in tensor.external_data}
+    where = f"{path}: tensor {tensor.name!r}"
+    location = info.get("location", "")
+    target = (folder / location).resolve()
+    if not location or Path(location).is_absolute() or folder not in target.parents:
+        raise FrontendError(
+            f"{where} points to external data outside the model's folder ({location!r}); refusing to read it"
+        )
+    if not target.is_file():
+        raise FrontendError(f"{where}: its external data file {location!r} is missing")
+    try:
+        offset = int(info.get("offset", 0))
+        length = int(info["length"]) if "length" in info else None
+    except ValueError:
+        raise FrontendError(f"{where}: external data offset/length are not integers ({info})") from None
+    size = target.stat().st_size
+    expected = _tensor_bytes(tensor)
+    available = size - offset if length is None else length
+    if offset < 0 or available < 0 or offset + available > size:
+        raise FrontendError(
+            f"{where}: external data range (offset {offset}, length {available}) lies outside "
+            f"{location!r} ({size} bytes)"
+        )
+    if expected is not None and available != expected:
+        raise FrontendError(
+            f"{where}: external data in {location!r} holds {available} bytes; the tensor's shape "
+            f"{list(tensor.dims)} needs {expected}"
+        )
+    with open(target, "rb") as f:
+        f.seek(offset)
+        tensor.raw_data = f.read(available)
+    del tensor.external_data[:]
+    tensor.data_location = onnx.TensorProto.DEFAULT
+
+
+def _tensor_bytes(tensor: onnx.TensorProto) -> int | None:
+    """Bytes of the tensor's raw data, or None for types without a fixed element size."""
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except Exception:
+        return None
+    if tensor.data_type == onnx.TensorProto.STRING or itemsize == 0:
+        return None
+    return int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
 
 
 def _context(path: Path, model: onnx.ModelProto) -> _Ctx:
@@ -117,10 +157,14 @@ def _context(path: Path, model: onnx.ModelProto) -> _Ctx:
             shapes[vi.name] = tuple(
                 d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim
             )
-    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for name, arr in consts.items():
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            raise FrontendError(f"{path}: initializer {name!r} contains NaN or Inf values")
+    consts = {}
+    for t in model.graph.initializer:
+        try:
+            consts[t.name] = numpy_helper.to_array(t)
+        except Exception as e:
+            raise FrontendError(f"{path}: initializer {t.name!r} is unreadable ({type(e).__name__})") from None
+        if why := _bad_values(consts[t.name]):
+            raise FrontendError(f"{path}: initializer {t.name!r} {why}")
     for i, n in enumerate(model.graph.node):
         if not n.name:
             n.name = f"{n.op_type}_{i}"  # unnamed nodes (hand-written models) get a stable name
@@ -144,8 +188,24 @@ def _fold_constants(ctx: _Ctx) -> None:
             except Exception as e:
                 raise FrontendError(f"{ctx.path}: node {n.name!r} ({n.op_type}): cannot fold constant ({e})") from None
             ctx.consts.update(zip(n.output, (np.asarray(o) for o in outs)))
+            for o in n.output:
+                if o in ctx.consts and (why := _bad_values(ctx.consts[o])):
+                    what = "value" if n.op_type == "Constant" else f"folded output {o!r}"
+                    raise FrontendError(f"{ctx.path}: node {n.name!r} ({n.op_type}): its {what} {why}")
             if any(i in ctx.batch_dependent for i in n.input):
                 ctx.batch_dependent.update(n.output)
+
+
+def _bad_values(arr: np.ndarray) -> str | None:
+    """Why a constant's numbers cannot become float32 weights (NaN, Inf, beyond float32), or None."""
+    if arr.dtype.kind not in "fc":
+        return None
+    with np.errstate(all="ignore"):
+        if not np.all(np.isfinite(arr)):
+            return "contains NaN or Inf values"
+        if arr.size and float(np.max(np.abs(arr))) > float(np.finfo(np.float32).max):
+            return f"holds values beyond float32's range (up to {float(np.max(np.abs(arr))):.3g})"
+    return None
 
 
 def _fold_shape(ctx: _Ctx, n: onnx.NodeProto) -> None:
@@ -209,8 +269,15 @@ def _why_unsupported(ctx: _Ctx, n: onnx.NodeProto) -> str | None:
             return "transA=1 is not supported"
         if n.input[1] not in ctx.consts:
             return "weight B must be a constant initializer"
+        if ctx.consts[n.input[1]].ndim != 2:
+            return f"weight B must be 2-D (shape {list(ctx.consts[n.input[1]].shape)} given)"
         if len(n.input) > 2 and n.input[2] and n.input[2] not in ctx.consts:
             return "bias C must be a constant initializer"
+        if len(n.input) > 2 and n.input[2]:
+            n_out = ctx.consts[n.input[1]].shape[0 if a.get("transB", 0) else 1]
+            c = ctx.consts[n.input[2]]
+            if c.size not in (1, n_out) or c.size != max(c.shape, default=1):
+                return f"bias C has shape {list(c.shape)}; need ({n_out},) (one per output)"
         return None
     if op == "MatMul":
         if n.input[1] not in ctx.consts or ctx.consts[n.input[1]].ndim != 2:
@@ -413,9 +480,10 @@ def _build_graph(ctx: _Ctx) -> Graph:
     g = ctx.model.graph
     params: dict[str, np.ndarray] = {}
     nodes: list[Node] = []
-    for n in _live_nodes(ctx):
-        converted = _convert(ctx, n, params)
-        nodes.extend(converted if isinstance(converted, list) else [converted])
+    with np.errstate(all="ignore"):  # overflow to Inf / NaN is checked below, by name
+        for n in _live_nodes(ctx):
+            converted = _convert(ctx, n, params)
+            nodes.extend(converted if isinstance(converted, list) else [converted])
     real_inputs = [i for i in g.input if i.name not in ctx.consts]
     if len(real_inputs) != 1 or len(g.output) != 1:
         raise FrontendError(
@@ -427,15 +495,27 @@ def _build_graph(ctx: _Ctx) -> Graph:
     if in_shape is None or any(d is None or d <= 0 for d in in_shape[1:]):
         raise FrontendError(f"{ctx.path}: input {inp.name!r} needs a static shape except the batch dimension")
     out_shape = ctx.shapes.get(out.name) or (None,)
+    for name, value in params.items():
+        if not np.all(np.isfinite(value)):
+            node, _, what = name.rpartition(".")
+            raise FrontendError(
+                f"{ctx.path}: node {node!r}: its {what} overflows float32 or is undefined after conversion "
+                "(NaN or Inf: values too large, a huge alpha/beta, or a negative BatchNormalization variance)"
+            )
     graph = Graph(
         inputs=[TensorSpec(inp.name, tuple(in_shape[1:]))],
         outputs=[TensorSpec(out.name, tuple(d or 0 for d in out_shape[1:]))],
         nodes=nodes,
         params=params,
-        meta={"source": str(ctx.path), "opset": ctx.opset},
+        # the file's name and content hash, not the path as given: a build is the same from any folder
+        meta={"source": ctx.path.name, "source_sha256": _sha256(ctx.path), "opset": ctx.opset},
     )
     graph.validate()
     return graph
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _convert(ctx: _Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]:

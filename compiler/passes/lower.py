@@ -48,6 +48,10 @@ from kernels.circulant_mac import (
 )
 
 MAX_ONNX_ACC_BITS = 32  # MatMulInteger accumulates in int32
+# Every format's frac (weights, activations, accumulators) lies in -MAX_FRAC..MAX_FRAC: its step
+# 2**-frac is exact in float32 (ONNX QuantizeLinear's scale) and every shift fits int64.
+MAX_FRAC = 60
+MAX_SHIFT = 62  # requantize shifts: 1 << shift must be an int64 (the integer ONNX graph)
 LOWERABLE_OPS = ("dense", "relu", "flatten", "conv2d", *POOL_OPS)
 
 
@@ -157,7 +161,7 @@ def choose_format(values: np.ndarray, bits: int, max_frac: int | None = None) ->
 
 
 def weight_format(w: np.ndarray, bits: int) -> FixedPoint:
-    peak = float(np.max(np.abs(w)))
+    peak = float(np.max(np.abs(w), initial=0.0))
     frac = bits - 1 if peak == 0 else math.floor(math.log2(((1 << (bits - 1)) - 0.5) / peak))
     return FixedPoint(bits, frac)
 
@@ -177,7 +181,7 @@ class _Lowering:
 
     def build(self) -> Graph:
         src = self.graph.inputs[0]
-        in_fmt = choose_format(self.acts[src.name], self.act_bits)
+        in_fmt = _checked_activation_format(self.acts[src.name], self.act_bits, f"the input {src.name!r}")
         self.cur_shape = tuple(src.shape)
         self._emit(
             Node("quantize", "quantize_input", [src.name], [f"{src.name}_q"], attrs={"format": in_fmt.to_dict()}),
@@ -235,8 +239,10 @@ class _Lowering:
         w = self.graph.params[node.inputs[1]]
         b = self.graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
         x_fmt = self.cur_fmt
+        _check_finite(node, w, b)
         w_q, w_fmt = _quantize_weights(node, w, opts["weight_bits"])
         acc_frac = w_fmt.frac + x_fmt.frac
+        _check_layer_scale(node, w, b, w_fmt, x_fmt)
         inputs = [self.cur, f"{node.name}.weight_q"]
         self.params[inputs[1]] = w_q.astype(np.int32)
         b_q = None
@@ -344,9 +350,80 @@ class _Lowering:
         """acc (or an activation, for a standalone relu) -> calibrated activation format."""
         src_frac = self.cur_fmt.frac
         float_name = out if out in self.acts else self.cur
-        fmt = choose_format(self.acts[float_name], self.act_bits, max_frac=src_frac)
+        fmt = _checked_activation_format(
+            self.acts[float_name], self.act_bits, f"the output of {name!r}", max_frac=src_frac
+        )
+        if src_frac - fmt.frac > MAX_SHIFT:
+            raise PassError(
+                f"lower: {name!r}: requantizing its accumulator (steps of 2**{-src_frac}) to its calibrated "
+                f"output format Q({fmt.bits}, {fmt.frac}) shifts by {src_frac - fmt.frac} bits; at most "
+                f"{MAX_SHIFT} are supported (the layer's outputs are far larger than its weights' and "
+                "inputs' steps: rescale the model)"
+            )
         attrs = {"shift": src_frac - fmt.frac, "bits": fmt.bits, "relu": relu, "out_frac": fmt.frac}
         self._emit(Node("requantize", name, [self.cur], [out], attrs=attrs), fmt, is_acc=False)
+
+
+def _frac_range(bits: int) -> tuple[float, float]:
+    """The largest magnitudes a power-of-two format of `bits` covers with frac MAX_FRAC and
+    -MAX_FRAC: a tensor's peak must lie between them."""
+    top = (1 << (bits - 1)) - 0.5
+    return top * 2.0 ** -(MAX_FRAC + 1), top * 2.0**MAX_FRAC
+
+
+def _checked_activation_format(values: np.ndarray, bits: int, what: str, max_frac: int | None = None) -> FixedPoint:
+    """choose_format, refusing values no format of mpc can hold (NaN/Inf, or beyond 2**±MAX_FRAC steps)."""
+    if values.size and not np.all(np.isfinite(values)):
+        raise PassError(
+            f"lower: {what}: the float model's values on the calibration data (x_train) reach NaN or Inf "
+            "(weights or inputs too large for float32?)"
+        )
+    fmt = choose_format(values, bits, max_frac)
+    if abs(fmt.frac) > MAX_FRAC:
+        lo, hi = _frac_range(bits)
+        peak = float(np.max(np.abs(values)))
+        raise PassError(
+            f"lower: {what}: calibrated values up to {peak:.3g} need the format Q({bits}, {fmt.frac}); "
+            f"mpc's formats have |frac| <= {MAX_FRAC}, so a tensor's largest value must lie in "
+            f"[{lo:.3g}, {hi:.3g}] (rescale the model or the data)"
+        )
+    return fmt
+
+
+def _check_finite(node: Node, w: np.ndarray, b: np.ndarray | None) -> None:
+    for what, v in (("weights", w), ("biases", b)):
+        if v is not None and not np.all(np.isfinite(v)):
+            raise PassError(f"lower: layer {node.name!r}: its {what} contain NaN or Inf")
+
+
+def _check_layer_scale(node: Node, w: np.ndarray, b: np.ndarray | None, w_fmt: FixedPoint, x_fmt: FixedPoint) -> None:
+    """The layer's weights and biases must fit the formats mpc has: a weight format with
+    |frac| <= MAX_FRAC, an accumulator scale 2**-(w_frac + x_frac) within the same range, and
+    biases at that scale within the MAX_ONNX_ACC_BITS-bit accumulator."""
+    peak = float(np.max(np.abs(w), initial=0.0))
+    acc_frac = w_fmt.frac + x_fmt.frac
+    if abs(w_fmt.frac) > MAX_FRAC:
+        lo, hi = _frac_range(w_fmt.bits)
+        raise PassError(
+            f"lower: layer {node.name!r}: its largest weight {peak:.3g} needs the format "
+            f"Q({w_fmt.bits}, {w_fmt.frac}); mpc's formats have |frac| <= {MAX_FRAC}, so a layer's largest "
+            f"weight must lie in [{lo:.3g}, {hi:.3g}] (rescale the model's weights)"
+        )
+    if abs(acc_frac) > MAX_FRAC:
+        raise PassError(
+            f"lower: layer {node.name!r}: weights in Q({w_fmt.bits}, {w_fmt.frac}) times inputs in "
+            f"Q({x_fmt.bits}, {x_fmt.frac}) give an accumulator with steps of 2**{-acc_frac}; mpc's formats "
+            f"have |frac| <= {MAX_FRAC} (largest weight {peak:.3g}: rescale the model's weights)"
+        )
+    b_peak = float(np.max(np.abs(b), initial=0.0)) if b is not None else 0.0
+    limit = 2.0 ** (MAX_ONNX_ACC_BITS - 1)
+    if b_peak * 2.0**acc_frac >= limit - 0.5:
+        raise PassError(
+            f"lower: layer {node.name!r}: its largest bias {b_peak:.3g} does not fit the "
+            f"{MAX_ONNX_ACC_BITS}-bit accumulator at the layer's scale 2**{-acc_frac} (weights Q({w_fmt.bits}, "
+            f"{w_fmt.frac}) times inputs Q({x_fmt.bits}, {x_fmt.frac})), which holds biases below "
+            f"{(limit - 0.5) * 2.0**-acc_frac:.3g}: the biases are too large for the weights"
+        )
 
 
 def _checked_acc_bits(node: Node, acc_bits: int) -> int:

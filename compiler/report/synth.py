@@ -13,12 +13,12 @@ yosys' log and `stat -json` output are kept beside rtl/ (OUT/synth/) for inspect
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
+
+from sim.runner import run_in_group
 
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -71,7 +71,7 @@ BRAM_36K = {"RAMB36E1": 1.0, "RAMB18E1": 0.5}
 
 def yosys_version(yosys: str = "yosys") -> str | None:
     try:
-        done = subprocess.run([yosys, "-V"], capture_output=True, text=True, timeout=30)
+        done = run_in_group([yosys, "-V"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None
@@ -128,16 +128,15 @@ def synthesize(
 
 
 def _run(argv: list[str], cwd: Path, timeout_s: float, log_path: Path) -> tuple[str, str | None]:
-    """Run yosys in its own process group, so a timeout also ends the abc it started."""
-    proc = subprocess.Popen(
-        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+    """Run yosys in its own process group, so a timeout or an interrupt (Ctrl-C, SIGTERM) also
+    ends the abc it started."""
     try:
-        output, _ = proc.communicate(timeout=timeout_s)
+        proc = run_in_group(
+            argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout_s
+        )
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
         return "timeout", f"yosys did not finish within {timeout_s:g} s (raise the limit with --synth-timeout)"
+    output = proc.stdout
     if proc.returncode != 0:
         errors = [line for line in output.splitlines() if "ERROR" in line] or output.strip().splitlines()[-1:]
         return "failed", f"yosys exited with status {proc.returncode}: " + (

@@ -87,3 +87,27 @@ def test_bad_recipe_and_data_less_flow(tmp_path, digits_model, digits_npz):
 
 def test_simulate_on_a_folder_that_is_not_a_build(tmp_path):
     assert_clean_failure(run_cli("simulate", tmp_path), "not a complete mpc build")
+
+
+def test_a_recipe_table_for_a_pass_the_flow_does_not_run_is_refused(tmp_path, digits_model, digits_npz):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("[admm]\nsparsity = 0.9\n")  # no `passes`: the default flow has no admm
+    proc = run_cli("compile", digits_model, "--data", digits_npz, "--recipe", recipe, "-o", tmp_path / "out")
+    assert_clean_failure(
+        proc, "[admm] given, but the flow ['canonicalize', 'lower', 'plan'] does not run it", "add 'admm' to `passes`"
+    )
+    assert not (tmp_path / "out").exists()
+    recipe.write_text('[lower]\nmultipliers = 8\n[plan]\nengine = "dense"\n')  # read by plan: fine
+    ok = run_cli(
+        "compile",
+        digits_model,
+        "--data",
+        digits_npz,
+        "--recipe",
+        recipe,
+        "-o",
+        tmp_path / "out",
+        "--no-synth",
+        "--quiet",
+    )
+    assert ok.returncode == 0, ok.stderr
