@@ -125,16 +125,21 @@ def _declared_params(path: Path, doc: Any) -> list[tuple[str, str, tuple[int, ..
     return declared
 
 
-def _check_params(path: Path, declared: list[tuple[str, str, tuple[int, ...]]]) -> None:
-    if not path.is_file():
-        raise _missing(path)
+def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
+    """An .npz archive of the build, never unpickling anything."""
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as e:
         raise damaged(path, _why(e)) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise damaged(path, "not an .npz archive")
-    with npz:
+    return npz
+
+
+def _check_params(path: Path, declared: list[tuple[str, str, tuple[int, ...]]]) -> None:
+    if not path.is_file():
+        raise _missing(path)
+    with _open_npz(path) as npz:
         for i, (name, dtype, shape) in enumerate(declared):
             try:
                 arr = npz[f"p{i}"]
@@ -240,13 +245,7 @@ def _load_vectors(out: Path, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     path = out / "test_vectors.npz"
     if not path.is_file():
         raise BuildError(f"{path}: missing (was the build compiled without --data?); recompile the build with --data")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise damaged(path, _why(e)) from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise damaged(path, "not an .npz archive")
-    with npz:
+    with _open_npz(path) as npz:
         arrays = {}
         for key in ("x_q", "y"):
             try:
