@@ -113,6 +113,15 @@ def _parser() -> argparse.ArgumentParser:
         help="time allowed to yosys synthesis before the report notes a timeout (default: 300)",
     )
 
+    ch = sub.add_parser(
+        "check",
+        help="say what mpc will do with every node of a model, without data or compiling",
+        description="Print, for every node of MODEL.onnx, what mpc will do with it: imported as which op "
+        "and where that op ends up in hardware (which engine, fused, free), folded as a constant, "
+        "removed by import normalization, or refused and why. Exits 2 if anything is refused.",
+    )
+    ch.add_argument("model", type=Path, help="the ONNX model to check")
+
     k = sub.add_parser(
         "compare",
         help="compare builds: accuracy, compression, hardware cost, energy, attacks",
@@ -207,6 +216,8 @@ def _run(args) -> int:
             )
             print(_compile_summary(report, args.out))
             return 0
+        if args.command == "check":
+            return _check(api, args)
         if args.command == "audit":
             return _audit(api, args)
         if args.command == "compare":
@@ -222,6 +233,18 @@ def _run(args) -> int:
         print(f"mpc {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 2
+
+
+def _check(api, args) -> int:
+    from compiler.check import check, render
+    from compiler.frontend.onnx import FrontendError
+
+    try:
+        verdicts = check(args.model)
+    except FrontendError as e:
+        raise api.MpcError(str(e)) from None
+    print(render(args.model, verdicts))
+    return 2 if any(v.status == "refused" for v in verdicts) else 0
 
 
 def _compare(api, args) -> int:
