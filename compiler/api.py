@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+import kernels
 from compiler import passes  # noqa: F401  (registers every pass)
 from compiler.build import BuildError
 from compiler.data import DataError, Dataset, load_data
@@ -110,7 +111,7 @@ def _load_dataset(data, graph: Graph) -> Dataset | None:
     if data is None:
         return None
     n_classes = int(np.prod(graph.outputs[0].shape))
-    return load_data(data, graph.inputs[0].shape, n_classes)
+    return load_data(data, graph.inputs[0].shape, n_classes, layout=graph.meta.get("input_layout"))
 
 
 def _load_model(model: Path) -> tuple[Graph, Graph]:
@@ -245,7 +246,11 @@ def _check_onnx_against_golden(path: Path, graph: Graph, data: Dataset | None) -
     from compiler.exec import golden
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    _, logits_q, classes = session.run(None, {graph.inputs[0].name: data.x_test})
+    onnx_shape = graph.meta.get("source_input_shape") or graph.inputs[0].shape  # 1-D: [C, L], not [C, 1, L]
+    x_onnx = data.x_test.reshape(len(data.x_test), *onnx_shape)
+    if graph.meta.get("input_layout") == "nhwc":  # model.int.onnx takes the model's own NHWC layout
+        x_onnx = np.ascontiguousarray(data.x_test.transpose(0, 2, 3, 1))
+    _, logits_q, classes = session.run(None, {graph.inputs[0].name: x_onnx})
     ref = golden.run(graph, data.x_test)
     identical = bool(np.array_equal(logits_q, ref.logits_q) and np.array_equal(classes, ref.classes))
     if not identical:
@@ -335,7 +340,9 @@ def _write_stimulus(work: Path, out: Path, graph: Graph, design: dict, x_q: np.n
         stimulus,
         x_q=stream_order(x_q, design),
         expected_logits=expected.logits_q,
-        expected_argmax=expected.classes,
+        # what the design's argmax stage emits (for a binary classifier, whose class is its one
+        # output against a threshold, that is index 0; the output itself is compared bit for bit)
+        expected_argmax=kernels.argmax(expected.logits_q),
         in_bits=design["in_bits"],
         logit_bits=design["logit_bits"],
         n_classes=design["n_classes"],

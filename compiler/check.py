@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.frontend import onnx as frontend
+from compiler.ir import ACTIVATION_OPS
 
 # What the default flow (canonicalize, lower, plan) makes of each float op.
 HARDWARE = {
@@ -80,8 +81,14 @@ def _hardware(ctx, node) -> str:
     """The IR op(s) the node becomes and where each ends up in hardware."""
     converted = frontend._convert(ctx, node, {})
     nodes = converted if isinstance(converted, list) else [converted]
-    parts = [f"{n.op}: {HARDWARE.get(n.op, TABLE_ACTIVATION)}" for n in nodes]
+    parts = [f"{n.op}: {_where(n.op)}" for n in nodes]
     return "; ".join(parts)
+
+
+def _where(op: str) -> str:
+    if op in HARDWARE:
+        return HARDWARE[op]
+    return TABLE_ACTIVATION if op in ACTIVATION_OPS else "lowered by lower"
 
 
 def render(path: str | Path, verdicts: list[NodeVerdict]) -> str:

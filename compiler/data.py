@@ -26,15 +26,24 @@ class Dataset:
     path: str = ""
 
 
-def load_data(path: str | Path, input_shape: tuple[int, ...], n_classes: int) -> Dataset:
+def load_data(path: str | Path, input_shape: tuple[int, ...], n_classes: int, layout: str | None = None) -> Dataset:
+    """`layout="nhwc"` (Graph.meta["input_layout"]): x arrives [N, H, W, C] for the NCHW
+    `input_shape` and is transposed on load (docs/ir.md, "Import normalization")."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     arrays = _read_npz(path)
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if layout == "nhwc" and len(input_shape) == 3 and x.ndim >= 1:
+            c, h, w = input_shape
+            if tuple(x.shape[1:]) != (h, w, c) and _same_but_unit_axes(x.shape[1:], (h, w, c)):
+                x = x.reshape(len(x), h, w, c)
+            if tuple(x.shape[1:]) == (h, w, c):
+                x = x.transpose(0, 3, 1, 2)
         arrays[f"x_{split}"] = _check_x(path, f"x_{split}", x, input_shape)
-        arrays[f"y_{split}"] = _check_y(path, f"y_{split}", y, len(x), n_classes)
+        # a one-output model is a binary classifier: labels 0 and 1
+        arrays[f"y_{split}"] = _check_y(path, f"y_{split}", y, len(x), max(n_classes, 2))
     return Dataset(**arrays, path=str(path))
 
 

@@ -32,6 +32,16 @@ FLOAT_OPS = {
     "avgpool2d",
     "global_avgpool",
     "batchnorm",
+    # elementwise activations (docs/ir.md); `lower` turns each into an integer `table`
+    "sigmoid",
+    "tanh",
+    "leaky_relu",
+    "prelu",
+    "elu",
+    "selu",
+    "hard_sigmoid",
+    "hard_swish",
+    "clip",
 }  # docs/ir.md: attrs, semantics
 INTEGER_OPS = {
     "quantize",
@@ -44,6 +54,7 @@ INTEGER_OPS = {
     "maxpool2d",
     "avgpool2d",
     "global_avgpool",
+    "table",  # an activation as a lookup table indexed by the input code
 }  # docs/fixed-point.md
 OPS = FLOAT_OPS | INTEGER_OPS
 # Op groups, defined here once.
@@ -52,8 +63,25 @@ WEIGHTED_OPS = MATRIX_OPS  # (the historical name)
 LAYER_OPS = (*MATRIX_OPS, "conv2d")  # inputs[1] is a weight (conv: [C_out, C_in, kH, kW])
 POOL_OPS = ("maxpool2d", "avgpool2d", "global_avgpool")
 SOFTMAX_OPS = ("softmax", "log_softmax")
+# float activations that `lower` turns into a `table` (kernels.activation.FUNCTIONS)
+ACTIVATION_OPS = ("sigmoid", "tanh", "leaky_relu", "prelu", "elu", "selu", "hard_sigmoid", "hard_swish", "clip")
 
 FORMAT_VERSION = 1
+
+
+# A one-output classifier is binary: its output is a probability (a sigmoid head: class 1 when it is
+# >= 0.5) or a logit (class 1 when >= 0). Integer graphs record which in meta["binary_output"].
+BINARY_THRESHOLDS = {"probability": 0.5, "logit": 0.0}
+PROBABILITY_OPS = ("sigmoid", "hard_sigmoid")
+
+
+def binary_output(graph: Graph) -> str | None:
+    """None for a model with several outputs; else "probability" or "logit" (BINARY_THRESHOLDS)."""
+    if int(np.prod(graph.outputs[0].shape)) != 1:
+        return None
+    if graph.is_integer:
+        return graph.meta.get("binary_output", "logit")
+    return "probability" if graph.nodes and graph.nodes[-1].op in PROBABILITY_OPS else "logit"
 
 
 class IRError(ValueError):

@@ -18,7 +18,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from compiler.exec import predict_logits
+from compiler.exec import class_logits, predict_logits
 from compiler.exec.train import TrainConfig, reinitialize, train
 from compiler.ir import Graph
 
@@ -104,7 +104,7 @@ def train_shadows(
         for k in tqdm(range(count), desc="shadow models", disable=not progress):
             init = reinitialize(architecture, seed=derived_seed(seed, 2, k))
             model = train(init, x_pool[is_in[k]], y_pool[is_in[k]], config, seed=derived_seed(seed, 3, k))
-            out = predict_logits(model, x_pool)
+            out = class_logits(model, predict_logits(model, x_pool))
             correct = np.argmax(out, axis=1) == y_pool
             logits.append(out)
             train_acc.append(float(correct[is_in[k]].mean()))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.exec import golden, predict_logits
+from compiler.exec import class_logits, golden, predict_logits
 from compiler.ir import Graph
 
 
@@ -46,7 +46,7 @@ def load_target(out: Path, name: str) -> Target:
         return _target(name, out, "checkpoints/00-import")
     if name == "compiled":
         graph = Graph.load(out)
-        return Target(name, ".", graph, lambda x: golden.run(graph, x).logits)
+        return Target(name, ".", graph, lambda x: class_logits(graph, golden.run(graph, x).logits))
     if name in checkpoint_names(out):
         return _target(name, out, f"checkpoints/{name}")
     known = ", ".join(["original", "compiled", *checkpoint_names(out)])
@@ -55,7 +55,7 @@ def load_target(out: Path, name: str) -> Target:
 
 def _target(name: str, out: Path, source: str) -> Target:
     graph = Graph.load(out / source)
-    return Target(name, source, graph, lambda x: predict_logits(graph, x))
+    return Target(name, source, graph, lambda x: class_logits(graph, predict_logits(graph, x)))
 
 
 def shadow_architecture(out: Path) -> tuple[str, Graph]:

@@ -6,6 +6,11 @@ requantization as an exact float64 floor of (acc + 2**(s-1)) * 2**-s then a clip
 average pooling as int32 window sums (a grouped ConvInteger with a ones kernel, or ReduceSum)
 divided with rounding half up by integer Div on a positive numerator, and dequantization.
 Outputs: `logits` (float32), `logits_q` (int32, the design's output integers), `class` (argmax).
+A layer whose accumulator exceeds 32 bits (lower allows 48) is computed exactly in int64: an
+int64 MatMul for dense, int32 ConvInteger sums over input-channel groups that cannot wrap, cast
+to int64 and added, for conv; its requantize clips in int64, and `logits_q` is int64 when the
+last layer is wide. A 1-D model's input [C, L] (`meta["source_input_shape"]`) is reshaped to the
+IR's [C, 1, L] first.
 
 A `circulant` node (block-circulant layer) is the fixed-point FFT of docs/fixed-point.md
 "Block-circulant layers", step by step and exactly, in int64: Gather for the bit reversal, one
@@ -25,7 +30,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.exec.golden import circulant_layer
-from compiler.ir import LAYER_OPS, FixedPoint, Graph
+from compiler.ir import BINARY_THRESHOLDS, LAYER_OPS, FixedPoint, Graph, binary_output
+from kernels.argmax import threshold_code
 from kernels.circulant_mac import bit_reverse, twiddles
 from kernels.pool2d import window_counts
 
@@ -63,21 +69,37 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
     b = _Builder()
     src = graph.inputs[0]
     cur = ""
+    # a 1-D model's [C, L] input is [C, 1, L] in the IR: model.int.onnx takes the model's own shape
+    in_shape = list(graph.meta.get("source_input_shape") or src.shape)
+    if in_shape != list(src.shape):
+        cur = b.op("Reshape", [src.name, b.const([-1, *src.shape], np.int64, "shape")], f"{src.name}__ir_shape")
+    elif graph.meta.get("input_layout") == "nhwc":  # the model's own layout: NHWC data in (docs/ir.md)
+        cur = b.op("Transpose", [src.name], f"{src.name}__nchw", perm=[0, 3, 1, 2])
+        in_shape = [in_shape[1], in_shape[2], in_shape[0]]
     for node in graph.nodes:
         emit = _EMIT.get(node.op)
         if emit is None:
             raise OnnxBackendError(f"node {node.name!r}: op {node.op!r} has no ONNX lowering")
         cur = emit(b, graph, node, cur or src.name)
     logits_q = cur  # dequantize returns the int32 tensor's name; the float output is "logits"
-    b.op("ArgMax", [logits_q], "class", axis=1, keepdims=0, select_last_index=0)
+    kind = binary_output(graph)
+    if kind is None:
+        b.op("ArgMax", [logits_q], "class", axis=1, keepdims=0, select_last_index=0)
+    else:  # a binary classifier: class 1 at or above the threshold's code (kernels.argmax.binary_classes)
+        frac = FixedPoint.from_dict(graph.meta["output_format"]).frac
+        code = b.const([threshold_code(BINARY_THRESHOLDS[kind], frac)], _logits_numpy_type(graph), "threshold")
+        above = b.op("GreaterOrEqual", [logits_q, code], "class__above")
+        flat = b.op("Reshape", [above, b.const([-1], np.int64, "flat")], "class__flat")
+        b.op("Cast", [flat], "class", to=TensorProto.INT64)
     n_classes = graph.outputs[0].shape[0]
     g = helper.make_graph(
         b.nodes,
         "mpc_integer_graph",
-        [helper.make_tensor_value_info(src.name, TensorProto.FLOAT, ["batch", *src.shape])],
+        [helper.make_tensor_value_info(src.name, TensorProto.FLOAT, ["batch", *in_shape])],
         [
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes]),
-            helper.make_tensor_value_info("logits_q", TensorProto.INT32, ["batch", n_classes]),
+            # int64 where the last layer's accumulator is wider than int32 (lower allows 48 bits)
+            helper.make_tensor_value_info("logits_q", _logits_type(graph), ["batch", n_classes]),
             helper.make_tensor_value_info("class", TensorProto.INT64, ["batch"]),
         ],
         b.inits,
@@ -112,7 +134,28 @@ def _flatten(b: _Builder, g: Graph, node, x: str) -> str:
     return b.op("Flatten", [x], f"{node.outputs[0]}__flat", axis=1)
 
 
+ONNX_INT32_ACC_BITS = 32  # MatMulInteger / ConvInteger accumulate in int32
+
+
+def _wide(node) -> bool:
+    """A layer whose accumulator exceeds int32 (lower allows up to 48 bits): computed in int64."""
+    return int(node.attrs.get("acc_bits", 0)) > ONNX_INT32_ACC_BITS
+
+
+def _acc_type(g: Graph, tensor: str):
+    """The ONNX integer type carrying `tensor` if it is an accumulator: int64 for a wide layer's."""
+    producer = g.producer(tensor)
+    return TensorProto.INT64 if producer is not None and _wide(producer) else TensorProto.INT32
+
+
 def _dense(b: _Builder, g: Graph, node, x: str) -> str:
+    if _wide(node):  # exact int64 MatMul (onnxruntime runs it on CPU); |acc| < 2**47 never wraps
+        w64 = g.params[node.inputs[1]].astype(np.int64).T
+        x64 = b.op("Cast", [x], f"{node.outputs[0]}__x64", to=TensorProto.INT64)
+        acc = b.op("MatMul", [x64, b.const(w64, np.int64, "weight")], f"{node.outputs[0]}__mm")
+        if len(node.inputs) > 2:
+            acc = b.op("Add", [acc, b.const(g.params[node.inputs[2]], np.int64, "bias")], f"{node.outputs[0]}__acc")
+        return acc
     w_t = g.params[node.inputs[1]].astype(np.int8).T  # MatMulInteger wants [in, out]
     acc = b.op("MatMulInteger", [x, b.const(w_t, np.int8, "weight")], f"{node.outputs[0]}__mm")
     if len(node.inputs) > 2:
@@ -124,16 +167,28 @@ def _requantize(b: _Builder, g: Graph, node, acc: str) -> str:
     shift, bits, relu = node.attrs["shift"], node.attrs["bits"], node.attrs["relu"]
     name = node.outputs[0]
     t = acc
-    if shift > 0:  # exact in float64: |acc| < 2**32 and scaling by powers of two
+    # a wide layer's accumulator is int64: stays int64 up to the clip (its shifted value may exceed int32)
+    int_type = _acc_type(g, node.inputs[0])
+    np_int = np.int64 if int_type == TensorProto.INT64 else np.int32
+    if shift > 0:  # exact in float64: |acc| < 2**48 (lower's limit) and scaling by powers of two
         d = b.op("Cast", [acc], f"{name}__f64", to=TensorProto.DOUBLE)
         d = b.op("Add", [d, b.const(2.0 ** (shift - 1), np.float64, "round")], f"{name}__round")
         d = b.op("Mul", [d, b.const(2.0**-shift, np.float64, "shift")], f"{name}__scaled")
         d = b.op("Floor", [d], f"{name}__floor")
-        t = b.op("Cast", [d], f"{name}__i32", to=TensorProto.INT32)
+        t = b.op("Cast", [d], f"{name}__i32", to=int_type)
     fmt = FixedPoint(bits, 0)
     lo = 0 if relu else fmt.min_int  # clip then ReLU == clip to [0, hi]
-    t = b.op("Clip", [t, b.const(lo, np.int32, "lo"), b.const(fmt.max_int, np.int32, "hi")], f"{name}__clip")
+    t = b.op("Clip", [t, b.const(lo, np_int, "lo"), b.const(fmt.max_int, np_int, "hi")], f"{name}__clip")
     return b.op("Cast", [t], f"{name}__int8", to=TensorProto.INT8)
+
+
+def _logits_numpy_type(g: Graph):
+    return np.int64 if _logits_type(g) == TensorProto.INT64 else np.int32
+
+
+def _logits_type(g: Graph):
+    dequantize = next(n for n in g.nodes if n.op == "dequantize")
+    return _acc_type(g, dequantize.inputs[0])
 
 
 def _dequantize(b: _Builder, g: Graph, node, acc: str) -> str:
@@ -246,25 +301,41 @@ def _circulant(b: _Builder, g: Graph, node, x: str) -> str:
         y = _slice(b, y, 1, 0, layer.n_out, f"{name}__crop")
     y = _rshift_round(b, y, layer.ifft_guard, f"{name}__acc")
     y = b.op("Add", [y, b.const(g.params[node.inputs[2]], np.int64, "bias")], f"{name}__biased")
-    return b.op("Cast", [y], f"{name}__acc", to=TensorProto.INT32)  # acc_bits <= 32 (lower checks)
+    return b.op("Cast", [y], f"{name}__acc", to=_acc_type(g, name))  # int32, or int64 if acc_bits > 32
 
 
 # ---- convolution and pooling -------------------------------------------------------------------
 def _conv2d(b: _Builder, g: Graph, node, x: str) -> str:
     """ConvInteger (int8 x int8 -> int32, zero padding) + the bias per output channel."""
     a = node.attrs
-    acc = b.op(
-        "ConvInteger",
-        [x, b.const(g.params[node.inputs[1]], np.int8, "weight")],
-        f"{node.outputs[0]}__conv",
-        kernel_shape=list(a["kernel"]),
-        strides=[a["stride"]] * 2,
-        pads=_onnx_pads(a["pads"]),
-    )
+    name, w = node.outputs[0], g.params[node.inputs[1]]
+    window = dict(kernel_shape=list(a["kernel"]), strides=[a["stride"]] * 2, pads=_onnx_pads(a["pads"]))
+    if not _wide(node):
+        acc = b.op("ConvInteger", [x, b.const(w, np.int8, "weight")], f"{name}__conv", **window)
+    else:  # acc_bits > 32: int32 ConvInteger sums over input-channel groups that cannot wrap, added in int64
+        acc = ""
+        for k, (c0, c1) in enumerate(_int32_channel_groups(w, int(a["input_format"]["bits"]))):
+            xs = _slice(b, x, 1, c0, c1, f"{name}__x{k}") if (c0, c1) != (0, w.shape[1]) else x
+            part = b.op("ConvInteger", [xs, b.const(w[:, c0:c1], np.int8, "weight")], f"{name}__conv{k}", **window)
+            part = b.op("Cast", [part], f"{name}__conv{k}_64", to=TensorProto.INT64)
+            acc = b.op("Add", [acc, part], f"{name}__sum{k}") if acc else part
     if len(node.inputs) > 2:
         bias = g.params[node.inputs[2]].reshape(-1, 1, 1)
-        acc = b.op("Add", [acc, b.const(bias, np.int32, "bias")], f"{node.outputs[0]}__acc")
+        dtype = np.int64 if _wide(node) else np.int32
+        acc = b.op("Add", [acc, b.const(bias, dtype, "bias")], f"{name}__acc")
     return acc
+
+
+def _int32_channel_groups(w: np.ndarray, in_bits: int) -> list[tuple[int, int]]:
+    """Consecutive input-channel ranges whose partial sums fit int32 for every input in range."""
+    per_channel = np.abs(w.astype(np.int64)).sum(axis=(2, 3)).max(axis=0) * (1 << (in_bits - 1))
+    groups, start, total = [], 0, 0
+    for c, v in enumerate(per_channel):
+        if c > start and total + v >= 1 << (ONNX_INT32_ACC_BITS - 1):
+            groups.append((start, c))
+            start, total = c, 0
+        total += int(v)
+    return [*groups, (start, len(per_channel))]
 
 
 def _onnx_pads(pads) -> list[int]:
@@ -343,4 +414,15 @@ _EMIT = {
     "maxpool2d": _maxpool2d,
     "avgpool2d": _avgpool2d,
     "global_avgpool": _global_avgpool,
+    "table": lambda b, g, node, x: _table(b, g, node, x),
 }
+
+
+def _table(b: _Builder, g: Graph, node, x: str) -> str:
+    """An activation table (docs/fixed-point.md "table"): Gather(table, code + 2**(in_bits-1)),
+    int8 in and out, bit-exact."""
+    table = g.params[node.inputs[1]]
+    name = node.outputs[0]
+    idx = b.op("Cast", [x], f"{name}__i64", to=TensorProto.INT64)
+    idx = b.op("Add", [idx, b.const(len(table) // 2, np.int64, "offset")], f"{name}__index")
+    return b.op("Gather", [b.const(table, np.int8, "table"), idx], f"{name}__int8", axis=0)

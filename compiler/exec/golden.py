@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 import kernels
-from compiler.ir import LAYER_OPS, FixedPoint, Graph
+from compiler.ir import BINARY_THRESHOLDS, LAYER_OPS, FixedPoint, Graph, binary_output
+from kernels.activation import table_lookup
+from kernels.argmax import binary_classes
 from kernels.circulant_mac import CirculantLayer, circulant_mac, circulant_vectors, rebuild_circulant
 
 
@@ -44,13 +46,23 @@ def run_integer(graph: Graph, x_q: np.ndarray, record: dict | None = None, exact
     for node in graph.nodes[1:]:
         if node.op == "dequantize":
             logits_q = env[node.inputs[0]]
-            return GoldenResult(logits_q, kernels.argmax(logits_q), kernels.dequantize(logits_q, node.attrs["frac"]))
+            return GoldenResult(
+                logits_q, _classes(graph, node, logits_q), kernels.dequantize(logits_q, node.attrs["frac"])
+            )
         x = env[node.inputs[0]]
         if record is not None and node.op in LAYER_OPS:
             record[node.name] = x
         step = _dense if node.op == "circulant" and node.name in exact else _STEP[node.op]
         env[node.outputs[0]] = step(graph, node, x)
     raise ValueError("integer graph has no dequantize output node")
+
+
+def _classes(graph: Graph, node, logits_q: np.ndarray) -> np.ndarray:
+    """The argmax, or for a binary classifier the threshold on its one output (kernels.argmax)."""
+    kind = binary_output(graph)
+    if kind is None:
+        return kernels.argmax(logits_q)
+    return binary_classes(logits_q, BINARY_THRESHOLDS[kind], node.attrs["frac"])
 
 
 def _dense(graph: Graph, node, x):
@@ -92,4 +104,5 @@ _STEP = {
         x, n.attrs["kernel"], n.attrs["stride"], n.attrs["pads"], n.attrs["count_include_pad"]
     ),
     "global_avgpool": lambda g, n, x: kernels.global_avg_pool(x),
+    "table": lambda g, n, x: table_lookup(x, g.params[n.inputs[1]]),  # an activation: a gather
 }

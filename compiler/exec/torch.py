@@ -136,6 +136,19 @@ _OPS = {
     "identity": lambda a, n: a[0],
     "softmax": lambda a, n: F.softmax(a[0], dim=-1),
     "log_softmax": lambda a, n: F.log_softmax(a[0], dim=-1),
+    # activations, as ONNX defines them (docs/ir.md)
+    "sigmoid": lambda a, n: torch.sigmoid(a[0]),
+    "tanh": lambda a, n: torch.tanh(a[0]),
+    "leaky_relu": lambda a, n: F.leaky_relu(a[0], float(n.attrs["alpha"])),
+    "prelu": lambda a, n: torch.where(a[0] < 0, a[0] * (_per_channel(a[1], a[0]) if a[1].numel() > 1 else a[1]), a[0]),
+    "elu": lambda a, n: F.elu(a[0], float(n.attrs["alpha"])),
+    "selu": lambda a, n: (
+        float(n.attrs["gamma"])
+        * torch.where(a[0] > 0, a[0], float(n.attrs["alpha"]) * torch.expm1(torch.clamp(a[0], max=0.0)))
+    ),
+    "hard_sigmoid": lambda a, n: torch.clamp(float(n.attrs["alpha"]) * a[0] + float(n.attrs["beta"]), 0.0, 1.0),
+    "hard_swish": lambda a, n: a[0] * torch.clamp(a[0] / 6.0 + 0.5, 0.0, 1.0),
+    "clip": lambda a, n: torch.clamp(a[0], n.attrs.get("min"), n.attrs.get("max")),
 }
 
 

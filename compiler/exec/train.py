@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from compiler.exec.torch import GraphModule, fixed_threads, logits_module
-from compiler.ir import Graph
+from compiler.ir import Graph, binary_output
 
 
 @dataclass
@@ -49,6 +49,16 @@ def train(
         return _train(graph, x, y, config, seed, penalty, after_step, progress, desc)
 
 
+def _class_logits(kind: str | None):
+    """Outputs -> logits over the classes for the cross-entropy: a binary classifier's one output
+    (a probability p, or a logit z) becomes [0, z] (z = log(p / (1 - p))), i.e. binary cross-entropy."""
+    if kind is None:
+        return lambda out: out
+    if kind == "probability":
+        return lambda p: torch.cat([torch.zeros_like(p), torch.logit(p.clamp(1e-6, 1 - 1e-6))], dim=1)
+    return lambda z: torch.cat([torch.zeros_like(z), z], dim=1)
+
+
 def _train(
     graph: Graph,
     x: np.ndarray,
@@ -62,6 +72,7 @@ def _train(
 ) -> Graph:
     torch.manual_seed(seed)
     module = logits_module(graph).train()
+    to_class_logits = _class_logits(binary_output(graph))
     opt = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     xt = torch.from_numpy(np.array(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
@@ -70,7 +81,7 @@ def _train(
     for _ in tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False):
         for idx in torch.randperm(len(xt), generator=gen).split(config.batch_size):
             opt.zero_grad()
-            loss = F.cross_entropy(module(xt[idx]), yt[idx])
+            loss = F.cross_entropy(to_class_logits(module(xt[idx])), yt[idx])
             if penalty is not None:
                 loss = loss + penalty(module, step)
             loss.backward()

@@ -28,6 +28,8 @@ import onnx
 from onnx import numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from compiler.frontend import qonnx
+from compiler.frontend.normalize import LAYOUT_KEY, normalize
 from compiler.ir import Graph, Node, TensorSpec
 
 MIN_OPSET = 6  # the onnx package's own pytorch-converted tests use opset 6 for these ops
@@ -35,8 +37,21 @@ PROBE_BATCH = 7  # batch size standing in for a dynamic batch dimension: cannot 
 SUPPORTED = (
     "Gemm, MatMul, Add, Relu, Flatten, Reshape-as-flatten, Identity, Dropout, Conv, MaxPool, "
     "AveragePool, GlobalAveragePool, ReduceMean over H and W, BatchNormalization, "
-    "trailing Softmax/LogSoftmax"
+    "trailing Softmax/LogSoftmax, activations Sigmoid, Tanh, LeakyRelu, PRelu, Elu, Selu, HardSigmoid, "
+    "HardSwish, Clip (Relu6)"
 )
+# ONNX activation -> (IR op, attribute defaults); lower builds each as a lookup table
+ACTIVATIONS = {
+    "Sigmoid": ("sigmoid", {}),
+    "Tanh": ("tanh", {}),
+    "LeakyRelu": ("leaky_relu", {"alpha": 0.01}),
+    "PRelu": ("prelu", {}),
+    "Elu": ("elu", {"alpha": 1.0}),
+    "Selu": ("selu", {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875}),
+    "HardSigmoid": ("hard_sigmoid", {"alpha": 0.2, "beta": 0.5}),
+    "HardSwish": ("hard_swish", {}),
+    "Clip": ("clip", {}),
+}
 
 
 class FrontendError(ValueError):
@@ -57,7 +72,7 @@ class _Ctx:
 
 def load_onnx(path: str | Path) -> Graph:
     path = Path(path)
-    model = _read_model(path)
+    model = normalize(_read_model(path))  # exporters' layout/shape idioms (frontend/normalize.py)
     ctx = _context(path, model)
     _fold_constants(ctx)
     problems = [p for n in _live_nodes(ctx) if (p := _check_node(ctx, n))]
@@ -78,6 +93,7 @@ def _read_model(path: Path) -> onnx.ModelProto:
     if not model.graph.node:
         raise FrontendError(f"{path}: not an ONNX model (no graph nodes)")
     _load_external_data(path, model)
+    qonnx.strip(path, model)  # QONNX Quant/BipolarQuant nodes -> constants and formats (frontend/qonnx.py)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
@@ -303,6 +319,20 @@ def _why_unsupported(ctx: _Ctx, n: onnx.NodeProto) -> str | None:
         return _why_batchnorm_unsupported(ctx, n, a)
     if op in ("Relu", "Identity", "Dropout"):
         return None
+    if op == "PRelu":
+        if n.input[1] not in ctx.consts:
+            return "slope must be a constant initializer"
+        slope = ctx.consts[n.input[1]]
+        if slope.size != max(slope.shape, default=1) or (slope.size > 1 and _rank(ctx, n.input[0]) not in (2, 4)):
+            return f"slope of shape {list(slope.shape)}: only a scalar or one slope per channel (axis 1) is supported"
+        return None
+    if op == "Clip":
+        bounds = [i for i in n.input[1:3] if i]
+        if any(i not in ctx.consts for i in bounds):
+            return "min and max must be constants"
+        return None
+    if op in ACTIVATIONS:
+        return None
     if op == "Flatten":
         return None if a.get("axis", 1) == 1 else f"axis={a.get('axis')} is not supported (only 1)"
     if op == "Reshape":
@@ -322,7 +352,7 @@ def _dims_problem(rank: int | None, what: str) -> str:
     if rank is None:
         return f"the input's rank is unknown (2-D {what} needs [N, C, H, W])"
     if rank > 2:
-        return f"{rank - 2}-D {what} is not supported (only 2-D: input [N, C, H, W])"
+        return f"{rank - 2}-D {what} is not supported (only 1-D and 2-D: input [N, C, L] or [N, C, H, W])"
     return f"{what} needs a [N, C, H, W] input (rank {rank} given)"
 
 
@@ -344,8 +374,18 @@ def _window(ctx: _Ctx, n: onnx.NodeProto, a: dict) -> tuple[dict, list[str]]:
         kernel = list(a.get("kernel_shape", []))
     stride = list(a.get("strides", [1] * len(kernel)))
     dil = list(a.get("dilations", [1] * len(kernel)))
+    hw = ctx.shapes.get(n.input[0], (None,) * 4)[2:]
+    if len(kernel) == 1 and len(stride) == 1:
+        # 1-D, on the 2-D ops with H = 1: kernel [1, k], pads [0, l, 0, r]. The row stride is
+        # the same s (the line-buffered engines step both axes alike): with H = KH = 1 and no
+        # row padding the output has one row whatever the row stride.
+        kernel, stride, hw = [1, *kernel], stride * 2, (1, *hw)
+        if "pads" in a:
+            a = {**a, "pads": [0, a["pads"][0], 0, *a["pads"][1:]] if len(a["pads"]) == 2 else [-1]}
     if len(kernel) != 2 or len(stride) != 2:
         return {}, [f"kernel_shape {kernel} / strides {stride} must have 2 entries"]
+    if hw[:1] == (1,) and kernel[0] == 1 and stride[0] != stride[1] and not any(a.get("pads", [0] * 4)[::2]):
+        stride = [stride[1], stride[1]]  # one row, KH = 1, no row padding: the row stride changes nothing
     if any(d != 1 for d in dil):
         problems.append(
             f"dilated {'convolution' if n.op_type == 'Conv' else 'pooling'} (dilations={dil}) is not supported"
@@ -353,7 +393,6 @@ def _window(ctx: _Ctx, n: onnx.NodeProto, a: dict) -> tuple[dict, list[str]]:
     if any(k < 1 for k in kernel) or any(s < 1 for s in stride):
         problems.append(f"kernel_shape {kernel} and strides {stride} must be positive")
     auto_pad = _str_attr(a.get("auto_pad"), "NOTSET")
-    hw = ctx.shapes.get(n.input[0], (None,) * 4)[2:]
     if auto_pad == "NOTSET":
         pads = list(a.get("pads", [0, 0, 0, 0]))
     elif auto_pad == "VALID":
@@ -388,13 +427,13 @@ def _why_window_unsupported(ctx: _Ctx, n: onnx.NodeProto, a: dict, what: str) ->
         if len(n.input) > 2 and n.input[2] and n.input[2] not in ctx.consts:
             return "bias B must be a constant initializer"
         rank = rank if rank is not None else ctx.consts[n.input[1]].ndim
-        if rank != 4:
+        if rank not in (3, 4):  # 3: 1-D, mapped onto 2-D with H = 1 (_window)
             return _dims_problem(rank, what)
         group = a.get("group", 1)
         if group != 1:
             depthwise = ", depthwise" if ctx.consts[n.input[1]].shape[1] == 1 else ""
             problems.append(f"grouped convolution (groups={group}{depthwise}) is not supported")
-    elif rank != 4:
+    elif rank not in (3, 4):
         return _dims_problem(rank, what)
     if a.get("ceil_mode", 0):
         problems.append("ceil_mode=1 is not supported")
@@ -502,16 +541,31 @@ def _build_graph(ctx: _Ctx) -> Graph:
                 f"{ctx.path}: node {node!r}: its {what} overflows float32 or is undefined after conversion "
                 "(NaN or Inf: values too large, a huge alpha/beta, or a negative BatchNormalization variance)"
             )
+    shape = tuple(in_shape[1:])
+    if len(shape) == 2 and _one_d(ctx):  # [C, L] of 1-D convolutions and pools: [C, 1, L] in the IR (H = 1)
+        shape = (shape[0], 1, shape[1])
     graph = Graph(
-        inputs=[TensorSpec(inp.name, tuple(in_shape[1:]))],
+        inputs=[TensorSpec(inp.name, shape)],
         outputs=[TensorSpec(out.name, tuple(d or 0 for d in out_shape[1:]))],
         nodes=nodes,
         params=params,
         # the file's name and content hash, not the path as given: a build is the same from any folder
         meta={"source": ctx.path.name, "source_sha256": _sha256(ctx.path), "opset": ctx.opset},
     )
+    if shape != tuple(in_shape[1:]):  # the backends' model.int.onnx still takes the model's own shape
+        graph.meta["source_input_shape"] = [int(d) for d in in_shape[1:]]
+    if layout := {p.key: p.value for p in ctx.model.metadata_props}.get(LAYOUT_KEY):
+        graph.meta["input_layout"] = layout  # the data's layout; the IR input is NCHW (normalize.py)
+    qonnx.annotate(graph, ctx.model)  # QONNX weight formats on the layers, the rest in meta (frontend/qonnx.py)
     graph.validate()
     return graph
+
+
+def _one_d(ctx: _Ctx) -> bool:
+    """Whether the model has 1-D convolutions or pools (input [N, C, L]): its rank-3 tensors are
+    [N, C, 1, L] in the IR."""
+    windows = ("Conv", "MaxPool", "AveragePool")
+    return any(n.op_type in windows and _rank(ctx, n.input[0]) == 3 for n in _live_nodes(ctx))
 
 
 def _sha256(path: Path) -> str:
@@ -542,10 +596,15 @@ def _convert(ctx: _Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]:
             b = b.reshape(-1)
         while b.ndim > 1 and b.shape[0] == 1:  # ONNX broadcasting: [1, C, 1, 1] is [C, 1, 1]
             b = b[0]
+        if _rank(ctx, x) == 3 and b.ndim >= 2 and _one_d(ctx):  # a 1-D [C, L] tensor is [C, 1, L] in the IR
+            b = b[..., None, :]
         params[f"{n.name}.bias"] = np.ascontiguousarray(b)
         return Node("bias_add", n.name, [x, f"{n.name}.bias"], [n.output[0]])
     if op == "Conv":
-        params[f"{n.name}.weight"] = np.ascontiguousarray(ctx.consts[n.input[1]].astype(np.float32))
+        w = ctx.consts[n.input[1]].astype(np.float32)
+        if w.ndim == 3:  # 1-D: [C_out, C_in, k] -> [C_out, C_in, 1, k]
+            w = w[:, :, None, :]
+        params[f"{n.name}.weight"] = np.ascontiguousarray(w)
         inputs = [n.input[0], f"{n.name}.weight"]
         if len(n.input) > 2 and n.input[2]:
             params[f"{n.name}.bias"] = ctx.consts[n.input[2]].astype(np.float32).reshape(-1)
@@ -570,6 +629,8 @@ def _convert(ctx: _Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]:
         params[f"{n.name}.scale"] = scale.astype(np.float32)
         params[f"{n.name}.shift"] = (beta - mean * scale).astype(np.float32)
         return Node("batchnorm", n.name, [n.input[0], f"{n.name}.scale", f"{n.name}.shift"], [n.output[0]])
+    if op in ACTIVATIONS:
+        return _activation(ctx, n, a, params)
     simple = {
         "Relu": "relu",
         "Flatten": "flatten",
@@ -580,3 +641,24 @@ def _convert(ctx: _Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]:
         "LogSoftmax": "log_softmax",
     }
     return Node(simple[op], n.name, [n.input[0]], [n.output[0]])
+
+
+def _activation(ctx: _Ctx, n: onnx.NodeProto, a: dict, params: dict) -> Node:
+    """An elementwise activation (docs/ir.md): ONNX's attributes with their defaults; PRelu's
+    slope as a flat param ([1] or one per channel); Clip's bounds from attributes (opset < 11)
+    or constant inputs, absent ones omitted (neither: an identity)."""
+    ir_op, defaults = ACTIVATIONS[n.op_type]
+    attrs = {k: float(a.get(k, v)) for k, v in defaults.items()}
+    inputs = [n.input[0]]
+    if n.op_type == "PRelu":
+        params[f"{n.name}.slope"] = ctx.consts[n.input[1]].astype(np.float32).reshape(-1)
+        inputs.append(f"{n.name}.slope")
+    if n.op_type == "Clip":
+        for key, i in (("min", 1), ("max", 2)):
+            if key in a:
+                attrs[key] = float(a[key])
+            elif len(n.input) > i and n.input[i]:
+                attrs[key] = float(ctx.consts[n.input[i]].reshape(-1)[0])
+        if not attrs:
+            return Node("identity", n.name, inputs, [n.output[0]])
+    return Node(ir_op, n.name, inputs, [n.output[0]], attrs=attrs)

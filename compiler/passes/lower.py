@@ -35,8 +35,9 @@ import numpy as np
 import kernels
 from compiler.exec import golden
 from compiler.hw.dense import stream_reorders
-from compiler.ir import POOL_OPS, SOFTMAX_OPS, FixedPoint, Graph, Node, TensorSpec
+from compiler.ir import ACTIVATION_OPS, POOL_OPS, SOFTMAX_OPS, FixedPoint, Graph, Node, TensorSpec, binary_output
 from compiler.passes.base import Option, Pass, PassError, int_in, register
+from kernels.activation import activation_table
 from kernels.circulant_mac import (
     FFT_EXTRA_GUARD,
     IFFT_GUARD,
@@ -47,12 +48,15 @@ from kernels.circulant_mac import (
     plan_circulant,
 )
 
-MAX_ONNX_ACC_BITS = 32  # MatMulInteger accumulates in int32
+# FPGA DSP slices accumulate 48 bits. The ONNX backend computes a layer wider than 32 bits (where
+# MatMulInteger / ConvInteger accumulate) in int64; lower narrows a layer's weights beyond this.
+MAX_ACC_BITS = 48
+MAX_ONNX_ACC_BITS = MAX_ACC_BITS  # the former name
 # Every format's frac (weights, activations, accumulators) lies in -MAX_FRAC..MAX_FRAC: its step
 # 2**-frac is exact in float32 (ONNX QuantizeLinear's scale) and every shift fits int64.
 MAX_FRAC = 60
 MAX_SHIFT = 62  # requantize shifts: 1 << shift must be an int64 (the integer ONNX graph)
-LOWERABLE_OPS = ("dense", "relu", "flatten", "conv2d", *POOL_OPS)
+LOWERABLE_OPS = ("dense", "relu", "flatten", "conv2d", *POOL_OPS, *ACTIVATION_OPS)
 
 
 def _auto_or(check):
@@ -103,6 +107,7 @@ class Lower(Pass):
         acts = torch_exec.intermediates(graph, ctx.data.x_train[: opts["calibration_samples"]])
         lowered = _Lowering(graph, ctx, acts, opts["activation_bits"]).build()
         _measure_circulant(lowered, ctx.data, opts["calibration_samples"])
+        _measure_narrowed(graph, lowered, ctx.data)
         return lowered
 
 
@@ -178,10 +183,13 @@ class _Lowering:
         self.cur_is_acc = False
         self.cur_shape: tuple[int, ...] = ()
         self.flattened_chw: list[int] | None = None  # [C, H, W] when the current tensor is a flattened image
+        self.narrowed: dict[str, dict] = {}  # layer -> the narrower weights _fit_accumulator chose
 
     def build(self) -> Graph:
         src = self.graph.inputs[0]
-        in_fmt = _checked_activation_format(self.acts[src.name], self.act_bits, f"the input {src.name!r}")
+        in_fmt = _quant_format(self.graph, (src.name,)) or _checked_activation_format(
+            self.acts[src.name], self.act_bits, f"the input {src.name!r}"
+        )
         self.cur_shape = tuple(src.shape)
         self._emit(
             Node("quantize", "quantize_input", [src.name], [f"{src.name}_q"], attrs={"format": in_fmt.to_dict()}),
@@ -200,6 +208,8 @@ class _Lowering:
             output_format=self.cur_fmt.to_dict(),
             output_activation=self.graph.nodes[-1].op if self.graph.nodes[-1].op.endswith("softmax") else None,
         )
+        if (kind := binary_output(self.graph)) is not None:
+            meta["binary_output"] = kind  # class = output >= 0.5 (probability) or >= 0 (logit)
         return Graph(
             inputs=[TensorSpec(src.name, src.shape, "float32")],
             outputs=[TensorSpec("logits", (n_classes,), "float32")],
@@ -241,6 +251,7 @@ class _Lowering:
         x_fmt = self.cur_fmt
         _check_finite(node, w, b)
         w_q, w_fmt = _quantize_weights(node, w, opts["weight_bits"])
+        w_q, w_fmt = self._fit_accumulator(node, w, b, w_q, w_fmt, x_fmt)
         acc_frac = w_fmt.frac + x_fmt.frac
         _check_layer_scale(node, w, b, w_fmt, x_fmt)
         inputs = [self.cur, f"{node.name}.weight_q"]
@@ -254,10 +265,43 @@ class _Lowering:
         attrs = {"input_format": x_fmt.to_dict(), "weight_format": w_fmt.to_dict(), "acc_frac": acc_frac}
         return inputs, attrs, (w_q, b_q)
 
-    @staticmethod
-    def _carried_annotations(node: Node) -> dict:
-        """What earlier passes learned, less admm's weight grid (now the node's weight_format attr)."""
-        return {k: v for k, v in node.annotations.items() if k != "weight_format"}
+    def _fit_accumulator(
+        self, node: Node, w: np.ndarray, b: np.ndarray | None, w_q: np.ndarray, w_fmt: FixedPoint, x_fmt: FixedPoint
+    ) -> tuple[np.ndarray, FixedPoint]:
+        """Narrower weights where the accumulator would exceed MAX_ACC_BITS: one weight bit fewer
+        (one fractional bit fewer) at a time down to 2 bits, then coarser 2-bit steps, until it
+        fits. Recorded in self.narrowed (the node's annotations and the report); refused when no
+        weight would be left nonzero (the bias alone is too large) or a format leaves mpc's range."""
+        need = _acc_bits_bound(w_q, b, w_fmt.frac + x_fmt.frac, x_fmt.bits)
+        if need <= MAX_ACC_BITS:
+            return w_q, w_fmt
+        first, fmt, q = need, w_fmt, w_q
+        while need > MAX_ACC_BITS:
+            nxt = weight_format(w, fmt.bits - 1) if fmt.bits > 2 else FixedPoint(2, fmt.frac - 1)
+            fmt = nxt if nxt.frac < fmt.frac else FixedPoint(nxt.bits, fmt.frac - 1)
+            q = kernels.saturate(kernels.round_half_even(w.astype(np.float64) * 2.0**fmt.frac), fmt.bits)
+            if not np.any(q) or fmt.frac < -MAX_FRAC or fmt.frac + x_fmt.frac < -MAX_FRAC:
+                _check_layer_scale(node, w, b, w_fmt, x_fmt)  # names the bias, when it is the reason
+                raise PassError(
+                    f"lower: layer {node.name!r} needs a {first}-bit accumulator; at most {MAX_ACC_BITS} are "
+                    "supported, and no narrower weight format leaves a nonzero weight (rescale the model)"
+                )
+            need = _acc_bits_bound(q, b, fmt.frac + x_fmt.frac, x_fmt.bits)
+        self.narrowed[node.name] = {
+            "needed_acc_bits": first,
+            "max_acc_bits": MAX_ACC_BITS,
+            "weight_format_from": w_fmt.to_dict(),
+            "weight_format_to": fmt.to_dict(),
+        }
+        return q.astype(np.int64), fmt
+
+    def _carried_annotations(self, node: Node) -> dict:
+        """What earlier passes learned, less admm's weight grid (now the node's weight_format attr),
+        plus `narrowed` where lower chose narrower weights to fit the accumulator."""
+        carried = {k: v for k, v in node.annotations.items() if k != "weight_format"}
+        if node.name in self.narrowed:
+            carried["narrowed"] = self.narrowed[node.name]
+        return carried
 
     def _lower_conv2d(self, node: Node) -> None:
         self._to_activation(node)
@@ -311,6 +355,37 @@ class _Lowering:
 
     _lower_maxpool2d = _lower_avgpool2d = _lower_global_avgpool = _lower_pool
 
+    def _lower_activation(self, node: Node) -> None:
+        """An activation (docs/fixed-point.md "table"): an accumulator is requantized to the
+        calibrated format of the activation's input first; then a `table` maps every input code
+        to the calibrated output format (relu stays the requantize's fused ReLU)."""
+        self._to_activation(node)
+        attrs = dict(node.attrs)
+        if node.op == "prelu":
+            slope = np.asarray(self.graph.params[node.inputs[1]], dtype=np.float64).ravel()
+            if slope.size == 0 or np.any(slope != slope[0]):
+                raise PassError(
+                    f"lower: PRelu {node.name!r} has {slope.size} different slopes (one per channel); "
+                    "only a single slope is supported (one table per activation)"
+                )
+            attrs["slope"] = float(slope[0])
+        in_fmt = self.cur_fmt
+        out_fmt = _checked_activation_format(self.acts[node.outputs[0]], self.act_bits, f"the output of {node.name!r}")
+        table = activation_table(node.op, attrs, in_fmt.bits, in_fmt.frac, out_fmt.bits, out_fmt.frac)
+        self.params[f"{node.name}.table"] = table.astype(np.int32)
+        attrs = {
+            "function": node.op,
+            "function_attrs": attrs,
+            "input_format": in_fmt.to_dict(),
+            "format": out_fmt.to_dict(),
+            "shape": list(self.cur_shape),
+        }
+        table_node = Node("table", node.name, [self.cur, f"{node.name}.table"], [node.outputs[0]], attrs=attrs)
+        self._emit(table_node, out_fmt, is_acc=False)
+
+    _lower_sigmoid = _lower_tanh = _lower_leaky_relu = _lower_prelu = _lower_elu = _lower_activation
+    _lower_selu = _lower_hard_sigmoid = _lower_hard_swish = _lower_clip = _lower_activation
+
     def _lower_dense(self, node: Node) -> None:
         self._to_activation(node)  # e.g. two dense layers in a row
         opts = self.ctx.layer_options("lower", node.name)
@@ -350,7 +425,7 @@ class _Lowering:
         """acc (or an activation, for a standalone relu) -> calibrated activation format."""
         src_frac = self.cur_fmt.frac
         float_name = out if out in self.acts else self.cur
-        fmt = _checked_activation_format(
+        fmt = _quant_format(self.graph, (out, float_name), max_frac=src_frac) or _checked_activation_format(
             self.acts[float_name], self.act_bits, f"the output of {name!r}", max_frac=src_frac
         )
         if src_frac - fmt.frac > MAX_SHIFT:
@@ -362,6 +437,17 @@ class _Lowering:
             )
         attrs = {"shift": src_frac - fmt.frac, "bits": fmt.bits, "relu": relu, "out_frac": fmt.frac}
         self._emit(Node("requantize", name, [self.cur], [out], attrs=attrs), fmt, is_acc=False)
+
+
+def _quant_format(graph: Graph, tensors: tuple[str, ...], max_frac: int | None = None) -> FixedPoint | None:
+    """The activation format a QONNX Quant fixed for one of `tensors` (compiler/frontend/qonnx.py),
+    instead of calibration; its frac capped at `max_frac` (a requantize never shifts left)."""
+    fixed = graph.meta.get("qonnx", {}).get("activations", {})
+    name = next((t for t in tensors if t in fixed), None)
+    if name is None:
+        return None
+    fmt = FixedPoint.from_dict(fixed[name])
+    return fmt if max_frac is None or fmt.frac <= max_frac else FixedPoint(fmt.bits, max_frac)
 
 
 def _frac_range(bits: int) -> tuple[float, float]:
@@ -399,7 +485,7 @@ def _check_finite(node: Node, w: np.ndarray, b: np.ndarray | None) -> None:
 def _check_layer_scale(node: Node, w: np.ndarray, b: np.ndarray | None, w_fmt: FixedPoint, x_fmt: FixedPoint) -> None:
     """The layer's weights and biases must fit the formats mpc has: a weight format with
     |frac| <= MAX_FRAC, an accumulator scale 2**-(w_frac + x_frac) within the same range, and
-    biases at that scale within the MAX_ONNX_ACC_BITS-bit accumulator."""
+    biases at that scale within the MAX_ACC_BITS-bit accumulator."""
     peak = float(np.max(np.abs(w), initial=0.0))
     acc_frac = w_fmt.frac + x_fmt.frac
     if abs(w_fmt.frac) > MAX_FRAC:
@@ -416,23 +502,35 @@ def _check_layer_scale(node: Node, w: np.ndarray, b: np.ndarray | None, w_fmt: F
             f"have |frac| <= {MAX_FRAC} (largest weight {peak:.3g}: rescale the model's weights)"
         )
     b_peak = float(np.max(np.abs(b), initial=0.0)) if b is not None else 0.0
-    limit = 2.0 ** (MAX_ONNX_ACC_BITS - 1)
+    limit = 2.0 ** (MAX_ACC_BITS - 1)
     if b_peak * 2.0**acc_frac >= limit - 0.5:
         raise PassError(
             f"lower: layer {node.name!r}: its largest bias {b_peak:.3g} does not fit the "
-            f"{MAX_ONNX_ACC_BITS}-bit accumulator at the layer's scale 2**{-acc_frac} (weights Q({w_fmt.bits}, "
+            f"{MAX_ACC_BITS}-bit accumulator at the layer's scale 2**{-acc_frac} (weights Q({w_fmt.bits}, "
             f"{w_fmt.frac}) times inputs Q({x_fmt.bits}, {x_fmt.frac})), which holds biases below "
             f"{(limit - 0.5) * 2.0**-acc_frac:.3g}: the biases are too large for the weights"
         )
 
 
 def _checked_acc_bits(node: Node, acc_bits: int) -> int:
-    if acc_bits > MAX_ONNX_ACC_BITS:
+    if acc_bits > MAX_ACC_BITS:
         raise PassError(
             f"lower: layer {node.name!r} needs a {acc_bits}-bit accumulator; at most "
-            f"{MAX_ONNX_ACC_BITS} are supported (use fewer weight/activation bits)"
+            f"{MAX_ACC_BITS} are supported (use fewer weight/activation bits)"
         )
     return acc_bits
+
+
+def _acc_bits_bound(w_q: np.ndarray, b: np.ndarray | None, acc_frac: int, in_bits: int) -> int:
+    """The accumulator width of docs/fixed-point.md (kernels.dense_accumulator_bits, per output
+    row of a dense or conv weight) in float64, so that a bias far beyond int64 is measured, not
+    wrapped: exact wherever it decides (below 2**53)."""
+    rows = np.abs(np.asarray(w_q, dtype=np.float64)).reshape(len(w_q), -1).sum(axis=1)
+    worst = rows * float(1 << (in_bits - 1))
+    if b is not None:
+        worst = worst + np.abs(np.rint(np.asarray(b, dtype=np.float64).reshape(-1) * 2.0**acc_frac))
+    peak = float(np.max(worst, initial=0.0))
+    return math.ceil(math.log2(peak + 1)) + 1
 
 
 def _circulant_block(node: Node, engine: str) -> int | None:
@@ -519,3 +617,29 @@ def _measure_circulant(graph: Graph, data, calibration_samples: int) -> None:
     graph.meta["circulant_test_accuracy_exact_product"] = float(
         np.mean(golden.run(graph, data.x_test, exact=names).classes == data.y_test)
     )
+
+
+def _measure_narrowed(float_graph: Graph, lowered: Graph, data) -> None:
+    """The accuracy cost of each layer whose weights lower narrowed to fit MAX_ACC_BITS, in its
+    `narrowed` annotation: the float model's test accuracy, and the same with only this layer's
+    weights on the narrower grid. All of them also go to meta["narrowed_layers"] (the report)."""
+    narrowed = [n for n in lowered.nodes if "narrowed" in n.annotations]
+    if not narrowed:
+        return
+    from compiler.exec import torch as torch_exec
+
+    def accuracy(graph: Graph) -> float | None:
+        if data is None or not len(data.x_test):
+            return None
+        return float(np.mean(np.argmax(torch_exec.run(graph, data.x_test), axis=1) == data.y_test))
+
+    base = accuracy(float_graph)
+    for node in narrowed:
+        info = node.annotations["narrowed"]
+        weight = next(n for n in float_graph.nodes if n.name == node.name).inputs[1]
+        trial = float_graph.copy()
+        frac = info["weight_format_to"]["frac"]
+        trial.params[weight] = (lowered.params[node.inputs[1]] * 2.0**-frac).astype(np.float32)
+        info["float_test_accuracy"] = base
+        info["float_test_accuracy_narrowed"] = accuracy(trial)
+    lowered.meta["narrowed_layers"] = {n.name: n.annotations["narrowed"] for n in narrowed}

@@ -63,6 +63,9 @@ def build_report(
             "compression_ratio": round(float_bits / weight_bits, 3) if weight_bits else None,
             "input_format": compiled.meta["input_format"],
             "output_format": compiled.meta["output_format"],
+            **({"qonnx": original.meta["qonnx"]} if "qonnx" in original.meta else {}),  # frontend/qonnx.py
+            # layers whose weights lower narrowed to fit the 48-bit accumulator (passes/lower.py)
+            **({"narrowed": compiled.meta["narrowed_layers"]} if "narrowed_layers" in compiled.meta else {}),
         },
         "layers": layers,
         "hardware": hardware,
@@ -175,6 +178,33 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
+def _qonnx_lines(q: dict | None) -> list[str]:
+    """One line on a QONNX model's weights that were not on a power-of-two grid (compiler/frontend/qonnx.py)."""
+    if not q or not q.get("requantized"):
+        return []
+    changes = ", ".join(
+        f"{md_code(name)} (Q({d['format']['bits']}, {d['format']['frac']}), max abs weight change "
+        f"{d['max_abs_change']:.3g}: {md_text(d['why'])})"
+        for name, d in q["requantized"].items()
+    )
+    return [f"QONNX weights re-quantized to a power-of-two grid: {changes}.", ""]
+
+
+def _narrowed_lines(narrowed: dict | None) -> list[str]:
+    """One line per layer whose weights lower narrowed to fit the accumulator limit, with the cost."""
+    lines = []
+    for name, d in (narrowed or {}).items():
+        a, b = d["weight_format_from"], d["weight_format_to"]
+        lines += [
+            f"Layer {md_code(name)}: weights narrowed from Q({a['bits']}, {a['frac']}) to Q({b['bits']}, {b['frac']}) "
+            f"(its accumulator would need {d['needed_acc_bits']} bits; at most {d['max_acc_bits']}): float test "
+            f"accuracy {_pct(d.get('float_test_accuracy'))} -> {_pct(d.get('float_test_accuracy_narrowed'))} "
+            "with this layer's narrowed weights.",
+            "",
+        ]
+    return lines
+
+
 def render_markdown(r: dict) -> str:
     m = r["model"]
     lines = [
@@ -193,6 +223,8 @@ def render_markdown(r: dict) -> str:
         f"{r['compiled']['onnx_matches_golden']['checked_samples']} test samples: "
         f"{r['compiled']['onnx_matches_golden']['identical']}.",
         "",
+        *_qonnx_lines(m.get("qonnx")),
+        *_narrowed_lines(m.get("narrowed")),
         "## Passes",
         "",
         "| # | pass | seconds | test accuracy |",

@@ -32,6 +32,10 @@ SUPPORTED = {  # case -> the IR ops it becomes
     "test_Conv2d_padding": ["conv2d"],
     "test_Conv2d_strided": ["conv2d"],
     "test_MaxPool2d": ["maxpool2d"],
+    # 1-D (issue 13): on the 2-D ops with H = 1
+    **{f"test_Conv1d{s}": ["conv2d"] for s in ("", "_pad1", "_pad1size1", "_pad2", "_pad2size1", "_stride")},
+    "test_MaxPool1d": ["maxpool2d"],
+    "test_MaxPool1d_stride": ["maxpool2d"],
     "test_AvgPool2d": ["avgpool2d"],
     "test_AvgPool2d_stride": ["avgpool2d"],
     "test_BatchNorm2d_eval": ["batchnorm"],
@@ -47,17 +51,13 @@ REFUSED = {  # case -> (node named in the message, why)
         for s in ("", "_padded", "_strided", "_with_multiplier")
     },
     "test_MaxPool2d_stride_padding_dilation": ("'MaxPool_0' (MaxPool)", "dilated pooling (dilations=[10, 10])"),
-    **{
-        f"test_Conv1d{s}": ("'Conv_0' (Conv)", "1-D convolution is not supported")
-        for s in ("", "_dilated", "_groups", "_pad1", "_pad1size1", "_pad2", "_pad2size1", "_stride")
-    },
+    "test_Conv1d_dilated": ("'Conv_0' (Conv)", "dilated convolution (dilations=[2]) is not supported"),
+    "test_Conv1d_groups": ("'Conv_0' (Conv)", "grouped convolution (groups=2) is not supported"),
     **{
         f"test_Conv3d{s}": ("'Conv_0' (Conv)", "3-D convolution is not supported")
         for s in ("", "_dilated", "_dilated_strided", "_groups", "_no_bias", "_stride", "_stride_padding")
     },
-    "test_MaxPool1d": ("'MaxPool_0' (MaxPool)", "1-D max pooling is not supported"),
-    "test_MaxPool1d_stride": ("'MaxPool_0' (MaxPool)", "1-D max pooling is not supported"),
-    "test_MaxPool1d_stride_padding_dilation": ("'MaxPool_0' (MaxPool)", "1-D max pooling is not supported"),
+    "test_MaxPool1d_stride_padding_dilation": ("'MaxPool_0' (MaxPool)", "dilated pooling (dilations=[10])"),
     **{
         f"test_MaxPool3d{s}": ("'MaxPool_0' (MaxPool)", "3-D max pooling is not supported")
         for s in ("", "_stride", "_stride_padding")
@@ -95,7 +95,8 @@ def test_pytorch_converted_conv_pool_batchnorm_tests_match_their_outputs(case):
     assert data_sets
     for data_set in data_sets:
         x, expected = _tensor(data_set / "input_0.pb"), _tensor(data_set / "output_0.pb")
-        np.testing.assert_allclose(torch_exec.run(graph, x), expected, rtol=1e-5, atol=1e-5)
+        x = x.reshape(len(x), *graph.inputs[0].shape)  # 1-D: [N, C, L] is [N, C, 1, L] in the IR
+        np.testing.assert_allclose(torch_exec.run(graph, x).reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
