@@ -24,3 +24,15 @@ def test_compiles_as_given_bit_exact_and_agrees_with_float(entry, tmp_path):
     if SIMULATED[entry.family] == entry.name:
         sim = api.simulate(out, samples=8, log=lambda *_: None)
         assert sim["mismatches"] == 0
+
+
+def test_an_nhwc_model_is_audited_with_data_in_its_own_layout(tmp_path):
+    from tests.exporter_corpus import tf2onnx_cnn
+
+    model, data = tf2onnx_cnn(tmp_path / "model")
+    out = tmp_path / "out"
+    api.compile(model, data, out, log=lambda *_: None, progress=False, synth_timeout=None)
+    audit = api.audit(out, attacks=["threshold"], log=lambda *_: None, progress=False)
+    assert {"original", "compiled"} <= set(audit["targets"])
+    for target in audit["targets"].values():
+        assert target["test_accuracy"] > 0.8

@@ -158,7 +158,12 @@ def _load_dataset(out: Path, data) -> Dataset:
         if not Path(data).is_file():
             raise AuditError(f"{data} (the build's data, from report.json): no such file; give --data DATA.npz")
     original = Graph.load(out / "checkpoints" / "00-import")
-    return load_data(data, original.inputs[0].shape, int(np.prod(original.outputs[0].shape)))
+    return load_data(
+        data,
+        original.inputs[0].shape,
+        int(np.prod(original.outputs[0].shape)),
+        layout=original.meta.get("input_layout"),  # an NHWC model's data stays NHWC (docs/ir.md)
+    )
 
 
 def evaluation_set(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
