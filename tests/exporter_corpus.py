@@ -196,6 +196,47 @@ def _init(name: str, value) -> object:
     return numpy_helper.from_array(np.asarray(value), name)
 
 
+def tf2onnx_cnn_model(w: dict, epsilon: float):
+    """The graph tf2onnx writes at opset 9 for a Keras NHWC CNN (conv 3x3 pad 1, relu, maxpool 2,
+    flatten, dense, 1-D BatchNorm, relu, dense) on an 8x8 image, from its weights `w` (cw, cb, w1,
+    b1, g, be, mu, var, w2, b2; conv in ONNX's [C_out, C_in, 3, 3], dense as MatMul [in, out])."""
+    from onnx import TensorProto, helper
+
+    c_in, (flat, hidden), classes = w["cw"].shape[1], w["w1"].shape, w["w2"].shape[1]
+    nodes = [
+        helper.make_node("Transpose", ["input_1"], ["t0"], perm=[0, 3, 1, 2], name="conv/T_in"),
+        helper.make_node("Conv", ["t0", "cw", "cb"], ["c0"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv"),
+        helper.make_node("Transpose", ["c0"], ["t1"], perm=[0, 2, 3, 1], name="conv/T_out"),
+        helper.make_node("Relu", ["t1"], ["r1"], name="relu"),
+        helper.make_node("Transpose", ["r1"], ["t2"], perm=[0, 3, 1, 2], name="pool/T_in"),
+        helper.make_node("MaxPool", ["t2"], ["p0"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
+        helper.make_node("Transpose", ["p0"], ["t3"], perm=[0, 2, 3, 1], name="pool/T_out"),
+        helper.make_node("Reshape", ["t3", "flat_shape"], ["f"], name="flatten"),
+        helper.make_node("MatMul", ["f", "w1"], ["m1"], name="dense"),
+        helper.make_node("Add", ["m1", "b1"], ["a1"], name="dense/bias"),
+        helper.make_node("Unsqueeze", ["a1"], ["u"], axes=[1, 2], name="bn/unsqueeze"),
+        helper.make_node("Transpose", ["u"], ["tb"], perm=[0, 3, 1, 2], name="bn/T_in"),
+        helper.make_node("BatchNormalization", ["tb", "g", "be", "mu", "var"], ["bn"], epsilon=epsilon, name="bn"),
+        helper.make_node("Transpose", ["bn"], ["ta"], perm=[0, 2, 3, 1], name="bn/T_out"),
+        helper.make_node("Squeeze", ["ta"], ["s"], axes=[1, 2], name="bn/squeeze"),
+        helper.make_node("Relu", ["s"], ["r2"], name="relu2"),
+        helper.make_node("MatMul", ["r2", "w2"], ["m2"], name="out"),
+        helper.make_node("Add", ["m2", "b2"], ["logits"], name="out/bias"),
+    ]
+    inits = [_init(k, np.asarray(v, np.float32)) for k, v in w.items()] + [_init("flat_shape", np.array([-1, flat]))]
+    graph = helper.make_graph(
+        nodes,
+        "tf2onnx",
+        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, ["unk__0", 8, 8, c_in])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["unk__0", classes])],
+        inits,
+    )
+    assert hidden == w["w2"].shape[0]
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], producer_name="tf2onnx")
+    model.ir_version = 4
+    return model
+
+
 def tf2onnx_cnn(folder: Path) -> tuple[Path, Path]:
     """A Keras-style CNN as tf2onnx writes it at opset 9, with weights trained in torch: NHWC input,
     Transposes around Conv and MaxPool, a Transpose back to NHWC before the flattening Reshape, and
@@ -203,7 +244,6 @@ def tf2onnx_cnn(folder: Path) -> tuple[Path, Path]:
     Squeeze. Same function as the torch model (the dense weight's rows follow the NHWC flatten)."""
     import onnx
     import torch.nn as nn
-    from onnx import TensorProto, helper
 
     data = digits("image")
     c = 4
@@ -221,53 +261,25 @@ def tf2onnx_cnn(folder: Path) -> tuple[Path, Path]:
         data,
     )
     conv, dense, bn, out = net[0], net[4], net[5], net[7]
-    w1 = dense.weight.detach().numpy().reshape(16, c, 4, 4).transpose(2, 3, 1, 0).reshape(4 * 4 * c, 16)
-    nodes = [
-        helper.make_node("Transpose", ["input_1"], ["t0"], perm=[0, 3, 1, 2], name="conv/T_in"),
-        helper.make_node("Conv", ["t0", "cw", "cb"], ["c0"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv"),
-        helper.make_node("Transpose", ["c0"], ["t1"], perm=[0, 2, 3, 1], name="conv/T_out"),
-        helper.make_node("Relu", ["t1"], ["r1"], name="relu"),
-        helper.make_node("Transpose", ["r1"], ["t2"], perm=[0, 3, 1, 2], name="pool/T_in"),
-        helper.make_node("MaxPool", ["t2"], ["p0"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
-        helper.make_node("Transpose", ["p0"], ["t3"], perm=[0, 2, 3, 1], name="pool/T_out"),
-        helper.make_node("Reshape", ["t3", "flat_shape"], ["f"], name="flatten"),
-        helper.make_node("MatMul", ["f", "w1"], ["m1"], name="dense"),
-        helper.make_node("Add", ["m1", "b1"], ["a1"], name="dense/bias"),
-        helper.make_node("Unsqueeze", ["a1"], ["u"], axes=[1, 2], name="bn/unsqueeze"),
-        helper.make_node("Transpose", ["u"], ["tb"], perm=[0, 3, 1, 2], name="bn/T_in"),
-        helper.make_node("BatchNormalization", ["tb", "g", "be", "mu", "var"], ["bn"], epsilon=bn.eps, name="bn"),
-        helper.make_node("Transpose", ["bn"], ["ta"], perm=[0, 2, 3, 1], name="bn/T_out"),
-        helper.make_node("Squeeze", ["ta"], ["s"], axes=[1, 2], name="bn/squeeze"),
-        helper.make_node("Relu", ["s"], ["r2"], name="relu2"),
-        helper.make_node("MatMul", ["r2", "w2"], ["m2"], name="out"),
-        helper.make_node("Add", ["m2", "b2"], ["logits"], name="out/bias"),
-    ]
 
     def t(x):
         return x.detach().numpy().astype(np.float32)
 
-    inits = [
-        _init("cw", t(conv.weight)),
-        _init("cb", t(conv.bias)),
-        _init("flat_shape", np.array([-1, 4 * 4 * c])),
-        _init("w1", w1.astype(np.float32)),
-        _init("b1", t(dense.bias)),
-        _init("g", t(bn.weight)),
-        _init("be", t(bn.bias)),
-        _init("mu", t(bn.running_mean)),
-        _init("var", t(bn.running_var)),
-        _init("w2", t(out.weight).T.copy()),
-        _init("b2", t(out.bias)),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "tf2onnx",
-        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, ["unk__0", 8, 8, 1])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["unk__0", 10])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], producer_name="tf2onnx")
-    model.ir_version = 4
+    # the dense weight's rows follow the NHWC flatten: row (y*4 + x)*C + c is torch's column c*16 + y*4 + x
+    w1 = t(dense.weight).reshape(16, c, 4, 4).transpose(2, 3, 1, 0).reshape(4 * 4 * c, 16)
+    weights = {
+        "cw": t(conv.weight),
+        "cb": t(conv.bias),
+        "w1": w1,
+        "b1": t(dense.bias),
+        "g": t(bn.weight),
+        "be": t(bn.bias),
+        "mu": t(bn.running_mean),
+        "var": t(bn.running_var),
+        "w2": t(out.weight).T.copy(),
+        "b2": t(out.bias),
+    }
+    model = tf2onnx_cnn_model(weights, bn.eps)
     folder.mkdir(parents=True, exist_ok=True)
     path, data_path = folder / "tf2onnx_cnn.onnx", folder / "tf2onnx_cnn.npz"
     onnx.save(model, path)
@@ -292,12 +304,16 @@ def _qonnx_mlp(folder: Path, name: str, weight_quant) -> tuple[Path, Path]:
     w1, b1 = net[0].weight.detach().numpy(), net[0].bias.detach().numpy()
     w2, b2 = net[2].weight.detach().numpy(), net[2].bias.detach().numpy()
     nodes, inits = [], [_init("w1", w1), _init("b1", b1), _init("w2", w2), _init("b2", b2)]
-    for node, more in (_quant("q_in", "x", 2.0**-4, 8), weight_quant("q_w1", "w1", w1), weight_quant("q_w2", "w2", w2)):
+    for node, more in (
+        qonnx_quant("q_in", "x", 2.0**-4, 8),
+        weight_quant("q_w1", "w1", w1),
+        weight_quant("q_w2", "w2", w2),
+    ):
         nodes.append(node)
         inits += more
     nodes.append(helper.make_node("Gemm", ["q_in.out", "q_w1.out", "b1"], ["h"], name="fc1", transB=1))
     nodes.append(helper.make_node("Relu", ["h"], ["h_relu"], name="relu1"))
-    q_act, more = _quant("q_act", "h_relu", 2.0**-3, 8)
+    q_act, more = qonnx_quant("q_act", "h_relu", 2.0**-3, 8)
     nodes.append(q_act)
     inits += more
     nodes.append(helper.make_node("Gemm", ["q_act.out", "q_w2.out", "b2"], ["y"], name="fc2", transB=1))
@@ -316,12 +332,14 @@ def _qonnx_mlp(folder: Path, name: str, weight_quant) -> tuple[Path, Path]:
     return path, data_path
 
 
-def _quant(name: str, x: str, scale: float, bits: int, narrow: int = 0):
+def qonnx_quant(name: str, x: str, scale: float, bits: int, signed: int = 1, narrow: int = 0, zp: float = 0.0):
+    """A QONNX `Quant` node reading `x` (output `<name>.out`) and its scale, zero point and
+    bit-width initializers."""
     from onnx import helper
 
     inits = [
         _init(f"{name}.scale", np.float32(scale)),
-        _init(f"{name}.zp", np.float32(0)),
+        _init(f"{name}.zp", np.float32(zp)),
         _init(f"{name}.bits", np.float32(bits)),
     ]
     node = helper.make_node(
@@ -330,7 +348,7 @@ def _quant(name: str, x: str, scale: float, bits: int, narrow: int = 0):
         [f"{name}.out"],
         name=name,
         domain=QONNX_DOMAIN,
-        signed=1,
+        signed=signed,
         narrow=narrow,
         rounding_mode="ROUND",
     )
@@ -343,7 +361,7 @@ def _pow2_scale(w: np.ndarray, levels: int) -> float:
 
 
 def qonnx_4bit(folder: Path) -> tuple[Path, Path]:
-    return _qonnx_mlp(folder, "qonnx_4bit", lambda n, t, w: _quant(n, t, _pow2_scale(w, 7), 4, narrow=1))
+    return _qonnx_mlp(folder, "qonnx_4bit", lambda n, t, w: qonnx_quant(n, t, _pow2_scale(w, 7), 4, narrow=1))
 
 
 def qonnx_bipolar(folder: Path) -> tuple[Path, Path]:

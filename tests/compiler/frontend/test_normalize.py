@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from compiler import api
 from compiler.exec import torch as torch_exec
 from compiler.frontend.onnx import load_onnx
+from tests.exporter_corpus import tf2onnx_cnn_model
 
 ROOT = Path(__file__).resolve().parents[3]
 RNG = np.random.default_rng(0)
@@ -47,52 +48,24 @@ def _compile(tmp_path, model_path, x_train, y_train, x_test, y_test):
 
 
 def _tf2onnx_cnn(path: Path) -> None:
-    """Written as tf2onnx writes a Keras NHWC CNN at opset 9: Transposes around Conv / MaxPool,
-    a Transpose back to NHWC before the flattening Reshape, and a 1-D BatchNormalization after a
-    dense layer between Unsqueeze + Transpose and Transpose + Squeeze."""
+    """Written as tf2onnx writes a Keras NHWC CNN at opset 9 (tests/exporter_corpus.py), with
+    random weights: Transposes around Conv / MaxPool, a Transpose back to NHWC before the
+    flattening Reshape, and a 1-D BatchNormalization after a dense layer between Unsqueeze +
+    Transpose and Transpose + Squeeze."""
     c = 4
-    nodes = [
-        helper.make_node("Transpose", ["input_1"], ["t0"], perm=[0, 3, 1, 2], name="conv/T_in"),
-        helper.make_node("Conv", ["t0", "cw", "cb"], ["c0"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv"),
-        helper.make_node("Transpose", ["c0"], ["t1"], perm=[0, 2, 3, 1], name="conv/T_out"),
-        helper.make_node("Relu", ["t1"], ["r1"], name="relu"),
-        helper.make_node("Transpose", ["r1"], ["t2"], perm=[0, 3, 1, 2], name="pool/T_in"),
-        helper.make_node("MaxPool", ["t2"], ["p0"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
-        helper.make_node("Transpose", ["p0"], ["t3"], perm=[0, 2, 3, 1], name="pool/T_out"),
-        helper.make_node("Reshape", ["t3", "flat_shape"], ["f"], name="flatten"),
-        helper.make_node("MatMul", ["f", "w1"], ["m1"], name="dense"),
-        helper.make_node("Add", ["m1", "b1"], ["a1"], name="dense/bias"),
-        helper.make_node("Unsqueeze", ["a1"], ["u"], axes=[1, 2], name="bn/unsqueeze"),
-        helper.make_node("Transpose", ["u"], ["tb"], perm=[0, 3, 1, 2], name="bn/T_in"),
-        helper.make_node("BatchNormalization", ["tb", "g", "be", "mu", "var"], ["bn"], epsilon=1e-3, name="bn"),
-        helper.make_node("Transpose", ["bn"], ["ta"], perm=[0, 2, 3, 1], name="bn/T_out"),
-        helper.make_node("Squeeze", ["ta"], ["s"], axes=[1, 2], name="bn/squeeze"),
-        helper.make_node("Relu", ["s"], ["r2"], name="relu2"),
-        helper.make_node("MatMul", ["r2", "w2"], ["m2"], name="out"),
-        helper.make_node("Add", ["m2", "b2"], ["logits"], name="out/bias"),
-    ]
-    inits = [
-        _init("cw", (c, 1, 3, 3)),
-        _init("cb", (c,)),
-        numpy_helper.from_array(np.array([-1, 4 * 4 * c], np.int64), "flat_shape"),
-        _init("w1", (4 * 4 * c, 16)),
-        _init("b1", (16,)),
-        _init("g", (16,), 1.0),
-        _init("be", (16,)),
-        _init("mu", (16,)),
-        numpy_helper.from_array(RNG.uniform(0.5, 2.0, 16).astype(np.float32), "var"),
-        _init("w2", (16, 10)),
-        _init("b2", (10,)),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "tf2onnx",
-        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, ["unk__0", 8, 8, 1])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["unk__0", 10])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], producer_name="tf2onnx")
-    model.ir_version = 4
+    weights = {
+        "cw": RNG.normal(size=(c, 1, 3, 3)) * 0.3,
+        "cb": RNG.normal(size=c) * 0.3,
+        "w1": RNG.normal(size=(4 * 4 * c, 16)) * 0.3,
+        "b1": RNG.normal(size=16) * 0.3,
+        "g": RNG.normal(size=16),
+        "be": RNG.normal(size=16) * 0.3,
+        "mu": RNG.normal(size=16) * 0.3,
+        "var": RNG.uniform(0.5, 2.0, 16),
+        "w2": RNG.normal(size=(16, 10)) * 0.3,
+        "b2": RNG.normal(size=10) * 0.3,
+    }
+    model = tf2onnx_cnn_model(weights, 1e-3)
     onnx.checker.check_model(model)
     onnx.save(model, path)
 

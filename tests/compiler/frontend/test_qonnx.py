@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from compiler import api
 from compiler.frontend.onnx import FrontendError, load_onnx
 from compiler.ir import Graph
+from tests.exporter_corpus import qonnx_quant
 
 QONNX = "qonnx.custom_op.general"
 N_IN, N_HID, N_OUT = 12, 10, 3
@@ -17,21 +18,6 @@ N_IN, N_HID, N_OUT = 12, 10, 3
 
 def _const(name, value):
     return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
-
-
-def _quant(name, x, scale, bits, signed=1, narrow=0, zp=0.0):
-    inits = [_const(f"{name}.scale", scale), _const(f"{name}.zp", zp), _const(f"{name}.bits", bits)]
-    node = helper.make_node(
-        "Quant",
-        [x, f"{name}.scale", f"{name}.zp", f"{name}.bits"],
-        [f"{name}.out"],
-        name=name,
-        domain=QONNX,
-        signed=signed,
-        narrow=narrow,
-        rounding_mode="ROUND",
-    )
-    return node, inits
 
 
 def _bipolar(name, x, scale):
@@ -47,7 +33,7 @@ def _mlp(path, weight_quant, act_bits=8, opset_domain=True):
     nodes, inits = [], [_const("w1", w1), _const("w2", w2), _const("b1", rng.normal(0, 0.1, N_HID))]
     inits.append(_const("b2", np.zeros(N_OUT)))
     for node, more in (
-        _quant("q_in", "x", 2.0**-4, act_bits),
+        qonnx_quant("q_in", "x", 2.0**-4, act_bits),
         weight_quant("q_w1", "w1"),
         weight_quant("q_w2", "w2"),
     ):
@@ -55,7 +41,7 @@ def _mlp(path, weight_quant, act_bits=8, opset_domain=True):
         inits += more
     nodes.append(helper.make_node("Gemm", ["q_in.out", "q_w1.out", "b1"], ["h"], name="fc1", transB=1))
     nodes.append(helper.make_node("Relu", ["h"], ["h_relu"], name="relu1"))
-    q_act, more = _quant("q_act", "h_relu", 2.0**-4, act_bits)
+    q_act, more = qonnx_quant("q_act", "h_relu", 2.0**-4, act_bits)
     nodes.append(q_act)
     inits += more
     nodes.append(helper.make_node("Gemm", ["q_act.out", "q_w2.out", "b2"], ["y"], name="fc2", transB=1))
@@ -90,7 +76,7 @@ def _compile(tmp_path, model, data):
 
 
 def _pow2_4bit(name, x):
-    return _quant(name, x, 2.0**-3, 4, narrow=1)
+    return qonnx_quant(name, x, 2.0**-3, 4, narrow=1)
 
 
 def _qonnx_ints(model, quant):
@@ -139,7 +125,7 @@ def test_bipolar_weights_map_to_a_2bit_grid(tmp_path, data_npz):
 
 
 def test_non_pow2_scale_is_requantized_and_reported(tmp_path, data_npz):
-    _mlp(tmp_path / "m.onnx", lambda name, x: _quant(name, x, 0.3, 4, narrow=1))
+    _mlp(tmp_path / "m.onnx", lambda name, x: qonnx_quant(name, x, 0.3, 4, narrow=1))
     graph = load_onnx(tmp_path / "m.onnx")
     changed = graph.meta["qonnx"]["requantized"]
     assert set(changed) == {"fc1", "fc2"}
@@ -152,7 +138,7 @@ def test_non_pow2_scale_is_requantized_and_reported(tmp_path, data_npz):
 
 
 def test_unsigned_and_narrow_grids(tmp_path):
-    _mlp(tmp_path / "m.onnx", lambda name, x: _quant(name, x, 2.0**-4, 3, signed=0), act_bits=4)
+    _mlp(tmp_path / "m.onnx", lambda name, x: qonnx_quant(name, x, 2.0**-4, 3, signed=0), act_bits=4)
     graph = load_onnx(tmp_path / "m.onnx")
     assert graph.meta["qonnx"]["weights"]["fc1"]["format"] == {"bits": 4, "frac": 4}  # [0, 7]: 4 signed bits
     assert graph.meta["qonnx"]["activations"]["h_relu"] == {"bits": 4, "frac": 4}
