@@ -15,12 +15,14 @@ from compiler.outdir import handle_signals
 DESCRIPTION = """\
 mpc: a hardware-aware compression compiler for neural-network classifiers.
 
+  mpc check model.onnx
   mpc compile model.onnx --data data.npz --target fpga -o build/
   mpc simulate build/ --samples 256 [--simulator verilator]
   mpc audit build/ [--attacks threshold,shadow,lira,label_only] [--shadows 16]
   mpc compare build-a/ build-b/ ... [--html compare.html]
 
-compile: ONNX -> passes (canonicalize, [admm, circulant,] lower) -> integer graph
+check: what mpc will do with every node (engine, fused, folded, refused and why), no data needed.
+compile: ONNX -> passes (canonicalize, [admm, circulant,] lower, plan) -> integer graph
 (graph.json + params.npz), model.int.onnx, synthesizable Verilog (rtl/) and report.md/json.
 simulate: runs the generated Verilog in a cocotb testbench and compares every output with
 the golden integer executor, bit for bit.
