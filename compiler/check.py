@@ -50,7 +50,6 @@ def check(path: str | Path) -> list[NodeVerdict]:
     frontend._fold_constants(ctx)
     live = {n.name for n in frontend._live_nodes(ctx)}
     kept = {n.name for n in ctx.model.graph.node}
-    branches = {name: why for name, _, why in frontend.branch_problems(ctx)}
     verdicts = [
         NodeVerdict(n.name, n.op_type, "normalized", "removed by import normalization")
         for n in _raw_nodes(path)
@@ -59,7 +58,7 @@ def check(path: str | Path) -> list[NodeVerdict]:
     for node in ctx.model.graph.node:
         if node.name not in live:
             verdicts.append(NodeVerdict(node.name, node.op_type, "folded", "constant, computed at import"))
-        elif why := frontend._why_unsupported(ctx, node) or branches.get(node.name):
+        elif why := frontend._why_unsupported(ctx, node):
             verdicts.append(NodeVerdict(node.name, node.op_type, "refused", why))
         else:
             verdicts.append(NodeVerdict(node.name, node.op_type, "imported", _hardware(ctx, node)))

@@ -76,7 +76,6 @@ def load_onnx(path: str | Path) -> Graph:
     ctx = _context(path, model)
     _fold_constants(ctx)
     problems = [p for n in _live_nodes(ctx) if (p := _check_node(ctx, n))]
-    problems += [p for p in branch_problems(ctx) if p[0] not in {q[0] for q in problems}]
     if problems:
         listing = "; ".join(f"node {name!r} ({op}): {why}" for name, op, why in problems)
         raise FrontendError(f"{path}: {len(problems)} unsupported node(s): {listing}")
@@ -262,27 +261,6 @@ def _attrs(n: onnx.NodeProto) -> dict:
 def _rank(ctx: _Ctx, tensor: str) -> int | None:
     shape = ctx.shapes.get(tensor)
     return None if shape is None else len(shape)
-
-
-def branch_problems(ctx: _Ctx) -> list[tuple[str, str, str]]:
-    """(name, op, why) of every node that reads a tensor an earlier node already reads: mpc's
-    designs are one chain of engines, so a branch (fan-out, residual, parallel paths) is refused."""
-    readers: dict[str, str] = {}
-    problems = []
-    for n in _live_nodes(ctx):
-        for t in {i for i in n.input if i and i not in ctx.consts}:
-            if t in readers:
-                problems.append(
-                    (
-                        n.name,
-                        n.op_type,
-                        f"reads {t!r}, which node {readers[t]!r} also reads: "
-                        "branches are not supported (mpc builds one chain of engines)",
-                    )
-                )
-            else:
-                readers[t] = n.name
-    return problems
 
 
 def _check_node(ctx: _Ctx, n: onnx.NodeProto):
