@@ -8,6 +8,8 @@ benchmarks/frontend_coverage.py.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +49,15 @@ def digits(features: str = "flat", classes: int = 10, seed: int = 0) -> dict:
 
 
 def train(model, data: dict, epochs: int = 40, binary: bool = False, seed: int = 0):
-    """Adam on cross-entropy (binary: on a single sigmoid output), full-batch-ish minibatches."""
+    """Adam on cross-entropy (binary: on a single sigmoid output), minibatches of 64; one torch
+    thread, so the corpus is the same on every machine."""
+    from compiler.exec.torch import fixed_threads
+
+    with fixed_threads():
+        return _train(model, data, epochs, binary, seed)
+
+
+def _train(model, data: dict, epochs: int, binary: bool, seed: int):
     import torch
 
     torch.manual_seed(seed)
@@ -75,7 +85,8 @@ def export(model, data: dict, folder: Path, name: str, dynamo: bool = False) -> 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.onnx"
     example = (torch.from_numpy(data["x_train"][:1]),)
-    with warnings.catch_warnings():
+    # the dynamo exporter narrates its steps on stdout: keep a benchmark's table clean
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if dynamo:
             torch.onnx.export(
