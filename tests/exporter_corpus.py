@@ -61,6 +61,9 @@ def _train(model, data: dict, epochs: int, binary: bool, seed: int):
     import torch
 
     torch.manual_seed(seed)
+    for module in model.modules():  # initial weights from the seed, whatever ran before in the process
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
     x = torch.from_numpy(data["x_train"])
     y = torch.from_numpy(data["y_train"])
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
