@@ -59,7 +59,6 @@ INTEGER_OPS = {
 OPS = FLOAT_OPS | INTEGER_OPS
 # Op groups, defined here once.
 MATRIX_OPS = ("dense", "circulant")  # inputs[1] is a weight matrix [n_out, n_in]
-WEIGHTED_OPS = MATRIX_OPS  # (the historical name)
 LAYER_OPS = (*MATRIX_OPS, "conv2d")  # inputs[1] is a weight (conv: [C_out, C_in, kH, kW])
 POOL_OPS = ("maxpool2d", "avgpool2d", "global_avgpool")
 SOFTMAX_OPS = ("softmax", "log_softmax")
@@ -177,7 +176,7 @@ class Graph:
 
     def weighted_nodes(self, include_conv: bool = False) -> list[Node]:
         """Layers with a weight in inputs[1], in graph order. By default only those whose weight
-        is a matrix [n_out, n_in] (WEIGHTED_OPS), which is what every pass and backend that
+        is a matrix [n_out, n_in] (MATRIX_OPS), which is what every pass and backend that
         indexes it assumes; include_conv=True adds conv2d (weight [C_out, C_in, kH, kW])."""
         ops = LAYER_OPS if include_conv else MATRIX_OPS
         return [n for n in self.nodes if n.op in ops]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.hw.base import Engine, EngineCost, EngineSpec, Planned
+from compiler.hw.base import Engine, EngineCost, EngineSpec, Planned, stream_spec
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model
 from compiler.ir import Graph, Node
@@ -70,25 +70,15 @@ class Activation(Engine):
     def spec(self, graph, node, follow, index, image):
         in_bits, out_bits = _formats(node)
         schedule = table_schedule(node)
-        spec = EngineSpec(
-            name=node.name,
-            instance=f"layer{index}",
-            engine=self.kind,
-            kind=node.op,
-            n_in=schedule.n_in,
-            n_out=schedule.n_out,
-            multipliers=0,
-            in_bits=in_bits,
-            w_bits=0,
-            acc_bits=out_bits,
-            out_bits=out_bits,
-            shift=0,
-            relu=False,
-            requant=False,
+        spec = stream_spec(
+            node,
+            index,
+            self.kind,
+            schedule,
+            in_bits,
+            out_bits,
             w_file=f"layer{index}_table.mem",
-            b_file="",
             out_shape=list(image) if image else None,
-            stage=schedule,
         )
         spec.cost = table_cost(schedule, in_bits, out_bits)
         spec.parameters = {"IN_BITS": in_bits, "OUT_BITS": out_bits, "ROM_FILE": spec.w_file}

@@ -179,6 +179,30 @@ class Engine:
         raise NotImplementedError
 
 
+def stream_spec(node: Node, index: int, engine: str, stage, in_bits: int, out_bits: int, **fields) -> EngineSpec:
+    """The instance of an engine without weights, multipliers or requantization (pool, activation):
+    `stage` is its schedule (n_in, n_out); `fields` set the rest (a ROM file, out_shape)."""
+    defaults = {"w_file": "", "b_file": ""}
+    return EngineSpec(
+        name=node.name,
+        instance=f"layer{index}",
+        engine=engine,
+        kind=node.op,
+        n_in=stage.n_in,
+        n_out=stage.n_out,
+        multipliers=0,
+        in_bits=in_bits,
+        w_bits=0,
+        acc_bits=out_bits,
+        out_bits=out_bits,
+        shift=0,
+        relu=False,
+        requant=False,
+        stage=stage,
+        **(defaults | fields),
+    )
+
+
 def output_positions(node: Node) -> int:
     """Uses of each weight per inference: H_out * W_out for a convolution, else 1."""
     if node.op != "conv2d":

@@ -5,7 +5,6 @@ shares with it: the stream order of a layer's weight columns and the ROM-streami
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +164,7 @@ class Dense(Engine):
 
     def budget_cycles(self, graph, node, multipliers):
         n_out, n_in = graph.params[node.inputs[1]].shape
-        return n_out * math.ceil(n_in / min(multipliers, n_in))
+        return dense_schedule(n_in, n_out, min(multipliers, n_in)).words
 
     def plan(self, graph, node, budget, multipliers, largest):
         n_out, n_in = graph.params[node.inputs[1]].shape

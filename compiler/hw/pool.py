@@ -5,7 +5,7 @@ multiplier. Its schedule is fixed, so the cycle budget of the other layers rises
 
 from __future__ import annotations
 
-from compiler.hw.base import Engine, EngineSpec, Planned, VerilogBackendError
+from compiler.hw.base import Engine, EngineSpec, Planned, VerilogBackendError, stream_spec
 from compiler.hw.conv import check_window, checked_out_shape, describe_line, line_cost, window_parameters
 from compiler.hw.registry import register
 from compiler.ir import POOL_OPS, Node
@@ -49,26 +49,7 @@ class Pool(Engine):
             )
         stage = node_geometry(node)
         bits = a["format"]["bits"]
-        spec = EngineSpec(
-            name=node.name,
-            instance=f"layer{index}",
-            engine=self.kind,
-            kind=node.op,
-            n_in=stage.n_in,
-            n_out=stage.n_out,
-            multipliers=0,
-            in_bits=bits,
-            w_bits=0,
-            acc_bits=bits,
-            out_bits=bits,
-            shift=0,
-            relu=False,
-            requant=False,
-            w_file="",
-            b_file="",
-            out_shape=checked_out_shape(node, stage),
-            stage=stage,
-        )
+        spec = stream_spec(node, index, self.kind, stage, bits, bits, out_shape=checked_out_shape(node, stage))
         spec.cost = pool_cost(stage)
         spec.parameters = (
             {"C": stage.c_in, "H": stage.h, "W": stage.w}

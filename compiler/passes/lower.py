@@ -51,7 +51,6 @@ from kernels.circulant_mac import (
 # FPGA DSP slices accumulate 48 bits. The ONNX backend computes a layer wider than 32 bits (where
 # MatMulInteger / ConvInteger accumulate) in int64; lower narrows a layer's weights beyond this.
 MAX_ACC_BITS = 48
-MAX_ONNX_ACC_BITS = MAX_ACC_BITS  # the former name
 # Every format's frac (weights, activations, accumulators) lies in -MAX_FRAC..MAX_FRAC: its step
 # 2**-frac is exact in float32 (ONNX QuantizeLinear's scale) and every shift fits int64.
 MAX_FRAC = 60
