@@ -57,7 +57,7 @@ def build(root: Path, quick: bool) -> None:
         jobs["lenet5"] = (model, data, None)
     for name, (model, data, recipe) in jobs.items():
         report = api.compile(model, data, root / name, recipe=recipe, force=True, **quiet)
-        sim = api.simulate(root / name, samples=16, **quiet)
+        sim = api.simulate(root / name, samples=16, log=quiet["log"])
         hw = report["hardware"]
         print(
             f"{name:10s} accuracy {report['compiled']['test_accuracy']:.4f}  cycles {sim['cycles_per_inference']}"
