@@ -19,6 +19,7 @@ mpc: a hardware-aware compression compiler for neural-network classifiers.
   mpc compile model.onnx --data data.npz --target fpga -o build/
   mpc simulate build/ --samples 256 [--simulator verilator]
   mpc audit build/ [--attacks threshold,shadow,lira,label_only] [--shadows 16]
+  mpc audit build/ --attacks backdoor --trigger trigger.npz
   mpc compare build-a/ build-b/ ... [--html compare.html]
 
 check: what mpc will do with every node (engine, fused, folded, refused and why), no data needed.
@@ -27,7 +28,8 @@ compile: ONNX -> passes (canonicalize, [admm, circulant,] lower, plan) -> intege
 simulate: runs the generated Verilog in a cocotb testbench and compares every output with
 the golden integer executor, bit for bit.
 audit: membership-inference attacks on the original float model and on the compiled model's
-exact integer outputs (audit.json, ROC plots, report.md section; docs/audit.md).
+exact integer outputs (audit.json, ROC plots, report.md section; docs/audit.md); with a
+trigger file, the backdoor's attack success rate on both (docs/security.md).
 compare: one table across builds (accuracy, compression, hardware cost, cycles, energy, attacks).
 """
 
@@ -153,17 +155,18 @@ def _parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser(
         "audit",
-        help="membership-inference audit: original vs compiled model",
+        help="membership-inference (and backdoor) audit: original vs compiled model",
         description="Attack OUT's models with members = x_train, non-members = x_test of the build's "
         "data (balanced by subsampling). Writes OUT/audit.json, OUT/audit_roc_<target>.png "
-        "and the Membership inference section of OUT/report.md. See docs/audit.md.",
+        "and the Membership inference section of OUT/report.md. See docs/audit.md. With --attacks backdoor "
+        "--trigger TRIGGER.npz: the trigger's attack success rate and clean accuracy (docs/security.md).",
     )
     a.add_argument("out", type=Path, help="a folder written by `mpc compile`")
     a.add_argument(
         "--attacks",
         default=DEFAULT_ATTACKS,
-        help=f"comma-separated attacks ({', '.join(ATTACK_NAMES)}) or groups ({', '.join(GROUPS)}); "
-        f"default: {DEFAULT_ATTACKS}",
+        help=f"comma-separated attacks ({', '.join(ATTACK_NAMES)}, and backdoor with --trigger) or groups "
+        f"({', '.join(GROUPS)}); default: {DEFAULT_ATTACKS}",
     )
     a.add_argument("--shadows", type=int, default=16, help="number of shadow models K (default: 16)")
     a.add_argument("--seed", type=_seed, default=0, help="seed of subsampling, shadows and attack models (default: 0)")
@@ -172,6 +175,14 @@ def _parser() -> argparse.ArgumentParser:
         "--targets",
         default=DEFAULT_TARGETS,
         help=f"comma-separated: original, compiled, or checkpoint folder names (default: {DEFAULT_TARGETS})",
+    )
+    a.add_argument(
+        "--trigger",
+        type=Path,
+        metavar="TRIGGER.npz",
+        help="for --attacks backdoor: mask and pattern (the model's input shape) and target (the attacker's "
+        "class); triggered x = x*(1-mask) + pattern*mask; the attack success rate is measured on test samples "
+        "of the other classes (docs/security.md)",
     )
     a.add_argument("--shadow-epochs", type=int, default=60, help="shadow training epochs (default: 60)")
     a.add_argument("--shadow-lr", type=float, default=3e-3, help="shadow training Adam learning rate (default: 3e-3)")
@@ -276,18 +287,28 @@ def _audit(api, args) -> int:
         seed=args.seed,
         data=args.data,
         targets=args.targets,
+        trigger=args.trigger,
         log=log,
         progress=not args.quiet,
         shadow_training=TrainConfig(epochs=args.shadow_epochs, lr=args.shadow_lr, batch_size=args.shadow_batch_size),
     )
     for name, target in result["targets"].items():
-        best = max(target["attacks"].items(), key=lambda kv: kv[1]["auc"])
-        print(
-            f"{name}: test accuracy {target['test_accuracy']:.4f}, strongest attack {best[0]} "
-            f"(AUC {best[1]['auc']:.3f}, balanced accuracy {best[1]['balanced_accuracy']:.3f})"
-        )
+        print(f"{name}: test accuracy {target['test_accuracy']:.4f}, {_attack_summary(target['attacks'])}")
     print(f"audit: {args.out}/audit.json, {args.out}/report.md")
     return 0
+
+
+def _attack_summary(attacks: dict) -> str:
+    """The strongest membership attack (highest AUC) and the backdoor's success rate, where run."""
+    parts = []
+    membership = {a: m for a, m in attacks.items() if "auc" in m}
+    if membership:
+        name, m = max(membership.items(), key=lambda kv: kv[1]["auc"])
+        parts.append(f"strongest attack {name} (AUC {m['auc']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f})")
+    if "backdoor" in attacks:
+        asr = attacks["backdoor"]["attack_success_rate"]
+        parts.append("backdoor attack success rate " + ("n/a" if asr is None else f"{asr:.4f}"))
+    return ", ".join(parts)
 
 
 def _compile_summary(report: dict, out: Path) -> str:

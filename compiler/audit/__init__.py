@@ -18,5 +18,7 @@ GROUPS = {
     "lira": ["lira_offline", "lira_online"],
     "all": list(ATTACK_NAMES),
 }
+# Not membership inference: needs a trigger file (`--trigger`, audit/backdoor.py), so no group has it.
+BACKDOOR = "backdoor"
 DEFAULT_ATTACKS = "threshold,shadow,lira,label_only"
 DEFAULT_TARGETS = "original,compiled"

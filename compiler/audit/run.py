@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler.audit import DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS
+from compiler.audit import BACKDOOR, DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS
 from compiler.audit import attacks as attack_lib
+from compiler.audit.backdoor import Trigger, TriggerError, backdoor_metrics, load_trigger
 from compiler.audit.metrics import attack_metrics, roc
 from compiler.audit.plot import plot_roc
 from compiler.audit.shadows import ShadowSet, derived_seed, train_shadows
@@ -47,15 +48,16 @@ def parse_attacks(spec: str | list[str]) -> list[str]:
     chosen = []
     for name in (n.strip() for n in names if n.strip()):
         expanded = GROUPS.get(name, [name])
-        unknown = [n for n in expanded if n not in attack_lib.ATTACKS]
+        unknown = [n for n in expanded if n not in attack_lib.ATTACKS and n != BACKDOOR]
         if unknown:
             raise AuditError(
-                f"unknown attack {unknown[0]!r} (attacks: {', '.join(attack_lib.ATTACKS)}; groups: {', '.join(GROUPS)})"
+                f"unknown attack {unknown[0]!r} (attacks: {', '.join([*attack_lib.ATTACKS, BACKDOOR])}; "
+                f"groups: {', '.join(GROUPS)})"
             )
         chosen += [n for n in expanded if n not in chosen]
     if not chosen:
         raise AuditError("no attack selected")
-    return [n for n in attack_lib.ATTACKS if n in chosen]  # canonical order
+    return [n for n in [*attack_lib.ATTACKS, BACKDOOR] if n in chosen]  # canonical order
 
 
 def parse_targets(spec: str | list[str]) -> list[str]:
@@ -77,18 +79,22 @@ def audit(
     progress: bool = True,
     shadow_cache: dict | None = None,
     write: bool = True,
+    trigger: str | Path | None = None,
 ) -> dict:
     """Audit the build in OUT; return the audit (also written to OUT/audit.json when `write`).
 
     `shadow_cache`: a dict kept by the caller across audits of builds of the same model and data
-    (benchmarks): shadows are reused when architecture, pool, count, training and seed agree."""
+    (benchmarks): shadows are reused when architecture, pool, count, training and seed agree.
+    `trigger`: TRIGGER.npz for the `backdoor` attack (audit/backdoor.py)."""
     out = Path(out)
     attack_names, target_names = parse_attacks(attacks), parse_targets(targets)
+    _check_trigger_given(attack_names, trigger)
     _check_build(out)
     needs_shadows = _check_shadow_count(attack_names, shadows)
     start = time.perf_counter()
     loaded = _load_targets(out, target_names)
     dataset = _load_dataset(out, data)
+    stamp = _load_trigger(out, trigger) if trigger is not None else None
     x, y, is_member = evaluation_set(dataset, seed)
     n = int(is_member.sum())
     log(f"audit: {n} members (x_train) vs {n} non-members (x_test), attacks {', '.join(attack_names)}")
@@ -106,20 +112,41 @@ def audit(
         "n_non_members": n,
         "shadows": shadows if needs_shadows else 0,
         "seed": seed,
-        "settings": _settings(attack_names, target_names, shadow_set, arch_source),
+        "settings": _settings(attack_names, target_names, shadow_set, arch_source, stamp),
         "shadow_models": shadow_set.summary() if shadow_set else None,
         "targets": {},
     }
     curves = {}
     for target in loaded:
         result["targets"][target.name], curves[target.name] = _audit_target(
-            target, dataset, x, y, is_member, attack_names, shadow_set, seed, log
+            target, dataset, x, y, is_member, attack_names, shadow_set, seed, log, stamp
         )
     result["seconds"] = {"shadows": round(shadow_seconds, 2), "total": round(time.perf_counter() - start, 2)}
     if write:
         _write(out, result, curves)
-        log(f"wrote {out}/audit.json, {', '.join(f'audit_roc_{t}.png' for t in result['targets'])}")
+        plots = [f"audit_roc_{t}.png" for t, target_curves in curves.items() if target_curves]
+        log(f"wrote {out}/audit.json" + "".join(f", {p}" for p in plots))
     return result
+
+
+def _check_trigger_given(attack_names: list[str], trigger) -> None:
+    if BACKDOOR in attack_names and trigger is None:
+        raise AuditError("the backdoor attack needs --trigger TRIGGER.npz (mask, pattern, target; docs/security.md)")
+    if trigger is not None and BACKDOOR not in attack_names:
+        raise AuditError("--trigger is read by the backdoor attack only: add backdoor to --attacks")
+
+
+def _load_trigger(out: Path, path) -> Trigger:
+    original = Graph.load(out / "checkpoints" / "00-import")
+    try:
+        return load_trigger(
+            path,
+            original.inputs[0].shape,
+            max(int(np.prod(original.outputs[0].shape)), 2),  # one output: a binary classifier
+            layout=original.meta.get("input_layout"),
+        )
+    except TriggerError as e:
+        raise AuditError(str(e)) from None
 
 
 def _check_shadow_count(attack_names: list[str], shadows: int) -> bool:
@@ -191,7 +218,7 @@ def _cached_shadows(cache, arch: Graph, x, y, count, config, seed, progress) -> 
     return cache[key]
 
 
-def _settings(attack_names, target_names, shadow_set, arch_source) -> dict:
+def _settings(attack_names, target_names, shadow_set, arch_source, trigger: Trigger | None) -> dict:
     return {
         "attacks": attack_names,
         "targets": target_names,
@@ -209,10 +236,18 @@ def _settings(attack_names, target_names, shadow_set, arch_source) -> dict:
         ),
         "threshold": "metrics at the balanced-accuracy-optimal threshold on the evaluation set; `calibrated`: "
         "at the attack's own decision, chosen without evaluation labels",
+        "backdoor": {
+            "trigger": trigger.path,
+            "target_class": trigger.target,
+            "attack_success_rate": "share of x_test rows whose label is not the target class that the model "
+            "classifies as the target once triggered (x * (1 - mask) + pattern * mask)",
+        }
+        if trigger
+        else None,
     }
 
 
-def _audit_target(target: Target, data: Dataset, x, y, is_member, attack_names, shadow_set, seed, log):
+def _audit_target(target: Target, data: Dataset, x, y, is_member, attack_names, shadow_set, seed, log, trigger):
     logits = target.predict_logits(x)
     entry: dict[str, Any] = {
         "kind": target.kind,
@@ -223,20 +258,33 @@ def _audit_target(target: Target, data: Dataset, x, y, is_member, attack_names, 
     }
     curves = {}
     for name in attack_names:
+        if name == BACKDOOR:
+            entry["attacks"][name] = backdoor_metrics(_classes(target), data.x_test, data.y_test, trigger)
+            continue
         res = attack_lib.ATTACKS[name](logits, y, shadow_set, seed)
         metrics = dict(attack_metrics(res.scores, is_member, res.decision), **(res.details or {}))
         entry["attacks"][name] = metrics
         fpr, tpr, _ = roc(res.scores, is_member)
         curves[name] = (fpr, tpr, metrics["auc"])
-    log(
-        f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}; AUC "
-        + ", ".join(f"{a} {m['auc']:.3f}" for a, m in entry["attacks"].items())
-    )
+    log(f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}; " + summary(entry["attacks"]))
     return entry, curves
 
 
+def summary(attacks: dict) -> str:
+    """One line: each membership attack's AUC, the backdoor's success rate."""
+    parts = [f"{a} AUC {m['auc']:.3f}" for a, m in attacks.items() if a != BACKDOOR]
+    if BACKDOOR in attacks:
+        asr = attacks[BACKDOOR]["attack_success_rate"]
+        parts.append("backdoor ASR " + ("n/a" if asr is None else f"{asr:.4f}"))
+    return ", ".join(parts)
+
+
+def _classes(target: Target):
+    return lambda x: np.argmax(target.predict_logits(x), axis=1)
+
+
 def _accuracy(target: Target, x, y) -> float:
-    return round(float((np.argmax(target.predict_logits(x), axis=1) == y).mean()), 6)
+    return round(float((_classes(target)(x) == y).mean()), 6)
 
 
 def _write(out: Path, result: dict, curves: dict) -> None:
@@ -245,8 +293,11 @@ def _write(out: Path, result: dict, curves: dict) -> None:
 
     (out / "audit.json").write_text(json.dumps(result, indent=1))
     for name, target_curves in curves.items():
+        if not target_curves:
+            continue  # a backdoor-only audit draws no ROC curve
         plot_roc(target_curves, result["n_non_members"], f"membership inference: {name}", out / f"audit_roc_{name}.png")
     report = json.loads((out / "report.json").read_text())
     report["privacy"] = result
     write_report(report, out)
-    record_files(out, ["audit.json", *(f"audit_roc_{name}.png" for name in curves), "report.json", "report.md"])
+    plots = [f"audit_roc_{name}.png" for name, target_curves in curves.items() if target_curves]
+    record_files(out, ["audit.json", *plots, "report.json", "report.md"])

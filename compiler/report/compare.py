@@ -63,11 +63,13 @@ def _audit_fields(out: Path) -> dict:
         attacks = targets["compiled"]["attacks"]
     except (OSError, ValueError, KeyError) as e:
         raise CompareError(f"{path}: not an audit written by `mpc audit` ({e})") from None
-    if not attacks:
-        return {}
-    name, m = max(attacks.items(), key=lambda kv: kv[1]["auc"])
+    fields = _backdoor_fields(targets)
+    membership = {a: m for a, m in attacks.items() if "auc" in m}
+    if not membership:
+        return fields
+    name, m = max(membership.items(), key=lambda kv: kv[1]["auc"])
     original = targets.get("original", {}).get("attacks", {}).get(name, {})
-    return {
+    return fields | {
         "attack": name,
         "attack_auc": m["auc"],
         "attack_balanced_accuracy": m["balanced_accuracy"],
@@ -76,12 +78,24 @@ def _audit_fields(out: Path) -> dict:
     }
 
 
+def _backdoor_fields(targets: dict) -> dict:
+    """The backdoor attack's success rate on the compiled and the original model, where audited."""
+    compiled = targets.get("compiled", {}).get("attacks", {}).get("backdoor")
+    if not compiled:
+        return {}
+    original = targets.get("original", {}).get("attacks", {}).get("backdoor", {})
+    return {
+        "backdoor_asr": compiled.get("attack_success_rate"),
+        "original_backdoor_asr": original.get("attack_success_rate"),
+    }
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
     key: str
     show: Callable[[object, dict], str]
-    group: str = "always"  # "fpga", "asic", "audit": shown only when some build has it
+    group: str = "always"  # "fpga", "asic", "audit", "backdoor": shown only when some build has it
 
 
 def _fmt(spec: str) -> Callable[[object, dict], str]:
@@ -114,6 +128,8 @@ COLUMNS = [
     Column("attack AUC", "attack_auc", _fmt(".3f"), "audit"),
     Column("attack acc", "attack_balanced_accuracy", _fmt(".3f"), "audit"),
     Column("TPR@0.1%FPR", "attack_tpr_at_0_1pct_fpr", _fmt(".3f"), "audit"),
+    Column("backdoor ASR", "backdoor_asr", _fmt(".3f"), "backdoor"),
+    Column("original ASR", "original_backdoor_asr", _fmt(".3f"), "backdoor"),
 ]
 
 
@@ -121,7 +137,9 @@ TEXT_COLUMNS = {"build", "target", "attack"}
 
 
 def _columns(rows: list[dict]) -> list[Column]:
-    present = {"always"} | {r["target"] for r in rows} | ({"audit"} if any("attack" in r for r in rows) else set())
+    present = {"always"} | {r["target"] for r in rows}
+    present |= {"audit"} if any("attack" in r for r in rows) else set()
+    present |= {"backdoor"} if any("backdoor_asr" in r for r in rows) else set()
     return [c for c in COLUMNS if c.group in present]
 
 

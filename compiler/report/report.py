@@ -66,6 +66,8 @@ def build_report(
             **({"qonnx": original.meta["qonnx"]} if "qonnx" in original.meta else {}),  # frontend/qonnx.py
             # layers whose weights lower narrowed to fit the 48-bit accumulator (passes/lower.py)
             **({"narrowed": compiled.meta["narrowed_layers"]} if "narrowed_layers" in compiled.meta else {}),
+            # the backdoor defense's pruning and fine-tuning figures (passes/fine_prune.py)
+            **({"fine_prune": compiled.meta["fine_prune"]} if "fine_prune" in compiled.meta else {}),
         },
         "layers": layers,
         "hardware": hardware,
@@ -205,6 +207,28 @@ def _narrowed_lines(narrowed: dict | None) -> list[str]:
     return lines
 
 
+def _fine_prune_lines(fp: dict | None) -> list[str]:
+    """One line on the backdoor defense (passes/fine_prune.py): what was pruned, what it cost."""
+    if not fp:
+        return []
+    tune = fp["fine_tune"]
+    if "pruned" in fp:
+        steps = fp["steps"]
+        kept = steps[len(fp["pruned"])]["accuracy"]
+        pruned = (
+            f"pruned {len(fp['pruned'])} of {fp['units_before']} units of {md_code(fp['layer'])}, the least "
+            f"active on clean data (held-out accuracy {_pct(steps[0]['accuracy'])} -> {_pct(kept)}; budget "
+            f"{_pct(fp['max_accuracy_drop'])}), then "
+        )
+    else:
+        pruned = "no pruning; "
+    return [
+        f"Fine-pruning (backdoor defense, docs/security.md): {pruned}fine-tuned {tune['epochs']} epochs at lr "
+        f"{tune['lr']:g} (held-out accuracy {_pct(tune['accuracy_before'])} -> {_pct(tune['accuracy_after'])}).",
+        "",
+    ]
+
+
 def render_markdown(r: dict) -> str:
     m = r["model"]
     lines = [
@@ -225,6 +249,7 @@ def render_markdown(r: dict) -> str:
         "",
         *_qonnx_lines(m.get("qonnx")),
         *_narrowed_lines(m.get("narrowed")),
+        *_fine_prune_lines(m.get("fine_prune")),
         "## Passes",
         "",
         "| # | pass | seconds | test accuracy |",
@@ -375,10 +400,18 @@ def _energy_lines(layers: list[dict], hw: dict) -> list[str]:
 
 
 def privacy_section(audit: dict | None) -> list[str]:
-    """The "Membership inference" section, from report.json's `privacy` (what `mpc audit`
-    wrote to audit.json); re-rendered from JSON every time, so audits never duplicate it."""
+    """The "Membership inference" (and "Backdoor") sections, from report.json's `privacy` (what
+    `mpc audit` wrote to audit.json); re-rendered from JSON every time, so audits never duplicate them."""
     if not audit:
         return []
+    membership = [
+        (name, t, a, m) for name, t in audit["targets"].items() for a, m in t["attacks"].items() if "auc" in m
+    ]
+    lines = _membership_table(audit, membership) if membership else []
+    return lines + _backdoor_table(audit)
+
+
+def _membership_table(audit: dict, rows: list) -> list[str]:
     n = audit["n_non_members"]
     lines = [
         "## Membership inference",
@@ -390,11 +423,30 @@ def privacy_section(audit: dict | None) -> list[str]:
         "| target | test accuracy | attack | AUC | balanced accuracy | TPR @ 1% FPR | TPR @ 0.1% FPR |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, target in audit["targets"].items():
-        for attack, m in target["attacks"].items():
-            lines.append(
-                f"| {name} | {_pct(target['test_accuracy'])} | {attack} | {m['auc']:.3f} | "
-                f"{_pct(m['balanced_accuracy'])} | {_pct(m['tpr_at_1pct_fpr'])} | "
-                f"{_pct(m['tpr_at_0_1pct_fpr'])} |"
-            )
+    for name, target, attack, m in rows:
+        lines.append(
+            f"| {name} | {_pct(target['test_accuracy'])} | {attack} | {m['auc']:.3f} | "
+            f"{_pct(m['balanced_accuracy'])} | {_pct(m['tpr_at_1pct_fpr'])} | "
+            f"{_pct(m['tpr_at_0_1pct_fpr'])} |"
+        )
+    return lines + [""]
+
+
+def _backdoor_table(audit: dict) -> list[str]:
+    rows = [(name, t["attacks"]["backdoor"]) for name, t in audit["targets"].items() if "backdoor" in t["attacks"]]
+    if not rows:
+        return []
+    backdoor = audit["settings"]["backdoor"]
+    lines = [
+        "## Backdoor",
+        "",
+        f"Trigger {md_code(Path(backdoor['trigger']).name)}, target class {backdoor['target_class']}: the attack "
+        "success rate is the share of test samples of other classes that the model classifies as the target "
+        "once triggered (docs/security.md).",
+        "",
+        "| target | clean accuracy | attack success rate | triggered samples |",
+        "|---|---|---|---|",
+    ]
+    for name, m in rows:
+        lines.append(f"| {name} | {_pct(m['clean_accuracy'])} | {_pct(m['attack_success_rate'])} | {m['samples']} |")
     return lines + [""]
