@@ -44,7 +44,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-BENCHMARKS := compile_and_simulate admm_compression circulant_speed circulant_hardware hardware_sweep privacy cnn frontend_coverage
+BENCHMARKS := compile_and_simulate admm_compression circulant_speed circulant_hardware hardware_sweep privacy cnn frontend_coverage backdoor
 
 # Each benchmark in its quick mode; run one alone without --quick for the full tables.
 bench: setup
