@@ -74,12 +74,7 @@ def compile(
         try:
             graph, original = _load_model(Path(model))
             recipe_doc = load_recipe(recipe)
-            full_flow = flow_for(recipe_doc, target)
-            flow = _flow_from(graph, full_flow, Path(model))
-            validate_recipe(
-                recipe_doc, [n.name for n in graph.weighted_nodes(include_conv=True)], where=str(recipe or "recipe")
-            )
-            _check_tables_run(recipe_doc, full_flow, str(recipe or "recipe"))
+            flow = _checked_flow(graph, Path(model), recipe_doc, target, str(recipe or "recipe"))
             dataset = _load_dataset(data, graph)
             ctx = Context(data=dataset, recipe=recipe_doc, target=target, seed=seed, log=log, progress=progress)
             with build_lock(out):  # a second build into OUT fails at once; held through the audit
@@ -94,14 +89,49 @@ def compile(
 
 def audit(out: str | Path, **options) -> dict:
     """Membership-inference audit of a build: writes OUT/audit.json, ROC plots and the report's
-    "Membership inference" section. Options: see compiler/audit/run.py's `audit` (docs/audit.md)."""
+    "Membership inference" section. Options: see compiler/audit/run.py's `audit` (docs/audit.md);
+    `workers`/`address` train the shadow models as Ray tasks (compiler/parallel.py)."""
     from compiler.audit.run import AuditError
     from compiler.audit.run import audit as run_audit
+    from compiler.parallel import ParallelError
 
     try:
         return run_audit(out, **options)
-    except (AuditError, *USER_ERRORS) as e:
+    except (AuditError, ParallelError, *USER_ERRORS) as e:
         raise MpcError(str(e)) from None
+
+
+def explore(model: str | Path, data: str | Path, space: str | Path, out: str | Path, **options) -> dict:
+    """Design-space exploration: every point of SPACE.toml compiled (simulated, audited) into
+    OUT/points/, results in OUT/results.csv/.json and OUT/index.html; returns results.json's
+    content. Options: see compiler/explore/run.py's `explore` (docs/explore.md)."""
+    from compiler.explore.run import ExploreError
+    from compiler.explore.run import explore as run_explore
+    from compiler.parallel import ParallelError
+
+    try:
+        return run_explore(model, data, space, out, **options)
+    except (ExploreError, ParallelError, OutDirError, *USER_ERRORS) as e:
+        raise MpcError(str(e)) from None
+
+
+def recipe_checker(model: str | Path, data: str | Path | None = None):
+    """Load MODEL (and check DATA against it) once; return `check(recipe, target, where)`, which
+    raises MpcError for a recipe document `compile` would refuse, as `compile` words it."""
+    model = Path(model)
+    try:
+        graph, _ = _load_model(model)
+        _load_dataset(data, graph)
+    except USER_ERRORS as e:
+        raise MpcError(str(e)) from None
+
+    def check(recipe: dict, target: str = "fpga", where: str = "recipe") -> None:
+        try:
+            _checked_flow(graph, model, recipe, target, where)
+        except USER_ERRORS as e:
+            raise MpcError(str(e)) from None
+
+    return check
 
 
 _audit_stage = audit  # compile's `audit` flag shadows the name inside compile()
@@ -132,6 +162,15 @@ def _load_model(model: Path) -> tuple[Graph, Graph]:
             "with) is missing; give a checkpoint folder of an mpc build"
         )
     return Graph.load(model), Graph.load(original_dir)
+
+
+def _checked_flow(graph: Graph, model: Path, recipe: dict, target: str, where: str) -> list[str]:
+    """The flow to run on `graph`, once the recipe is checked against it (RecipeError, MpcError)."""
+    full_flow = flow_for(recipe, target)
+    flow = _flow_from(graph, full_flow, model)
+    validate_recipe(recipe, [n.name for n in graph.weighted_nodes(include_conv=True)], where=where)
+    _check_tables_run(recipe, full_flow, where)
+    return flow
 
 
 def _check_tables_run(recipe: dict, flow: list[str], where: str) -> None:

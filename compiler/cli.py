@@ -31,6 +31,8 @@ audit: membership-inference attacks on the original float model and on the compi
 exact integer outputs (audit.json, ROC plots, report.md section; docs/audit.md); with a
 trigger file, the backdoor's attack success rate on both (docs/security.md).
 compare: one table across builds (accuracy, compression, hardware cost, cycles, energy, attacks).
+explore: a grid (or a budgeted search) of recipes, each point built as a Ray task; results table,
+Pareto set and plots (docs/explore.md).
 """
 
 
@@ -70,6 +72,19 @@ def _seconds(text: str) -> float:
             f"--synth-timeout must be a positive number of seconds (got {text!r}; --no-synth skips synthesis)"
         )
     return value
+
+
+def _positive(option: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 1 (got {text!r})")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -188,6 +203,52 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--shadow-lr", type=float, default=3e-3, help="shadow training Adam learning rate (default: 3e-3)")
     a.add_argument("--shadow-batch-size", type=int, default=64, help="shadow training minibatch (default: 64)")
     a.add_argument("--quiet", action="store_true", help="print only errors and the summary")
+    a.add_argument(
+        "--workers",
+        type=_positive("--workers"),
+        metavar="N",
+        default=1,
+        help="train the shadow models as Ray tasks, N at once (default: 1, in this process); same numbers",
+    )
+    a.add_argument("--address", metavar="RAY_ADDRESS", help="train the shadows on the Ray cluster at this address")
+
+    e = sub.add_parser(
+        "explore",
+        help="design-space exploration: build every recipe of a space (Ray tasks), Pareto set, plots",
+        description="Build every point of SPACE.toml, a recipe in which any option may be a list of values "
+        "to try (each list an axis of the grid; an option that is already a list, like passes, as a list of "
+        "lists), and [explore] objectives = [...] to rank them by. Each point is a Ray task (compile, and "
+        "simulate or audit where the objectives need it) into EXPLORE/points/<id>/; EXPLORE/results.csv and "
+        ".json hold one row per point with every metric and the Pareto set, EXPLORE/index.html the plots. "
+        "Points already built are skipped (a killed sweep resumes); a failed point is recorded and the sweep "
+        "goes on (exit 1 at the end). See docs/explore.md.",
+    )
+    e.add_argument("model", type=Path, help="the ONNX model (or a checkpoint folder, as for compile)")
+    e.add_argument("--data", type=Path, required=True, metavar="DATA.npz", help="the data, as for compile")
+    e.add_argument(
+        "--space", type=Path, required=True, metavar="SPACE.toml", help="a recipe with lists as axes, and [explore]"
+    )
+    e.add_argument("-o", "--out", type=Path, required=True, metavar="EXPLORE", help="a new folder, or one to resume")
+    e.add_argument(
+        "--workers",
+        type=_positive("--workers"),
+        metavar="N",
+        help="points built at once (default: this machine's CPUs; with --address, the cluster's); "
+        "1 builds them one by one in this process",
+    )
+    e.add_argument(
+        "--address",
+        metavar="RAY_ADDRESS",
+        help="run the points on the Ray cluster at this address (HOST:PORT of `ray start --head`); EXPLORE, "
+        "the model and the data must be at the same path on every node",
+    )
+    e.add_argument(
+        "--budget",
+        type=_positive("--budget"),
+        metavar="N",
+        help="build at most N points, chosen by a multi-objective search (Optuna's MOTPE) instead of the grid",
+    )
+    e.add_argument("--quiet", action="store_true", help="print only errors and the summary")
     return p
 
 
@@ -291,11 +352,40 @@ def _audit(api, args) -> int:
         log=log,
         progress=not args.quiet,
         shadow_training=TrainConfig(epochs=args.shadow_epochs, lr=args.shadow_lr, batch_size=args.shadow_batch_size),
+        workers=args.workers,
+        address=args.address,
     )
     for name, target in result["targets"].items():
         print(f"{name}: test accuracy {target['test_accuracy']:.4f}, {_attack_summary(target['attacks'])}")
     print(f"audit: {args.out}/audit.json, {args.out}/report.md")
     return 0
+
+
+def _explore(api, args) -> int:
+    log = (lambda *_: None) if args.quiet else print
+    results = api.explore(
+        args.model,
+        args.data,
+        args.space,
+        args.out,
+        workers=args.workers,
+        address=args.address,
+        budget=args.budget,
+        log=log,
+        progress=not args.quiet,
+    )
+    objectives = results["objectives"]
+    for row in results["points"]:
+        if row["pareto"]:
+            shown = ", ".join(f"{o['given']} {_figure(row['metrics'].get(o['key']))}" for o in objectives)
+            print(f"Pareto: {row['folder']}: {shown}")
+    failed = [r for r in results["points"] if r["status"] != "ok"]
+    print(f"explore: {len(results['points'])} points, {len(failed)} failed; {args.out}/results.csv, index.html")
+    return 1 if failed else 0
+
+
+def _figure(v) -> str:
+    return "n/a" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def _attack_summary(attacks: dict) -> str:

@@ -69,6 +69,12 @@ def check_target(out: Path, force: bool, inputs: Iterable[tuple[str, str | Path 
         check_replaceable(out)
 
 
+def check_place(out: Path, inputs: Iterable[tuple[str, str | Path | None]] = ()) -> None:
+    """The refusals that hold whatever --force says, for a folder mpc fills without replacing it
+    as a whole (`mpc explore`'s, with a manifest of its own): raise OutDirError."""
+    _check_place(Path(out), inputs)
+
+
 def _check_place(out: Path, inputs: Iterable[tuple[str, str | Path | None]]) -> None:
     """The refusals that hold whatever --force says."""
     resolved = out.resolve()

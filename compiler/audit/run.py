@@ -80,12 +80,15 @@ def audit(
     shadow_cache: dict | None = None,
     write: bool = True,
     trigger: str | Path | None = None,
+    workers: int | None = 1,
+    address: str | None = None,
 ) -> dict:
     """Audit the build in OUT; return the audit (also written to OUT/audit.json when `write`).
 
     `shadow_cache`: a dict kept by the caller across audits of builds of the same model and data
     (benchmarks): shadows are reused when architecture, pool, count, training and seed agree.
-    `trigger`: TRIGGER.npz for the `backdoor` attack (audit/backdoor.py)."""
+    `trigger`: TRIGGER.npz for the `backdoor` attack (audit/backdoor.py).
+    `workers`, `address`: shadows trained as Ray tasks (compiler/parallel.py); the same numbers."""
     out = Path(out)
     attack_names, target_names = parse_attacks(attacks), parse_targets(targets)
     _check_trigger_given(attack_names, trigger)
@@ -102,7 +105,9 @@ def audit(
     if needs_shadows:
         arch_source, arch = shadow_architecture(out)
         log(f"shadow models: {shadows} x {arch_source}, {n} points each, {shadow_training.epochs} epochs")
-        shadow_set = _cached_shadows(shadow_cache, arch, x, y, shadows, shadow_training, seed, progress)
+        shadow_set = _cached_shadows(
+            shadow_cache, arch, x, y, shadows, shadow_training, seed, progress, workers, address
+        )
     shadow_seconds = time.perf_counter() - start
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -205,16 +210,16 @@ def evaluation_set(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np
     return x, y, np.arange(2 * n) < n
 
 
-def _cached_shadows(cache, arch: Graph, x, y, count, config, seed, progress) -> ShadowSet:
+def _cached_shadows(cache, arch: Graph, x, y, count, config, seed, progress, workers=1, address=None) -> ShadowSet:
     if cache is None:
-        return train_shadows(arch, x, y, count, config, seed, progress)
+        return train_shadows(arch, x, y, count, config, seed, progress, workers, address)
     shape = json.dumps(
         [[n.op, n.inputs, n.outputs] for n in arch.nodes] + [[k, list(v.shape)] for k, v in arch.params.items()]
     )
     digest = hashlib.sha1(shape.encode() + np.ascontiguousarray(x).tobytes() + y.tobytes()).hexdigest()
     key = (digest, count, repr(config), seed)
     if key not in cache:
-        cache[key] = train_shadows(arch, x, y, count, config, seed, progress)
+        cache[key] = train_shadows(arch, x, y, count, config, seed, progress, workers, address)
     return cache[key]
 
 

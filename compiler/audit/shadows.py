@@ -96,17 +96,43 @@ def train_shadows(
     config: TrainConfig,
     seed: int,
     progress: bool = True,
+    workers: int | None = 1,
+    address: str | None = None,
 ) -> ShadowSet:
+    """K shadows; with `workers` > 1 or a Ray `address`, each is a Ray task (compiler/parallel.py):
+    shadow k's seeds derive from (seed, k) alone, so the numbers are those of the sequential run."""
+    from compiler.parallel import map_tasks
+
     start = time.perf_counter()
     is_in = membership_design(len(x_pool), count, seed)
-    logits, train_acc, test_acc = [], [], []
-    with single_threaded():
-        for k in tqdm(range(count), desc="shadow models", disable=not progress):
-            init = reinitialize(architecture, seed=derived_seed(seed, 2, k))
-            model = train(init, x_pool[is_in[k]], y_pool[is_in[k]], config, seed=derived_seed(seed, 3, k))
-            out = class_logits(model, predict_logits(model, x_pool))
-            correct = np.argmax(out, axis=1) == y_pool
-            logits.append(out)
-            train_acc.append(float(correct[is_in[k]].mean()))
-            test_acc.append(float(correct[~is_in[k]].mean()))
+    with tqdm(total=count, desc="shadow models", disable=not progress) as bar:
+        done = map_tasks(
+            train_shadow,
+            [(is_in[k], config, seed, k) for k in range(count)],
+            shared=(architecture, x_pool, y_pool),
+            workers=workers,
+            address=address,
+            on_done=lambda _: bar.update(),
+        )
+    logits = [out for out, _, _ in done]
+    train_acc, test_acc = [a for _, a, _ in done], [a for _, _, a in done]
     return ShadowSet(np.array(logits), is_in, train_acc, test_acc, config, time.perf_counter() - start)
+
+
+def train_shadow(
+    architecture: Graph,
+    x_pool: np.ndarray,
+    y_pool: np.ndarray,
+    is_in: np.ndarray,
+    config: TrainConfig,
+    seed: int,
+    k: int,
+) -> tuple[np.ndarray, float, float]:
+    """Shadow k, trained on the pool points `is_in` on one thread: (its logits on the whole pool,
+    its accuracy on its IN points, on its OUT points)."""
+    with single_threaded():
+        init = reinitialize(architecture, seed=derived_seed(seed, 2, k))
+        model = train(init, x_pool[is_in], y_pool[is_in], config, seed=derived_seed(seed, 3, k))
+        out = class_logits(model, predict_logits(model, x_pool))
+    correct = np.argmax(out, axis=1) == y_pool
+    return out, float(correct[is_in].mean()), float(correct[~is_in].mean())
