@@ -300,11 +300,13 @@ def _check_onnx_against_golden(path: Path, graph: Graph, data: Dataset | None) -
     return {"checked_samples": int(len(data.x_test)), "identical": identical}
 
 
-def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=print) -> dict:
+def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=print, serial: bool = False) -> dict:
     """Simulate OUT/rtl on the first `samples` test vectors against the golden executor.
 
     Writes OUT/sim.json and adds the measured cycles to OUT/report.json/.md. Returns the sim
-    result; `result["mismatches"] > 0` means the hardware is not bit-exact."""
+    result; `result["mismatches"] > 0` means the hardware is not bit-exact. `serial`: simulate
+    the board top instead (rtl/serial_top.v through its UART pins, sim/test_serial_top.py) and
+    write OUT/sim_serial.json; the report is left as it is."""
     from compiler.build import BuildError, open_build
     from compiler.report.report import set_cycles, write_report
     from sim.runner import SimulationError, run_cocotb
@@ -322,6 +324,8 @@ def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=
     if not 1 <= samples <= available:
         raise MpcError(f"--samples must be in 1..{available} (the build holds {available} test vectors)")
     x_q = build.x_q[:samples].astype(np.int64)
+    if serial:
+        return _simulate_serial(out, build, x_q, simulator, log)
     work = out / "sim_build" / simulator
     record_folders(out, [work])  # the build's manifest: mpc's own, before anything is written there
     stimulus = _write_stimulus(work, out, graph, design, x_q)
@@ -360,6 +364,52 @@ def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=
         set_cycles(report["hardware"], result["cycles_per_inference"], "simulation", result["initiation_interval"])
     write_report(report, out)
     record_files(out, ["sim.json", "report.json", "report.md"])
+    return result
+
+
+SERIAL_SIM_PARAMETERS = {"CLKS_PER_BIT": 8, "IDLE_BITS": 64}  # a short line in simulation
+
+
+def _simulate_serial(out: Path, build, x_q: np.ndarray, simulator: str, log) -> dict:
+    """`simulate(serial=True)`: the design's serial_top (design.json) driven through rx/tx."""
+    from compiler.build import serial_top
+    from sim.runner import SimulationError, run_cocotb
+
+    try:
+        entry = serial_top(build)
+    except BuildError as e:
+        raise MpcError(str(e)) from None
+    work = out / "sim_build" / f"serial_{simulator}"
+    record_folders(out, [work])
+    stimulus = _write_stimulus(work, out, build.graph, build.design, x_q)
+    params = entry["parameters"] | SERIAL_SIM_PARAMETERS
+    log(f"simulating {len(x_q)} samples through the serial top with {simulator} ...")
+    start, result_path = time.perf_counter(), work / "result.json"
+    env = {
+        "MPC_STIMULUS": str(stimulus),
+        "MPC_SIM_RESULT": str(result_path),
+        "MPC_SERIAL_PARAMETERS": json.dumps(params),
+    }
+    try:
+        run = run_cocotb(
+            [out / "rtl" / s for s in entry["sources"]], entry["module"], "test_serial_top", work,
+            simulator=simulator, parameters=params, extra_env=env,
+        )  # fmt: skip
+    except SimulationError as e:
+        raise MpcError(str(e)) from None
+    if not result_path.exists():
+        raise MpcError(f"the {simulator} simulation ended without a result (see {work / 'sim.log'})")
+    sim = json.loads(result_path.read_text())
+    keys = ("mismatches", "first_mismatches", "error", "clks_per_bit", "window", "bytes_in", "bytes_out")
+    result = {"simulator": simulator, "samples": len(x_q), "top": entry["module"]} | {k: sim.get(k) for k in keys}
+    result |= {
+        "latency_first_vector": sim.get("latency_first_vector"),  # cycles, first byte in -> last byte out
+        "cycles_per_vector": sim.get("cycles_per_vector"),  # back to back, the host's window full
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "run_seconds": _simulation_seconds(run["results_xml"]),
+    }
+    (out / "sim_serial.json").write_text(json.dumps(result, indent=1))
+    record_files(out, ["sim_serial.json"])
     return result
 
 

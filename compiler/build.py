@@ -241,6 +241,36 @@ def _load_design(out: Path, graph: Graph) -> dict:
     return design
 
 
+def serial_top(build: Build) -> dict:
+    """rtl/design.json's "serial_top" entry (the UART board top, compiler/backends/serial.py),
+    checked: a module name, files of rtl/ that exist, and integer parameters."""
+    assert build.design is not None, "open the build with rtl=True"
+    path = build.out / "rtl" / "design.json"
+    entry = build.design.get("serial_top")
+    if entry is None:
+        raise BuildError(f"{path}: no 'serial_top' (the build predates the serial wrapper); {RECOMPILE}")
+    problems = []
+    if not isinstance(entry, dict):
+        raise damaged(path, "'serial_top' is not a table")
+    if not isinstance(entry.get("module"), str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", entry["module"]):
+        problems.append("'serial_top.module' is not a Verilog module name")
+    files = entry.get("sources")
+    if not isinstance(files, list) or not files or not all(_plain_name(s) for s in files):
+        problems.append("'serial_top.sources' is not a list of file names in rtl/")
+        files = []
+    params = entry.get("parameters")
+    if not isinstance(params, dict) or not all(_positive_int(v) for v in params.values()):
+        problems.append("'serial_top.parameters' is not a table of positive integers")
+    elif not {"CLKS_PER_BIT", "CLASS_BITS"} <= params.keys():
+        problems.append("'serial_top.parameters' lacks CLKS_PER_BIT or CLASS_BITS")
+    if problems:
+        raise damaged(path, "; ".join(problems))
+    for name in files:
+        if not (build.out / "rtl" / name).is_file():
+            raise BuildError(f"{build.out / 'rtl' / name}: missing (listed in rtl/design.json); {RECOMPILE}")
+    return entry
+
+
 def _load_vectors(out: Path, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     path = out / "test_vectors.npz"
     if not path.is_file():

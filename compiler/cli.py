@@ -165,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["icarus", "verilator"],
         help="icarus (default) or verilator (compiles slower, runs faster)",
     )
+    s.add_argument(
+        "--serial",
+        action="store_true",
+        help="simulate the board top instead (rtl/serial_top.v: the design behind a UART, driven through its "
+        "rx/tx pins); writes OUT/sim_serial.json and leaves the report as it is",
+    )
 
     from compiler.audit import ATTACK_NAMES, DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS
 

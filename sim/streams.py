@@ -5,6 +5,10 @@ Signals are written just after a falling clock edge and sampled in the ReadOnly 
 next rising edge, which is where the DUT samples them; this works the same in Icarus and
 Verilator. Every engine has the same valid/ready interface: clk, rst, in_valid, in_ready,
 in_data, out_valid, out_ready and its output data.
+
+The UART helpers at the end (uart_send, UartMonitor) drive and decode 8N1 serial lines in
+time, not in clock cycles, as a host on the other end of a cable does (rtl/uart_rx.v,
+rtl/uart_tx.v, rtl/serial_top.v).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import math
 import os
 import random
 
+import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer, with_timeout
 from cocotb.utils import get_sim_time
 
 CLOCK_NS = 10
@@ -123,3 +128,72 @@ async def expect_no_output(dut, cycles: int) -> None:
 
 
 # ------------------------------------------------------------------------ design bench
+
+
+# ------------------------------------------------------------------------ UART line (8N1)
+def uart_bits(byte: int) -> list[int]:
+    """The line levels of one 8N1 frame: start bit (0), 8 data bits LSB first, stop bit (1)."""
+    return [0] + [(byte >> i) & 1 for i in range(8)] + [1]
+
+
+async def uart_send(line, data, bit_ns: float, gap_ns=None) -> list[float]:
+    """Drive `line` (a DUT input, idling high) with one 8N1 frame per byte of `data`, each bit
+    bit_ns long (any real number: the line is asynchronous to the clock). `gap_ns`, if given, is
+    called before each frame and returns the idle time to insert (ns). Returns the time (ns) of
+    each frame's start bit."""
+    starts = []
+    for byte in data:
+        gap = gap_ns() if gap_ns is not None else 0.0
+        if gap > 0:
+            line.value = 1
+            await Timer(round(gap * 1000), "ps")
+        starts.append(get_sim_time("ns"))
+        for level in uart_bits(int(byte)):
+            line.value = level
+            await Timer(round(bit_ns * 1000), "ps")
+    line.value = 1
+    return starts
+
+
+class UartMonitor:
+    """Decodes every 8N1 frame on `line` (a DUT output) from when it is started: each falling
+    edge in idle starts a frame, every bit is sampled in its middle. `frames` holds (start time
+    ns, byte); a start bit that does not hold or a low stop bit raises, failing the test."""
+
+    def __init__(self, line, bit_ns: float):
+        self.line, self.bit_ps = line, round(bit_ns * 1000)
+        self.frames: list[tuple[float, int]] = []
+
+    def start(self):
+        return cocotb.start_soon(self._run())
+
+    @property
+    def data(self) -> list[int]:
+        return [byte for _, byte in self.frames]
+
+    async def _run(self) -> None:
+        while True:
+            if self.line.value != 1:
+                await RisingEdge(self.line)
+            await FallingEdge(self.line)
+            start = get_sim_time("ns")
+            await Timer(self.bit_ps // 2, "ps")
+            assert self.line.value == 0, f"start bit at {start} ns did not hold for half a bit"
+            byte = 0
+            for i in range(8):
+                await Timer(self.bit_ps, "ps")
+                byte |= int(self.line.value) << i
+            await Timer(self.bit_ps, "ps")
+            assert self.line.value == 1, f"frame at {start} ns: stop bit low (byte {byte:#04x})"
+            self.frames.append((start, byte))
+
+    async def wait_for(self, count: int, timeout_ns: float) -> None:
+        """Until `count` frames have been decoded; raises TimeoutError after timeout_ns without one."""
+        waited, last = 0.0, len(self.frames)
+        while len(self.frames) < count:
+            await Timer(self.bit_ps * 10, "ps")
+            if len(self.frames) != last:
+                waited, last = 0.0, len(self.frames)
+            waited += self.bit_ps * 10 / 1000
+            if waited > timeout_ns:
+                raise TimeoutError(f"{len(self.frames)} of {count} UART frames after {timeout_ns:.0f} ns of silence")

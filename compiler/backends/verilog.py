@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from compiler import hw
+from compiler.backends.serial import write_serial_top
 from compiler.hw import argmax
 from compiler.hw.base import EngineSpec, VerilogBackendError
 from compiler.hw.timing import design_interval, design_latency, pipeline_cycles
@@ -127,6 +128,7 @@ def write_verilog(graph: Graph, folder: str | Path) -> dict:
     }
     (folder / f"{TOP}.v").write_text(_top_verilog(specs, design))
     (folder / "files.f").write_text("\n".join([*modules, f"{TOP}.v"]) + "\n")
+    design["serial_top"] = write_serial_top(folder, design)  # the board top (UART), compiler/backends/serial.py
     (folder / "design.json").write_text(json.dumps(design, indent=1))
     return design
 
