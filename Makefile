@@ -18,9 +18,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-# Icarus Verilog (simulation) and yosys (synthesis) come from Debian's packages.
+# Icarus Verilog (simulation), yosys (synthesis) and the iCE40 place-and-route flow (nextpnr-ice40;
+# icepack and icetime from fpga-icestorm) come from Debian's packages: command:package pairs.
+TOOLS := iverilog:iverilog yosys:yosys nextpnr-ice40:nextpnr-ice40 icepack:fpga-icestorm
+
 tools:
-	@missing=""; for t in iverilog yosys; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for tp in $(TOOLS); do command -v $${tp%%:*} >/dev/null || missing="$$missing $${tp#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing with apt-get:$$missing"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
@@ -44,7 +47,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-BENCHMARKS := compile_and_simulate admm_compression circulant_speed circulant_hardware hardware_sweep privacy cnn frontend_coverage backdoor
+BENCHMARKS := compile_and_simulate admm_compression circulant_speed circulant_hardware hardware_sweep privacy cnn frontend_coverage explore_speedup backdoor fpga_targets
 
 # Each benchmark in its quick mode; run one alone without --quick for the full tables.
 bench: setup

@@ -19,6 +19,7 @@ import kernels
 from compiler import passes  # noqa: F401  (registers every pass)
 from compiler.build import BuildError
 from compiler.data import DataError, Dataset, load_data
+from compiler.fpga.fit import FitError
 from compiler.frontend.onnx import FrontendError, load_onnx
 from compiler.ir import Graph, IRError
 from compiler.outdir import (
@@ -43,7 +44,7 @@ class MpcError(Exception):
     """An error the user can act on; the CLI prints its message as one line, no traceback."""
 
 
-USER_ERRORS = (FrontendError, DataError, RecipeError, PassError, IRError, BuildError)
+USER_ERRORS = (FrontendError, DataError, RecipeError, PassError, IRError, BuildError, FitError)
 
 
 def compile(
@@ -210,8 +211,8 @@ def _build(
     original: Graph | None = None,
 ) -> dict:
     from compiler.backends.onnx import save_onnx
-    from compiler.backends.verilog import write_verilog
     from compiler.exec import golden, predict_classes
+    from compiler.fpga.flow import hardware
     from compiler.report.report import build_report, write_report
 
     with staging(out) as tmp:  # removed on any error or signal, unless placed as OUT
@@ -221,11 +222,11 @@ def _build(
             compiled, records = run_flow(graph, flow, ctx, checkpoint_dir=tmp / "checkpoints", original=original)
             if not compiled.is_integer:
                 raise PassError(f"the flow {flow} does not end in an integer graph: it must end with 'lower'")
+            # Verilog, synthesis; for an iCE40 device the plan fitted to it, placed and routed
+            compiled, design, synthesis, device = hardware(graph, flow, compiled, ctx, tmp, synth_timeout)
             compiled.save(tmp)
             save_onnx(compiled, tmp / "model.int.onnx")
             onnx_check = _check_onnx_against_golden(tmp / "model.int.onnx", compiled, ctx.data)
-            design = write_verilog(compiled, tmp / "rtl")
-            synthesis = _synthesize(tmp, design, ctx, synth_timeout)
             if ctx.data is not None:
                 x_q = golden.quantize_input(compiled, ctx.data.x_test[:MAX_TEST_VECTORS])
                 np.savez_compressed(
@@ -246,6 +247,7 @@ def _build(
                 source=model,
                 seconds=time.perf_counter() - start,
                 synthesis=synthesis,
+                device=device,
             )
             write_report(report, tmp)
             place(tmp, out, force)  # with the manifest; a previous build replaced only if mpc's
@@ -253,18 +255,6 @@ def _build(
             return report
         except OSError as e:  # ENOSPC, EACCES, EROFS, ENAMETOOLONG ...: one line naming the path
             raise MpcError(write_error(e, tmp, out)) from None
-
-
-def _synthesize(build: Path, design: dict, ctx: Context, timeout_s: float | None) -> dict | None:
-    """yosys synthesis of build/rtl (None when disabled); trouble becomes a note in the report."""
-    from compiler.report.synth import synthesize
-
-    if timeout_s is None:
-        return None
-    ctx.log(f"synthesizing rtl/ with yosys for {ctx.target} (limit {timeout_s:g} s) ...")
-    result = synthesize(build / "rtl", design, ctx.target, build / "synth", timeout_s=timeout_s)
-    ctx.log(f"      {result['seconds']} s" if result["status"] == "ok" else f"      {result['note']}")
-    return result
 
 
 def _accuracy(graph: Graph, data: Dataset | None, predict_classes) -> dict:

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from compiler.fpga.devices import TARGETS
 from compiler.outdir import handle_signals
 
 DESCRIPTION = """\
@@ -17,10 +18,11 @@ mpc: a hardware-aware compression compiler for neural-network classifiers.
 
   mpc check model.onnx
   mpc compile model.onnx --data data.npz --target fpga -o build/
-  mpc simulate build/ --samples 256 [--simulator verilator]
+  mpc simulate build/ --samples 256 [--simulator verilator] [--serial]
   mpc audit build/ [--attacks threshold,shadow,lira,label_only] [--shadows 16]
   mpc audit build/ --attacks backdoor --trigger trigger.npz
   mpc compare build-a/ build-b/ ... [--html compare.html]
+  mpc explore model.onnx --data data.npz --space space.toml -o explore/ [--workers N] [--budget N]
 
 check: what mpc will do with every node (engine, fused, folded, refused and why), no data needed.
 compile: ONNX -> passes (canonicalize, [admm, circulant,] lower, plan) -> integer graph
@@ -112,7 +114,15 @@ def _parser() -> argparse.ArgumentParser:
         help="DATA.npz with x_train, y_train (members), x_test, y_test (non-members); "
         "needed to calibrate quantization and to measure accuracy",
     )
-    c.add_argument("--target", default="fpga", choices=["fpga", "asic"], help="hardware target (default: fpga)")
+    c.add_argument(
+        "--target",
+        default="fpga",
+        choices=TARGETS,
+        help="hardware target (default: fpga): fpga (Xilinx 7-series resource counts, assumed clock), asic "
+        "(generic cells, NAND2 area), ice40-up5k / ice40-hx8k (the design fitted to the device, placed and routed "
+        "with nextpnr-ice40, measured Fmax, a bitstream for the iCEBreaker / HX8K breakout board in OUT/fpga/), "
+        "xc7a35t (resource counts against the part; assumed clock). See docs/fpga.md",
+    )
     c.add_argument("-o", "--out", type=Path, required=True, help="output folder (must not exist unless --force)")
     c.add_argument("--recipe", type=Path, help="RECIPE.toml: `passes = [...]`, per-pass tables, [<pass>.layers.<node>]")
     c.add_argument("--seed", type=_seed, default=0, help="seed for every random choice (default: 0)")
@@ -123,13 +133,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     c.add_argument("--audit", action="store_true", help="run `mpc audit OUT` (default attacks) as the last stage")
-    c.add_argument("--no-synth", action="store_true", help="skip yosys synthesis (the report notes it)")
+    c.add_argument(
+        "--no-synth",
+        action="store_true",
+        help="skip yosys synthesis, and for an iCE40 target the fitting and place and route (the report notes it)",
+    )
     c.add_argument(
         "--synth-timeout",
         type=_seconds,
         default=300.0,
         metavar="SECONDS",
-        help="time allowed to yosys synthesis before the report notes a timeout (default: 300)",
+        help="time allowed to yosys synthesis before the report notes a timeout (default: 300); for an iCE40 "
+        "target also to each synthesis of the fitting and to place and route",
     )
 
     ch = sub.add_parser(
@@ -302,8 +317,18 @@ def _run(args) -> int:
             return _audit(api, args)
         if args.command == "compare":
             return _compare(api, args)
+        if args.command == "explore":
+            return _explore(api, args)
         if args.command == "simulate":
-            result = api.simulate(args.out, samples=args.samples, simulator=args.simulator)
+            result = api.simulate(args.out, samples=args.samples, simulator=args.simulator, serial=args.serial)
+            if args.serial:
+                print(
+                    f"{result['simulator']}: serial top, {result['samples']} samples, "
+                    f"{result['mismatches']} mismatches, {result['latency_first_vector']} cycles from first byte in "
+                    f"to last byte out at "
+                    f"{result['clks_per_bit']} cycles per bit ({args.out}/sim_serial.json)"
+                )
+                return 1 if result["mismatches"] else 0
             print(
                 f"{result['simulator']}: {result['samples']} samples, {result['mismatches']} mismatches, "
                 f"{result['cycles_per_inference']} cycles per inference ({args.out}/sim.json)"

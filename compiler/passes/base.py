@@ -115,6 +115,11 @@ REGISTRY: dict[str, Pass] = {}
 FLOWS: dict[str, list[str]] = {
     "fpga": ["canonicalize", "lower", "plan"],
     "asic": ["canonicalize", "lower", "plan"],
+    # the devices of compiler/fpga/devices.py: the same passes; the build then fits the plan
+    # to the device, places and routes it (compiler/fpga/flow.py)
+    "ice40-up5k": ["canonicalize", "lower", "plan"],
+    "ice40-hx8k": ["canonicalize", "lower", "plan"],
+    "xc7a35t": ["canonicalize", "lower", "plan"],
 }
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.fpga.devices import target_kind
 from compiler.report.report import printable
 
 
@@ -36,6 +37,7 @@ def load_build(out: str | Path) -> dict:
         raise CompareError(f"{out}/report.json: unreadable ({e})") from None
     hw, model = report.get("hardware", {}), report.get("model", {})
     energy = hw.get("energy_pj") or {}
+    baselines = hw.get("energy_baselines") or {}  # reports before the three baselines have only float32 (DRAM)
     row = {
         "build": str(out),
         "target": report.get("target"),
@@ -47,9 +49,12 @@ def load_build(out: str | Path) -> dict:
         "cycles_source": hw.get("cycles_source"),
         "energy_float32_pj": energy.get("float32_baseline"),
         "energy_compiled_pj": energy.get("compiled"),
-        "energy_ratio": hw.get("energy_ratio"),
+        "energy_ratio": hw.get("energy_ratio"),  # = the float32_dram baseline's ratio
+        "energy_ratio_float32_sram": baselines.get("float32_sram", {}).get("ratio"),
+        "energy_ratio_uncompressed": baselines.get("uncompressed", {}).get("ratio"),
     }
     row |= {k: hw.get(k) for k in ("lut", "ff", "dsp", "bram", "cells", "area_nand2")}
+    row |= {"device": hw.get("device"), "fmax_mhz": hw.get("fmax_mhz"), "clock_mhz": hw.get("clock_mhz")}
     return row | _audit_fields(out)
 
 
@@ -95,7 +100,7 @@ class Column:
     header: str
     key: str
     show: Callable[[object, dict], str]
-    group: str = "always"  # "fpga", "asic", "audit", "backdoor": shown only when some build has it
+    group: str = "always"  # a target kind ("fpga", "asic"), "device", "audit", "backdoor": shown when some build has it
 
 
 def _fmt(spec: str) -> Callable[[object, dict], str]:
@@ -106,6 +111,10 @@ def _cycles(v, row) -> str:
     if v is None:
         return "n/a"
     return f"{v:,.0f}" + (" (sim)" if row.get("cycles_source") == "simulation" else " (est)")
+
+
+def _ratio(v, row) -> str:
+    return "n/a" if v is None else f"{v:,.2f}x" if v < 10 else f"{v:,.1f}x"
 
 
 COLUMNS = [
@@ -121,9 +130,14 @@ COLUMNS = [
     Column("BRAM", "bram", _fmt("g"), "fpga"),
     Column("cells", "cells", _fmt(","), "asic"),
     Column("area (NAND2 eq)", "area_nand2", _fmt(",.0f"), "asic"),
+    Column("device", "device", _fmt(""), "device"),
+    Column("Fmax (MHz)", "fmax_mhz", _fmt(".1f"), "device"),
     Column("cycles", "cycles", _cycles),
     Column("energy/inf (pJ)", "energy_compiled_pj", _fmt(",.1f")),
-    Column("float32/compiled", "energy_ratio", lambda v, row: "n/a" if v is None else f"{v:,.1f}x"),
+    # the energy baselines (report.json hardware.energy_baselines), each / the compiled design's energy
+    Column("float32 DRAM/compiled", "energy_ratio", _ratio),
+    Column("float32 SRAM/compiled", "energy_ratio_float32_sram", _ratio),
+    Column("uncompressed/compiled", "energy_ratio_uncompressed", _ratio),
     Column("attack", "attack", _fmt(""), "audit"),
     Column("attack AUC", "attack_auc", _fmt(".3f"), "audit"),
     Column("attack acc", "attack_balanced_accuracy", _fmt(".3f"), "audit"),
@@ -133,11 +147,12 @@ COLUMNS = [
 ]
 
 
-TEXT_COLUMNS = {"build", "target", "attack"}
+TEXT_COLUMNS = {"build", "target", "attack", "device"}
 
 
 def _columns(rows: list[dict]) -> list[Column]:
-    present = {"always"} | {r["target"] for r in rows}
+    present = {"always"} | {target_kind(str(r["target"])) for r in rows}
+    present |= {"device"} if any(r.get("device") for r in rows) else set()
     present |= {"audit"} if any("attack" in r for r in rows) else set()
     present |= {"backdoor"} if any("backdoor_asr" in r for r in rows) else set()
     return [c for c in COLUMNS if c.group in present]
@@ -251,7 +266,9 @@ PAGE = """<!DOCTYPE html>
 <h1>mpc compare: {n} builds</h1>
 <p class="note">Generated {created}. Energy per inference is a model (counted operations and memory accesses priced
 with Horowitz, ISSCC 2014, 45 nm; see each build's report.md), not a measurement. Cycles marked (est) come from the
-engines' formulas, (sim) from simulation. Attack columns: the compiled model's strongest attack (highest AUC) in
+engines' formulas, (sim) from simulation. Energy ratios: each baseline's energy (the original model in float32 with
+weights in DRAM or on-chip SRAM, and uncompressed: dense int8 on the same engines) over the build's;
+uncompressed/compiled is what compression saved. Attack columns: the compiled model's strongest attack (highest AUC) in
 the build's audit.json.</p>
 {table}
 {figures}

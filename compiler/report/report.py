@@ -11,7 +11,7 @@ import numpy as np
 
 from compiler.hw.base import output_positions
 from compiler.ir import Graph
-from compiler.report.energy import energy_section
+from compiler.report.energy import energy_section, imported_layers
 
 SCHEMA_VERSION = 1
 
@@ -27,6 +27,7 @@ def build_report(
     source: Path,
     seconds: float,
     synthesis: dict | None = None,
+    device: dict | None = None,
 ) -> dict:
     engines = {e["name"]: e for e in design["engines"]}  # pools are engines but not layers
     layers = [
@@ -42,7 +43,8 @@ def build_report(
         "rom_bits": sum(e["rom_bits"] for e in design["engines"]),
         "multipliers": sum(e["multipliers"] for e in design["engines"]),
     }
-    hardware |= hardware_costs(layers, ctx.target, synthesis)
+    # the energy baselines price the original imported model, whatever the passes removed
+    hardware |= hardware_costs(layers, ctx.target, synthesis, imported_layers(original, layers), device)
     set_cycles(hardware, design["estimated_latency"], "estimate", design["estimated_interval"])
     return {
         "schema_version": SCHEMA_VERSION,
@@ -276,8 +278,9 @@ def render_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-# Clock frequency per target: an assumption, not a timing result (yosys does no timing analysis
-# here). Latency and throughput follow from it and the cycle counts.
+# Clock frequency per target where nothing measured it: an assumption, not a timing result.
+# Latency and throughput follow from the clock and the cycle counts. An iCE40 device that was
+# placed and routed gets nextpnr's measured Fmax instead (compiler/fpga/pnr.py).
 CLOCK_ASSUMPTION = {
     "fpga": (
         100.0,
@@ -288,26 +291,60 @@ CLOCK_ASSUMPTION = {
         500.0,
         "assumption, not a timing result: a typical clock for 45 nm standard cells, the energy table's node",
     ),
+    "ice40": (
+        12.0,
+        "assumption, not a timing result: the board's 12 MHz oscillator (no place and route ran, so no Fmax)",
+    ),
 }
 FPGA_RESOURCES = ("lut", "ff", "dsp", "bram", "lutram")
+ICE40_RESOURCES = ("lut", "ff", "dsp", "bram", "carry")
 ASIC_RESOURCES = ("cells", "area_nand2")
 
 
-def hardware_costs(layers: list[dict], target: str, synthesis: dict | None) -> dict:
-    """Synthesis resources, the assumed clock, work and energy: fields of report.json `hardware`."""
+def hardware_costs(
+    layers: list[dict],
+    target: str,
+    synthesis: dict | None,
+    baseline_layers: list[dict] | None = None,
+    device: dict | None = None,
+) -> dict:
+    """Synthesis resources, the device's utilisation and Fmax (or the assumed clock), work and
+    energy (the baselines price `baseline_layers`, energy.imported_layers): fields of report.json
+    `hardware`."""
+    from compiler.report.synth import flow_of
+
     if synthesis is None:
         synthesis = {"status": "skipped", "note": "synthesis not run (mpc compile --no-synth)"}
-    names = FPGA_RESOURCES if target == "fpga" else ASIC_RESOURCES
-    clock_mhz, clock_source = CLOCK_ASSUMPTION[target]
+    flow = flow_of(target)
+    names = {"fpga": FPGA_RESOURCES, "ice40": ICE40_RESOURCES}.get(flow, ASIC_RESOURCES)
     return (
         {name: synthesis.get(name) for name in names}
-        | {
-            "synthesis": {k: v for k, v in synthesis.items() if k not in names},
-            "clock_mhz": clock_mhz,
-            "clock_source": clock_source,
-        }
-        | energy_section(layers)
+        | {"synthesis": {k: v for k, v in synthesis.items() if k not in names}}
+        | device_fields(flow, device)
+        | energy_section(layers, baseline_layers)
     )
+
+
+def device_fields(flow: str, device: dict | None) -> dict:
+    """`device`, the clock (measured Fmax or an assumption, and which), `utilization`
+    {resource: [used, available]}, `bitstream`, and the fitting and place-and-route records."""
+    pnr = (device or {}).get("place_and_route") or {}
+    fmax = pnr.get("fmax_mhz") if pnr.get("status") == "ok" else None
+    clock_mhz, note = (fmax, CLOCK_NOTE_MEASURED) if fmax else CLOCK_ASSUMPTION[flow]
+    return {
+        "device": device["device"] if device else None,
+        "fmax_mhz": fmax,
+        "clock_mhz": clock_mhz,
+        "clock_source": "nextpnr" if fmax else "assumed",
+        "clock_note": note,
+        "utilization": pnr.get("utilization") or (device or {}).get("utilization"),
+        "bitstream": pnr.get("bitstream"),
+        "fit": (device or {}).get("fit"),
+        "place_and_route": pnr or None,
+    }
+
+
+CLOCK_NOTE_MEASURED = "measured: nextpnr-ice40's timing analysis of the routed design (its achieved Fmax)"
 
 
 def set_cycles(hw: dict, cycles: float, source: str, initiation_interval: float | None = None) -> None:
@@ -347,20 +384,58 @@ def hardware_section(r: dict) -> list[str]:
         lines[-1] += f"; estimate from the engines' timing: {hw['estimated_cycles_per_inference']:,}"
     if "clock_mhz" not in hw:  # a report written before these fields existed
         return lines + [""]
+    note = hw.get("clock_note", hw["clock_source"])  # reports before clock_note held the text in clock_source
     lines += [
-        f"- clock {hw['clock_mhz']:g} MHz ({hw['clock_source']}): latency {_num(hw['latency_us'], ',.3f')} us, "
+        f"- clock {hw['clock_mhz']:g} MHz ({note}): latency {_num(hw['latency_us'], ',.3f')} us, "
         f"throughput {_num(hw['throughput_per_s'], ',.0f')} inferences/s",
         f"- {_synthesis_line(hw, r['target'])}",
+        *_device_lines(hw),
         "",
     ]
     return lines + _energy_lines(r["layers"], hw)
+
+
+def _device_lines(hw: dict) -> list[str]:
+    """The device: fitting, utilisation, place and route, bitstream (compiler/fpga)."""
+    if not hw.get("device"):
+        return []
+    lines = []
+    fit = hw.get("fit")
+    if fit:
+        tried = ", ".join(
+            f"{a['multipliers']} ({'fits' if a['fits'] else 'over: ' + ', '.join(a['over']) or a['synthesis']})"
+            for a in fit["attempts"]
+        )
+        lines.append(f"- fitted to {hw['device']}: [plan] multipliers {fit['chosen_multipliers']}; tried {tried}")
+    if hw.get("utilization"):
+        used = ", ".join(f"{k.replace('_', ' ')} {u:,}/{a:,}" for k, (u, a) in hw["utilization"].items())
+        lines.append(f"- utilization of {hw['device']}: {used}")
+    pnr = hw.get("place_and_route")
+    if pnr:
+        if pnr["status"] == "ok":
+            lines.append(
+                f"- placed and routed with {pnr['tool']} in {pnr['seconds']} s: Fmax {pnr['fmax_mhz']} MHz "
+                f"(board clock {pnr['board_clock_mhz']:g} MHz on {pnr['board']}); bitstream `{pnr['bitstream']}`"
+            )
+            if pnr["fmax_mhz"] and pnr["fmax_mhz"] < pnr["board_clock_mhz"]:
+                lines.append(
+                    f"- **Fmax is below the board's {pnr['board_clock_mhz']:g} MHz clock**: the bitstream needs a "
+                    "slower clock (a PLL or a divider) to run reliably"
+                )
+        else:
+            lines.append(f"- place and route {pnr['status']}: {pnr['note']}")
+    return lines
 
 
 def _synthesis_line(hw: dict, target: str) -> str:
     syn = hw["synthesis"]
     if syn["status"] != "ok":
         return f"synthesis {syn['status']}: {syn['note']}"
-    if target == "fpga":
+    from compiler.report.synth import flow_of
+
+    if flow_of(target) == "ice40":
+        cost = f"LUT4 {hw['lut']:,}, FF {hw['ff']:,}, SB_MAC16 {hw['dsp']:,}, block RAM (4 Kb) {hw['bram']:,}"
+    elif flow_of(target) == "fpga":
         cost = (
             f"LUT {hw['lut']:,}, FF {hw['ff']:,}, DSP {hw['dsp']:,}, BRAM (36 Kb) {hw['bram']:g}, "
             f"LUTRAM (LUTs) {hw['lutram']:,}"
@@ -373,27 +448,80 @@ def _synthesis_line(hw: dict, target: str) -> str:
     )
 
 
+# report.md's energy columns: report.json `hardware.energy_baselines` keys and their headings
+BASELINE_HEADINGS = {
+    "float32_dram": "float32, weights in DRAM (processor)",
+    "float32_sram": "float32, weights in on-chip SRAM",
+    "uncompressed": "uncompressed (dense int8 PTQ, same engines)",
+}
+
+
 def _energy_lines(layers: list[dict], hw: dict) -> list[str]:
     work, e = hw["work"], hw["energy_pj"]
-    dense_macs = sum(x.get("dense_multiplies", x["shape"][0] * x["shape"][1]) for x in layers)
-    base, comp = e["float32_baseline_parts"], e["compiled_parts"]
+    baselines = hw.get("energy_baselines")
+    if baselines is None:  # a report written before the three baselines: one float32 column
+        macs = sum(x.get("dense_multiplies", x["shape"][0] * x["shape"][1]) for x in layers)
+        old = {"multiplies": macs, "additions": macs, "weight_reads": macs, "skipped_zeros": 0}
+        baselines = {
+            "float32_dram": {
+                "energy_pj": e["float32_baseline"],
+                "ratio": hw["energy_ratio"],
+                "parts": e["float32_baseline_parts"],
+                "work": old,
+            }
+        }
+    columns = [(BASELINE_HEADINGS[k], b["work"], b["parts"], b["energy_pj"], b["ratio"]) for k, b in baselines.items()]
+    columns.append(("compiled design (weights in on-chip ROM)", work, e["compiled_parts"], e["compiled"], 1.0))
+    kinds = ["float32" if "float32" in h else "integer" for h, *_ in columns]
+
+    def row(label: str, cells) -> str:
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    def reads(w: dict, kind: str) -> str:
+        return f"{w['weight_reads']:,} weights" + (
+            f", {w['weight_read_bits']:,} ROM bits" if kind == "integer" and "weight_read_bits" in w else ""
+        )
+
     lines = [
         "## Work and energy per inference",
         "",
-        "| | float32 baseline (processor, weights in DRAM) | compiled design (weights in on-chip ROM) |",
-        "|---|---|---|",
-        f"| multiplies | {dense_macs:,} (float32) | {work['multiplies']:,} (integer) |",
-        f"| additions | {dense_macs:,} (float32) | {work['additions']:,} (integer) |",
-        f"| weight-memory reads | {dense_macs:,} weights | {work['weight_reads']:,} weights, "
-        f"{work['weight_read_bits']:,} ROM bits |",
-        f"| zero weights skipped | 0 | {work['skipped_zeros']:,} of {work['zero_weights']:,} |",
+        row("", [h for h, *_ in columns]),
+        "|---" * (len(columns) + 1) + "|",
+        row("multiplies", [f"{w['multiplies']:,} ({k})" for (_, w, *_), k in zip(columns, kinds)]),
+        row("additions", [f"{w['additions']:,} ({k})" for (_, w, *_), k in zip(columns, kinds)]),
+        row("weight-memory reads", [reads(w, k) for (_, w, *_), k in zip(columns, kinds)]),
+        row(
+            "zero weights skipped",
+            [f"{w['skipped_zeros']:,}" for _, w, *_ in columns[:-1]]
+            + [f"{work['skipped_zeros']:,} of {work['zero_weights']:,}"],
+        ),
     ]
-    lines += [f"| energy: {part.replace('_', ' ')} (pJ) | {base[part]:,.1f} | {comp[part]:,.1f} |" for part in base]
     lines += [
-        f"| **energy per inference (pJ)** | **{e['float32_baseline']:,.1f}** | **{e['compiled']:,.1f}** |",
+        row(f"energy: {part.replace('_', ' ')} (pJ)", [f"{parts[part]:,.1f}" for _, _, parts, *_ in columns])
+        for part in e["compiled_parts"]
+    ]
+    lines += [
+        row("**energy per inference (pJ)**", [f"**{total:,.1f}**" for *_, total, _ in columns]),
+        row("**baseline / compiled**", [f"**{_num(ratio, 'g')}x**" for *_, ratio in columns]),
         "",
-        f"The compiled design needs **{_num(hw['energy_ratio'], 'g')}x** less energy per inference than the "
-        f"float32 baseline. This is a model, not a measurement: energies from {hw['energy_model']['source']}.",
+    ]
+    if "uncompressed" in baselines:
+        b = baselines
+        lines += [
+            f"What compression saved: **{_num(b['uncompressed']['ratio'], 'g')}x** less energy per inference than "
+            "the same model uncompressed (its original layers as dense int8 post-training quantization on the same "
+            f"engines). Against float32 on a processor: {_num(b['float32_dram']['ratio'], 'g')}x with weights in "
+            f"DRAM, {_num(b['float32_sram']['ratio'], 'g')}x with weights in on-chip SRAM. Every baseline prices the "
+            "original imported model, so all builds of one model share them.",
+        ]
+    else:
+        lines += [
+            f"The compiled design needs **{_num(hw['energy_ratio'], 'g')}x** less energy per inference than the "
+            "float32 baseline."
+        ]
+    lines += [
+        "",
+        f"This is a model, not a measurement: energies from {hw['energy_model']['source']}.",
         "",
     ]
     return lines + [f"- {a}" for a in hw["energy_model"]["assumptions"]] + [""]

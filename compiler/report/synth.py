@@ -1,6 +1,9 @@
 """Synthesis of a build's generated Verilog with yosys: what the design costs in hardware.
 
-    --target fpga: `synth_xilinx` (Xilinx 7-series cells) -> LUT, FF, DSP, BRAM, LUTRAM
+    --target fpga, xc7a35t: `synth_xilinx` (Xilinx 7-series cells) -> LUT, FF, DSP, BRAM, LUTRAM
+    --target ice40-*: `synth_ice40` of the board top (the serial wrapper, compiler/fpga) -> LUT4,
+                   FF, SB_MAC16 DSPs (with `-dsp`), SB_RAM40_4K block RAMs, and the JSON netlist
+                   nextpnr-ice40 places and routes (compiler/fpga/pnr.py)
     --target asic: generic `synth`, flip-flops legalized to one plain D flip-flop, so the
                    netlist uses a small cell library (yosys' internal gates + $_DFF_P_) whose
                    area is counted in NAND2 equivalents (NAND2_EQUIVALENT below)
@@ -24,6 +27,9 @@ DEFAULT_TIMEOUT_S = 300.0
 
 SYNTH_COMMANDS = {
     "fpga": "synth_xilinx -family xc7 -top {top} -flatten",
+    # -dsp maps multipliers to SB_MAC16 blocks (every one of them: the fitting loop leaves it
+    # out when a design has more multipliers than the device has DSPs, compiler/fpga/fit.py)
+    "ice40": "synth_ice40 -top {top}{dsp} -json {netlist}",
     # dfflegalize turns enable / synchronous-reset flip-flops into $_DFF_P_ plus gates, so the
     # cell library stays small and every cell has an entry in NAND2_EQUIVALENT.
     "asic": "synth -top {top} -flatten; dfflegalize -cell $_DFF_P_ 01; opt_clean",
@@ -67,6 +73,27 @@ LUTRAM_LUTS = {
     "SRLC32E": 1,
 }
 BRAM_36K = {"RAMB36E1": 1.0, "RAMB18E1": 0.5}
+NETLIST = "netlist.json"  # synth_ice40's output, nextpnr-ice40's input (in the synth folder)
+
+
+def flow_of(target: str) -> str:
+    """The synthesis flow of a target: "fpga" (7-series), "ice40" or "asic"."""
+    from compiler.fpga.devices import TARGETS, device_for, target_kind
+
+    if target not in TARGETS:
+        return target  # no flow: synthesize() says so
+    device = device_for(target)
+    return "ice40" if device is not None and device.family == "ice40" else target_kind(target)
+
+
+def synthesis_top(design: dict, target: str) -> tuple[str, list[str], dict]:
+    """(top module, sources, its parameters): an iCE40 device synthesizes the board top (the
+    serial wrapper, a handful of pins, compiler/backends/serial.py) where the backend wrote one;
+    every other flow the design's own top (whose parameters are fixed in its instances)."""
+    serial = design.get("serial_top")
+    if flow_of(target) == "ice40" and serial:
+        return serial["module"], serial["sources"], serial["parameters"]
+    return design["top"], design["sources"], {}
 
 
 def yosys_version(yosys: str = "yosys") -> str | None:
@@ -84,20 +111,25 @@ def synthesize(
     out_dir: str | Path,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     yosys: str = "yosys",
+    dsp: bool = True,
 ) -> dict:
-    """Synthesize rtl_dir's design (design.json's `top` and `sources`) for `target`; write the
-    log and statistics into out_dir; return the result (schema: docs/report.md, `synthesis`)."""
-    if target not in SYNTH_COMMANDS:
+    """Synthesize rtl_dir's design (design.json's `top` and `sources`, or its board top for an
+    iCE40 device) for `target`; write the log and statistics into out_dir; return the result
+    (schema: docs/report.md, `synthesis`). `dsp=False`: iCE40 multipliers in logic cells."""
+    flow = flow_of(target)
+    if flow not in SYNTH_COMMANDS:
         raise ValueError(f"no synthesis flow for target {target!r} (known: {', '.join(SYNTH_COMMANDS)})")
+    top, sources, parameters = synthesis_top(design, target)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     stat_path, log_path = out_dir / "stat.json", out_dir / "yosys.log"
     # -defer: elaborate modules only with the top's parameters, so that $readmemh never looks
     # for an engine's default ROM file name.
-    script = (
-        f"read_verilog -defer {' '.join(design['sources'])}; "
-        f"{SYNTH_COMMANDS[target].format(top=design['top'])}; tee -q -o {stat_path.name} stat -json"
-    )
+    command = SYNTH_COMMANDS[flow].format(top=top, dsp=" -dsp" if dsp else "", netlist=out_dir / NETLIST)
+    # the board top's widths are parameters: set at elaboration (its defaults are not the design's)
+    chparam = "".join(f" -chparam {k} {v}" for k, v in parameters.items())
+    elaborate = f"hierarchy -top {top}{chparam}; " if chparam else ""
+    script = f"read_verilog -defer {' '.join(sources)}; {elaborate}{command}; tee -q -o {stat_path.name} stat -json"
     argv = [yosys, "-q", "-l", str(log_path), "-p", script]
     result = {
         "status": "ok",
@@ -105,7 +137,8 @@ def synthesize(
         "tool": "yosys",
         "version": None,
         "target": target,
-        "command": f"cd rtl && yosys -q -l yosys.log -p '{script}'",
+        "top": top,
+        "command": f"cd rtl && yosys -q -l yosys.log -p '{script.replace(str(out_dir) + '/', '../synth/')}'",
         "timeout_s": timeout_s,
         "seconds": None,
         "cell_counts": None,
@@ -123,7 +156,7 @@ def synthesize(
         return result | {"status": status, "note": note}
     # yosys runs in rtl/ so that $readmemh finds the .mem files; its statistics go to out_dir.
     shutil.move(Path(rtl_dir) / stat_path.name, stat_path)
-    cells = _cell_counts(json.loads(stat_path.read_text()), design["top"])
+    cells = _cell_counts(json.loads(stat_path.read_text()), top)
     return result | {"cell_counts": cells} | resources(cells, target)
 
 
@@ -154,7 +187,16 @@ def _cell_counts(stat: dict, top: str) -> dict[str, int]:
 
 def resources(cells: dict[str, int], target: str) -> dict:
     """The report's resource fields from a cell count."""
-    if target == "fpga":
+    flow = flow_of(target)
+    if flow == "ice40":
+        return {
+            "lut": cells.get("SB_LUT4", 0),
+            "ff": sum(n for c, n in cells.items() if c.startswith("SB_DFF")),
+            "dsp": cells.get("SB_MAC16", 0),
+            "bram": cells.get("SB_RAM40_4K", 0),
+            "carry": cells.get("SB_CARRY", 0),
+        }
+    if flow == "fpga":
         return {
             "lut": sum(n for c, n in cells.items() if c.startswith("LUT")),
             "ff": sum(n for c, n in cells.items() if c.startswith("FD")),

@@ -1,6 +1,7 @@
 """The energy model: Horowitz's table, interpolation, operation counts by engine, the report fields."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from compiler.report.energy import (
     int_mult_pj,
     layer_work,
     total_work,
+    uncompressed_layers,
 )
 
 
@@ -121,6 +123,146 @@ def test_digits_example_compiled_energy_is_below_float_baseline(digits_model, di
     assert hw["energy_ratio"] > 1
 
 
+# ---- the three baselines: float32 (DRAM), float32 (SRAM), uncompressed; on the original model ----
+def test_float32_sram_baseline_of_one_weight_by_hand():
+    parts = float32_energy_pj([_layer((1, 1))], weights_in="sram")
+    assert parts["weight_memory"] == pytest.approx(2 * 32 * 10 / 64)  # the weight and the bias, from SRAM
+    assert parts["multiply"] == float32_energy_pj([_layer((1, 1))])["multiply"]
+
+
+def test_uncompressed_layers_are_dense_int8_on_the_default_engines():
+    dense = {"name": "fc", "op": "dense", "shape": [2, 3], "output_positions": 1, "dense_multiplies": 6}
+    conv = {"name": "c", "op": "conv2d", "shape": [4, 2, 3, 3], "output_positions": 5, "dense_multiplies": 360}
+    d, c = uncompressed_layers([dense, conv])
+    assert d["engine"] == "dense" and c["engine"] == "conv"
+    assert d["bits"] == d["input_format"]["bits"] == 8 and d["zero_weights"] == 0
+    assert d["acc_bits"] == 16 + 2 and c["acc_bits"] == 16 + 5  # 8 + 8 + ceil(log2(n_in)): 3, and 2*3*3 = 18 terms
+    assert d["rom_bits"] == 6 * 8 + 2 * 18 and c["rom_bits"] == 72 * 8 + 4 * 21
+    assert layer_work(d)["multiplies"] == 6 and layer_work(c)["multiplies"] == 360
+    assert layer_work(c)["weight_read_bits"] == 5 * c["rom_bits"]  # a conv engine reads its ROM per position
+
+
+def test_energy_section_baselines_price_the_given_original_layers():
+    original = [{"name": "fc", "op": "dense", "shape": [32, 64], "output_positions": 1, "dense_multiplies": 2048}]
+    compiled = [_layer((20, 64), zeros=1000, engine="sparse", bits=4, rom_bits=2000)]  # pruned, neurons removed
+    section = energy_section(compiled, original)
+    base = section["energy_baselines"]
+    assert set(base) == set(energy.BASELINES)
+    other = energy_section([_layer((32, 64))], original)["energy_baselines"]  # another build of the same model
+    assert {k: b["energy_pj"] for k, b in other.items()} == {k: b["energy_pj"] for k, b in base.items()}
+    assert base["float32_dram"]["energy_pj"] == pytest.approx(sum(float32_energy_pj(original).values()), abs=0.1)
+    assert base["float32_dram"]["work"]["multiplies"] == base["uncompressed"]["work"]["multiplies"] == 2048
+    assert base["float32_sram"]["energy_pj"] < base["float32_dram"]["energy_pj"]
+    e = section["energy_pj"]
+    for b in base.values():
+        assert b["ratio"] == pytest.approx(b["energy_pj"] / e["compiled"], rel=1e-2)
+    assert section["energy_ratio"] == base["float32_dram"]["ratio"]  # old readers: the DRAM baseline
+    assert e["float32_baseline"] == base["float32_dram"]["energy_pj"]
+    assert e["float32_baseline_parts"] == base["float32_dram"]["parts"]
+    json.dumps(section)
+
+
+def _digits_build(model, data, out: Path, recipe: str | None = None) -> dict:
+    from compiler import api
+
+    path = None
+    if recipe is not None:
+        path = out.parent / f"{out.name}.toml"
+        path.write_text(recipe)
+    return api.compile(model, data, out, recipe=path, log=lambda *_: None, progress=False, synth_timeout=None)
+
+
+ADMM_RECIPE = """passes = ["canonicalize", "admm", "lower"]
+[admm]
+sparsity = 0.9
+bits = 4
+admm_epochs = 2
+retrain_epochs = 1
+"""
+CIRCULANT_RECIPE = """passes = ["canonicalize", "circulant", "lower"]
+[circulant]
+block_size = 8
+epochs = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def digits_builds(digits_model, digits_npz, tmp_path_factory):
+    """The demo MLP as a plain 8-bit PTQ build, an ADMM build with removed neurons and a
+    block-circulant build (short training: the energy model needs shapes, not accuracy)."""
+    root = tmp_path_factory.mktemp("energy-builds")
+    recipes = {"dense": None, "admm": ADMM_RECIPE, "circulant": CIRCULANT_RECIPE}
+    return {name: root / name for name, r in recipes.items() if _digits_build(digits_model, digits_npz, root / name, r)}
+
+
+def test_every_build_of_one_model_has_the_same_baselines(digits_builds):
+    reports = {name: json.loads((out / "report.json").read_text()) for name, out in digits_builds.items()}
+    admm = reports["admm"]["layers"]
+    assert any(layer["removed_outputs"] for layer in admm) and admm[0]["shape"] != admm[0]["original_shape"]
+    assert {layer["engine"] for layer in reports["circulant"]["layers"]} >= {"circulant"}
+    energies = {
+        name: {k: b["energy_pj"] for k, b in r["hardware"]["energy_baselines"].items()} for name, r in reports.items()
+    }
+    assert energies["dense"] == energies["admm"] == energies["circulant"]
+    dense = reports["dense"]["hardware"]
+    base = dense["energy_baselines"]
+    assert base["float32_sram"]["energy_pj"] < base["float32_dram"]["energy_pj"]
+    # the same model uncompressed does the plain 8-bit PTQ build's work: the ratio is about 1
+    assert base["uncompressed"]["work"]["multiplies"] == dense["work"]["multiplies"]
+    assert base["uncompressed"]["ratio"] == pytest.approx(1.0, abs=0.05)
+    # what compression saved: the ADMM build (90% pruned, 4-bit, neurons removed) saves most
+    saved = {name: r["hardware"]["energy_baselines"]["uncompressed"]["ratio"] for name, r in reports.items()}
+    assert saved["admm"] > saved["circulant"] > saved["dense"]
+
+
+def test_cnn_baselines_count_every_output_position(digits_model, digits_npz, tmp_path):
+    cnn = digits_model.parent / "digits_cnn.onnx"
+    hw = _digits_build(cnn, digits_npz, tmp_path / "cnn")["hardware"]
+    base = hw["energy_baselines"]
+    assert base["float32_dram"]["work"]["multiplies"] == base["uncompressed"]["work"]["multiplies"]
+    assert base["uncompressed"]["work"]["multiplies"] == hw["work"]["multiplies"]  # convs: H_out * W_out uses
+    assert base["uncompressed"]["ratio"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_report_md_shows_the_three_baselines_and_what_compression_saved(digits_builds):
+    md = (digits_builds["admm"] / "report.md").read_text()
+    section = md[md.index("## Work and energy per inference") :]
+    hw = json.loads((digits_builds["admm"] / "report.json").read_text())["hardware"]
+    header = section.splitlines()[2]
+    assert "weights in DRAM" in header and "on-chip SRAM" in header and "uncompressed" in header
+    ratios = next(line for line in section.splitlines() if line.startswith("| **baseline / compiled**"))
+    for b in hw["energy_baselines"].values():
+        assert f"**{b['ratio']:g}x**" in ratios
+    saved = hw["energy_baselines"]["uncompressed"]["ratio"]
+    assert f"What compression saved: **{saved:g}x**" in section
+
+
+def test_compare_shows_the_three_energy_ratios(digits_builds):
+    from compiler.report.compare import compare
+
+    lines = compare(list(digits_builds.values())).splitlines()
+    header = lines[0]
+    assert all(h in header for h in ("float32 DRAM/compiled", "float32 SRAM/compiled", "uncompressed/compiled"))
+    admm = next(line for line in lines if line.startswith(str(digits_builds["admm"])))
+    saved = json.loads((digits_builds["admm"] / "report.json").read_text())["hardware"]["energy_baselines"]
+    assert f"{saved['uncompressed']['ratio']:,.1f}x" in admm or f"{saved['uncompressed']['ratio']:,.2f}x" in admm
+
+
+def test_report_written_before_the_baselines_still_renders_and_compares(digits_builds, tmp_path):
+    from compiler.report.compare import load_build
+    from compiler.report.report import render_markdown
+
+    report = json.loads((digits_builds["dense"] / "report.json").read_text())
+    del report["hardware"]["energy_baselines"]
+    md = render_markdown(report)
+    assert "float32, weights in DRAM" in md and "uncompressed" not in md.split("## Work and energy")[1].split("- ")[0]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "report.json").write_text(json.dumps(report))
+    row = load_build(old)
+    assert row["energy_ratio"] == report["hardware"]["energy_ratio"] and row["energy_ratio_uncompressed"] is None
+
+
 # ---- timing: cycles per inference, clock, latency, throughput (compiler/report/report.py) ----
 def test_simulated_cycles_replace_the_estimate():
     from compiler.report.report import set_cycles
@@ -144,7 +286,7 @@ def test_build_report_labels_cycles_as_estimate(tiny_build):
     assert hw["cycles_source"] == "estimate"
     assert hw["cycles_per_inference"] == hw["estimated_cycles_per_inference"] > 0
     assert hw["latency_us"] == pytest.approx(hw["cycles_per_inference"] / hw["clock_mhz"], abs=1e-3)
-    assert hw["clock_source"].startswith("assumption")
+    assert hw["clock_source"] == "assumed" and hw["clock_note"].startswith("assumption")
 
 
 @pytest.mark.slow
