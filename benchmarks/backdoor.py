@@ -119,25 +119,8 @@ def digits_case(work: Path, quick: bool) -> Case:
     )
 
 
-def make_digits_cnn():
-    """The bundled example's CNN (examples/make_example.py): conv3x3(8)-pool-conv3x3(16)-pool-64-10."""
-    import torch
-
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(64, 10),
-    )
-
-
 def digits_cnn_case(work: Path, quick: bool) -> Case:
-    from benchmarks.datasets import load_digits
+    from benchmarks.datasets import load_digits, make_digits_cnn
 
     x, y = load_digits()
     return make_case(

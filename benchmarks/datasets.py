@@ -144,6 +144,23 @@ def make_lenet5(n_classes: int = 10):
     )
 
 
+def make_digits_cnn():
+    """The bundled example's CNN (examples/make_example.py): conv3x3(8)-pool-conv3x3(16)-pool-64-10."""
+    import torch
+
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    )
+
+
 def make_cifar_cnn(n_classes: int = 10):
     """A small CIFAR-10 CNN for 3x32x32 input that trains on 2 CPU cores in minutes:
     three conv3x3 (16, 32, 32) - relu - pool2 stages, then 512-10."""

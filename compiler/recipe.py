@@ -20,16 +20,7 @@ def load_recipe(path: str | Path | None) -> dict:
     if path is None:
         return {}
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: no such file")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise RecipeError(_one_line(f"{path}: not valid TOML ({e})")) from None
-    except RecursionError:
-        raise RecipeError(f"{path}: not valid TOML (nested too deeply)") from None
-    except OSError as e:
-        raise RecipeError(f"{path}: cannot read ({e.strerror})") from None
+    doc = read_toml(path, RecipeError)
     if "passes" in doc and (why := _passes_problem(doc["passes"])):
         raise RecipeError(f"{path}: {why}")  # before flow_for reads it
     return doc
@@ -68,7 +59,7 @@ def validate_recipe(recipe: dict, layer_names: list[str], where: str = "recipe")
             problems += _check_table(key, table, layer_names)
     if problems:
         listing = problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + "; ".join(problems)
-        raise RecipeError(_one_line(f"{where}: {listing}"))
+        raise RecipeError(one_line(f"{where}: {listing}"))
 
 
 def _passes_problem(passes) -> str | None:
@@ -82,9 +73,24 @@ def _key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
-def _one_line(message: str) -> str:
+def one_line(message: str) -> str:
     """Errors print as one line: control characters (from keys or values) are escaped."""
     return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message)
+
+
+def read_toml(path: Path, error: type[ValueError]) -> dict:
+    """The TOML document in `path` (a recipe, a space); a missing, unreadable or invalid file is
+    `error` with one line naming it."""
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise error(one_line(f"{path}: not valid TOML ({e})")) from None
+    except RecursionError:
+        raise error(f"{path}: not valid TOML (nested too deeply)") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror})") from None
 
 
 def _declared(pass_name: str) -> dict[str, Option]:

@@ -43,9 +43,10 @@ from compiler import api
 from compiler.explore.metrics import point_metrics, value_of
 from compiler.explore.pareto import pareto_mask
 from compiler.explore.search import GridProposer, OptunaProposer
-from compiler.explore.space import Point, Space, SpaceError, dump_toml, load_space, one_line
+from compiler.explore.space import Point, Space, SpaceError, dump_toml, load_space
 from compiler.outdir import OutDirError, build_lock, check_place, read_manifest
 from compiler.parallel import TaskFailed, task_pool
+from compiler.recipe import one_line
 
 MARKER = ".mpc-explore.json"
 MARKER_FORMAT = 1

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.explore.metrics import SYNTH_KEYS, Objective, ObjectiveError, parse_objective
+from compiler.recipe import one_line, read_toml
 
 EXPLORE = "explore"
 DEFAULT_OBJECTIVES = ["compiled.test_accuracy", "model.compression_ratio", "hardware.energy_pj.compiled"]
@@ -151,18 +152,7 @@ def point_id(recipe: dict, target: str, seed: int, run: RunSettings) -> str:
 # ---- reading SPACE.toml ---------------------------------------------------------------------
 def load_space(path: str | Path) -> Space:
     path = Path(path)
-    where = str(path)
-    if not path.is_file():
-        raise SpaceError(f"{where}: no such file")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SpaceError(one_line(f"{where}: not valid TOML ({e})")) from None
-    except RecursionError:
-        raise SpaceError(f"{where}: not valid TOML (nested too deeply)") from None
-    except OSError as e:
-        raise SpaceError(f"{where}: cannot read ({e.strerror})") from None
-    return parse_space(doc, path)
+    return parse_space(read_toml(path, SpaceError), path)
 
 
 def parse_space(doc: dict, path: Path) -> Space:
@@ -338,11 +328,6 @@ def _where(path: tuple[str, ...]) -> str:
     if len(path) == 1:
         return _key(path[0])
     return f"[{'.'.join(_key(p) for p in path[:-1])}] {_key(path[-1])}"
-
-
-def one_line(message: str) -> str:
-    """Errors print as one line: control characters (from keys or values) are escaped."""
-    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message)
 
 
 # ---- writing a point's RECIPE.toml ----------------------------------------------------------
