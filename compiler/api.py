@@ -59,9 +59,11 @@ def compile(
     progress: bool = True,
     audit: bool = False,
     synth_timeout: float | None = 300.0,
+    place_and_route: bool = True,
 ) -> dict:
     """Compile MODEL.onnx into OUT/; return the report (also in OUT/report.json).
     `synth_timeout`: seconds allowed to yosys synthesis (None: no synthesis).
+    `place_and_route`: for an iCE40 target, place, route and pack the fitted design (docs/fpga.md).
     `audit`: run `audit(OUT)` with the default attacks as the last stage (needs data)."""
     out = Path(out)
     inputs = [("input model", model), ("data file", data), ("recipe", recipe)]
@@ -80,7 +82,9 @@ def compile(
             ctx = Context(data=dataset, recipe=recipe_doc, target=target, seed=seed, log=log, progress=progress)
             with build_lock(out):  # a second build into OUT fails at once; held through the audit
                 check_target(out, force, inputs)
-                report = _build(graph, ctx, flow, Path(model), out, force, synth_timeout, original=original)
+                report = _build(
+                    graph, ctx, flow, Path(model), out, force, synth_timeout, original=original, pnr=place_and_route
+                )
                 if audit:
                     report["privacy"] = _audit_stage(out, seed=seed, data=data, log=log, progress=progress)
         except (OutDirError, *USER_ERRORS) as e:
@@ -209,6 +213,7 @@ def _build(
     force: bool,
     synth_timeout: float | None = None,
     original: Graph | None = None,
+    pnr: bool = True,
 ) -> dict:
     from compiler.backends.onnx import save_onnx
     from compiler.exec import golden, predict_classes
@@ -223,7 +228,7 @@ def _build(
             if not compiled.is_integer:
                 raise PassError(f"the flow {flow} does not end in an integer graph: it must end with 'lower'")
             # Verilog, synthesis; for an iCE40 device the plan fitted to it, placed and routed
-            compiled, design, synthesis, device = hardware(graph, flow, compiled, ctx, tmp, synth_timeout)
+            compiled, design, synthesis, device = hardware(graph, flow, compiled, ctx, tmp, synth_timeout, pnr)
             compiled.save(tmp)
             save_onnx(compiled, tmp / "model.int.onnx")
             onnx_check = _check_onnx_against_golden(tmp / "model.int.onnx", compiled, ctx.data)

@@ -134,6 +134,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     c.add_argument("--audit", action="store_true", help="run `mpc audit OUT` (default attacks) as the last stage")
     c.add_argument(
+        "--no-pnr",
+        action="store_true",
+        help="iCE40 targets: fit the design to the device by synthesis, but do not place and route it (no Fmax, "
+        "no bitstream; the clock in the report is then assumed)",
+    )
+    c.add_argument(
         "--no-synth",
         action="store_true",
         help="skip yosys synthesis, and for an iCE40 target the fitting and place and route (the report notes it)",
@@ -308,6 +314,7 @@ def _run(args) -> int:
                 progress=not args.quiet,
                 audit=args.audit,
                 synth_timeout=None if args.no_synth else args.synth_timeout,
+                place_and_route=not args.no_pnr,
             )
             print(_compile_summary(report, args.out))
             return 0

@@ -51,6 +51,19 @@ def test_demo_fits_places_routes_and_times_on_an_up5k(digits_model, digits_npz, 
 
 @pytest.mark.slow
 @needs_tools
+def test_no_pnr_fits_by_synthesis_and_assumes_the_board_clock(digits_model, digits_npz, tmp_path):
+    report = api.compile(
+        digits_model, digits_npz, tmp_path / "fit", target="ice40-up5k", place_and_route=False, **QUIET
+    )
+    hw = report["hardware"]
+    assert hw["fit"]["chosen_multipliers"] >= 1 and hw["place_and_route"] is None and hw["bitstream"] is None
+    assert hw["clock_source"] == "assumed" and hw["clock_mhz"] == 12.0
+    assert all(used <= available for used, available in hw["utilization"].values())
+    assert not (tmp_path / "fit" / "fpga").exists()
+
+
+@pytest.mark.slow
+@needs_tools
 def test_xc7a35t_counts_resources_against_the_part(digits_model, digits_npz, tmp_path):
     report = api.compile(digits_model, digits_npz, tmp_path / "xc7", target="xc7a35t", **QUIET)
     hw = report["hardware"]

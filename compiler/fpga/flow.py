@@ -26,9 +26,10 @@ from compiler.report.synth import NETLIST, synthesize
 CLOCK_NOTE_MEASURED = "measured: nextpnr-ice40's timing analysis of the routed design (Fmax of its clock)"
 
 
-def hardware(start: Graph, flow: list[str], compiled: Graph, ctx, tmp: Path, timeout_s: float | None):
+def hardware(start: Graph, flow: list[str], compiled: Graph, ctx, tmp: Path, timeout_s: float | None, pnr=True):
     """(compiled graph, design, synthesis or None, fpga record or None) for the build in `tmp`.
-    `start` is the graph the flow began with; the plan may change (a fitted device design)."""
+    `start` is the graph the flow began with; the plan may change (a fitted device design).
+    `pnr=False`: fit by synthesis, but do not place and route (the clock stays assumed)."""
     device = device_for(ctx.target)
     if device is None or not device.open_flow or timeout_s is None:
         design = write_verilog(compiled, tmp / "rtl")
@@ -36,15 +37,17 @@ def hardware(start: Graph, flow: list[str], compiled: Graph, ctx, tmp: Path, tim
         return compiled, design, synthesis, counted(device, synthesis) if device else None
     lowered = _lowered(start, flow, tmp)
     chosen, tried = fit(lowered, ctx, device, tmp / "fit", timeout_s, _plan, write_verilog, synthesize)
-    pnr = _route(chosen, device, tmp, timeout_s, ctx)
-    while placement_refused(pnr) and given_multipliers(ctx.recipe) is None:  # synthesis fitted it, placement not
+    routed = _route(chosen, device, tmp, timeout_s, ctx) if pnr else None
+    while (
+        routed and placement_refused(routed) and given_multipliers(ctx.recipe) is None
+    ):  # synthesis fitted it, placement not
         smaller = step_down(
             lowered, chosen, tried, ctx, device, tmp / "fit", timeout_s, _plan, write_verilog, synthesize
         )
         if smaller is None:
             break
         ctx.log(f"      place and route refused multipliers {chosen.multipliers}: trying {smaller.multipliers}")
-        chosen, pnr = smaller, _route(smaller, device, tmp, timeout_s, ctx)
+        chosen, routed = smaller, _route(smaller, device, tmp, timeout_s, ctx)
     for part in ("rtl", "synth"):
         shutil.move(chosen.folder / part, tmp / part)
     shutil.rmtree(tmp / "fit")
@@ -53,8 +56,11 @@ def hardware(start: Graph, flow: list[str], compiled: Graph, ctx, tmp: Path, tim
         "device": device.target,
         "part": device.part,
         "fit": {"chosen_multipliers": chosen.multipliers, "attempts": [a.record() for a in sorted(tried, key=_m)]},
-        "place_and_route": pnr,
+        "place_and_route": routed,
     }
+    if routed is None:  # fitted by synthesis alone: the fit's counts against the device
+        capacity = device.capacity()
+        record["utilization"] = {k: [v, capacity[k]] for k, v in chosen.usage.items()}
     return chosen.graph, chosen.design, chosen.synthesis, record
 
 
