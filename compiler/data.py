@@ -32,43 +32,59 @@ def load_data(path: str | Path, input_shape: tuple[int, ...], n_classes: int, la
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    arrays = _read_npz(path)
+    arrays = read_npz(path, REQUIRED)
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if layout == "nhwc" and len(input_shape) == 3 and x.ndim >= 1:
-            c, h, w = input_shape
-            if tuple(x.shape[1:]) != (h, w, c) and _same_but_unit_axes(x.shape[1:], (h, w, c)):
-                x = x.reshape(len(x), h, w, c)
-            if tuple(x.shape[1:]) == (h, w, c):
-                x = x.transpose(0, 3, 1, 2)
+        x = as_model_rows(x, input_shape, layout)
         arrays[f"x_{split}"] = _check_x(path, f"x_{split}", x, input_shape)
         # a one-output model is a binary classifier: labels 0 and 1
         arrays[f"y_{split}"] = _check_y(path, f"y_{split}", y, len(x), max(n_classes, 2))
     return Dataset(**arrays, path=str(path))
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The REQUIRED arrays, never unpickling anything."""
+def read_npz(
+    path: Path, names: tuple[str, ...], error: type[ValueError] = DataError, missing_label: str = "array(s) "
+) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz file, never unpickling anything (DATA.npz here, the audit's
+    TRIGGER.npz): a foreign, truncated or pickled file, a single .npy, a missing or unreadable
+    array is `error`, one line naming the file and the array."""
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as e:  # a pickle, a truncated or foreign file
-        raise DataError(_one_line(f"{path}: not a readable .npz file ({type(e).__name__}: {e})")) from None
+        raise error(_one_line(f"{path}: not a readable .npz file ({type(e).__name__}: {e})")) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: a single .npy array, not an .npz file with {', '.join(REQUIRED)}")
+        raise error(f"{path}: a single .npy array, not an .npz file with {', '.join(names)}")
     with npz:
-        names = ", ".join(repr(f) for f in npz.files) or "none"
-        missing = [k for k in REQUIRED if k not in npz.files]
+        found = ", ".join(repr(f) for f in npz.files) or "none"
+        missing = [k for k in names if k not in npz.files]
         if missing:
-            raise DataError(
-                _one_line(f"{path}: missing array(s) {', '.join(missing)} (need {', '.join(REQUIRED)}; found {names})")
-            )
+            need = ", ".join(names)
+            raise error(_one_line(f"{path}: missing {missing_label}{', '.join(missing)} (need {need}; found {found})"))
         arrays = {}
-        for k in REQUIRED:
+        for k in names:
             try:
                 arrays[k] = npz[k]
             except Exception as e:  # object arrays (pickles), damaged members
-                raise DataError(_one_line(f"{path}: {k} is unreadable ({type(e).__name__}: {e})")) from None
+                raise error(_one_line(f"{path}: {k} is unreadable ({type(e).__name__}: {e})")) from None
     return arrays
+
+
+def as_model_rows(x: np.ndarray, input_shape: tuple[int, ...], layout: str | None = None) -> np.ndarray:
+    """Rows x [N, ...] in the model's (NCHW) input shape where they hold the same values: an NHWC
+    model's [N, H, W, C] rows transposed (docs/ir.md, "Import normalization"), a missing or extra
+    axis of size one added or dropped (e.g. (N, 8, 8) images for a (1, 8, 8) input). Any other
+    shape comes back as it is, for the caller to refuse by name."""
+    if x.ndim == 0:
+        return x
+    if layout == "nhwc" and len(input_shape) == 3:
+        c, h, w = input_shape
+        if tuple(x.shape[1:]) != (h, w, c) and _same_but_unit_axes(x.shape[1:], (h, w, c)):
+            x = x.reshape(len(x), h, w, c)
+        if tuple(x.shape[1:]) == (h, w, c):
+            x = x.transpose(0, 3, 1, 2)
+    if tuple(x.shape[1:]) != tuple(input_shape) and _same_but_unit_axes(x.shape[1:], input_shape):
+        x = x.reshape(len(x), *input_shape)
+    return x
 
 
 def _one_line(message: str) -> str:
@@ -80,8 +96,6 @@ def _check_x(path, name, x, input_shape) -> np.ndarray:
         raise DataError(f"{path}: {name} has dtype {x.dtype}; need a numeric array")
     if x.ndim == 0:
         raise DataError(f"{path}: {name} is a scalar; the model expects (N, {', '.join(map(str, input_shape))})")
-    if tuple(x.shape[1:]) != tuple(input_shape) and _same_but_unit_axes(x.shape[1:], input_shape):
-        x = x.reshape(len(x), *input_shape)  # e.g. (N, 8, 8) images for a (1, 8, 8) model input
     if tuple(x.shape[1:]) != tuple(input_shape):
         raise DataError(
             f"{path}: {name} has shape {x.shape}; the model expects (N, {', '.join(map(str, input_shape))})"

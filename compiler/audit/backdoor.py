@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler.data import as_model_rows, read_npz
+
 
 class TriggerError(ValueError):
     """The trigger file cannot be used with this model; the message names the file and field."""
@@ -39,21 +41,7 @@ def load_trigger(path: str | Path, input_shape: tuple[int, ...], n_classes: int,
     path = Path(path)
     if not path.is_file():
         raise TriggerError(f"{path}: no such trigger file")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except Exception as e:  # a pickle, a truncated or foreign file
-        raise TriggerError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})".replace("\n", " ")) from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise TriggerError(f"{path}: a single .npy array, not an .npz file with mask, pattern and target")
-    with npz:
-        missing = [k for k in ("mask", "pattern", "target") if k not in npz.files]
-        if missing:
-            found = ", ".join(map(repr, npz.files)) or "none"
-            raise TriggerError(f"{path}: missing {', '.join(missing)} (need mask, pattern, target; found {found})")
-        try:
-            arrays = {k: npz[k] for k in ("mask", "pattern", "target")}
-        except Exception as e:  # object arrays, damaged members
-            raise TriggerError(f"{path}: unreadable array ({type(e).__name__}: {e})".replace("\n", " ")) from None
+    arrays = read_npz(path, ("mask", "pattern", "target"), TriggerError, missing_label="")
     mask = _input_array(path, "mask", arrays["mask"], input_shape, layout)
     pattern = _input_array(path, "pattern", arrays["pattern"], input_shape, layout)
     if mask.min() < 0 or mask.max() > 1:
@@ -62,16 +50,14 @@ def load_trigger(path: str | Path, input_shape: tuple[int, ...], n_classes: int,
 
 
 def _input_array(path: Path, name: str, a: np.ndarray, input_shape: tuple[int, ...], layout: str | None) -> np.ndarray:
+    """One row of x, as DATA.npz's rows are read (compiler/data.py: NHWC, axes of size one)."""
     if a.dtype.kind not in "fiub":
         raise TriggerError(f"{path}: {name} has dtype {a.dtype}; need a numeric array")
     shape = tuple(input_shape)
-    if layout == "nhwc" and len(shape) == 3 and a.shape == (shape[1], shape[2], shape[0]):
-        a = a.transpose(2, 0, 1)
-    if a.shape != shape and [d for d in a.shape if d != 1] == [d for d in shape if d != 1]:
-        a = a.reshape(shape)  # a missing or extra axis of one, as compiler/data.py accepts for x
-    if a.shape != shape:
+    rows = as_model_rows(a[None], shape, layout)
+    if rows.shape[1:] != shape:
         raise TriggerError(f"{path}: {name} has shape {a.shape}; the model's input is {shape} (one row of x)")
-    a = a.astype(np.float32)
+    a = rows[0].astype(np.float32)
     if not np.all(np.isfinite(a)):
         raise TriggerError(f"{path}: {name} contains NaN or Inf")
     return a

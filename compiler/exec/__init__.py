@@ -21,9 +21,14 @@ def predict_classes(graph: Graph, x: np.ndarray) -> np.ndarray:
         from compiler.exec import golden
 
         return golden.run(graph, x).classes
-    outputs = predict_logits(graph, x)
+    return classes_from_outputs(graph, predict_logits(graph, x))
+
+
+def classes_from_outputs(graph: Graph, outputs: np.ndarray) -> np.ndarray:
+    """A float model's decision from its outputs: the argmax, or for a binary classifier class
+    1 at or above its threshold."""
     kind = binary_output(graph)
-    if kind is not None:  # a binary classifier: class 1 at or above the threshold
+    if kind is not None:
         return (outputs[:, 0] >= BINARY_THRESHOLDS[kind]).astype(np.int64)
     return np.argmax(outputs, axis=-1)
 

@@ -155,8 +155,7 @@ def _attempt(lowered, ctx, device, folder, m, timeout_s, plan, write_verilog, sy
 def _usage(synthesis: dict, design: dict) -> dict[str, int]:
     if synthesis["status"] != "ok":
         return {}
-    serial = design.get("serial_top")
-    pins = len(serial["pins"]) if serial else _top_pins(design)
+    pins = len(design["serial_top"]["pins"])  # the board top is what a device gets (compiler/backends/serial.py)
     # A logic cell holds one LUT4, one flip-flop and a carry; a flip-flop shares a cell only with
     # the LUT that drives it, so LUT4s + flip-flops bounds the cells from above (nextpnr packed
     # 91-96% of that on the designs we measured; the max of the two underestimated by up to 34%)
@@ -168,12 +167,6 @@ def _usage(synthesis: dict, design: dict) -> dict[str, int]:
         "block_ram": int(synthesis["bram"]),
         "io": pins,
     }
-
-
-def _top_pins(design: dict) -> int:
-    """Pins of the bare stream top (no board wrapper): clock, reset, handshakes, data, logits."""
-    ports = design.get("ports", {})
-    return sum(int(p.get("bits", 1)) for p in ports.values()) if isinstance(ports, dict) and ports else 0
 
 
 def _usage_text(usage: dict, device: Device) -> str:

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from compiler.exec import class_logits
+from compiler.exec import classes_from_outputs, predict_classes
 from compiler.exec.torch import GraphModule, fixed_threads
 from compiler.exec.train import TrainConfig, train
 from compiler.ir import Graph, Node
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, register
-from compiler.passes.shrink import find_boundaries, remove_and_log
+from compiler.passes.shrink import find_boundaries, original_outputs, remove_and_log
 
 EVAL_BATCH = 1024
 
@@ -74,7 +74,7 @@ class FinePrune(Pass):
             record |= {
                 "units_before": len(activation),
                 "mean_activation": [round(float(a), 6) for a in activation],
-                "pruned": [_original_unit(layer, u) for u in pruned],
+                "pruned": [int(original_outputs(graph, layer)[u]) for u in pruned],
                 "steps": steps,
             }
             g = _zero_units(g, layer, pruned)
@@ -166,6 +166,7 @@ def prune_dormant(
     w, b = module.param(layer.inputs[1]), (module.param(layer.inputs[2]) if len(layer.inputs) > 2 else None)
     base = _module_accuracy(module, graph, x, y)
     steps = [{"pruned": 0, "unit": None, "accuracy": round(base, 6)}]
+    original = original_outputs(graph, layer)
     pruned: list[int] = []
     for unit in np.argsort(activation, kind="stable")[:-1]:
         with torch.no_grad():
@@ -173,7 +174,7 @@ def prune_dormant(
             if b is not None:
                 b[unit] = 0
         acc = _module_accuracy(module, graph, x, y)
-        steps.append({"pruned": len(pruned) + 1, "unit": _original_unit(layer, int(unit)), "accuracy": round(acc, 6)})
+        steps.append({"pruned": len(pruned) + 1, "unit": int(original[unit]), "accuracy": round(acc, 6)})
         if base - acc > max_drop:
             break  # this unit stays: the network before it was the last one within budget
         pruned.append(int(unit))
@@ -185,12 +186,12 @@ def _module_accuracy(module: GraphModule, graph: Graph, x: np.ndarray, y: np.nda
     with torch.no_grad(), fixed_threads():
         for i in range(0, len(x), EVAL_BATCH):
             out = module(torch.from_numpy(np.asarray(x[i : i + EVAL_BATCH], np.float32))).numpy()
-            correct += int((np.argmax(class_logits(graph, out), axis=1) == y[i : i + EVAL_BATCH]).sum())
+            correct += int((classes_from_outputs(graph, out) == y[i : i + EVAL_BATCH]).sum())
     return correct / len(x)
 
 
 def accuracy(graph: Graph, x: np.ndarray, y: np.ndarray) -> float:
-    return _module_accuracy(GraphModule(graph).eval(), graph, x, y)
+    return float((predict_classes(graph, x) == y).mean())
 
 
 def _zero_units(graph: Graph, layer: Node, units: list[int]) -> Graph:
@@ -200,13 +201,6 @@ def _zero_units(graph: Graph, layer: Node, units: list[int]) -> Graph:
             g.params[p] = g.params[p].copy()
             g.params[p][units] = 0
     return g
-
-
-def _original_unit(layer: Node, unit: int) -> int:
-    """A unit's index in the layer as imported (an earlier pass may have removed some)."""
-    removed = layer.annotations.get("removed_outputs", [])
-    kept = np.setdiff1d(np.arange(unit + 1 + len(removed)), removed)
-    return int(kept[unit])
 
 
 def _fine_tune(g: Graph, ctx, opts: dict, x: np.ndarray, y: np.ndarray, layer: str, pruned: list[int]) -> Graph:

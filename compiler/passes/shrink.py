@@ -115,6 +115,11 @@ def remove_and_log(graph: Graph, ctx, pass_name: str) -> Graph:
     return g
 
 
+def original_outputs(g: Graph, node: Node) -> np.ndarray:
+    """For each current output (row, filter) of a layer, its index in the layer as imported."""
+    return _Origin.of(g, node).outputs
+
+
 # ---- the path from A to B -------------------------------------------------------------------
 def _next_layer(g: Graph, a: Node) -> tuple[Node, bool] | None:
     """The layer that reads A's output through zero-preserving ops only, and whether a relu is

@@ -12,6 +12,7 @@ import numpy as np
 from compiler.hw.base import output_positions
 from compiler.ir import Graph
 from compiler.report.energy import energy_section, imported_layers
+from compiler.report.synth import flow_of
 
 SCHEMA_VERSION = 1
 
@@ -311,8 +312,6 @@ def hardware_costs(
     """Synthesis resources, the device's utilisation and Fmax (or the assumed clock), work and
     energy (the baselines price `baseline_layers`, energy.imported_layers): fields of report.json
     `hardware`."""
-    from compiler.report.synth import flow_of
-
     if synthesis is None:
         synthesis = {"status": "skipped", "note": "synthesis not run (mpc compile --no-synth)"}
     flow = flow_of(target)
@@ -431,8 +430,6 @@ def _synthesis_line(hw: dict, target: str) -> str:
     syn = hw["synthesis"]
     if syn["status"] != "ok":
         return f"synthesis {syn['status']}: {syn['note']}"
-    from compiler.report.synth import flow_of
-
     if flow_of(target) == "ice40":
         cost = f"LUT4 {hw['lut']:,}, FF {hw['ff']:,}, SB_MAC16 {hw['dsp']:,}, block RAM (4 Kb) {hw['bram']:,}"
     elif flow_of(target) == "fpga":

@@ -21,6 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from compiler.fpga.devices import TARGETS, device_for, target_kind
 from sim.runner import run_in_group
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -78,8 +79,6 @@ NETLIST = "netlist.json"  # synth_ice40's output, nextpnr-ice40's input (in the 
 
 def flow_of(target: str) -> str:
     """The synthesis flow of a target: "fpga" (7-series), "ice40" or "asic"."""
-    from compiler.fpga.devices import TARGETS, device_for, target_kind
-
     if target not in TARGETS:
         return target  # no flow: synthesize() says so
     device = device_for(target)
