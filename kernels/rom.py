@@ -7,9 +7,15 @@ Sparse entry ROM (rtl/sparse_mac.v): the words of a kernels.sparse_mac.SparseEnc
 order; entry p of a word at bits [p*(w_bits+D) +: w_bits+D] (D = delta_bits), the weight in
 two's complement at its low w_bits bits, the unsigned delta at the next D bits.
 Row-count ROM: one unsigned word per row, the number of entry words of that row (>= 1).
+
+Protected ROMs (kernels/rom_protect.py, docs/fixed-point.md "Protected ROMs"): write_mem with
+protection "parity" or "secded" stores each word as its codeword, the data bits low and the
+check bits above them; the layouts above describe the data bits.
 """
 
 import numpy as np
+
+from kernels.rom_protect import codeword_bits, encode_words
 
 
 def twos_complement(value: int, bits: int) -> int:
@@ -66,11 +72,17 @@ def row_count_words(enc) -> list[int]:
     return counts
 
 
-def write_mem(path, words: list[int], width: int) -> None:
-    """Write `words` for $readmemh: one word per line, ceil(width / 4) hex digits."""
+def write_mem(path, words: list[int], width: int, protection: str = "none") -> None:
+    """Write `words` for $readmemh: one word per line, ceil(stored width / 4) hex digits. With
+    protection "parity" or "secded" (kernels/rom_protect.py) each `width`-bit word is stored as
+    its codeword of codeword_bits(width, protection) bits; "none" writes the words as they are."""
+    for word in words:
+        if not 0 <= word < (1 << width):
+            raise ValueError(f"word {word:#x} does not fit in {width} bits")
+    if protection != "none":
+        words = encode_words(words, width, protection)
+        width = codeword_bits(width, protection)
     digits = -(-width // 4)
     with open(path, "w") as f:
         for word in words:
-            if not 0 <= word < (1 << width):
-                raise ValueError(f"word {word:#x} does not fit in {width} bits")
             f.write(f"{word:0{digits}x}\n")

@@ -23,6 +23,20 @@
 // TW_FILE holds B/2 words of 2*(TW_FRAC+2) bits, word k = {sin_q[k], cos_q[k]}. B_FILE holds
 // N_OUT words of B_BITS bits. B is a power of two >= 2; B_BITS <= ACC_BITS.
 //
+// Protected ROMs (PROTECT; kernels/rom_protect.py, docs/fixed-point.md "Protected ROMs"): with
+// PROTECT = 1 (even parity) or 2 (SECDED) each word of the three ROMs is stored as its
+// codeword, the data bits low and the check bits above them (kernels.rom.write_mem(...,
+// protection=...); kernels/circulant_rom.py write_circulant_roms): W_FILE words are
+// 2*SPEC_BITS + C(2*SPEC_BITS) bits, TW_FILE words 2*(TW_FRAC+2) + C(2*(TW_FRAC+2)), B_FILE
+// words B_BITS + C(B_BITS), with C(D) = 0 (PROTECT 0), 1 (PROTECT 1) or
+// $clog2(D + 1 + $clog2(D + 1)) + 1 (PROTECT 2). Each read (the registered spectra read, the
+// twiddle and bias reads) is decoded by rtl/rom_check.v in the same cycle (no added cycle: the
+// timing below holds for every PROTECT). `fault` is sticky, cleared by rst: it rises at the
+// edge after a used word decodes as detected (parity: an odd number of flips; SECDED: two): a
+// spectra word in the cycle its pair is accumulated, a twiddle in a butterfly cycle, a bias
+// word in an output cycle. SECDED corrects a single flip silently. With PROTECT = 0 fault
+// stays low.
+//
 // Timing (clock edges at which the in/out handshakes complete), with L = log2(B):
 //   load  N_IN cycles (in_ready high only while loading);
 //   per input block:  B (fill) + L*B/2 (butterflies) + H (store spectrum) cycles;
@@ -54,6 +68,7 @@ module circulant_mac #(
     parameter SHIFT      = 10,
     parameter RELU       = 1,
     parameter REQUANT    = 1,
+    parameter PROTECT    = 0,      // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
     parameter W_FILE     = "spectra.mem",
     parameter TW_FILE    = "twiddles.mem",
     parameter B_FILE     = "bias.mem"
@@ -65,7 +80,8 @@ module circulant_mac #(
     input  wire signed [IN_BITS-1:0] in_data,
     output wire                out_valid,
     input  wire                out_ready,
-    output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data
+    output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data,
+    output wire                fault           // sticky: a used ROM word was uncorrectable
 );
     localparam L       = $clog2(B);
     localparam HB      = B / 2;
@@ -76,6 +92,13 @@ module circulant_mac #(
     localparam MB      = (TW_BITS > SPEC_BITS) ? TW_BITS : SPEC_BITS;   // multiplier B operand
     localparam CW      = DATA_BITS + MB + 1;           // a complex product's real/imag part
     localparam SUM_W   = DATA_BITS + 2;                // a +- t before halving
+    // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
+    localparam WD      = 2 * SPEC_BITS;
+    localparam TD      = 2 * TW_BITS;
+    localparam W_CODE  = WD + ((PROTECT == 2) ? $clog2(WD + 1 + $clog2(WD + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
+    localparam TW_CODE = TD + ((PROTECT == 2) ? $clog2(TD + 1 + $clog2(TD + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
+    localparam B_CODE  = B_BITS + ((PROTECT == 2) ? $clog2(B_BITS + 1 + $clog2(B_BITS + 1)) + 1 :
+                                   (PROTECT == 1) ? 1 : 0);
 
     localparam XA_BITS  = (Q * B > 1) ? $clog2(Q * B) : 1;
     localparam SA_BITS  = (Q * H > 1) ? $clog2(Q * H) : 1;
@@ -109,9 +132,9 @@ module circulant_mac #(
                      S_MAC  = 3'd4, S_DRAIN = 3'd5, S_OUT = 3'd6;
 
     // ---------------------------------------------------------------- memories
-    reg [2*SPEC_BITS-1:0]    w_rom  [0:P*Q*H-1];
-    reg [2*TW_BITS-1:0]      tw_rom [0:HB-1];
-    reg [B_BITS-1:0]         b_rom  [0:N_OUT-1];
+    reg [W_CODE-1:0]         w_rom  [0:P*Q*H-1];    // codewords (PROTECT = 0: the words)
+    reg [TW_CODE-1:0]        tw_rom [0:HB-1];
+    reg [B_CODE-1:0]         b_rom  [0:N_OUT-1];
     reg [IN_BITS-1:0]        x_mem  [0:Q*B-1];      // input vector (past N_IN: never read)
     reg [2*XS_BITS-1:0]      xs_mem [0:Q*H-1];      // input spectra, word k*Q + j = {im, re}
     reg signed [DATA_BITS-1:0] buf_re [0:B-1];      // the in-place FFT buffer
@@ -173,9 +196,10 @@ module circulant_mac #(
     // ---------------------------------------------------------------- shared complex multiplier
     // The spectral operands (the large memories) are read through registers, block-RAM
     // style: the pair issued in one S_MAC cycle is multiplied and accumulated in the next,
-    // tagged by the prod_* registers; S_DRAIN finishes the last pair.
-    wire [2*TW_BITS-1:0]   tw_word = tw_rom[tw_addr];
-    reg  [2*SPEC_BITS-1:0] w_word;
+    // tagged by the prod_* registers; S_DRAIN finishes the last pair. ROM words are decoded
+    // after their read (rtl/rom_check.v, combinational; a pass-through with PROTECT = 0).
+    wire [TW_CODE-1:0]     tw_code = tw_rom[tw_addr];
+    reg  [W_CODE-1:0]      w_code;
     reg  [2*XS_BITS-1:0]   xs_word;
     reg                    prod_valid;   // w_word, xs_word hold a pair to accumulate
     reg                    prod_first;   // ... of input block j = 0
@@ -183,7 +207,7 @@ module circulant_mac #(
     reg  [L-1:0]           prod_bin;     // ... of bin k
 
     always @(posedge clk) begin
-        w_word     <= w_rom[w_addr];
+        w_code     <= w_rom[w_addr];
         xs_word    <= xs_mem[s_addr];
         prod_first <= (blk_j == 0);
         prod_last  <= (blk_j == J_END);
@@ -194,6 +218,16 @@ module circulant_mac #(
         if (rst) prod_valid <= 1'b0;
         else     prod_valid <= (state == S_MAC);
     end
+
+    wire [2*TW_BITS-1:0]   tw_word;
+    wire [2*SPEC_BITS-1:0] w_word;
+    wire                   w_detected, tw_detected, unused_w_corrected, unused_tw_corrected;
+    rom_check #(.DATA_BITS(WD), .PROTECT(PROTECT)) u_w_check (
+        .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
+    );
+    rom_check #(.DATA_BITS(TD), .PROTECT(PROTECT)) u_tw_check (
+        .code(tw_code), .data(tw_word), .corrected(unused_tw_corrected), .detected(tw_detected)
+    );
 
     wire signed [TW_BITS-1:0]   tw_cos = tw_word[TW_BITS-1:0];
     wire signed [TW_BITS-1:0]   tw_sin = tw_word[2*TW_BITS-1:TW_BITS];
@@ -259,7 +293,12 @@ module circulant_mac #(
     // ---------------------------------------------------------------- output value
     wire signed [ACC_BITS-1:0] conv;                  // round(Re v[n] / 2**IFFT_GUARD)
     circulant_round #(.IN_W(DATA_BITS), .OUT_W(ACC_BITS), .SHIFT(IFFT_GUARD)) u_conv (.v(top_re), .y(conv));
-    wire [B_BITS-1:0] b_word = b_rom[out_row];
+    wire [B_CODE-1:0] b_code = b_rom[out_row];
+    wire [B_BITS-1:0] b_word;
+    wire              b_detected, unused_b_corrected;
+    rom_check #(.DATA_BITS(B_BITS), .PROTECT(PROTECT)) u_b_check (
+        .code(b_code), .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
+    );
     wire signed [ACC_BITS-1:0] bias;
     circulant_round #(.IN_W(B_BITS), .OUT_W(ACC_BITS), .SHIFT(0)) u_bias (.v(b_word), .y(bias));
     wire signed [ACC_BITS-1:0] acc = conv + bias;
@@ -389,6 +428,19 @@ module circulant_mac #(
             endcase
         end
     end
+
+    // ---------------------------------------------------------------- ROM fault (sticky)
+    // A used word that decodes as detected: the spectra pair being accumulated (prod_valid;
+    // w_addr runs past the ROM between vectors, never with prod_valid), the twiddle of a
+    // butterfly, the bias of an output.
+    reg fault_seen;
+    always @(posedge clk) begin
+        if (rst) fault_seen <= 1'b0;
+        else if ((prod_valid && w_detected) || (state == S_BFLY && !prod_valid && tw_detected)
+                 || (state == S_OUT && b_detected))
+            fault_seen <= 1'b1;
+    end
+    assign fault = fault_seen;
 
     // ---------------------------------------------------------------- output register
     engine_output #(

@@ -25,6 +25,17 @@
 // [((p*P_K + j)*P_CI + l)*W_BITS +: W_BITS] (zero past C_OUT, C_IN, KH*KW). B_FILE holds NCG
 // words of P_CO*B_BITS bits (B[g*P_CO + p] at [p*B_BITS +: B_BITS]).
 //
+// Protected ROMs (PROTECT; kernels/rom_protect.py, docs/fixed-point.md "Protected ROMs"): with
+// PROTECT = 1 (even parity) or 2 (SECDED) each word of both ROMs is stored as its codeword, the
+// data bits low and the check bits above them (kernels.rom.write_mem(..., protection=...)):
+// W_FILE words are WD + C(WD) bits (WD = P_CO*P_K*P_CI*W_BITS), B_FILE words P_CO*B_BITS +
+// C(P_CO*B_BITS), with C(D) = 0 (PROTECT 0), 1 (PROTECT 1) or $clog2(D + 1 + $clog2(D + 1)) + 1
+// (PROTECT 2). Each registered read is decoded by rtl/rom_check.v in the same cycle (no added
+// cycle: the timing below holds for every PROTECT). `fault` is sticky, cleared by rst: it rises
+// at the edge after a used word decodes as detected (parity: an odd number of flips; SECDED:
+// two): a weight word read for an output, the bias word at a group's first read. SECDED
+// corrects a single flip silently. With PROTECT = 0 fault stays low.
+//
 // Line buffer: a ring of NROWS = KH + STRIDE input rows (W*NCW words each, block or LUT
 // RAM), its rows kept by rtl/line_rows.v (which documents the ring); the input elements are
 // packed P_CI to a word by rtl/word_pack.v. For P_K reads per cycle the ring is kept in P_K
@@ -81,6 +92,7 @@ module conv2d #(
     parameter SHIFT    = 7,
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
+    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
     parameter W_FILE   = "conv_w.mem",
     parameter B_FILE   = "conv_b.mem"
 ) (
@@ -91,7 +103,8 @@ module conv2d #(
     input  wire signed [IN_BITS-1:0] in_data,
     output wire                out_valid,
     input  wire                out_ready,
-    output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data
+    output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data,
+    output wire                fault           // sticky: a used ROM word was uncorrectable
 );
     localparam W_OUT     = (W + PAD_L + PAD_R - KW) / STRIDE + 1;
     localparam NCW       = (C_IN + P_CI - 1) / P_CI;      // line-buffer words per pixel
@@ -114,6 +127,11 @@ module conv2d #(
     localparam SPAN      = H + W + PAD_T + PAD_B + PAD_L + PAD_R + KH + KW + 2 * STRIDE
                            + LB_DEPTH + NCG + P_K;
     localparam CB        = $clog2(SPAN) + 2;
+    // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
+    localparam WD        = P_CO * LANES * W_BITS;
+    localparam BD        = P_CO * B_BITS;
+    localparam W_CODE    = WD + ((PROTECT == 2) ? $clog2(WD + 1 + $clog2(WD + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
+    localparam B_CODE    = BD + ((PROTECT == 2) ? $clog2(BD + 1 + $clog2(BD + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
 
     // Constants at the widths they are used at.
     localparam [31:0] H_32 = H, W_32 = W, S_32 = STRIDE, PL_32 = PAD_L;
@@ -140,8 +158,8 @@ module conv2d #(
     localparam signed [CB-1:0] C_RW    = RW_32[CB-1:0];
 
     // ---------------------------------------------------------------- memories
-    reg [P_CO*LANES*W_BITS-1:0] w_rom [0:W_DEPTH-1];
-    reg [P_CO*B_BITS-1:0]       b_rom [0:NCG-1];
+    reg [W_CODE-1:0]            w_rom [0:W_DEPTH-1];   // codewords (PROTECT = 0: the words)
+    reg [B_CODE-1:0]            b_rom [0:NCG-1];
     // the line-buffer ring: P_K copies in g_lane below
 
     initial begin
@@ -227,17 +245,29 @@ module conv2d #(
     end
 
     // ---------------------------------------------------------------- stage 1: reads
-    reg [P_CO*LANES*W_BITS-1:0] w_word;
-    reg [P_CO*B_BITS-1:0]       b_word;
+    // Registered ROM reads, decoded by rtl/rom_check.v (combinational; a pass-through with
+    // PROTECT = 0).
+    reg [W_CODE-1:0]            w_code;
+    reg [B_CODE-1:0]            b_code;
     wire [P_K*XW-1:0]           x_eff;    // the P_K words read, padding zeroed
     reg rd_valid, rd_first, rd_last, rd_cg_last;
 
     always @(posedge clk) begin
         if (advance) begin
-            w_word <= w_rom[w_addr];
-            b_word <= b_rom[b_addr];
+            w_code <= w_rom[w_addr];
+            b_code <= b_rom[b_addr];
         end
     end
+
+    wire [WD-1:0] w_word;
+    wire [BD-1:0] b_word;
+    wire          w_detected, b_detected, unused_w_corrected, unused_b_corrected;
+    rom_check #(.DATA_BITS(WD), .PROTECT(PROTECT)) u_w_check (
+        .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
+    );
+    rom_check #(.DATA_BITS(BD), .PROTECT(PROTECT)) u_b_check (
+        .code(b_code), .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
+    );
 
     always @(posedge clk) begin
         if (rst) begin
@@ -249,6 +279,15 @@ module conv2d #(
             rd_cg_last <= cg_last;
         end
     end
+
+    // ROM fault, sticky until rst: a used word (stage 1 valid; the bias only at a group's
+    // first read, where mac_lanes adds it) that decodes as detected.
+    reg fault_seen;
+    always @(posedge clk) begin
+        if (rst) fault_seen <= 1'b0;
+        else if (rd_valid && (w_detected || (rd_first && b_detected))) fault_seen <= 1'b1;
+    end
+    assign fault = fault_seen;
 
     // One ring copy per kernel position of a step. Lane j reads x[cw-th word, ry0 + ky_j,
     // cx0 + kx_j], position ks*P_K + j; padding, and positions past KH*KW, read word 0, zeroed.

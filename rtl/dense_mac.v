@@ -10,6 +10,17 @@
 // o*NCH + c packs W[o, c*P + p] at bits [p*W_BITS +: W_BITS] (zero past N_IN). B_FILE holds
 // N_OUT words of B_BITS bits. NCH = ceil(N_IN / P).
 //
+// Protected ROMs (PROTECT; kernels/rom_protect.py, docs/fixed-point.md "Protected ROMs"): with
+// PROTECT = 1 (even parity) or 2 (SECDED) each ROM word above is stored as its codeword, the
+// data bits low and the check bits above them (kernels.rom.write_mem(..., protection=...)):
+// W_FILE words are P*W_BITS + C(P*W_BITS) bits, B_FILE words B_BITS + C(B_BITS), with C(D) = 0
+// (PROTECT 0), 1 (PROTECT 1) or $clog2(D + 1 + $clog2(D + 1)) + 1 (PROTECT 2). Each registered
+// read is decoded by rtl/rom_check.v in the same cycle (no added cycle: the timing below holds
+// for every PROTECT). `fault` is sticky, cleared by rst: it rises at the edge after a read whose
+// word the engine uses (a weight word of a computed vector; the bias word at the first word of
+// an output) decodes as detected (parity: an odd number of flips; SECDED: two). SECDED corrects
+// a single flip silently. With PROTECT = 0 fault stays low.
+//
 // Requirements on the instantiator: ACC_BITS is wide enough that no accumulator overflows
 // (dense_accumulator_bits) and B_BITS <= ACC_BITS.
 //
@@ -41,6 +52,7 @@ module dense_mac #(
     parameter SHIFT    = 7,
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
+    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
     parameter W_FILE   = "weights.mem",
     parameter B_FILE   = "bias.mem"
 ) (
@@ -51,7 +63,8 @@ module dense_mac #(
     input  wire signed [IN_BITS-1:0] in_data,
     output wire                out_valid,
     input  wire                out_ready,
-    output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data
+    output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data,
+    output wire                fault           // sticky: a used ROM word was uncorrectable
 );
     localparam NCH        = (N_IN + P - 1) / P;          // ROM words per output
     localparam ROM_DEPTH  = N_OUT * NCH;
@@ -63,10 +76,16 @@ module dense_mac #(
     localparam [31:0] OIDX_END_32 = N_OUT - 1;
     localparam [CH_BITS-1:0]   CH_END    = CH_END_32[CH_BITS-1:0];
     localparam [OIDX_BITS-1:0] OIDX_END  = OIDX_END_32[OIDX_BITS-1:0];
+    // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
+    localparam W_DATA     = P * W_BITS;
+    localparam W_CODE     = W_DATA + ((PROTECT == 2) ? $clog2(W_DATA + 1 + $clog2(W_DATA + 1)) + 1 :
+                                      (PROTECT == 1) ? 1 : 0);
+    localparam B_CODE     = B_BITS + ((PROTECT == 2) ? $clog2(B_BITS + 1 + $clog2(B_BITS + 1)) + 1 :
+                                      (PROTECT == 1) ? 1 : 0);
 
     // ---------------------------------------------------------------- memories
-    reg [P*W_BITS-1:0]  w_rom [0:ROM_DEPTH-1];
-    reg [B_BITS-1:0]    b_rom [0:N_OUT-1];
+    reg [W_CODE-1:0]    w_rom [0:ROM_DEPTH-1];     // codewords (PROTECT = 0: the words)
+    reg [B_CODE-1:0]    b_rom [0:N_OUT-1];
     // Two input buffers (one loads while the other is read), P elements per word like w_rom;
     // buffer b, word c at address {b, c}.
     reg [P*IN_BITS-1:0] x_mem [0:(2 << CH_BITS)-1];
@@ -116,19 +135,30 @@ module dense_mac #(
     end
 
     // ---------------------------------------------------------------- stage 1: ROM reads
-    // Registered reads (block-RAM friendly), all enabled by `advance` so a stall freezes them.
-    reg [P*W_BITS-1:0]  w_word;
+    // Registered reads (block-RAM friendly), all enabled by `advance` so a stall freezes them,
+    // then decoded (rtl/rom_check.v, combinational; a pass-through with PROTECT = 0).
+    reg [W_CODE-1:0]    w_code;
     reg [P*IN_BITS-1:0] x_word;
-    reg [B_BITS-1:0]    b_word;
+    reg [B_CODE-1:0]    b_code;
     reg rd_valid, rd_first, rd_last;
 
     always @(posedge clk) begin
         if (advance) begin
-            w_word <= w_rom[w_addr];
+            w_code <= w_rom[w_addr];
             x_word <= x_mem[{read_buf, ch}];
-            b_word <= b_rom[out_idx];
+            b_code <= b_rom[out_idx];
         end
     end
+
+    wire [P*W_BITS-1:0] w_word;
+    wire [B_BITS-1:0]   b_word;
+    wire                w_detected, b_detected, unused_w_corrected, unused_b_corrected;
+    rom_check #(.DATA_BITS(W_DATA), .PROTECT(PROTECT)) u_w_check (
+        .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
+    );
+    rom_check #(.DATA_BITS(B_BITS), .PROTECT(PROTECT)) u_b_check (
+        .code(b_code), .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
+    );
 
     always @(posedge clk) begin
         if (rst) begin
@@ -139,6 +169,15 @@ module dense_mac #(
             rd_last  <= ch_last;
         end
     end
+
+    // ROM fault, sticky until rst: a used word (stage 1 valid; the bias only at an output's
+    // first word, where mac_lanes adds it) that decodes as detected.
+    reg fault_seen;
+    always @(posedge clk) begin
+        if (rst) fault_seen <= 1'b0;
+        else if (rd_valid && (w_detected || (rd_first && b_detected))) fault_seen <= 1'b1;
+    end
+    assign fault = fault_seen;
 
     // ------------------------------------------------------ stages 2, 3: P products, accumulate
     // (rtl/mac_lanes.v) acc holds a finished B[o] + W[o,:] . x while acc_done.

@@ -36,7 +36,11 @@
 // which FPGA bitstreams and simulators honour) holds everything for 15 cycles.
 //
 // Status: `busy` is high while a vector is being received, processed or answered; `error` is
-// sticky (until the next power-on) after a framing error or a discarded vector.
+// sticky (until the next power-on) after a framing error, a discarded vector, or a ROM fault of
+// the design: mpc_top's `fault` output (sticky until its reset, the power-on reset here), high
+// once a protected weight ROM word was read with an uncorrectable error (docs/fixed-point.md
+// "Protected ROMs"; replies keep coming, but their values are then not to be trusted). A
+// design built without ROM protection holds fault low. mpc_top must have the fault port.
 `default_nettype none
 /* verilator lint_off DECLFILENAME */
 module mpc_serial_top #(
@@ -220,11 +224,13 @@ module mpc_serial_top #(
     wire                            out_valid, out_ready;
     wire [N_CLASSES*LOGIT_BITS-1:0] out_logits;
     wire [CLASS_BITS-1:0]           out_argmax;
+    wire                            design_fault;     // sticky ROM fault (until rst)
 
     mpc_top u_design (
         .clk(clk), .rst(rst),
         .in_valid(have), .in_ready(in_ready), .in_data(in_word),
-        .out_valid(out_valid), .out_ready(out_ready), .out_logits(out_logits), .out_argmax(out_argmax)
+        .out_valid(out_valid), .out_ready(out_ready), .out_logits(out_logits), .out_argmax(out_argmax),
+        .fault(design_fault)
     );
 
     // ---------------------------------------------------------------- reply: result -> bytes
@@ -289,6 +295,6 @@ module mpc_serial_top #(
         end
     end
     assign busy  = receiving || (in_flight != 0) || tx_active;
-    assign error = err;
+    assign error = err || design_fault;
 endmodule
 `default_nettype wire

@@ -20,13 +20,27 @@
 // CNT_BITS bits: the number of words of each row, >= 1 (row_count_words). B_FILE holds N_OUT
 // words of B_BITS bits (vector_rom_words).
 //
+// Protected ROMs (PROTECT; kernels/rom_protect.py, docs/fixed-point.md "Protected ROMs"): with
+// PROTECT = 1 (even parity) or 2 (SECDED) each word of the three ROMs is stored as its
+// codeword, the data bits low and the check bits above them (kernels.rom.write_mem(...,
+// protection=...)): W_FILE words are P*(W_BITS+D_BITS) + C(P*(W_BITS+D_BITS)) bits, C_FILE
+// words CNT_BITS + C(CNT_BITS), B_FILE words B_BITS + C(B_BITS), with C(D) = 0 (PROTECT 0), 1
+// (PROTECT 1) or $clog2(D + 1 + $clog2(D + 1)) + 1 (PROTECT 2). Each registered read is decoded
+// by rtl/rom_check.v in the same cycle (no added cycle: the timing below holds for every
+// PROTECT). `fault` is sticky, cleared by rst: it rises at the edge after a used word decodes
+// as detected (parity: an odd number of flips; SECDED: two): an entry word of a computed
+// vector, the bias word at a row's first word, the row count at every issued read (it decides
+// the row's end). SECDED corrects a single flip silently. With PROTECT = 0 fault stays low.
+// A count word detected as corrupt leaves the row's length undefined: outputs (and their
+// number) are then meaningless, but fault is already high.
+//
 // Requirements on the instantiator: N_WORDS = sum of C_FILE's counts; CNT_BITS holds the
 // largest count; ACC_BITS is wide enough that no accumulator overflows
 // (dense_accumulator_bits of the dense matrix) and B_BITS <= ACC_BITS; the ROMs come from
 // one kernels.sparse_mac.encode_sparse(w_q, P, D_BITS) of a matrix with N_IN columns, so every
 // entry of nonzero weight has a column < N_IN. (Weight-0 padding entries may land on columns
 // >= N_IN; they read 0.) A simulation-only check (not under SYNTHESIS) stops the simulation
-// if C_FILE's counts are 0 or do not add up to N_WORDS.
+// if C_FILE's counts (their data bits, as stored) are 0 or do not add up to N_WORDS.
 //
 // Datapath: each ROM word's P lanes take their columns from a prefix-add chain
 // (c_p = c_{p-1} + d_p + 1, c_{-1} = the previous word's last column, or -1 at a row start)
@@ -71,6 +85,7 @@ module sparse_mac #(
     parameter SHIFT    = 7,
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
+    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
     parameter W_FILE   = "entries.mem",
     parameter C_FILE   = "rows.mem",
     parameter B_FILE   = "bias.mem"
@@ -82,7 +97,8 @@ module sparse_mac #(
     input  wire signed [IN_BITS-1:0] in_data,
     output wire                out_valid,
     input  wire                out_ready,
-    output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data
+    output wire signed [((REQUANT != 0) ? OUT_BITS : ACC_BITS)-1:0] out_data,
+    output wire                fault           // sticky: a used ROM word was uncorrectable
 );
     localparam E_BITS     = W_BITS + D_BITS;                 // one entry
     // Columns are computed modulo 2**COL_BITS. Every true column (and column + 1) of a valid
@@ -96,11 +112,19 @@ module sparse_mac #(
     // Counter end values, sliced to the counters' widths.
     localparam [31:0] OIDX_END_32 = N_OUT - 1;
     localparam [OIDX_BITS-1:0] OIDX_END = OIDX_END_32[OIDX_BITS-1:0];
+    // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
+    localparam W_DATA     = P * E_BITS;
+    localparam W_CODE     = W_DATA + ((PROTECT == 2) ? $clog2(W_DATA + 1 + $clog2(W_DATA + 1)) + 1 :
+                                      (PROTECT == 1) ? 1 : 0);
+    localparam C_CODE     = CNT_BITS + ((PROTECT == 2) ? $clog2(CNT_BITS + 1 + $clog2(CNT_BITS + 1)) + 1 :
+                                        (PROTECT == 1) ? 1 : 0);
+    localparam B_CODE     = B_BITS + ((PROTECT == 2) ? $clog2(B_BITS + 1 + $clog2(B_BITS + 1)) + 1 :
+                                      (PROTECT == 1) ? 1 : 0);
 
     // ---------------------------------------------------------------- memories
-    reg [P*E_BITS-1:0] w_rom [0:N_WORDS-1];
-    reg [CNT_BITS-1:0] c_rom [0:N_OUT-1];
-    reg [B_BITS-1:0]   b_rom [0:N_OUT-1];
+    reg [W_CODE-1:0]   w_rom [0:N_WORDS-1];      // codewords (PROTECT = 0: the words)
+    reg [C_CODE-1:0]   c_rom [0:N_OUT-1];
+    reg [B_CODE-1:0]   b_rom [0:N_OUT-1];
 
     initial begin
         $readmemh(W_FILE, w_rom);
@@ -115,14 +139,16 @@ module sparse_mac #(
     // Simulation-only sanity check of the ROM images (see "Requirements" above).
     task check_rom_counts;
         integer row, words;
+        reg [CNT_BITS-1:0] count;
         begin
             words = 0;
             for (row = 0; row < N_OUT; row = row + 1) begin
-                if (c_rom[row] == {CNT_BITS{1'b0}}) begin
+                count = c_rom[row][CNT_BITS-1:0];   // the data bits (check bits above them)
+                if (count == {CNT_BITS{1'b0}}) begin
                     $display("sparse_mac: %s: row %0d has 0 words (must be >= 1)", C_FILE, row);
                     $finish;
                 end
-                words = words + {{(32 - CNT_BITS){1'b0}}, c_rom[row]};
+                words = words + {{(32 - CNT_BITS){1'b0}}, count};
             end
             if (words != N_WORDS) begin
                 $display("sparse_mac: %s: the row counts add up to %0d words, N_WORDS is %0d",
@@ -153,7 +179,9 @@ module sparse_mac #(
     reg [ADDR_BITS-1:0] w_addr;           // word index within the vector's R words
     reg [CNT_BITS-1:0]  ch;               // word index within row out_idx
     reg [OIDX_BITS-1:0] out_idx;          // o
-    reg [CNT_BITS-1:0]  row_words;        // C[out_idx], read with out_idx's next value
+    reg [C_CODE-1:0]    row_code;         // C[out_idx] (its codeword), read with out_idx's next value
+    wire [CNT_BITS-1:0] row_words;        // ... decoded (rtl/rom_check.v)
+    wire                c_detected, unused_c_corrected;
     assign issue      = buf_full && advance;
     wire ch_last      = (ch == row_words - 1'b1);
     assign issue_last = ch_last && (out_idx == OIDX_END);
@@ -165,8 +193,12 @@ module sparse_mac #(
     // Registered read addressed by the next row index, so row_words always holds the count
     // of the row being issued (also right after reset, where out_idx_next is 0).
     always @(posedge clk) begin
-        row_words <= c_rom[rst ? {OIDX_BITS{1'b0}} : out_idx_next];
+        row_code <= c_rom[rst ? {OIDX_BITS{1'b0}} : out_idx_next];
     end
+
+    rom_check #(.DATA_BITS(CNT_BITS), .PROTECT(PROTECT)) u_c_check (
+        .code(row_code), .data(row_words), .corrected(unused_c_corrected), .detected(c_detected)
+    );
 
     always @(posedge clk) begin
         if (rst) begin
@@ -181,17 +213,28 @@ module sparse_mac #(
     end
 
     // ---------------------------------------------------------------- stage 1: ROM reads
-    // Registered reads (block-RAM friendly), all enabled by `advance` so a stall freezes them.
-    reg [P*E_BITS-1:0] w_word;
-    reg [B_BITS-1:0]   b_word;
+    // Registered reads (block-RAM friendly), all enabled by `advance` so a stall freezes them,
+    // then decoded (rtl/rom_check.v, combinational; a pass-through with PROTECT = 0).
+    reg [W_CODE-1:0]   w_code;
+    reg [B_CODE-1:0]   b_code;
     reg rd_valid, rd_first, rd_last, rd_buf;
 
     always @(posedge clk) begin
         if (advance) begin
-            w_word <= w_rom[w_addr];
-            b_word <= b_rom[out_idx];
+            w_code <= w_rom[w_addr];
+            b_code <= b_rom[out_idx];
         end
     end
+
+    wire [P*E_BITS-1:0] w_word;
+    wire [B_BITS-1:0]   b_word;
+    wire                w_detected, b_detected, unused_w_corrected, unused_b_corrected;
+    rom_check #(.DATA_BITS(W_DATA), .PROTECT(PROTECT)) u_w_check (
+        .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
+    );
+    rom_check #(.DATA_BITS(B_BITS), .PROTECT(PROTECT)) u_b_check (
+        .code(b_code), .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
+    );
 
     always @(posedge clk) begin
         if (rst) begin
@@ -203,6 +246,17 @@ module sparse_mac #(
             rd_buf   <= read_buf;
         end
     end
+
+    // ROM fault, sticky until rst: a used word that decodes as detected. Entry words in stage
+    // 1 (valid), the bias there at a row's first word (mac_lanes adds it), the row count at
+    // every issue (it decides ch_last).
+    reg fault_seen;
+    always @(posedge clk) begin
+        if (rst) fault_seen <= 1'b0;
+        else if ((rd_valid && (w_detected || (rd_first && b_detected))) || (issue && c_detected))
+            fault_seen <= 1'b1;
+    end
+    assign fault = fault_seen;
 
     // ---------------------------------------------------------------- input buffers
     // Two register arrays (one loads while the other is read), element i of buffer b in

@@ -10,8 +10,11 @@ def out_width(params) -> int:
     return params["OUT_BITS"] if params["REQUANT"] else params["ACC_BITS"]
 
 
-def read_signed_out(dut) -> int:
-    return dut.out_data.value.to_signed()
+def read_signed_out(dut) -> int | None:
+    """out_data as a signed integer; None when it holds X/Z (an engine fed a detected-corrupt ROM
+    word may compute with undefined values: check_values reports a None as a mismatch)."""
+    value = dut.out_data.value
+    return value.to_signed() if value.is_resolvable else None
 
 
 def check_values(beats, expected) -> None:
@@ -54,3 +57,41 @@ def check_row_timing(accepted, out_edges, schedule: RomSchedule) -> None:
         assert last_outs[-1] - last_outs[-2] == schedule.interval, (
             f"steady-state interval {last_outs[-1] - last_outs[-2]}, model {schedule.interval}"
         )
+
+
+# ------------------------------------------------------------------------ protected ROMs
+# Flips already applied in this simulation: the ROM arrays keep them from one cocotb test to the
+# next (every test resets the engine, which clears `fault`, not the ROMs).
+_APPLIED_FLIPS: set[tuple[str, int, tuple[int, ...]]] = set()
+
+
+def apply_rom_flips(dut, cfg: dict) -> None:
+    """Flip bits of the DUT's ROM words as the bench config says: cfg["flips"] = [{"rom": the
+    array's name (w_rom, b_rom, c_rom, tw_rom), "word": its index, "bits": codeword bits to
+    flip}], each once per simulation. Call after reset (the $readmemh has run) and before the
+    first input, so every read of the run sees the flipped codeword."""
+    for flip in cfg.get("flips", []):
+        bits = tuple(int(b) for b in flip["bits"])
+        key = (str(flip["rom"]), int(flip["word"]), bits)
+        if key in _APPLIED_FLIPS:
+            continue
+        entry = getattr(dut, key[0])[key[1]]
+        width = len(entry)
+        assert all(0 <= b < width for b in bits), f"flip {flip}: {key[0]} words have {width} bits"
+        mask = sum(1 << b for b in set(bits))
+        entry.value = int(entry.value) ^ mask
+        _APPLIED_FLIPS.add(key)
+
+
+def expects_fault(cfg: dict) -> bool:
+    """cfg["expect_fault"]: the run must end with `fault` high (values are then not checked:
+    a detected ROM error leaves them undefined); absent or false: `fault` must stay low."""
+    return bool(cfg.get("expect_fault", False))
+
+
+def check_fault(dut, cfg: dict) -> None:
+    """The DUT's sticky `fault` at the end of a run against cfg["expect_fault"]."""
+    value = dut.fault.value
+    assert value.is_resolvable, f"fault is {value} (not 0/1)"
+    want = int(expects_fault(cfg))
+    assert int(value) == want, f"fault is {int(value)}, expected {want} (flips: {cfg.get('flips', [])})"

@@ -1,10 +1,12 @@
 """cocotb bench for rtl/conv2d.v against kernels.conv2d (+ kernels.requantize).
 
 Environment: MPC_TB_CONFIG = JSON {"parameters": the DUT's parameters (C_IN, H, W, C_OUT, KH,
-KW, STRIDE, PAD_*, P_CO, P_CI, P_K (default 1), ..., REQUANT), "stimulus": .npz with w_q
-[C_OUT, C_IN, KH, KW], b_q [C_OUT], x_q [frames, C_IN, H, W]}. The ROM files the DUT loads
-must hold the same w_q and b_q (kernels/conv_rom.py). Streams are channel-last raster order
-(for y, for x, for c).
+KW, STRIDE, PAD_*, P_CO, P_CI, P_K (default 1), ..., REQUANT, PROTECT), "stimulus": .npz with
+w_q [C_OUT, C_IN, KH, KW], b_q [C_OUT], x_q [frames, C_IN, H, W], and optionally "flips" (ROM
+bits flipped before the run) and "expect_fault" (sim/engine_checks.py apply_rom_flips,
+check_fault)}. The ROM files the DUT loads must hold the same w_q and b_q (kernels/conv_rom.py;
+as codewords with PROTECT != 0). Streams are channel-last raster order (for y, for x, for c).
+Every test checks `fault` at its end; with expect_fault only `fault` is checked.
 """
 
 import json
@@ -13,7 +15,7 @@ import random
 
 import cocotb
 import numpy as np
-from engine_checks import check_values, read_signed_out
+from engine_checks import apply_rom_flips, check_fault, check_values, expects_fault, read_signed_out
 from streams import collect_stream, drive_stream, expect_no_output, start_clock_and_reset
 
 from kernels import requantize
@@ -30,7 +32,7 @@ def _load():
     if p["REQUANT"]:
         expected = requantize(expected, p["SHIFT"], p["OUT_BITS"], bool(p["RELU"]))
     # channel-last raster order, as the streams carry them
-    return p, x_q.transpose(0, 2, 3, 1), expected.transpose(0, 2, 3, 1)
+    return cfg, p, x_q.transpose(0, 2, 3, 1), expected.transpose(0, 2, 3, 1)
 
 
 def geometry(p) -> LineGeometry:
@@ -86,26 +88,32 @@ def check_timing(geo: LineGeometry, accepted, out_edges, frames, pipeline=CONV_P
 @cocotb.test()
 async def full_rate_matches_kernel_and_timing(dut):
     """Back-to-back inputs, out_ready high: exact values and the documented cycle timing."""
-    p, x_stream, expected = _load()
+    cfg, p, x_stream, expected = _load()
     out_w = p["OUT_BITS"] if p["REQUANT"] else p["ACC_BITS"]
     assert len(dut.out_data) == out_w, f"out_data is {len(dut.out_data)} bits, expected {out_w}"
     await start_clock_and_reset(dut)
+    apply_rom_flips(dut, cfg)
     accepted = []
     driver = cocotb.start_soon(drive_stream(dut, x_stream.ravel(), p["IN_BITS"], accepted))
     beats = await collect_stream(dut, expected.size, read_signed_out)
     await driver
-    check_values(beats, expected)
-    check_timing(geometry(p), accepted, [edge for edge, _ in beats], x_stream.shape[0])
+    if not expects_fault(cfg):
+        check_values(beats, expected)
+        check_timing(geometry(p), accepted, [edge for edge, _ in beats], x_stream.shape[0])
     await expect_no_output(dut, geometry(p).row_cycles * 2 + 20)
+    check_fault(dut, cfg)
 
 
 @cocotb.test()
 async def random_handshakes_match_kernel(dut):
     """Random gaps on in_valid and random out_ready back-pressure: values only."""
-    p, x_stream, expected = _load()
+    cfg, p, x_stream, expected = _load()
     await start_clock_and_reset(dut)
+    apply_rom_flips(dut, cfg)
     rng = random.Random(11)
     driver = cocotb.start_soon(drive_stream(dut, x_stream.ravel(), p["IN_BITS"], gap_prob=0.3, rng=rng))
     beats = await collect_stream(dut, expected.size, read_signed_out, ready_prob=0.4, rng=rng)
     await driver
-    check_values(beats, expected)
+    if not expects_fault(cfg):
+        check_values(beats, expected)
+    check_fault(dut, cfg)

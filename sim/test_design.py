@@ -8,8 +8,14 @@ Environment:
                   first_mismatches, cycles_per_inference (mean, first input accepted -> output
                   beat, streaming back to back), initiation_interval (mean cycles between
                   consecutive outputs; null for one sample), latency_first_sample (the same
-                  latency through an idle pipeline) and, if the bench broke off, error.
+                  latency through an idle pipeline), fault (the design's sticky ROM fault
+                  output at the end, docs/fixed-point.md "Protected ROMs"; null when mpc_top has
+                  no fault port) and, if the bench broke off, error.
   MPC_SIM_STALL_CYCLES  optional: cycles without progress before the design counts as hung.
+  MPC_EXPECT_FAULT  optional: "1" for a design whose ROM images hold an uncorrectable error (a
+                  fault-injection run): outputs are not compared, and the run must end with
+                  fault high. Otherwise a fault that goes high is an error (recorded in error,
+                  counted as a mismatch).
 
 All samples are streamed back to back with out_ready high (this phase gives the cycle
 figures), then a few are replayed with random input gaps and random out_ready back-pressure.
@@ -31,11 +37,24 @@ from streams import collect_stream, drive_stream, expect_no_output, start_clock_
 
 def _read_design_beat(n_classes: int, logit_bits: int):
     def read(dut):
-        packed = int(dut.out_logits.value)
+        logits_value, argmax_value = dut.out_logits.value, dut.out_argmax.value
+        if not (logits_value.is_resolvable and argmax_value.is_resolvable):
+            return (None,) * n_classes, None  # X/Z (a corrupt ROM word): a mismatch, not a crash
+        packed = int(logits_value)
         logits = [to_signed(packed >> (k * logit_bits), logit_bits) for k in range(n_classes)]
-        return tuple(logits), int(dut.out_argmax.value)
+        return tuple(logits), int(argmax_value)
 
     return read
+
+
+def _read_fault(dut):
+    """mpc_top's sticky ROM fault: 0 or 1, the value's text if it is X/Z, None without the port."""
+    try:
+        handle = dut.fault
+    except AttributeError:
+        return None
+    value = handle.value
+    return int(value) if value.is_resolvable else str(value)
 
 
 def _compare(beats, samples, expected_logits, expected_argmax, phase):
@@ -64,6 +83,8 @@ async def design_matches_golden(dut):
     in_bits, logit_bits = int(stim["in_bits"]), int(stim["logit_bits"])
     n_classes = int(stim["n_classes"])
     n_samples = x_q.shape[0]
+    expect_fault = os.environ.get("MPC_EXPECT_FAULT", "") == "1"
+    compare = (lambda *args: []) if expect_fault else _compare  # a detected fault: outputs undefined
     read_beat = _read_design_beat(n_classes, logit_bits)
     summary = {
         "samples": n_samples,
@@ -72,6 +93,7 @@ async def design_matches_golden(dut):
         "cycles_per_inference": None,
         "initiation_interval": None,
         "latency_first_sample": None,
+        "fault": None,
     }
     mismatches = []
     try:
@@ -85,7 +107,7 @@ async def design_matches_golden(dut):
         driver = cocotb.start_soon(drive_stream(dut, x_q.ravel(), in_bits, accepted))
         beats = await collect_stream(dut, n_samples, read_beat)
         await driver
-        mismatches += _compare(beats, range(n_samples), expected_logits, expected_argmax, "stream")
+        mismatches += compare(beats, range(n_samples), expected_logits, expected_argmax, "stream")
         first_in = accepted[:: x_q.shape[1]]
         out_edges = [edge for edge, _ in beats]
         latencies = np.subtract(out_edges, first_in)
@@ -100,12 +122,22 @@ async def design_matches_golden(dut):
         driver = cocotb.start_soon(drive_stream(dut, x_q[replay].ravel(), in_bits, gap_prob=0.3, rng=rng))
         beats = await collect_stream(dut, len(replay), read_beat, ready_prob=0.5, rng=rng)
         await driver
-        mismatches += _compare(beats, replay, expected_logits, expected_argmax, "backpressure")
+        mismatches += compare(beats, replay, expected_logits, expected_argmax, "backpressure")
         await expect_no_output(dut, summary["latency_first_sample"] + 10)
+        summary["fault"] = _read_fault(dut)
+        if expect_fault:
+            assert summary["fault"] is not None, "MPC_EXPECT_FAULT=1 but mpc_top has no fault port"
+            assert summary["fault"] == 1, f"MPC_EXPECT_FAULT=1 but fault is {summary['fault']} at the end"
+        else:
+            assert summary["fault"] in (None, 0), (
+                f"fault is {summary['fault']}: a protected ROM word was read with an uncorrectable error"
+            )
     except Exception as exc:  # e.g. a hung design: record it, count it as a mismatch
         summary["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if summary["fault"] is None:
+            summary["fault"] = _read_fault(dut)
         summary["mismatches"] = max(len(mismatches), int("error" in summary))
         summary["first_mismatches"] = mismatches[:5]
         with open(result_path, "w") as f:

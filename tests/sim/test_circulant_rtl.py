@@ -19,7 +19,9 @@ import rtl
 from kernels.circulant_mac import circulant_expand, plan_circulant
 from kernels.circulant_rom import circulant_rtl_parameters, write_circulant_roms
 from kernels.fixed import int_range
+from kernels.rom_protect import PROTECTIONS
 from sim.runner import lint_verilator, run_cocotb
+from tests.sim.test_rtl_modules import CHECK, DATA, rom_flips
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = rtl.paths("circulant_mac.v")
@@ -35,6 +37,9 @@ CASES = {
         dict(spectrum_bits=10, ifft_guard=6, fft_guard=3),
     ),
     "b16_relu": (dict(N_IN=32, N_OUT=32, B=16, REQUANT=1, RELU=1), {}),
+    # protected ROMs (PROTECT 1 parity, 2 SECDED; spectra, twiddle and bias ROMs): same values, timing
+    "b4_padded_raw_parity": (dict(N_IN=10, N_OUT=7, B=4, REQUANT=0, RELU=0, PROTECT=1), {}),
+    "b8_requant_secded": (dict(N_IN=16, N_OUT=16, B=8, REQUANT=1, RELU=0, PROTECT=2), {}),
 }
 
 
@@ -57,7 +62,8 @@ def circulant_case(spec: dict, plan_options: dict, directory: Path, seed: int = 
     plan = dict(in_bits=in_bits, **plan_options)
     layer = plan_circulant(vectors, bias, n_in, n_out, **plan)
     x_q = edge_inputs(rng, circulant_expand(vectors)[:n_out, :n_in], in_bits, n_random=5)
-    files = write_circulant_roms(layer, directory)
+    protect = spec.get("PROTECT", 0)
+    files = write_circulant_roms(layer, directory, protection=PROTECTIONS[protect])
     shift = max(0, layer.acc_bits - 8 - 2)
     params = circulant_rtl_parameters(
         layer,
@@ -69,6 +75,7 @@ def circulant_case(spec: dict, plan_options: dict, directory: Path, seed: int = 
         tw_file=files["TW_FILE"],
         b_file=files["B_FILE"],
     )
+    params["PROTECT"] = protect
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, vectors_q=vectors, bias_q=bias, x_q=x_q)
     return params, {"parameters": params, "plan": plan, "stimulus": str(stimulus)}, layer
@@ -90,9 +97,14 @@ def edge_inputs(rng, w: np.ndarray, in_bits: int, n_random: int) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-def simulate(case, directory: Path, simulator: str = "icarus"):
-    spec, plan_options = CASES[case]
-    params, config, _ = circulant_case(spec, plan_options, directory)
+def simulate(case, directory: Path, simulator: str = "icarus", flips=None, expect_fault: bool = False):
+    """Run the bench on CASES[case] (or a (spec, plan options) pair); `flips` (rom_flips' format)
+    are applied by the bench, which then expects `fault` as expect_fault says."""
+    spec, plan_options = CASES[case] if isinstance(case, str) else case
+    params, config, layer = circulant_case(spec, plan_options, directory)
+    if flips is not None:
+        widths = {"w_rom": 2 * layer.spectrum_bits, "tw_rom": 2 * (layer.twiddle_frac + 2), "b_rom": params["B_BITS"]}
+        config.update(flips=rom_flips(flips, widths), expect_fault=expect_fault)
     return run_cocotb(
         SOURCES,
         TOP,
@@ -139,6 +151,29 @@ def test_bench_catches_a_wrong_spectrum(tmp_path):
     assert result["failed"] == 2
 
 
+# ROM upsets applied by the bench before the first input: name -> (case, flips, expect_fault).
+# b4_padded_raw: P = 2, Q = 3, H = 3 (18 spectra words, all read per vector), 2 twiddles, 7 biases.
+CIRCULANT_FLIP_CASES = {
+    "secded_one_spectrum_flip_corrected": ("b4_padded_raw", 2, [("w_rom", 7, [(DATA, 3)])], False),
+    "secded_one_twiddle_flip_corrected": ("b4_padded_raw", 2, [("tw_rom", 1, [(DATA, 20)])], False),
+    "secded_one_bias_check_flip_corrected": ("b4_padded_raw", 2, [("b_rom", 6, [(CHECK, 0)])], False),
+    "secded_two_spectrum_flips_detected": ("b4_padded_raw", 2, [("w_rom", 17, [(DATA, 0), (CHECK, 3)])], True),
+    "secded_two_twiddle_flips_detected": ("b4_padded_raw", 2, [("tw_rom", 0, [(DATA, 1), (DATA, 2)])], True),
+    "parity_one_spectrum_flip_detected": ("b4_padded_raw", 1, [("w_rom", 0, [(DATA, 9)])], True),
+    "parity_one_bias_flip_detected": ("b4_padded_raw", 1, [("b_rom", 3, [(DATA, 1)])], True),
+}
+
+
+@pytest.mark.parametrize("case", CIRCULANT_FLIP_CASES, ids=list(CIRCULANT_FLIP_CASES))
+def test_circulant_mac_rom_flips(case, tmp_path):
+    """(a) SECDED corrects one flip in any of the three ROMs; (b) two flips in a read word raise
+    fault; (c) parity detects one flip."""
+    base, protect, flips, expect_fault = CIRCULANT_FLIP_CASES[case]
+    spec, plan_options = CASES[base]
+    protected = (dict(spec, PROTECT=protect), plan_options)
+    _assert_passed(simulate(protected, tmp_path, flips=flips, expect_fault=expect_fault))
+
+
 @pytest.mark.slow
 def test_circulant_mac_in_verilator(tmp_path):
     _assert_passed(simulate("b8_padded_left_shift", tmp_path, simulator="verilator"))
@@ -161,8 +196,9 @@ def synthesize(directory: Path, params: dict) -> str:
     return text
 
 
-def test_synthesizes_without_latches(tmp_path):
-    spec, plan_options = CASES["b8_requant"]
+@pytest.mark.parametrize("case", ["b8_requant", "b8_requant_secded"])
+def test_synthesizes_without_latches(case, tmp_path):
+    spec, plan_options = CASES[case]
     params, _, _ = circulant_case(spec, plan_options, tmp_path)
     log = synthesize(tmp_path, params)
     stats = log[log.rfind("Printing statistics") :]

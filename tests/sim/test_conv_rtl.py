@@ -17,8 +17,9 @@ import rtl
 from kernels.conv2d import conv_accumulator_bits
 from kernels.conv_rom import conv_bias_rom_words, conv_weight_rom_words, write_mem
 from kernels.fixed import bits_for_signed, int_range
+from kernels.rom_protect import PROTECTIONS
 from sim.runner import lint_verilator, run_cocotb
-from tests.sim.test_rtl_modules import STALL_ENV, _assert_passed, latch_report, synthesize
+from tests.sim.test_rtl_modules import CHECK, DATA, STALL_ENV, _assert_passed, latch_report, rom_flips, synthesize
 
 REPO = Path(__file__).resolve().parents[2]
 RTL = REPO / "rtl"
@@ -209,6 +210,47 @@ CONV_CASES = {
         OUT_BITS=5,
         SHIFT=0,
     ),
+    # protected ROMs (PROTECT 1 parity, 2 SECDED; weight and bias ROMs): same values, same timing
+    "k3_s3_narrow_parity": dict(
+        C_IN=2,
+        H=6,
+        W=9,
+        C_OUT=2,
+        KH=3,
+        KW=3,
+        STRIDE=3,
+        **NO_PAD,
+        P_CO=2,
+        P_CI=2,
+        RELU=1,
+        REQUANT=1,
+        frames=2,
+        IN_BITS=4,
+        W_BITS=3,
+        OUT_BITS=5,
+        SHIFT=0,
+        PROTECT=1,
+    ),
+    "pk4_2x3_secded": dict(
+        C_IN=2,
+        H=6,
+        W=5,
+        C_OUT=5,
+        KH=2,
+        KW=3,
+        STRIDE=1,
+        PAD_T=1,
+        PAD_L=1,
+        PAD_B=0,
+        PAD_R=1,
+        P_CO=3,
+        P_CI=2,
+        P_K=4,
+        RELU=0,
+        REQUANT=0,
+        frames=2,
+        PROTECT=2,
+    ),
 }
 
 
@@ -231,8 +273,10 @@ def conv_case(spec: dict, directory: Path, seed: int = 0):
     x_q = np.concatenate([x_q[3:], x_q[:3]])[:frames]  # random frames first
     w_file, b_file = directory / "conv_w.mem", directory / "conv_b.mem"
     p_co, p_ci, p_k = spec["P_CO"], spec["P_CI"], spec["P_K"]
-    write_mem(w_file, conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"], p_k), p_co * p_k * p_ci * spec["W_BITS"])
-    write_mem(b_file, conv_bias_rom_words(b_q, p_co, b_bits), p_co * b_bits)
+    protection = PROTECTIONS[spec.get("PROTECT", 0)]
+    w_words = conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"], p_k)
+    write_mem(w_file, w_words, p_co * p_k * p_ci * spec["W_BITS"], protection)
+    write_mem(b_file, conv_bias_rom_words(b_q, p_co, b_bits), p_co * b_bits, protection)
     params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file), B_FILE=str(b_file))
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, w_q=w_q, b_q=b_q, x_q=x_q)
@@ -259,6 +303,44 @@ def test_conv2d_matches_kernel(case, tmp_path):
     _assert_passed(run_conv(params, stimulus, tmp_path / "build"))
 
 
+# ROM upsets applied by the bench before the first input: name -> (PROTECT, flips, expect_fault)
+# on k3_s3_narrow (P_CO = P_CI = 2, W_BITS = 3: 12-bit weight words, NCG = 1, G = 9 words, all
+# read for every output pixel; one bias word of 2*B_BITS bits).
+CONV_FLIP_CASES = {
+    "secded_one_weight_flip_corrected": (2, [("w_rom", 4, [(DATA, 7)])], False),
+    "secded_one_bias_flip_corrected": (2, [("b_rom", 0, [(DATA, 2)])], False),
+    "secded_one_check_flip_corrected": (2, [("w_rom", 8, [(CHECK, 5)])], False),
+    "secded_two_weight_flips_detected": (2, [("w_rom", 0, [(DATA, 1), (DATA, 11)])], True),
+    "parity_one_weight_flip_detected": (1, [("w_rom", 6, [(DATA, 0)])], True),
+    "parity_one_bias_flip_detected": (1, [("b_rom", 0, [(CHECK, 0)])], True),
+}
+
+
+@pytest.mark.parametrize("case", CONV_FLIP_CASES, ids=list(CONV_FLIP_CASES))
+def test_conv2d_rom_flips(case, tmp_path):
+    """(a) SECDED corrects one flip (exact outputs, fault low); (b) two flips in a read weight
+    word raise fault; (c) parity detects one flip."""
+    protect, flips, expect_fault = CONV_FLIP_CASES[case]
+    spec = dict(CONV_CASES["k3_s3_narrow"], PROTECT=protect, frames=2)
+    params, stimulus = conv_case(spec, tmp_path)
+    widths = {"w_rom": spec["P_CO"] * spec["P_CI"] * spec["W_BITS"], "b_rom": spec["P_CO"] * params["B_BITS"]}
+    config = {
+        "parameters": params,
+        "stimulus": str(stimulus),
+        "flips": rom_flips(flips, widths),
+        "expect_fault": expect_fault,
+    }
+    result = run_cocotb(
+        CONV_SOURCES,
+        "conv2d",
+        "test_conv2d",
+        tmp_path / "build",
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
+    )
+    _assert_passed(result)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["pad_3x3_s2", "pk7_5x5_same"])
 def test_conv2d_in_verilator(case, tmp_path):
@@ -266,9 +348,10 @@ def test_conv2d_in_verilator(case, tmp_path):
     _assert_passed(run_conv(params, stimulus, tmp_path / "build_verilator", "verilator"))
 
 
-def test_conv2d_synthesizes_without_latches(tmp_path):
+@pytest.mark.parametrize("protect", [0, 2], ids=["plain", "secded"])
+def test_conv2d_synthesizes_without_latches(protect, tmp_path):
     """LeNet's second layer: line buffer and weights in block RAM, multipliers on DSPs."""
-    params, _ = conv_case(dict(CONV_CASES["lenet_c2"], P_CO=4, P_CI=2), tmp_path)
+    params, _ = conv_case(dict(CONV_CASES["lenet_c2"], P_CO=4, P_CI=2, PROTECT=protect), tmp_path)
     log = synthesize(tmp_path, CONV_SOURCES, "conv2d", params)
     assert latch_report(log) == []
     stats = log[log.rfind("Printing statistics") :]

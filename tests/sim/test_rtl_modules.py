@@ -19,6 +19,7 @@ import rtl
 from kernels import argmax, dense_accumulator_bits, dense_mac, requantize
 from kernels.fixed import bits_for_signed, int_range
 from kernels.rom import dense_rom_words, vector_rom_words, write_mem
+from kernels.rom_protect import PROTECTIONS, codeword_bits
 from sim.runner import SimulationError, lint_verilator, run_cocotb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,11 +69,24 @@ def edge_inputs(rng, w_q: np.ndarray, in_bits: int, n_random: int) -> np.ndarray
     return np.array(rows, dtype=np.int64)
 
 
-def write_layer_roms(directory: Path, prefix: str, w_q, b_q, parallel, w_bits, b_bits):
+def write_layer_roms(directory: Path, prefix: str, w_q, b_q, parallel, w_bits, b_bits, protect: int = 0):
+    """The two ROM files of a dense layer, stored as PROTECT's codewords (kernels/rom_protect.py)."""
     w_file, b_file = directory / f"{prefix}_w.mem", directory / f"{prefix}_b.mem"
-    write_mem(w_file, dense_rom_words(w_q, parallel, w_bits), parallel * w_bits)
-    write_mem(b_file, vector_rom_words(b_q, b_bits), b_bits)
+    protection = PROTECTIONS[protect]
+    write_mem(w_file, dense_rom_words(w_q, parallel, w_bits), parallel * w_bits, protection=protection)
+    write_mem(b_file, vector_rom_words(b_q, b_bits), b_bits, protection=protection)
     return w_file, b_file
+
+
+def flip_mem_bits(path: Path, word: int, bits) -> None:
+    """Flip `bits` of line `word` of a $readmemh file (a ROM upset in the stored image)."""
+    lines = path.read_text().split()
+    digits = len(lines[word])
+    value = int(lines[word], 16)
+    for bit in bits:
+        value ^= 1 << bit
+    lines[word] = f"{value:0{digits}x}"
+    path.write_text("\n".join(lines) + "\n")
 
 
 # ------------------------------------------------------------------------ requantize
@@ -107,22 +121,40 @@ DENSE_CASES = {
     "p_eq_nin_raw": dict(N_IN=6, N_OUT=3, P=6, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=0, REQUANT=0),
     "p_above_nin_shift0": dict(N_IN=3, N_OUT=2, P=4, IN_BITS=3, W_BITS=3, OUT_BITS=5, RELU=1, REQUANT=1, SHIFT=0),
     "single_in_out_raw": dict(N_IN=1, N_OUT=1, P=1, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=0, REQUANT=0),
+    # protected ROMs (PROTECT 1 parity, 2 SECDED): same values, same timing
+    "p3_of_7_parity": dict(N_IN=7, N_OUT=4, P=3, IN_BITS=8, W_BITS=6, OUT_BITS=8, RELU=0, REQUANT=1, PROTECT=1),
+    "p_eq_nin_raw_secded": dict(N_IN=6, N_OUT=3, P=6, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=0, REQUANT=0, PROTECT=2),
+    "single_in_out_secded": dict(N_IN=1, N_OUT=1, P=1, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=1, REQUANT=1, PROTECT=2),
 }
 
 
-def dense_case(case: str, directory: Path, seed: int = 0):
-    """Parameters (ROM files written to `directory`) and stimulus path for a DENSE_CASES entry."""
-    spec = dict(DENSE_CASES[case])
+def dense_case(case: str | dict, directory: Path, seed: int = 0):
+    """Parameters (ROM files written to `directory`) and stimulus path for a DENSE_CASES entry
+    (or such a dict); its PROTECT (default 0) sets the ROM codewords."""
+    spec = dict(DENSE_CASES[case] if isinstance(case, str) else case)
     rng = np.random.default_rng(seed)
     w_q, b_q, b_bits, acc_bits = random_layer(rng, spec["N_IN"], spec["N_OUT"], spec["W_BITS"], spec["IN_BITS"])
     # Default shift: bring typical accumulators into the output range, saturating sometimes.
     spec.setdefault("SHIFT", max(0, acc_bits - spec["OUT_BITS"] - 2))
     x_q = edge_inputs(rng, w_q, spec["IN_BITS"], n_random=6)
-    w_file, b_file = write_layer_roms(directory, "layer", w_q, b_q, spec["P"], spec["W_BITS"], b_bits)
+    w_file, b_file = write_layer_roms(
+        directory, "layer", w_q, b_q, spec["P"], spec["W_BITS"], b_bits, spec.get("PROTECT", 0)
+    )
     params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file), B_FILE=str(b_file))
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, w_q=w_q, b_q=b_q, x_q=x_q)
     return params, stimulus
+
+
+def run_dense(params: dict, config: dict, directory: Path):
+    return run_cocotb(
+        DENSE_SOURCES,
+        "dense_mac",
+        "test_dense_mac",
+        directory / "build",
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
+    )
 
 
 @pytest.mark.parametrize("case", DENSE_CASES, ids=list(DENSE_CASES))
@@ -130,15 +162,81 @@ def test_dense_mac_matches_kernel(case, tmp_path):
     params, stimulus = dense_case(case, tmp_path)
     lint_verilator(DENSE_SOURCES, "dense_mac", params)
     config = {"parameters": params, "stimulus": str(stimulus)}
+    _assert_passed(run_dense(params, config, tmp_path))
+
+
+# ROM upsets applied by the bench (sim/engine_checks.py apply_rom_flips) before the first input:
+# name -> (PROTECT, flips, expect_fault). Word 4 of p3_of_7 (NCH = 3) is row 1's second word;
+# bias word 0 is read at output 0's first word. "check" bits are codeword bits >= the data width.
+DATA, CHECK = "data", "check"
+ROM_FLIP_CASES = {
+    "secded_one_data_flip_corrected": (2, [("w_rom", 4, [(DATA, 5)])], False),
+    "secded_one_check_flip_corrected": (2, [("w_rom", 4, [(CHECK, 1)])], False),
+    "secded_one_bias_flip_corrected": (2, [("b_rom", 0, [(DATA, 0)])], False),
+    "secded_two_flips_detected": (2, [("w_rom", 4, [(DATA, 2), (DATA, 11)])], True),
+    "secded_data_and_check_flips_detected": (2, [("b_rom", 0, [(DATA, 3), (CHECK, 0)])], True),
+    "parity_one_flip_detected": (1, [("w_rom", 4, [(DATA, 7)])], True),
+    "parity_one_check_flip_detected": (1, [("b_rom", 3, [(CHECK, 0)])], True),
+}
+
+
+def rom_flips(flips, widths: dict[str, int]) -> list[dict]:
+    """Bench flips from (rom, word, [(DATA | CHECK, bit)]): CHECK bits count from the data width
+    (widths: each ROM's data bits); the bench checks that every bit lies in the codeword."""
+    for rom, _, bits in flips:
+        assert all(bit < widths[rom] for kind, bit in bits if kind == DATA), f"{rom} has {widths[rom]} data bits"
+    return [
+        {"rom": rom, "word": word, "bits": [bit + (widths[rom] if kind == CHECK else 0) for kind, bit in bits]}
+        for rom, word, bits in flips
+    ]
+
+
+@pytest.mark.parametrize("case", ROM_FLIP_CASES, ids=list(ROM_FLIP_CASES))
+def test_dense_mac_rom_flips(case, tmp_path):
+    """(a) SECDED corrects one flip (exact outputs, fault low); (b) two flips in a word the run
+    reads raise fault; (c) parity detects one flip."""
+    protect, flips, expect_fault = ROM_FLIP_CASES[case]
+    spec = dict(DENSE_CASES["p3_of_7_norelu"], PROTECT=protect)
+    params, stimulus = dense_case(spec, tmp_path)
+    widths = {"w_rom": spec["P"] * spec["W_BITS"], "b_rom": params["B_BITS"]}
+    flips = rom_flips(flips, widths)
+    protection = PROTECTIONS[protect]
+    for flip in flips:  # the flipped bits lie inside the stored codeword
+        assert max(flip["bits"]) < codeword_bits(widths[flip["rom"]], protection)
+    config = {"parameters": params, "stimulus": str(stimulus), "flips": flips, "expect_fault": expect_fault}
+    _assert_passed(run_dense(params, config, tmp_path))
+
+
+@pytest.mark.slow
+def test_dense_mac_rom_flips_in_verilator(tmp_path):
+    """The bench's ROM flips (VPI writes into the ROM array) reach Verilator's model too."""
+    protect, flips, expect_fault = ROM_FLIP_CASES["secded_two_flips_detected"]
+    spec = dict(DENSE_CASES["p3_of_7_norelu"], PROTECT=protect)
+    params, stimulus = dense_case(spec, tmp_path)
+    flips = rom_flips(flips, {"w_rom": spec["P"] * spec["W_BITS"]})
+    config = {"parameters": params, "stimulus": str(stimulus), "flips": flips, "expect_fault": expect_fault}
     result = run_cocotb(
         DENSE_SOURCES,
         "dense_mac",
         "test_dense_mac",
-        tmp_path / "build",
+        tmp_path / "build_verilator",
+        simulator="verilator",
         parameters=params,
         extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
     )
     _assert_passed(result)
+
+
+def test_dense_bench_catches_a_wrong_fault_expectation(tmp_path):
+    """The bench must fail when fault differs from the expectation, both ways."""
+    params, stimulus = dense_case("p3_of_7_parity", tmp_path)
+    flips = [{"rom": "w_rom", "word": 1, "bits": [0]}]
+    config = {"parameters": params, "stimulus": str(stimulus), "flips": flips, "expect_fault": False}
+    result = run_dense(params, config, tmp_path / "a")
+    assert result["failed"] == 2, result  # a detected flip while no fault was expected
+    config = {"parameters": params, "stimulus": str(stimulus), "expect_fault": True}
+    result = run_dense(params, config, tmp_path / "b")
+    assert result["failed"] == 2, result  # a clean ROM while a fault was expected
 
 
 # ------------------------------------------------------------------------ argmax
@@ -165,8 +263,9 @@ def test_argmax_matches_kernel(case, tmp_path):
 
 
 # ------------------------------------------------------------------------ whole design
-def two_layer_design(directory: Path, seed: int = 0, n_samples: int = 12):
-    """Parameters for tests/sim/mpc_top.v and its stimulus .npz for sim/test_design.py."""
+def two_layer_design(directory: Path, seed: int = 0, n_samples: int = 12, protect: int = 0):
+    """Parameters for tests/sim/mpc_top.v and its stimulus .npz for sim/test_design.py; both
+    layers' ROMs stored as PROTECT's codewords."""
     rng = np.random.default_rng(seed)
     n_in, n_hidden, n_classes, in_bits, w_bits, hid_bits = 6, 5, 3, 8, 8, 8
     p1, p2 = 4, 2  # 4 does not divide 6
@@ -192,8 +291,8 @@ def two_layer_design(directory: Path, seed: int = 0, n_samples: int = 12):
         n_classes=n_classes,
     )
 
-    l1 = write_layer_roms(directory, "l1", w1, b1, p1, w_bits, b1_bits)
-    l2 = write_layer_roms(directory, "l2", w2, b2, p2, w_bits, b2_bits)
+    l1 = write_layer_roms(directory, "l1", w1, b1, p1, w_bits, b1_bits, protect)
+    l2 = write_layer_roms(directory, "l2", w2, b2, p2, w_bits, b2_bits, protect)
     params = dict(
         N_IN=n_in,
         N_HIDDEN=n_hidden,
@@ -209,6 +308,7 @@ def two_layer_design(directory: Path, seed: int = 0, n_samples: int = 12):
         B2_BITS=b2_bits,
         LOGIT_BITS=logit_bits,
         IDX_BITS=2,
+        PROTECT=protect,
         # Relative, as in generated designs: they resolve in the simulator's work_dir.
         L1_W_FILE=l1[0].name,
         L1_B_FILE=l1[1].name,
@@ -218,7 +318,7 @@ def two_layer_design(directory: Path, seed: int = 0, n_samples: int = 12):
     return params, stimulus
 
 
-def run_design(directory: Path, params: dict, stimulus: Path, simulator: str = "icarus"):
+def run_design(directory: Path, params: dict, stimulus: Path, simulator: str = "icarus", env: dict | None = None):
     result_json = directory / "sim_result.json"
     result = run_cocotb(
         DESIGN_SOURCES,
@@ -228,7 +328,7 @@ def run_design(directory: Path, params: dict, stimulus: Path, simulator: str = "
         simulator=simulator,
         parameters=params,
         work_dir=directory,
-        extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_json), **STALL_ENV},
+        extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_json), **STALL_ENV, **(env or {})},
     )
     return result, json.loads(result_json.read_text())
 
@@ -239,7 +339,7 @@ def test_design_bench_on_two_layer_top(tmp_path):
     result, summary = run_design(tmp_path, params, stimulus)
     _assert_passed(result)
     assert summary["samples"] == 12 and summary["mismatches"] == 0, summary
-    assert summary["first_mismatches"] == []
+    assert summary["first_mismatches"] == [] and summary["fault"] == 0
     # Steady state is set by the slowest engine, max(N_IN, N_OUT * NCH) each: layer 1
     # max(6, 5 * 2) = 10, layer 2 max(5, 3 * 3) = 9, argmax N + 1 = 4.
     assert summary["initiation_interval"] == pytest.approx(10.0), summary
@@ -262,6 +362,33 @@ def test_design_bench_reports_a_wrong_expectation(tmp_path):
     first = summary["first_mismatches"][0]
     assert first["sample"] == 2
     assert first["expected"]["logits"][1] == first["got"]["logits"][1] + 1
+
+
+def test_design_bench_with_protected_roms(tmp_path):
+    """SECDED ROMs in both layers: a single flip in a stored image is corrected (exact, fault
+    low); a double flip raises fault, an error unless MPC_EXPECT_FAULT=1 says it is expected."""
+    params, stimulus = two_layer_design(tmp_path, n_samples=6, protect=2)
+    lint_verilator(DESIGN_SOURCES, "mpc_top", params)
+    flip_mem_bits(tmp_path / "l1_w.mem", 3, [17])  # layer 1: 4 weights of 8 bits + 7 check bits
+    result, summary = run_design(tmp_path, params, stimulus)
+    _assert_passed(result)
+    assert summary["mismatches"] == 0 and summary["fault"] == 0, summary
+
+    flip_mem_bits(tmp_path / "l2_b.mem", 1, [0, 4])  # layer 2's bias of output 1: two flips
+    result, summary = run_design(tmp_path, params, stimulus, env={"MPC_EXPECT_FAULT": "1"})
+    _assert_passed(result)
+    assert summary["fault"] == 1 and summary["mismatches"] == 0 and "error" not in summary, summary
+
+    result, summary = run_design(tmp_path, params, stimulus)
+    assert result["failed"] == 1
+    assert summary["fault"] == 1 and summary["mismatches"] >= 1 and "fault is 1" in summary["error"], summary
+
+
+def test_design_bench_expecting_a_fault_fails_on_a_clean_design(tmp_path):
+    params, stimulus = two_layer_design(tmp_path, n_samples=2, protect=1)
+    result, summary = run_design(tmp_path, params, stimulus, env={"MPC_EXPECT_FAULT": "1"})
+    assert result["failed"] == 1
+    assert summary["fault"] == 0 and "fault is 0" in summary["error"], summary
 
 
 @pytest.mark.slow
@@ -341,11 +468,13 @@ def latch_report(log: str) -> list[str]:
     return inferred + cells
 
 
-def test_dense_mac_synthesizes_to_block_ram_and_dsp(tmp_path):
-    """A mid-size layer: weight ROM in block RAM, one DSP per multiplier, no latches."""
+@pytest.mark.parametrize("protect", [0, 2], ids=["plain", "secded"])
+def test_dense_mac_synthesizes_to_block_ram_and_dsp(protect, tmp_path):
+    """A mid-size layer: weight ROM in block RAM (codewords too: the decoder follows the
+    registered read), one DSP per multiplier, no latches."""
     rng = np.random.default_rng(3)
     w_q, b_q, b_bits, acc_bits = random_layer(rng, 64, 128, 8, 8)
-    w_file, b_file = write_layer_roms(tmp_path, "layer", w_q, b_q, 4, 8, b_bits)
+    w_file, b_file = write_layer_roms(tmp_path, "layer", w_q, b_q, 4, 8, b_bits, protect)
     params = dict(
         N_IN=64,
         N_OUT=128,
@@ -358,6 +487,7 @@ def test_dense_mac_synthesizes_to_block_ram_and_dsp(tmp_path):
         SHIFT=acc_bits - 10,
         RELU=1,
         REQUANT=1,
+        PROTECT=protect,
         W_FILE=str(w_file),
         B_FILE=str(b_file),
     )
@@ -368,9 +498,10 @@ def test_dense_mac_synthesizes_to_block_ram_and_dsp(tmp_path):
     assert re.search(r"DSP48E1\s+4\b", stats), "expected one DSP48E1 per multiplier"
 
 
-def test_two_layer_top_synthesizes_without_latches(tmp_path):
+@pytest.mark.parametrize("protect", [0, 1], ids=["plain", "parity"])
+def test_two_layer_top_synthesizes_without_latches(protect, tmp_path):
     """One synthesis covers all three engines (dense with and without requantize, argmax)."""
-    params, _ = two_layer_design(tmp_path)
+    params, _ = two_layer_design(tmp_path, protect=protect)
     log = synthesize(tmp_path, DESIGN_SOURCES, "mpc_top", params)
     assert "Printing statistics" in log
     assert latch_report(log) == []

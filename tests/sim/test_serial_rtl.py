@@ -76,8 +76,10 @@ def toy_design(
         "    input  wire clk, input wire rst,",
         f"    input  wire in_valid, output wire in_ready, input wire signed [{in_bits - 1}:0] in_data,",
         "    output wire out_valid, input wire out_ready,",
-        f"    output wire [{n_classes * logit_bits - 1}:0] out_logits, output wire [{idx_bits - 1}:0] out_argmax",
+        f"    output wire [{n_classes * logit_bits - 1}:0] out_logits, output wire [{idx_bits - 1}:0] out_argmax,",
+        "    output wire fault",
         ");",
+        "    assign fault = 1'b0;   // no ROMs",
         f"    reg [{n_in * in_bits - 1}:0] xs;   // x[i] at [i*{in_bits} +: {in_bits}]",
         f"    reg [{cw - 1}:0] count;",
         "    reg full;",
@@ -303,7 +305,7 @@ def test_serial_top_synthesizes_for_ice40_without_latches(tmp_path):
     stub.write_text(
         "(* blackbox *)\nmodule mpc_top(input wire clk, input wire rst, input wire in_valid, output wire in_ready,\n"
         "  input wire signed [7:0] in_data, output wire out_valid, input wire out_ready,\n"
-        "  output wire [169:0] out_logits, output wire [3:0] out_argmax);\nendmodule\n"
+        "  output wire [169:0] out_logits, output wire [3:0] out_argmax, output wire fault);\nendmodule\n"
     )
     chparams = " ".join(f"-set {k} {v}" for k, v in p.items())
     files = " ".join(str(s) for s in [stub, *SERIAL_SOURCES])

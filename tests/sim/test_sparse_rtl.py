@@ -17,9 +17,10 @@ import rtl
 from kernels import dense_accumulator_bits
 from kernels.fixed import bits_for_signed, int_range
 from kernels.rom import row_count_words, sparse_rom_words, vector_rom_words, write_mem
+from kernels.rom_protect import PROTECTIONS
 from kernels.sparse_mac import encode_sparse, entry_columns
 from sim.runner import lint_verilator, run_cocotb
-from tests.sim.test_rtl_modules import STALL_ENV, edge_inputs, latch_report, synthesize
+from tests.sim.test_rtl_modules import CHECK, DATA, STALL_ENV, edge_inputs, latch_report, rom_flips, synthesize
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = rtl.paths("sparse_mac.v")
@@ -38,6 +39,13 @@ CASES = {
     "p4_above_nin_raw": dict(N_IN=3, N_OUT=5, P=4, D_BITS=1, IN_BITS=3, W_BITS=3, OUT_BITS=4, RELU=0, REQUANT=0),
     "single_in_out_shift0": dict(
         N_IN=1, N_OUT=1, P=1, D_BITS=2, IN_BITS=8, W_BITS=8, OUT_BITS=5, RELU=1, REQUANT=1, SHIFT=0
+    ),
+    # protected ROMs (PROTECT 1 parity, 2 SECDED; entry, row-count and bias ROMs): same values, timing
+    "p2_d2_raw_parity": dict(
+        N_IN=9, N_OUT=7, P=2, D_BITS=2, IN_BITS=8, W_BITS=6, OUT_BITS=8, RELU=0, REQUANT=0, PROTECT=1
+    ),
+    "p3_d1_relu_secded": dict(
+        N_IN=10, N_OUT=5, P=3, D_BITS=1, IN_BITS=8, W_BITS=8, OUT_BITS=6, RELU=1, REQUANT=1, PROTECT=2
     ),
 }
 VERILATOR_CASE = "p3_d1_relu"
@@ -97,13 +105,15 @@ def gap_padding_entries(enc) -> int:
     return count
 
 
-def write_sparse_roms(directory: Path, prefix: str, enc, b_q, w_bits: int, b_bits: int):
-    """ROM files and the matching CNT_BITS / N_WORDS for one encoded layer."""
+def write_sparse_roms(directory: Path, prefix: str, enc, b_q, w_bits: int, b_bits: int, protect: int = 0):
+    """ROM files (PROTECT's codewords) and the matching CNT_BITS / N_WORDS for one encoded layer."""
     files = {k: directory / f"{prefix}_{k[0].lower()}.mem" for k in ("W_FILE", "C_FILE", "B_FILE")}
     cnt_bits = max(1, int(enc.row_words.max()).bit_length())
-    write_mem(files["W_FILE"], sparse_rom_words(enc, w_bits), enc.parallel * (w_bits + enc.delta_bits))
-    write_mem(files["C_FILE"], row_count_words(enc), cnt_bits)
-    write_mem(files["B_FILE"], vector_rom_words(b_q, b_bits), b_bits)
+    protection = PROTECTIONS[protect]
+    entry_bits = enc.parallel * (w_bits + enc.delta_bits)
+    write_mem(files["W_FILE"], sparse_rom_words(enc, w_bits), entry_bits, protection=protection)
+    write_mem(files["C_FILE"], row_count_words(enc), cnt_bits, protection=protection)
+    write_mem(files["B_FILE"], vector_rom_words(b_q, b_bits), b_bits, protection=protection)
     return dict(CNT_BITS=cnt_bits, N_WORDS=int(enc.row_words.sum()), **{k: str(v) for k, v in files.items()})
 
 
@@ -125,9 +135,8 @@ def sparse_case(spec: dict, directory: Path, seed: int = 0, n_random: int = 6):
     spec.setdefault("SHIFT", max(0, acc_bits - spec["OUT_BITS"] - 2))
     enc = encode_sparse(w_q, spec["P"], spec["D_BITS"])
     x_q = edge_inputs(rng, w_q, in_bits, n_random=n_random)
-    params = dict(
-        spec, B_BITS=b_bits, ACC_BITS=acc_bits, **write_sparse_roms(directory, "layer", enc, b_q, w_bits, b_bits)
-    )
+    roms = write_sparse_roms(directory, "layer", enc, b_q, w_bits, b_bits, spec.get("PROTECT", 0))
+    params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, **roms)
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, w_q=w_q, b_q=b_q, x_q=x_q)
     return params, {"parameters": params, "stimulus": str(stimulus)}, enc
@@ -174,6 +183,32 @@ def test_sparse_mac_matches_kernel(case, tmp_path):
     _assert_passed(simulate(params, config, tmp_path))
 
 
+# ROM upsets applied by the bench before the first input: name -> (PROTECT, flips, expect_fault)
+# on p2_d2_raw_bias_at_acc (P = 2, W_BITS = 6, D_BITS = 2: 16-bit entry words; row 0, the dense
+# row, holds words 0..4, its count is c_rom word 0).
+SPARSE_FLIP_CASES = {
+    "secded_one_entry_flip_corrected": (2, [("w_rom", 1, [(DATA, 9)])], False),
+    "secded_one_count_flip_corrected": (2, [("c_rom", 0, [(DATA, 1)])], False),
+    "secded_one_bias_check_flip_corrected": (2, [("b_rom", 2, [(CHECK, 2)])], False),
+    "secded_two_entry_flips_detected": (2, [("w_rom", 3, [(DATA, 0), (DATA, 15)])], True),
+    "parity_one_entry_flip_detected": (1, [("w_rom", 2, [(DATA, 4)])], True),
+    "parity_one_count_flip_detected": (1, [("c_rom", 4, [(DATA, 0)])], True),
+}
+
+
+@pytest.mark.parametrize("case", SPARSE_FLIP_CASES, ids=list(SPARSE_FLIP_CASES))
+def test_sparse_mac_rom_flips(case, tmp_path):
+    """(a) SECDED corrects one flip in any of the three ROMs; (b) two flips in a read entry word
+    raise fault; (c) parity detects one flip (a count's: outputs then undefined, fault high)."""
+    protect, flips, expect_fault = SPARSE_FLIP_CASES[case]
+    spec = dict(CASES["p2_d2_raw_bias_at_acc"], PROTECT=protect)
+    params, config, enc = sparse_case(spec, tmp_path, n_random=3)
+    entry_bits = spec["P"] * (spec["W_BITS"] + spec["D_BITS"])
+    widths = {"w_rom": entry_bits, "c_rom": params["CNT_BITS"], "b_rom": params["B_BITS"]}
+    config.update(flips=rom_flips(flips, widths), expect_fault=expect_fault)
+    _assert_passed(simulate(params, config, tmp_path))
+
+
 def test_bench_catches_a_wrong_delta(tmp_path):
     """The bench must fail when one delta of the entry ROM is off by one."""
     params, config, enc = sparse_case(CASES["p2_d2_raw_bias_at_acc"], tmp_path, n_random=2)
@@ -215,9 +250,12 @@ def test_lint_width_corners(case):
     params.update(LINT_CORNERS[case])
     lint_verilator(SOURCES, TOP, params)
     lint_verilator(SOURCES, TOP, dict(params, REQUANT=0))
+    for protect in (1, 2):  # protected ROMs: 1-bit counts (one_word) and wide entry words
+        lint_verilator(SOURCES, TOP, dict(params, PROTECT=protect))
 
 
-def test_synthesizes_without_latches(tmp_path):
+@pytest.mark.parametrize("protect", [0, 2], ids=["plain", "secded"])
+def test_synthesizes_without_latches(protect, tmp_path):
     """A small layer at ~80% sparsity: no latches, one DSP per multiplier."""
     rng = np.random.default_rng(5)
     n_in, n_out, p, w_bits, in_bits, d_bits = 16, 12, 4, 8, 8, 2
@@ -240,7 +278,8 @@ def test_synthesizes_without_latches(tmp_path):
         SHIFT=acc_bits - 10,
         RELU=1,
         REQUANT=1,
-        **write_sparse_roms(tmp_path, "layer", enc, b_q, w_bits, b_bits),
+        PROTECT=protect,
+        **write_sparse_roms(tmp_path, "layer", enc, b_q, w_bits, b_bits, protect),
     )
     log = synthesize(tmp_path, SOURCES, TOP, params)
     assert "Printing statistics" in log

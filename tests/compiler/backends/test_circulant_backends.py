@@ -119,7 +119,14 @@ def _mem(path):
 def test_verilog_backend_writes_circulant_engines(graphs, tmp_path):
     graph = graphs["b4_all_padded"]
     design = write_verilog(graph, tmp_path)
-    assert design["sources"] == ["requantize.v", "engine_output.v", "circulant_mac.v", "argmax.v", "mpc_top.v"]
+    assert design["sources"] == [
+        "requantize.v",
+        "engine_output.v",
+        "rom_check.v",
+        "circulant_mac.v",
+        "argmax.v",
+        "mpc_top.v",
+    ]
     top = (tmp_path / "mpc_top.v").read_text()
     for node, eng in zip(graph.weighted_nodes(), design["engines"]):
         layer = golden.circulant_layer(graph, node)

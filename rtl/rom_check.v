@@ -1,0 +1,73 @@
+// rom_check: decodes one protected ROM word (combinational). The weight engines (dense_mac,
+// sparse_mac, circulant_mac, conv2d) put one after each registered ROM read when PROTECT != 0.
+// Golden model and the written contract: kernels/rom_protect.py (decode); docs/fixed-point.md
+// "Protected ROMs". It is bit-exact with kernels.rom_protect.decode for every input:
+//   data       the DATA_BITS data bits (corrected when `corrected`, as stored otherwise)
+//   corrected  SECDED corrected one flipped bit (status 1)
+//   detected   an error that was not corrected (status 2): parity odd, or SECDED's two flips
+//              (syndrome != 0, overall parity even) or a syndrome past the last position
+//
+// PROTECT: 0 none (code = data, both flags 0), 1 even parity, 2 SECDED. The codeword is
+// CODE_BITS = DATA_BITS + CHECK_BITS wide, data in [DATA_BITS-1:0], check bits above:
+//   parity: 1 check bit, the XOR of the data bits;
+//   SECDED: R + 1 check bits, R = $clog2(D + 1 + $clog2(D + 1)) (the smallest R with
+//     2**R >= D + R + 1, D = DATA_BITS): bit D + i is Hamming check bit i (Hamming position
+//     2**i), bit D + R the overall parity of data and Hamming check bits. Data bit j sits at
+//     Hamming position j + 1 + $clog2(j + 2 + $clog2(j + 2)): the non-powers of two 3, 5, 6,
+//     7, 9, ... in order; check bit i is the XOR of the data bits whose position has bit i set.
+// The engines compute their ROM word widths with the same CHECK_BITS formula.
+`default_nettype none
+module rom_check #(
+    parameter DATA_BITS = 8,
+    parameter PROTECT   = 0           // 0 none, 1 even parity, 2 SECDED
+) (code, data, corrected, detected);
+    localparam D          = DATA_BITS;
+    localparam R          = (PROTECT == 2) ? $clog2(D + 1 + $clog2(D + 1)) : 1;   // Hamming bits
+    localparam CHECK_BITS = (PROTECT == 2) ? R + 1 : (PROTECT == 1) ? 1 : 0;
+    localparam CODE_BITS  = D + CHECK_BITS;
+    localparam N          = D + R;                  // SECDED: the last Hamming position
+
+    input  wire [CODE_BITS-1:0] code;
+    output wire [D-1:0]         data;
+    output wire                 corrected;
+    output wire                 detected;
+
+    generate
+        if (PROTECT == 2) begin : g_secded
+            // syn_chain[j]: the stored Hamming check bits XOR the positions of the set data
+            // bits below j; syndrome = syn_chain[D].
+            wire [R-1:0] syn_chain [0:D];
+            wire [R-1:0] syndrome = syn_chain[D];
+            wire         odd      = ^code;            // overall parity of all CODE_BITS bits
+            wire         past;                        // syndrome > N: no single position
+            assign syn_chain[0] = code[D +: R];
+
+            genvar j;
+            for (j = 0; j < D; j = j + 1) begin : g_bit
+                localparam integer POS = j + 1 + $clog2(j + 2 + $clog2(j + 2));
+                localparam [R-1:0] POS_R = POS[R-1:0];
+                assign syn_chain[j + 1] = syn_chain[j] ^ (code[j] ? POS_R : {R{1'b0}});
+                assign data[j] = code[j] ^ (odd && (syndrome == POS_R));
+            end
+
+            if (N < (1 << R) - 1) begin : g_past
+                localparam [31:0] N_32 = N;
+                localparam [R-1:0] N_R = N_32[R-1:0];
+                assign past = syndrome > N_R;
+            end else begin : g_full                 // every syndrome names a position
+                assign past = 1'b0;
+            end
+            assign corrected = odd && !past;
+            assign detected  = odd ? past : (syndrome != {R{1'b0}});
+        end else if (PROTECT == 1) begin : g_parity
+            assign data      = code[D-1:0];
+            assign corrected = 1'b0;
+            assign detected  = ^code;
+        end else begin : g_none
+            assign data      = code;
+            assign corrected = 1'b0;
+            assign detected  = 1'b0;
+        end
+    endgenerate
+endmodule
+`default_nettype wire
