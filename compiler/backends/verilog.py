@@ -22,15 +22,16 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from compiler import hw
 from compiler.backends.serial import write_serial_top
 from compiler.hw import argmax
-from compiler.hw.base import EngineSpec, VerilogBackendError
+from compiler.hw.base import EngineSpec, VerilogBackendError, with_zero_biases
 from compiler.hw.timing import design_interval, design_latency, pipeline_cycles
 from compiler.ir import FixedPoint, Graph
+from kernels.rom_protect import PROTECT_CODE, check_bits
 from rtl import RTL_DIR, sources
 
 TOP = "mpc_top"
@@ -65,6 +66,8 @@ def engine_specs(graph: Graph) -> list[EngineSpec]:
             else None
         )
         spec = engine.spec(graph, node, follow, len(specs), image)
+        if engine.protectable:
+            protect(graph, engine, spec)
         if spec.in_bits != width:
             raise VerilogBackendError(
                 f"node {node.name!r}: takes {spec.in_bits}-bit inputs, but the stream "
@@ -75,6 +78,27 @@ def engine_specs(graph: Graph) -> list[EngineSpec]:
         i += 2 if follow else 1
     _check_design_output(specs)
     return specs
+
+
+def protect(graph: Graph, engine, spec: EngineSpec) -> None:
+    """The plan's ROM protection on a protectable engine: its PROTECT parameter and its ROM bits
+    with the check bits of every word (the cost the report and the energy model see)."""
+    protection = graph.meta.get("plan", {}).get("rom_protection", "none")
+    if protection == "none":
+        return
+    spec.protection = protection
+    spec.parameters["PROTECT"] = PROTECT_CODE[protection]
+    stored = engine.stored(with_zero_biases(graph), spec)
+    extra = {role: 0 for role in ("bias", "other")}
+    for image in stored.images:
+        extra["bias" if image.role == "bias" else "other"] += image.words * check_bits(image.width, protection)
+    assert spec.cost is not None
+    spec.check_bits = extra["bias"] + extra["other"]
+    spec.cost = replace(
+        spec.cost,
+        rom_bits=spec.cost.rom_bits + extra["bias"] + extra["other"],
+        weight_rom_bits=spec.cost.weight_rom_bits + extra["other"],
+    )
 
 
 def _check_design_output(specs: list[EngineSpec]) -> None:
@@ -175,7 +199,8 @@ def _top_verilog(specs: list[EngineSpec], d: dict) -> str:
         "    output wire out_valid,",
         "    input  wire out_ready,",
         f"    output wire [{d['n_classes'] * d['logit_bits'] - 1}:0] out_logits,",
-        f"    output wire [{d['idx_bits'] - 1}:0] out_argmax",
+        f"    output wire [{d['idx_bits'] - 1}:0] out_argmax,",
+        "    output wire fault  // a protected ROM word read with an uncorrectable error (sticky until rst)",
         ");",
     ]
     prev = ("in_valid", "in_ready", "in_data")
@@ -187,12 +212,17 @@ def _top_verilog(specs: list[EngineSpec], d: dict) -> str:
             f"    wire {r};",
             f"    wire signed [{s.out_width - 1}:0] {data};",
         ]
+        fault = f", .fault({s.instance}_fault)" if hw.engine(s.engine).protectable else ""
+        lines += [f"    wire {s.instance}_fault;"] if fault else []
         lines += _instance_header(hw.engine(s.engine).module.removesuffix(".v"), s)
         lines += [
             f"        .clk(clk), .rst(rst), .in_valid({prev[0]}), .in_ready({prev[1]}), .in_data({prev[2]}),",
-            f"        .out_valid({v}), .out_ready({r}), .out_data({data}));",
+            f"        .out_valid({v}), .out_ready({r}), .out_data({data}){fault});",
         ]
         prev = (v, r, data)
+    faults = [f"{s.instance}_fault" for s in specs if hw.engine(s.engine).protectable]
+    any_fault = " | ".join(faults) if faults else "1'b0"
+    lines.append(f"    assign fault = {any_fault};")
     lines += argmax.instance_lines(d["n_classes"], d["logit_bits"], d["idx_bits"], prev)
     lines += [
         "endmodule",

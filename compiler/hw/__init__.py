@@ -8,7 +8,17 @@ import importlib
 import pkgutil
 
 from compiler import ir
-from compiler.hw.base import Engine, EngineCost, EngineSpec, PlanError, Planned, VerilogBackendError
+from compiler.hw.base import (
+    Engine,
+    EngineCost,
+    EngineSpec,
+    PlanError,
+    Planned,
+    RomField,
+    RomImage,
+    StoredLayer,
+    VerilogBackendError,
+)
 from compiler.hw.registry import (
     ENGINES,
     check_plan,
@@ -36,6 +46,9 @@ __all__ = [
     "EngineSpec",
     "Planned",
     "PlanError",
+    "RomField",
+    "RomImage",
+    "StoredLayer",
     "VerilogBackendError",
     "ENGINES",
     "check_plan",

@@ -18,6 +18,65 @@ import numpy as np
 from compiler.ir import Graph, Node
 
 
+@dataclass(frozen=True)
+class RomField:
+    """Where one stored array's elements sit in a ROM's words (the bit-flip audit's map).
+
+    `index[w, s]` is the flat index into the layer's stored array `store` of the value in slot s
+    of word w (-1: a padding slot, which holds nothing of the model); slot s occupies bits
+    [offsets[s], offsets[s] + bits) of the word, two's complement when `signed`."""
+
+    store: str
+    index: np.ndarray  # [words, slots] int64
+    bits: int
+    offsets: tuple[int, ...]
+    signed: bool = True
+
+
+@dataclass(frozen=True)
+class RomImage:
+    """One ROM file of an engine as the design stores it: `width` data bits per word (before
+    any protection code, kernels/rom_protect.py) and the fields that give its bits meaning.
+    `role`: weights, bias, indices (what the build learned) or control / constants (a sparse
+    row-count ROM, twiddles), which carry no field: the bit-flip audit leaves those alone."""
+
+    file: str
+    role: str
+    width: int
+    words: int
+    fields: tuple[RomField, ...] = ()
+
+
+@dataclass
+class StoredLayer:
+    """What one engine's ROMs hold, as integer arrays, and how they make the graph's params.
+
+    `arrays`: the stored arrays (e.g. a dense engine's weights in stream order, its bias);
+    `images`: the ROM files over them; `to_params(arrays)`: the graph params those arrays give
+    ({param name: array}), ValueError where the hardware would read outside what the golden
+    executor models (a sparse index past the last input); `pullback(grads)`: gradients of the
+    graph's params ({param name: array}) as gradients of the arrays that depend on them
+    linearly (the others, e.g. sparse indices, are scored through `to_params`)."""
+
+    layer: str
+    engine: str
+    arrays: dict[str, np.ndarray]
+    images: list[RomImage]
+    to_params: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+    pullback: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+def probe_layout(pack: Callable[[np.ndarray, int], list[int]], shape, slots: int) -> np.ndarray:
+    """The [words, slots] index map of a ROM writer `pack(values, bits)`, found by packing every
+    element's index + 1 at 32 bits: the map can never drift from the writer itself."""
+    size = int(np.prod(shape))
+    if size >= 1 << 31:
+        raise ValueError("array too large to probe")
+    words = pack(np.arange(1, size + 1, dtype=np.int64).reshape(shape), 32)
+    mask = (1 << 32) - 1
+    return np.array([[(w >> (32 * s)) & mask for s in range(slots)] for w in words], dtype=np.int64) - 1
+
+
 class PlanError(ValueError):
     """A plan that cannot be made or is inconsistent; the message names the layer and the field."""
 
@@ -64,6 +123,8 @@ class EngineSpec:
     tw_file: str = ""  # circulant: twiddle ROM (w_file holds the weight spectra)
     input_chw: list | None = None  # dense after a flatten of an image: its [C, H, W] (columns permuted)
     out_shape: list | None = None  # conv, pool: the [C, H, W] image it streams out
+    protection: str = "none"  # its ROM words' code (kernels/rom_protect.py; [plan] rom_protection)
+    check_bits: int = 0  # ROM bits the code adds (in cost.rom_bits too)
     parameters: dict = field(default_factory=dict)  # the module's Verilog parameters, in order
     cost: EngineCost | None = None
     stage: object = None  # its stage in the edge-by-edge timing model (compiler/hw/timing.py)
@@ -112,6 +173,7 @@ class Engine:
     plan_fields: dict[str, FieldCheck] = {}  # annotations the plan writes beside `engine`
     fuses_requantize: bool = False  # takes the requantize (+ReLU) that follows its node
     rom_streaming: bool = True  # closed-form timing (else the edge-by-edge model is needed)
+    protectable: bool = False  # its ROMs may be parity/SECDED coded: a PROTECT parameter, a fault output
 
     # ---- planning (compiler/passes/plan.py) ------------------------------------------------
     def budget_cycles(self, graph: Graph, node: Node, multipliers: int) -> int | None:
@@ -140,6 +202,11 @@ class Engine:
 
     def write_roms(self, graph: Graph, spec: EngineSpec, folder: Path) -> None:
         """Its ROM images ($readmemh .mem files) into `folder`."""
+
+    def stored(self, graph: Graph, spec: EngineSpec) -> StoredLayer | None:
+        """Its ROMs as stored arrays and their layout (the bit-flip audit); None: no ROM of
+        weights (pool, activation)."""
+        return None
 
     def describe(self, spec: EngineSpec) -> str:
         """One line for the generated top's comment (no user text: names are quoted elsewhere)."""
@@ -225,6 +292,36 @@ def output_fields(node: Node, follow: Node | None) -> dict:
         "relu": bool(follow and follow.attrs["relu"]),
         "requant": follow is not None,
     }
+
+
+def bias_image(file: str, n: int, bits: int, slots: int = 1) -> RomImage:
+    """A bias ROM of `slots` biases per word at `bits` each (slot s of word w: bias w*slots + s)."""
+    words = -(-n // slots)
+    index = np.arange(words * slots, dtype=np.int64).reshape(words, slots)
+    index[index >= n] = -1
+    field = RomField("bias", index, bits, tuple(s * bits for s in range(slots)))
+    return RomImage(file, "bias", slots * bits, words, (field,))
+
+
+def with_zero_biases(graph: Graph) -> Graph:
+    """The graph with a zero bias param on every dense and conv node without one (what their bias
+    ROMs hold), so every engine can describe its stored arrays (Engine.stored)."""
+    missing = [n.name for n in graph.nodes if n.op in ("dense", "conv2d") and len(n.inputs) < 3]
+    if not missing:
+        return graph
+    g = graph.copy()
+    for node in (g.node(name) for name in missing):
+        bias = f"{node.name}::bias(zeros)"
+        g.params[bias] = np.zeros(g.params[node.inputs[1]].shape[0], dtype=np.int64)
+        node.inputs.append(bias)
+    return g
+
+
+def bias_param(node: Node) -> str:
+    """The name of a weighted node's bias param (the bit-flip audit gives every node one)."""
+    if len(node.inputs) < 3:
+        raise ValueError(f"layer {node.name!r} has no bias param")
+    return node.inputs[2]
 
 
 def bias_or_zeros(graph: Graph, node: Node, n: int) -> np.ndarray:

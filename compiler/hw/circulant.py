@@ -10,12 +10,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from compiler.exec.golden import circulant_layer
-from compiler.hw.base import Engine, EngineCost, PlanError, Planned, positive_int
+from compiler.hw.base import (
+    Engine,
+    EngineCost,
+    PlanError,
+    Planned,
+    RomField,
+    RomImage,
+    StoredLayer,
+    bias_image,
+    positive_int,
+)
 from compiler.hw.dense import cost_entry, dense_cost, describe_matrix, matrix_spec
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model
-from kernels.circulant_mac import CirculantSchedule
+from kernels.circulant_mac import CirculantSchedule, rebuild_circulant
 from kernels.circulant_rom import bias_bits, circulant_rtl_parameters, write_circulant_roms
 
 MULTIPLIERS = 4  # one shared complex multiplier
@@ -73,6 +85,7 @@ class Circulant(Engine):
     module = "circulant_mac.v"
     plan_fields = {"multipliers": positive_int}
     fuses_requantize = True
+    protectable = True
 
     def fixed_interval(self, graph, node):
         return layer_cost(graph, node).interval
@@ -130,7 +143,37 @@ class Circulant(Engine):
         return spec
 
     def write_roms(self, graph, spec, folder: Path):
-        write_circulant_roms(circulant_layer(graph, graph.node(spec.name)), folder, prefix=f"{spec.instance}_")
+        layer = circulant_layer(graph, graph.node(spec.name))
+        write_circulant_roms(layer, folder, prefix=f"{spec.instance}_", protection=spec.protection)
+
+    def stored(self, graph, spec):
+        """The weight spectra (real and imaginary parts of one word) and the bias; the twiddle
+        ROM holds constants of the FFT, not of the model."""
+        node = graph.node(spec.name)
+        layer = circulant_layer(graph, node)
+        attrs = node.attrs["circulant"]
+        b_name, re_name, im_name = node.inputs[2], node.inputs[3], node.inputs[4]
+        p, q = layer.grid
+        h, sb = layer.block // 2 + 1, layer.spectrum_bits
+        index = np.arange(p * q * h, dtype=np.int64).reshape(p, q, h).transpose(0, 2, 1).reshape(-1, 1)
+        fields = (RomField("spectra_re", index, sb, (0,)), RomField("spectra_im", index, sb, (sb,)))
+        images = [
+            RomImage(spec.w_file, "weights", 2 * sb, len(index), fields),
+            RomImage(spec.tw_file, "constants", 2 * (layer.twiddle_frac + 2), layer.block // 2),
+            bias_image(spec.b_file, spec.n_out, bias_bits(layer)),
+        ]
+        arrays = {"spectra_re": layer.spectra_re, "spectra_im": layer.spectra_im, "bias": graph.params[b_name]}
+
+        def to_params(a):
+            # widths are derived from the spectra: a flip that would need wider datapaths than the
+            # design has (where the RTL would wrap) is refused here (ValueError)
+            rebuild_circulant(attrs, a["spectra_re"], a["spectra_im"], layer.vectors_q, a["bias"])
+            return {re_name: a["spectra_re"], im_name: a["spectra_im"], b_name: a["bias"]}
+
+        def pullback(g):
+            return {"spectra_re": g[re_name], "spectra_im": g[im_name], "bias": g[b_name]}
+
+        return StoredLayer(spec.name, self.kind, arrays, images, to_params, pullback)
 
     def describe(self, spec):
         return describe_matrix(spec, f" (block size {spec.block_size})")

@@ -14,11 +14,16 @@ from compiler.hw.base import (
     EngineCost,
     EngineSpec,
     Planned,
+    RomField,
+    RomImage,
+    StoredLayer,
     VerilogBackendError,
     bias_or_zeros,
+    bias_param,
     dense_macs,
     output_fields,
     positive_int,
+    probe_layout,
 )
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model, run_stream, steady_interval
@@ -186,6 +191,7 @@ class Conv(Engine):
     plan_fields = {"multipliers": positive_int, "p_co": positive_int, "p_ci": positive_int, "p_k": positive_int}
     fuses_requantize = True
     rom_streaming = False
+    protectable = True
 
     def budget_cycles(self, graph, node, multipliers):
         return fastest_conv_split(node, multipliers).cycles
@@ -292,8 +298,34 @@ class Conv(Engine):
             folder / spec.w_file,
             conv_weight_rom_words(w_q, p_co, p_ci, spec.w_bits, p_k),
             p_co * p_k * p_ci * spec.w_bits,
+            spec.protection,
         )
-        write_mem(folder / spec.b_file, conv_bias_rom_words(b_q, p_co, spec.acc_bits), p_co * spec.acc_bits)
+        bias = conv_bias_rom_words(b_q, p_co, spec.acc_bits)
+        write_mem(folder / spec.b_file, bias, p_co * spec.acc_bits, spec.protection)
+
+    def stored(self, graph, spec):
+        node = graph.node(spec.name)
+        w_name, b_name = node.inputs[1], bias_param(node)
+        w = graph.params[w_name]
+        p_co, p_ci, p_k = (spec.parameters[k] for k in ("P_CO", "P_CI", "P_K"))
+        lanes, bits = p_co * p_k * p_ci, spec.w_bits
+        index = probe_layout(lambda a, k: conv_weight_rom_words(a, p_co, p_ci, k, p_k), w.shape, lanes)
+        bias_index = probe_layout(lambda a, k: conv_bias_rom_words(a, p_co, k), (w.shape[0],), p_co)
+        images = [
+            RomImage(spec.w_file, "weights", lanes * bits, len(index), (RomField("weights", index, bits, tuple(
+                s * bits for s in range(lanes))),)),
+            RomImage(spec.b_file, "bias", p_co * spec.acc_bits, len(bias_index), (RomField("bias", bias_index,
+                spec.acc_bits, tuple(s * spec.acc_bits for s in range(p_co))),)),
+        ]  # fmt: skip
+        arrays = {"weights": w, "bias": graph.params[b_name]}
+
+        def to_params(a):
+            return {w_name: a["weights"], b_name: a["bias"]}
+
+        def pullback(g):
+            return {"weights": g[w_name], "bias": g[b_name]}
+
+        return StoredLayer(spec.name, self.kind, arrays, images, to_params, pullback)
 
     def describe(self, spec):
         return describe_line(spec)

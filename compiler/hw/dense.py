@@ -14,10 +14,16 @@ from compiler.hw.base import (
     EngineCost,
     EngineSpec,
     Planned,
+    RomField,
+    RomImage,
+    StoredLayer,
     VerilogBackendError,
+    bias_image,
     bias_or_zeros,
+    bias_param,
     output_fields,
     positive_int,
+    probe_layout,
 )
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model
@@ -58,6 +64,18 @@ def stream_weight_matrix(w_q: np.ndarray, input_chw) -> np.ndarray:
     c, h, w = input_chw
     n_out = w_q.shape[0]
     return w_q.reshape(n_out, c, h, w).transpose(0, 2, 3, 1).reshape(n_out, c * h * w)
+
+
+def stream_order(shape, input_chw) -> np.ndarray:
+    """[n_out, n_in]: the flat index into the graph's weight matrix of each stream-order entry."""
+    return stream_weight_matrix(np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape), input_chw)
+
+
+def unstream(w_stream: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The graph's weight matrix from its stream-order copy (stream_order's inverse)."""
+    flat = np.empty(w_stream.size, dtype=w_stream.dtype)
+    flat[order.ravel()] = w_stream.ravel()
+    return flat.reshape(order.shape)
 
 
 def stream_reorders(chw) -> bool:
@@ -161,6 +179,7 @@ class Dense(Engine):
     module = "dense_mac.v"
     plan_fields = {"multipliers": positive_int}
     fuses_requantize = True
+    protectable = True
 
     def budget_cycles(self, graph, node, multipliers):
         n_out, n_in = graph.params[node.inputs[1]].shape
@@ -205,10 +224,36 @@ class Dense(Engine):
             folder / spec.b_file,
             vector_rom_words(bias_or_zeros(graph, node, w_q.shape[0]), spec.acc_bits),
             spec.acc_bits,
+            spec.protection,
         )
         write_mem(
-            folder / spec.w_file, dense_rom_words(w_q, spec.multipliers, spec.w_bits), spec.multipliers * spec.w_bits
+            folder / spec.w_file,
+            dense_rom_words(w_q, spec.multipliers, spec.w_bits),
+            spec.multipliers * spec.w_bits,
+            spec.protection,
         )
+
+    def stored(self, graph, spec):
+        node = graph.node(spec.name)
+        w_name, b_name = node.inputs[1], bias_param(node)
+        w = graph.params[w_name]
+        order = stream_order(w.shape, spec.input_chw)
+        p, bits = spec.multipliers, spec.w_bits
+        index = probe_layout(lambda a, k: dense_rom_words(a, p, k), w.shape, p)
+        field = RomField("weights", index, bits, tuple(s * bits for s in range(p)))
+        images = [
+            RomImage(spec.w_file, "weights", p * bits, len(index), (field,)),
+            bias_image(spec.b_file, spec.n_out, spec.acc_bits),
+        ]
+        arrays = {"weights": stream_weight_matrix(w, spec.input_chw).astype(np.int64), "bias": graph.params[b_name]}
+
+        def to_params(a):
+            return {w_name: unstream(a["weights"], order).astype(w.dtype), b_name: a["bias"]}
+
+        def pullback(g):
+            return {"weights": stream_weight_matrix(g[w_name], spec.input_chw), "bias": g[b_name]}
+
+        return StoredLayer(spec.name, self.kind, arrays, images, to_params, pullback)
 
     def describe(self, spec):
         return describe_matrix(spec)

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.hw.base import EngineCost, Planned, bias_or_zeros, positive_int
+from compiler.hw.base import (
+    EngineCost,
+    Planned,
+    RomField,
+    RomImage,
+    StoredLayer,
+    bias_image,
+    bias_or_zeros,
+    bias_param,
+    positive_int,
+)
 from compiler.hw.dense import (
     Dense,
     cost_entry,
@@ -19,11 +29,20 @@ from compiler.hw.dense import (
     planned_matrix,
     rom_cost,
     rom_parameters,
+    stream_order,
     stream_weight_matrix,
+    unstream,
 )
 from compiler.hw.registry import register, register_choice
 from kernels.rom import row_count_words, sparse_rom_words, vector_rom_words, write_mem
-from kernels.sparse_mac import SparseEncoding, best_delta_bits, encode_sparse, sparse_rom_bits, sparse_schedule
+from kernels.sparse_mac import (
+    SparseEncoding,
+    best_delta_bits,
+    encode_sparse,
+    entry_columns,
+    sparse_rom_bits,
+    sparse_schedule,
+)
 
 
 def sparse_cost(enc: SparseEncoding, w_bits: int, bias_bits: int) -> EngineCost:
@@ -103,13 +122,53 @@ class Sparse(Dense):
     def write_roms(self, graph, spec, folder: Path):
         node = graph.node(spec.name)
         enc = self._encoding(graph, node, spec)
-        write_mem(
-            folder / spec.b_file, vector_rom_words(bias_or_zeros(graph, node, spec.n_out), spec.acc_bits), spec.acc_bits
+        bias = vector_rom_words(bias_or_zeros(graph, node, spec.n_out), spec.acc_bits)
+        write_mem(folder / spec.b_file, bias, spec.acc_bits, spec.protection)
+        entry_bits = spec.multipliers * (spec.w_bits + spec.delta_bits)
+        write_mem(folder / spec.w_file, sparse_rom_words(enc, spec.w_bits), entry_bits, spec.protection)
+        write_mem(folder / spec.c_file, row_count_words(enc), spec.cnt_bits, spec.protection)
+
+    def stored(self, graph, spec):
+        """Entry weights and their delta indices (one entry ROM), the bias; the row-count ROM is
+        control (a flip there changes the schedule, not a value)."""
+        node = graph.node(spec.name)
+        w_name, b_name = node.inputs[1], bias_param(node)
+        w = graph.params[w_name]
+        order = stream_order(w.shape, spec.input_chw)
+        enc = self._encoding(graph, node, spec)
+        wb, db, p = spec.w_bits, enc.delta_bits, spec.multipliers
+        index = np.arange(enc.weights.size, dtype=np.int64).reshape(enc.weights.shape)
+        entry = tuple(s * (wb + db) for s in range(p))
+        fields = (
+            RomField("entry_weights", index, wb, entry),
+            RomField("entry_deltas", index, db, tuple(o + wb for o in entry), signed=False),
         )
-        write_mem(
-            folder / spec.w_file, sparse_rom_words(enc, spec.w_bits), spec.multipliers * (spec.w_bits + spec.delta_bits)
-        )
-        write_mem(folder / spec.c_file, row_count_words(enc), spec.cnt_bits)
+        images = [
+            RomImage(spec.w_file, "weights", p * (wb + db), len(index), fields),
+            RomImage(spec.c_file, "control", spec.cnt_bits, spec.n_out),
+            bias_image(spec.b_file, spec.n_out, spec.acc_bits),
+        ]
+        rows = np.repeat(np.arange(spec.n_out), enc.row_words)[:, None].repeat(p, axis=1)
+        arrays = {"entry_weights": enc.weights, "entry_deltas": enc.deltas, "bias": graph.params[b_name]}
+
+        def to_params(a):
+            flipped = SparseEncoding(a["entry_weights"], a["entry_deltas"], enc.row_words, enc.n_in, p, db)
+            cols, live = entry_columns(flipped), flipped.weights != 0
+            if (cols[live] >= enc.n_in).any():
+                raise ValueError(f"layer {spec.name!r}: a sparse index points past the last input")
+            w_stream = np.zeros((spec.n_out, enc.n_in), dtype=np.int64)
+            np.add.at(w_stream, (rows[live], cols[live]), flipped.weights[live])
+            return {w_name: unstream(w_stream, order).astype(w.dtype), b_name: a["bias"]}
+
+        cols = entry_columns(enc)
+        inside = cols < enc.n_in
+
+        def pullback(g):
+            g_stream = stream_weight_matrix(g[w_name], spec.input_chw)
+            g_entries = np.where(inside, g_stream[rows, np.minimum(cols, enc.n_in - 1)], 0.0)
+            return {"entry_weights": g_entries, "bias": g[b_name]}
+
+        return StoredLayer(spec.name, self.kind, arrays, images, to_params, pullback)
 
     def describe(self, spec):
         return describe_matrix(spec)

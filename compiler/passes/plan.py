@@ -44,6 +44,13 @@ class Plan(Pass):
             "(read by lower, which then makes it a dense layer)",
             per_layer=True,
         ),
+        "rom_protection": Option(
+            "none",
+            one_of("none", "parity", "secded"),
+            "code on every weight, index and bias ROM word (kernels/rom_protect.py): parity detects a flipped "
+            "bit, secded corrects one and detects two; the design raises its fault output on a detected error "
+            "(docs/security.md)",
+        ),
     }
 
     def apply(self, graph: Graph, ctx) -> Graph:
@@ -56,7 +63,10 @@ class Plan(Pass):
                 node.annotations.update(self._plan_node(planned, node, ctx, budget, largest))
         except hw.PlanError as e:
             raise PassError(str(e)) from None
-        planned.meta.update(planned=True, plan={"multipliers": largest, "cycle_budget": budget})
+        protection = ctx.options(self.name)["rom_protection"]
+        planned.meta.update(
+            planned=True, plan={"multipliers": largest, "cycle_budget": budget, "rom_protection": protection}
+        )
         return planned
 
     def _plan_node(self, graph: Graph, node, ctx, budget: int, largest: int) -> dict:

@@ -44,6 +44,15 @@ def build_report(
         "rom_bits": sum(e["rom_bits"] for e in design["engines"]),
         "multipliers": sum(e["multipliers"] for e in design["engines"]),
     }
+    protected = [e for e in design["engines"] if e.get("protection", "none") != "none"]
+    if protected:  # [plan] rom_protection: its ROM bits are in rom_bits, so the energy model prices them
+        check = sum(e["check_bits"] for e in protected)
+        hardware["rom_protection"] = {
+            "scheme": protected[0]["protection"],
+            "check_bits": check,
+            "data_bits": hardware["rom_bits"] - check,
+            "overhead": round(check / max(hardware["rom_bits"] - check, 1), 4),
+        }
     # the energy baselines price the original imported model, whatever the passes removed
     hardware |= hardware_costs(layers, ctx.target, synthesis, imported_layers(original, layers), device)
     set_cycles(hardware, design["estimated_latency"], "estimate", design["estimated_interval"])
@@ -362,6 +371,16 @@ def _num(v, fmt: str = ",") -> str:
     return "n/a" if v is None else format(v, fmt)
 
 
+def _protection_note(hw: dict) -> str:
+    p = hw.get("rom_protection")
+    if not p:
+        return ""
+    return (
+        f" ({p['check_bits']:,} of them {p['scheme']} check bits, +{p['overhead']:.1%} over the data; the design "
+        "raises `fault` on a detected error, docs/security.md)"
+    )
+
+
 def hardware_section(r: dict) -> list[str]:
     """The "Hardware" and "Work and energy per inference" sections of report.md."""
     hw, sim = r["hardware"], r.get("simulation")
@@ -375,7 +394,7 @@ def hardware_section(r: dict) -> list[str]:
         "",
         "## Hardware",
         "",
-        f"- multipliers: {hw['multipliers']}, ROM bits: {hw['rom_bits']:,}",
+        f"- multipliers: {hw['multipliers']}, ROM bits: {hw['rom_bits']:,}" + _protection_note(hw),
         f"- cycles per inference: {_num(hw.get('cycles_per_inference'), ',.0f')}, initiation interval "
         f"{_num(hw.get('initiation_interval'), ',.0f')} ({cycles_how})",
     ]
