@@ -408,7 +408,44 @@ def _simulate_serial(out: Path, build, x_q: np.ndarray, simulator: str, log) -> 
     return result
 
 
-def _write_stimulus(work: Path, out: Path, graph: Graph, design: dict, x_q: np.ndarray) -> Path:
+def simulate_design(
+    out: Path,
+    work: Path,
+    graph: Graph,
+    design: dict,
+    x_q: np.ndarray,
+    roms: dict,
+    simulator: str = "icarus",
+    expect_fault: bool = False,
+) -> dict:
+    """The design of OUT simulated in `work` (mpc's own folder) with some ROM files replaced
+    (`roms`: {file: (codewords, width)}) against the golden executor on `graph`, accumulators
+    wrapped as the registers hold them (the bit-flip audit's flipped designs). The bench's
+    summary (sim/test_design.py), with its `fault`; `expect_fault`: the bench checks only that
+    the design raises fault (a detected ROM error), not its outputs."""
+    from kernels.rom import write_mem
+    from sim.runner import SimulationError, run_cocotb
+
+    record_folders(out, [work])
+    stimulus = _write_stimulus(work, out, graph, design, x_q, wrap=True)
+    for name, (codes, width) in roms.items():
+        write_mem(work / name, codes, width)  # codewords as they are: protection bits included
+    result_path = work / "result.json"
+    try:
+        run_cocotb(
+            [out / "rtl" / s for s in design["sources"]], design["top"], "test_design", work, simulator=simulator,
+            extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)}
+            | ({"MPC_EXPECT_FAULT": "1"} if expect_fault else {}),
+        )  # fmt: skip
+    except SimulationError as e:
+        if not result_path.exists():
+            raise MpcError(str(e)) from None
+    if not result_path.exists():
+        raise MpcError(f"the {simulator} simulation ended without a result (see {work / 'sim.log'})")
+    return json.loads(result_path.read_text())
+
+
+def _write_stimulus(work: Path, out: Path, graph: Graph, design: dict, x_q: np.ndarray, wrap: bool = False) -> Path:
     """A fresh simulation folder: the ROM images ($readmemh resolves names from the simulator's
     folder) and the inputs with the golden executor's expected outputs."""
     from compiler.exec import golden
@@ -418,7 +455,7 @@ def _write_stimulus(work: Path, out: Path, graph: Graph, design: dict, x_q: np.n
     work.mkdir(parents=True)
     for mem in (out / "rtl").glob("*.mem"):
         shutil.copy(mem, work / mem.name)
-    expected = golden.run_integer(graph, x_q)
+    expected = golden.run_integer(graph, x_q, wrap=wrap)
     stimulus = work / "stimulus.npz"
     np.savez(
         stimulus,

@@ -76,6 +76,29 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _non_negative(option: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 0 (got {text!r})")
+        return value
+
+    return parse
+
+
+def _accuracy(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--bitflip-target must be an accuracy in 0..1 (got {text!r})")
+    return value
+
+
 def _positive(option: str):
     def parse(text: str) -> int:
         try:
@@ -197,17 +220,19 @@ def _parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser(
         "audit",
-        help="membership-inference (and backdoor) audit: original vs compiled model",
+        help="membership-inference (and backdoor, bit-flip) audit: original vs compiled model",
         description="Attack OUT's models with members = x_train, non-members = x_test of the build's "
         "data (balanced by subsampling). Writes OUT/audit.json, OUT/audit_roc_<target>.png "
         "and the Membership inference section of OUT/report.md. See docs/audit.md. With --attacks backdoor "
-        "--trigger TRIGGER.npz: the trigger's attack success rate and clean accuracy (docs/security.md).",
+        "--trigger TRIGGER.npz: the trigger's attack success rate and clean accuracy. With --attacks bitflip: "
+        "the fewest ROM bit flips of the compiled design that bring its accuracy to random guessing (BFA's "
+        "progressive bit search), against random flips, simulated with the flipped ROMs (docs/security.md).",
     )
     a.add_argument("out", type=Path, help="a folder written by `mpc compile`")
     a.add_argument(
         "--attacks",
         default=DEFAULT_ATTACKS,
-        help=f"comma-separated attacks ({', '.join(ATTACK_NAMES)}, and backdoor with --trigger) or groups "
+        help=f"comma-separated attacks ({', '.join(ATTACK_NAMES)}, backdoor with --trigger, bitflip) or groups "
         f"({', '.join(GROUPS)}); default: {DEFAULT_ATTACKS}",
     )
     a.add_argument("--shadows", type=int, default=16, help="number of shadow models K (default: 16)")
@@ -225,6 +250,48 @@ def _parser() -> argparse.ArgumentParser:
         help="for --attacks backdoor: mask and pattern (the model's input shape) and target (the attacker's "
         "class); triggered x = x*(1-mask) + pattern*mask; the attack success rate is measured on test samples "
         "of the other classes (docs/security.md)",
+    )
+    a.add_argument(
+        "--bitflip-batch",
+        type=_positive("--bitflip-batch"),
+        default=128,
+        metavar="N",
+        help="bitflip: training rows the attacker holds and ranks bits on (default: 128, as in BFA)",
+    )
+    a.add_argument(
+        "--bitflip-target",
+        type=_accuracy,
+        metavar="ACC",
+        help="bitflip: test accuracy to bring the model down to (default: 1/classes + 0.01, random guessing)",
+    )
+    a.add_argument(
+        "--bitflip-max",
+        type=_positive("--bitflip-max"),
+        default=100,
+        metavar="N",
+        help="bitflip: most flips the search commits before giving up (default: 100)",
+    )
+    a.add_argument(
+        "--bitflip-eval",
+        type=_positive("--bitflip-eval"),
+        default=1000,
+        metavar="N",
+        help="bitflip: test rows the accuracy after every flip is measured on (default: 1000)",
+    )
+    a.add_argument(
+        "--bitflip-simulate",
+        type=_non_negative("--bitflip-simulate"),
+        default=16,
+        metavar="N",
+        help="bitflip: test rows simulated with the flipped ROM files against the golden executor "
+        "(default: 16; 0 skips)",
+    )
+    a.add_argument(
+        "--bitflip-simulator",
+        choices=("icarus", "verilator"),
+        default="icarus",
+        help="bitflip: the simulator of --bitflip-simulate (default: icarus; verilator is much faster on large "
+        "protected designs)",
     )
     a.add_argument("--shadow-epochs", type=int, default=60, help="shadow training epochs (default: 60)")
     a.add_argument("--shadow-lr", type=float, default=3e-3, help="shadow training Adam learning rate (default: 3e-3)")
@@ -374,6 +441,7 @@ def _compare(api, args) -> int:
 
 
 def _audit(api, args) -> int:
+    from compiler.audit.bitflip import BitflipConfig
     from compiler.exec.train import TrainConfig
 
     if args.shadow_epochs < 1 or args.shadow_batch_size < 1 or not args.shadow_lr > 0:
@@ -392,9 +460,19 @@ def _audit(api, args) -> int:
         shadow_training=TrainConfig(epochs=args.shadow_epochs, lr=args.shadow_lr, batch_size=args.shadow_batch_size),
         workers=args.workers,
         address=args.address,
+        bitflip=BitflipConfig(
+            batch=args.bitflip_batch,
+            target=args.bitflip_target,
+            max_flips=args.bitflip_max,
+            eval_samples=args.bitflip_eval,
+            simulate=args.bitflip_simulate,
+            simulator=args.bitflip_simulator,
+            seed=args.seed,
+        ),
     )
     for name, target in result["targets"].items():
-        print(f"{name}: test accuracy {target['test_accuracy']:.4f}, {_attack_summary(target['attacks'])}")
+        attacked = f", {_attack_summary(target['attacks'])}" if target["attacks"] else ""
+        print(f"{name}: test accuracy {target['test_accuracy']:.4f}{attacked}")
     print(f"audit: {args.out}/audit.json, {args.out}/report.md")
     return 0
 
@@ -436,6 +514,11 @@ def _attack_summary(attacks: dict) -> str:
     if "backdoor" in attacks:
         asr = attacks["backdoor"]["attack_success_rate"]
         parts.append("backdoor attack success rate " + ("n/a" if asr is None else f"{asr:.4f}"))
+    if "bitflip" in attacks:
+        b = attacks["bitflip"]
+        reached = "not reached" if b["flips_to_target"] is None else f"{b['flips_to_target']} flips"
+        random = b["random_flips_for_same_drop"]
+        parts.append(f"bit flips to accuracy {b['target_accuracy']}: {reached} (random flips: {random})")
     return ", ".join(parts)
 
 

@@ -20,5 +20,8 @@ GROUPS = {
 }
 # Not membership inference: needs a trigger file (`--trigger`, audit/backdoor.py), so no group has it.
 BACKDOOR = "backdoor"
+# Not membership inference either: flips the compiled design's ROM bits (audit/bitflip.py).
+BITFLIP = "bitflip"
+SPECIAL_ATTACKS = (BACKDOOR, BITFLIP)
 DEFAULT_ATTACKS = "threshold,shadow,lira,label_only"
 DEFAULT_TARGETS = "original,compiled"

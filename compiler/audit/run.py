@@ -19,14 +19,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from compiler.audit import BACKDOOR, DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS
+from compiler.audit import BACKDOOR, BITFLIP, DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS, SPECIAL_ATTACKS
 from compiler.audit import attacks as attack_lib
 from compiler.audit.backdoor import Trigger, TriggerError, backdoor_metrics, load_trigger
+from compiler.audit.bitflip import BitflipConfig, BitflipError, bitflip_attack
 from compiler.audit.metrics import attack_metrics, roc
 from compiler.audit.plot import plot_roc
 from compiler.audit.shadows import ShadowSet, derived_seed, train_shadows
@@ -48,16 +50,16 @@ def parse_attacks(spec: str | list[str]) -> list[str]:
     chosen = []
     for name in (n.strip() for n in names if n.strip()):
         expanded = GROUPS.get(name, [name])
-        unknown = [n for n in expanded if n not in attack_lib.ATTACKS and n != BACKDOOR]
+        unknown = [n for n in expanded if n not in attack_lib.ATTACKS and n not in SPECIAL_ATTACKS]
         if unknown:
             raise AuditError(
-                f"unknown attack {unknown[0]!r} (attacks: {', '.join([*attack_lib.ATTACKS, BACKDOOR])}; "
+                f"unknown attack {unknown[0]!r} (attacks: {', '.join([*attack_lib.ATTACKS, *SPECIAL_ATTACKS])}; "
                 f"groups: {', '.join(GROUPS)})"
             )
         chosen += [n for n in expanded if n not in chosen]
     if not chosen:
         raise AuditError("no attack selected")
-    return [n for n in [*attack_lib.ATTACKS, BACKDOOR] if n in chosen]  # canonical order
+    return [n for n in [*attack_lib.ATTACKS, *SPECIAL_ATTACKS] if n in chosen]  # canonical order
 
 
 def parse_targets(spec: str | list[str]) -> list[str]:
@@ -82,16 +84,20 @@ def audit(
     trigger: str | Path | None = None,
     workers: int | None = 1,
     address: str | None = None,
+    bitflip: BitflipConfig | None = None,
 ) -> dict:
     """Audit the build in OUT; return the audit (also written to OUT/audit.json when `write`).
 
     `shadow_cache`: a dict kept by the caller across audits of builds of the same model and data
     (benchmarks): shadows are reused when architecture, pool, count, training and seed agree.
     `trigger`: TRIGGER.npz for the `backdoor` attack (audit/backdoor.py).
-    `workers`, `address`: shadows trained as Ray tasks (compiler/parallel.py); the same numbers."""
+    `workers`, `address`: shadows trained as Ray tasks (compiler/parallel.py); the same numbers.
+    `bitflip`: the settings of the `bitflip` attack (audit/bitflip.py), defaults if None."""
     out = Path(out)
     attack_names, target_names = parse_attacks(attacks), parse_targets(targets)
     _check_trigger_given(attack_names, trigger)
+    if BITFLIP in attack_names and "compiled" not in target_names:
+        raise AuditError("the bitflip attack flips the design's ROM bits: add compiled to --targets")
     _check_build(out)
     needs_shadows = _check_shadow_count(attack_names, shadows)
     start = time.perf_counter()
@@ -117,14 +123,16 @@ def audit(
         "n_non_members": n,
         "shadows": shadows if needs_shadows else 0,
         "seed": seed,
-        "settings": _settings(attack_names, target_names, shadow_set, arch_source, stamp),
+        "settings": _settings(attack_names, target_names, shadow_set, arch_source, stamp)
+        | ({"bitflip": asdict(bitflip or BitflipConfig(seed=seed))} if BITFLIP in attack_names else {}),
         "shadow_models": shadow_set.summary() if shadow_set else None,
         "targets": {},
     }
     curves = {}
+    context = {"out": out, "bitflip": bitflip or BitflipConfig(seed=seed)}
     for target in loaded:
         result["targets"][target.name], curves[target.name] = _audit_target(
-            target, dataset, x, y, is_member, attack_names, shadow_set, seed, log, stamp
+            target, dataset, x, y, is_member, attack_names, shadow_set, seed, log, stamp, context
         )
     result["seconds"] = {"shadows": round(shadow_seconds, 2), "total": round(time.perf_counter() - start, 2)}
     if write:
@@ -252,7 +260,9 @@ def _settings(attack_names, target_names, shadow_set, arch_source, trigger: Trig
     }
 
 
-def _audit_target(target: Target, data: Dataset, x, y, is_member, attack_names, shadow_set, seed, log, trigger):
+def _audit_target(
+    target: Target, data: Dataset, x, y, is_member, attack_names, shadow_set, seed, log, trigger, context
+):
     logits = target.predict_logits(x)
     entry: dict[str, Any] = {
         "kind": target.kind,
@@ -266,18 +276,33 @@ def _audit_target(target: Target, data: Dataset, x, y, is_member, attack_names, 
         if name == BACKDOOR:
             entry["attacks"][name] = backdoor_metrics(_classes(target), data.x_test, data.y_test, trigger)
             continue
+        if name == BITFLIP:
+            if target.name == "compiled":  # the ROMs are the design's: only the compiled model has them
+                entry["attacks"][name] = _bitflip(context, target, data, log)
+            continue
         res = attack_lib.ATTACKS[name](logits, y, shadow_set, seed)
         metrics = dict(attack_metrics(res.scores, is_member, res.decision), **(res.details or {}))
         entry["attacks"][name] = metrics
         fpr, tpr, _ = roc(res.scores, is_member)
         curves[name] = (fpr, tpr, metrics["auc"])
-    log(f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}; " + summary(entry["attacks"]))
+    attacked = f"; {summary(entry['attacks'])}" if entry["attacks"] else ""
+    log(f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}{attacked}")
     return entry, curves
 
 
+def _bitflip(context: dict, target: Target, data: Dataset, log) -> dict:
+    try:
+        return bitflip_attack(context["out"], target.graph, data, context["bitflip"], log)
+    except BitflipError as e:
+        raise AuditError(str(e)) from None
+
+
 def summary(attacks: dict) -> str:
-    """One line: each membership attack's AUC, the backdoor's success rate."""
-    parts = [f"{a} AUC {m['auc']:.3f}" for a, m in attacks.items() if a != BACKDOOR]
+    """One line: each membership attack's AUC, the backdoor's success rate, the flips needed."""
+    parts = [f"{a} AUC {m['auc']:.3f}" for a, m in attacks.items() if a not in SPECIAL_ATTACKS]
+    if BITFLIP in attacks:
+        flips = attacks[BITFLIP]["flips_to_target"]
+        parts.append("bit flips to target " + ("not reached" if flips is None else str(flips)))
     if BACKDOOR in attacks:
         asr = attacks[BACKDOOR]["attack_success_rate"]
         parts.append("backdoor ASR " + ("n/a" if asr is None else f"{asr:.4f}"))

@@ -36,16 +36,28 @@ def run(graph: Graph, x: np.ndarray, **options) -> GoldenResult:
     return run_integer(graph, quantize_input(graph, x), **options)
 
 
-def run_integer(graph: Graph, x_q: np.ndarray, record: dict | None = None, exact: Collection[str] = ()) -> GoldenResult:
+def run_integer(
+    graph: Graph,
+    x_q: np.ndarray,
+    record: dict | None = None,
+    exact: Collection[str] = (),
+    wrap: bool = False,
+    values: dict | None = None,
+) -> GoldenResult:
     """`record`: filled with {weighted node name: its integer input}. `exact`: names of circulant
     nodes to compute by their exact integer product instead of the fixed-point FFT (to measure
-    what the FFT costs; not what the hardware computes)."""
+    what the FFT costs; not what the hardware computes). `wrap`: every dense and conv
+    accumulator taken modulo 2**acc_bits as the hardware's register holds it, which matters only
+    for weights changed after lower sized the accumulators (the bit-flip audit); lower's widths
+    never overflow otherwise. `values`: filled with {tensor name: its integer value}."""
     if not graph.is_integer:
         raise ValueError("the golden executor runs integer graphs (run the lower pass first)")
     env = {graph.nodes[0].outputs[0]: np.asarray(x_q, dtype=np.int64)}
     for node in graph.nodes[1:]:
         if node.op == "dequantize":
             logits_q = env[node.inputs[0]]
+            if values is not None:
+                values.update(env)
             return GoldenResult(
                 logits_q, _classes(graph, node, logits_q), kernels.dequantize(logits_q, node.attrs["frac"])
             )
@@ -53,8 +65,22 @@ def run_integer(graph: Graph, x_q: np.ndarray, record: dict | None = None, exact
         if record is not None and node.op in LAYER_OPS:
             record[node.name] = x
         step = _dense if node.op == "circulant" and node.name in exact else _STEP[node.op]
-        env[node.outputs[0]] = step(graph, node, x)
+        y = step(graph, node, x)
+        if wrap and node.op in ("dense", "conv2d"):
+            y = wrap_signed(y, node.attrs["acc_bits"])
+        env[node.outputs[0]] = y
     raise ValueError("integer graph has no dequantize output node")
+
+
+def wrap_signed(v: np.ndarray, bits: int) -> np.ndarray:
+    """v modulo 2**bits as a two's-complement value (what a `bits`-wide register holds)."""
+    half = 1 << (bits - 1)
+    return ((np.asarray(v, dtype=np.int64) + half) & ((1 << bits) - 1)) - half
+
+
+def step(graph: Graph, node, x: np.ndarray) -> np.ndarray:
+    """One integer node's output from its input, exactly (kernels/)."""
+    return _STEP[node.op](graph, node, x)
 
 
 def _classes(graph: Graph, node, logits_q: np.ndarray) -> np.ndarray:

@@ -552,7 +552,44 @@ def privacy_section(audit: dict | None) -> list[str]:
         (name, t, a, m) for name, t in audit["targets"].items() for a, m in t["attacks"].items() if "auc" in m
     ]
     lines = _membership_table(audit, membership) if membership else []
-    return lines + _backdoor_table(audit)
+    return lines + _backdoor_table(audit) + _bitflip_section(audit)
+
+
+def _bitflip_section(audit: dict) -> list[str]:
+    m = audit["targets"].get("compiled", {}).get("attacks", {}).get("bitflip")
+    if not m:
+        return []
+    reached = m["flips_to_target"]
+    random = m["random_flips_for_same_drop"]
+    acc = m["accuracy_per_flip"]
+    lines = [
+        "## Bit flips",
+        "",
+        f"BFA's progressive bit search on the design's ROM words as stored ({m['rom_data_bits']} data bits, "
+        f"{m['protection']} protection; docs/security.md), {m['attack_batch']} attacker rows, accuracy on "
+        f"{m['eval_samples']} test rows.",
+        "",
+        "| | flips | accuracy |",
+        "|---|---|---|",
+        f"| searched flips to {_pct(m['target_accuracy'])} | "
+        f"{'not reached in ' + str(m['physical_flips_per_step'][-1]) if reached is None else reached} | "
+        f"{_pct(acc[0])} → {_pct(acc[-1])} |",
+        f"| random flips for the same drop (median of trials) | "
+        f"{'not reached in ' + str(m['random_flips_tried_up_to']) if random is None else random} | |",
+    ]
+    if "naive_attack" in m:
+        n = m["naive_attack"]
+        lines.append(
+            f"| the unprotected search's {n['flips']} flips on these ROMs | {n['flips']} | "
+            f"{_pct(n['accuracy'])}{' (fault raised)' if n['fault_raised'] else ''} |"
+        )
+    if "simulation" in m:
+        sim = m["simulation"]
+        lines += [
+            "",
+            f"Simulated with the flipped ROM files: {sim['samples']} samples, {sim['mismatches']} mismatches.",
+        ]
+    return lines + [""]
 
 
 def _membership_table(audit: dict, rows: list) -> list[str]:
