@@ -68,7 +68,7 @@ def _audit_fields(out: Path) -> dict:
         attacks = targets["compiled"]["attacks"]
     except (OSError, ValueError, KeyError) as e:
         raise CompareError(f"{path}: not an audit written by `mpc audit` ({e})") from None
-    fields = _backdoor_fields(targets)
+    fields = _backdoor_fields(targets) | _bitflip_fields(attacks)
     membership = {a: m for a, m in attacks.items() if "auc" in m}
     if not membership:
         return fields
@@ -95,12 +95,25 @@ def _backdoor_fields(targets: dict) -> dict:
     }
 
 
+def _bitflip_fields(attacks: dict) -> dict:
+    """Bit flips the search needed to reach its target, and random flips for the same drop."""
+    b = attacks.get("bitflip")
+    if not b:
+        return {}
+    return {
+        "bitflip_flips": b.get("flips_to_target"),
+        "bitflip_random_flips": b.get("random_flips_for_same_drop"),
+        "rom_protection": b.get("protection"),
+    }
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
     key: str
     show: Callable[[object, dict], str]
-    group: str = "always"  # a target kind ("fpga", "asic"), "device", "audit", "backdoor": shown when some build has it
+    group: str = "always"  # a target kind ("fpga", "asic"), "device", "audit", "backdoor", "bitflip": shown
+    # when some build has it
 
 
 def _fmt(spec: str) -> Callable[[object, dict], str]:
@@ -144,10 +157,15 @@ COLUMNS = [
     Column("TPR@0.1%FPR", "attack_tpr_at_0_1pct_fpr", _fmt(".3f"), "audit"),
     Column("backdoor ASR", "backdoor_asr", _fmt(".3f"), "backdoor"),
     Column("original ASR", "original_backdoor_asr", _fmt(".3f"), "backdoor"),
+    Column("ROM code", "rom_protection", _fmt(""), "bitflip"),
+    Column(
+        "flips to random guess", "bitflip_flips", lambda v, row: "not reached" if v is None else f"{v:,}", "bitflip"
+    ),
+    Column("random flips", "bitflip_random_flips", lambda v, row: "not reached" if v is None else f"{v:,}", "bitflip"),
 ]
 
 
-TEXT_COLUMNS = {"build", "target", "attack", "device"}
+TEXT_COLUMNS = {"build", "target", "attack", "device", "ROM code"}
 
 
 def _columns(rows: list[dict]) -> list[Column]:
@@ -155,6 +173,7 @@ def _columns(rows: list[dict]) -> list[Column]:
     present |= {"device"} if any(r.get("device") for r in rows) else set()
     present |= {"audit"} if any("attack" in r for r in rows) else set()
     present |= {"backdoor"} if any("backdoor_asr" in r for r in rows) else set()
+    present |= {"bitflip"} if any("bitflip_flips" in r for r in rows) else set()
     return [c for c in COLUMNS if c.group in present]
 
 

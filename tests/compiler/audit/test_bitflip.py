@@ -196,3 +196,18 @@ def test_cli_prints_the_flips(builds, tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "compiled: test accuracy" in printed and "bit flips to accuracy 0.11:" in printed
+
+
+def test_compare_shows_the_flips_of_each_build(builds, tmp_path):
+    from compiler.report.compare import format_table, load_build
+
+    rows = []
+    for name in ("dense", "secded"):
+        out = tmp_path / name
+        shutil.copytree(builds[name], out)
+        config = BitflipConfig(max_flips=8, eval_samples=200, random_trials=1, simulate=0, random_max=4)
+        flips = api.audit(out, attacks="bitflip", bitflip=config, **QUIET)["targets"]["compiled"]["attacks"]
+        rows.append(load_build(out))
+        assert rows[-1]["bitflip_flips"] == flips["bitflip"]["flips_to_target"]
+    table = format_table(rows)
+    assert "flips to random guess" in table and "secded" in table and "none" in table
