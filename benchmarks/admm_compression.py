@@ -51,7 +51,7 @@ def compiled_weight_bits(graph) -> int:
     total = 0
     for node in graph.weighted_nodes():
         chosen = node.annotations["cost"][node.annotations["engine"]]
-        total += chosen["rom_bits"] - graph.params[node.inputs[1]].shape[0] * node.attrs["acc_bits"]
+        total += chosen["weight_rom_bits"]
     return total
 
 

@@ -123,6 +123,7 @@ class EngineSpec:
     tw_file: str = ""  # circulant: twiddle ROM (w_file holds the weight spectra)
     input_chw: list | None = None  # dense after a flatten of an image: its [C, H, W] (columns permuted)
     out_shape: list | None = None  # conv, pool: the [C, H, W] image it streams out
+    b_bits: int = 0  # width of its bias ROM words (stored_bias_bits); 0: the accumulator's
     protection: str = "none"  # its ROM words' code (kernels/rom_protect.py; [plan] rom_protection)
     check_bits: int = 0  # ROM bits the code adds (in cost.rom_bits too)
     parameters: dict = field(default_factory=dict)  # the module's Verilog parameters, in order
@@ -301,6 +302,16 @@ def bias_image(file: str, n: int, bits: int, slots: int = 1) -> RomImage:
     index[index >= n] = -1
     field = RomField("bias", index, bits, tuple(s * bits for s in range(slots)))
     return RomImage(file, "bias", slots * bits, words, (field,))
+
+
+def stored_bias_bits(graph: Graph, node: Node) -> int:
+    """Width of a layer's bias ROM words: the narrowest two's complement that holds every bias
+    (at least 2 bits), not the accumulator's. The engines sign-extend them (B_BITS <= ACC_BITS):
+    the ROM is smaller, and a flipped top bit moves a bias by no more than its own range instead
+    of half the accumulator's (the bit-flip audit's first target, docs/security.md)."""
+    bias = graph.params[node.inputs[2]] if len(node.inputs) > 2 else np.zeros(1, np.int64)
+    widest = int(np.abs(np.asarray(bias, dtype=np.int64)).max(initial=0))
+    return min(max(2, widest.bit_length() + 1), int(node.attrs["acc_bits"]))
 
 
 def with_zero_biases(graph: Graph) -> Graph:

@@ -23,6 +23,7 @@ from compiler.hw.base import (
     StoredLayer,
     bias_image,
     positive_int,
+    stored_bias_bits,
 )
 from compiler.hw.dense import cost_entry, dense_cost, describe_matrix, matrix_spec
 from compiler.hw.registry import register
@@ -103,7 +104,7 @@ class Circulant(Engine):
         n_out, n_in = graph.params[node.inputs[1]].shape
         block = node.attrs["circulant"]["block"]
         p_dense = min(largest, n_in)
-        dense = dense_cost(n_in, n_out, p_dense, node.attrs["weight_format"]["bits"], node.attrs["acc_bits"])
+        dense = dense_cost(n_in, n_out, p_dense, node.attrs["weight_format"]["bits"], stored_bias_bits(graph, node))
         return Planned(
             self.kind,
             {

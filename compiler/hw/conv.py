@@ -24,6 +24,7 @@ from compiler.hw.base import (
     output_fields,
     positive_int,
     probe_layout,
+    stored_bias_bits,
 )
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model, run_stream, steady_interval
@@ -260,14 +261,15 @@ class Conv(Engine):
             in_bits=a["input_format"]["bits"],
             w_bits=a["weight_format"]["bits"],
             acc_bits=a["acc_bits"],
+            b_bits=stored_bias_bits(graph, node),
             **output_fields(node, follow),
             w_file=f"layer{index}_w.mem",
             b_file=f"layer{index}_b.mem",
             out_shape=checked_out_shape(node, stage),
             stage=stage,
         )
-        spec.cost = conv_cost(stage, spec.w_bits, spec.acc_bits)
-        # biases are stored at the accumulator's width (B_BITS = ACC_BITS)
+        spec.cost = conv_cost(stage, spec.w_bits, spec.b_bits)
+        # biases are stored at their own width and sign-extended (B_BITS <= ACC_BITS)
         spec.parameters = (
             {"C_IN": stage.c_in, "H": stage.h, "W": stage.w, "C_OUT": stage.c_out}
             | window_parameters(stage)
@@ -277,7 +279,7 @@ class Conv(Engine):
                 "P_K": stage.p_k,
                 "IN_BITS": spec.in_bits,
                 "W_BITS": spec.w_bits,
-                "B_BITS": spec.acc_bits,
+                "B_BITS": spec.b_bits,
                 "ACC_BITS": spec.acc_bits,
                 "OUT_BITS": spec.out_bits,
                 "SHIFT": spec.shift,
@@ -300,8 +302,8 @@ class Conv(Engine):
             p_co * p_k * p_ci * spec.w_bits,
             spec.protection,
         )
-        bias = conv_bias_rom_words(b_q, p_co, spec.acc_bits)
-        write_mem(folder / spec.b_file, bias, p_co * spec.acc_bits, spec.protection)
+        bias = conv_bias_rom_words(b_q, p_co, spec.b_bits)
+        write_mem(folder / spec.b_file, bias, p_co * spec.b_bits, spec.protection)
 
     def stored(self, graph, spec):
         node = graph.node(spec.name)
@@ -314,8 +316,8 @@ class Conv(Engine):
         images = [
             RomImage(spec.w_file, "weights", lanes * bits, len(index), (RomField("weights", index, bits, tuple(
                 s * bits for s in range(lanes))),)),
-            RomImage(spec.b_file, "bias", p_co * spec.acc_bits, len(bias_index), (RomField("bias", bias_index,
-                spec.acc_bits, tuple(s * spec.acc_bits for s in range(p_co))),)),
+            RomImage(spec.b_file, "bias", p_co * spec.b_bits, len(bias_index), (RomField("bias", bias_index,
+                spec.b_bits, tuple(s * spec.b_bits for s in range(p_co))),)),
         ]  # fmt: skip
         arrays = {"weights": w, "bias": graph.params[b_name]}
 

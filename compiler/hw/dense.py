@@ -24,6 +24,7 @@ from compiler.hw.base import (
     output_fields,
     positive_int,
     probe_layout,
+    stored_bias_bits,
 )
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model
@@ -125,6 +126,7 @@ def matrix_spec(graph: Graph, node: Node, follow: Node | None, index: int, image
         in_bits=node.attrs["input_format"]["bits"],
         w_bits=node.attrs["weight_format"]["bits"],
         acc_bits=node.attrs["acc_bits"],
+        b_bits=stored_bias_bits(graph, node),
         **output_fields(node, follow),
         w_file=f"layer{index}_w.mem",
         b_file=f"layer{index}_b.mem",
@@ -133,7 +135,7 @@ def matrix_spec(graph: Graph, node: Node, follow: Node | None, index: int, image
 
 
 def rom_parameters(spec: EngineSpec, extra: dict | None = None) -> dict:
-    """rtl/dense_mac.v's and rtl/sparse_mac.v's parameters (biases at the accumulator's width)."""
+    """rtl/dense_mac.v's and rtl/sparse_mac.v's parameters (biases at their own width, b_bits)."""
     s = spec
     return (
         {
@@ -142,7 +144,7 @@ def rom_parameters(spec: EngineSpec, extra: dict | None = None) -> dict:
             "P": s.multipliers,
             "IN_BITS": s.in_bits,
             "W_BITS": s.w_bits,
-            "B_BITS": s.acc_bits,
+            "B_BITS": s.b_bits,
             "ACC_BITS": s.acc_bits,
             "OUT_BITS": s.out_bits,
             "SHIFT": s.shift,
@@ -187,10 +189,10 @@ class Dense(Engine):
 
     def plan(self, graph, node, budget, multipliers, largest):
         n_out, n_in = graph.params[node.inputs[1]].shape
-        w_bits, acc_bits = node.attrs["weight_format"]["bits"], node.attrs["acc_bits"]
+        w_bits, b_bits = node.attrs["weight_format"]["bits"], stored_bias_bits(graph, node)
 
         def cost_at(p):
-            return dense_cost(n_in, n_out, p, w_bits, acc_bits)
+            return dense_cost(n_in, n_out, p, w_bits, b_bits)
 
         if multipliers:
             p = min(multipliers, n_in)
@@ -212,7 +214,7 @@ class Dense(Engine):
 
     def spec(self, graph, node, follow, index, image):
         spec = matrix_spec(graph, node, follow, index, image, self.kind)
-        spec.cost = dense_cost(spec.n_in, spec.n_out, spec.multipliers, spec.w_bits, spec.acc_bits)
+        spec.cost = dense_cost(spec.n_in, spec.n_out, spec.multipliers, spec.w_bits, spec.b_bits)
         spec.stage = dense_schedule(spec.n_in, spec.n_out, spec.multipliers)
         spec.parameters = rom_parameters(spec)
         return spec
@@ -222,8 +224,8 @@ class Dense(Engine):
         w_q = stream_weight_matrix(graph.params[node.inputs[1]], spec.input_chw)
         write_mem(
             folder / spec.b_file,
-            vector_rom_words(bias_or_zeros(graph, node, w_q.shape[0]), spec.acc_bits),
-            spec.acc_bits,
+            vector_rom_words(bias_or_zeros(graph, node, w_q.shape[0]), spec.b_bits),
+            spec.b_bits,
             spec.protection,
         )
         write_mem(
@@ -243,7 +245,7 @@ class Dense(Engine):
         field = RomField("weights", index, bits, tuple(s * bits for s in range(p)))
         images = [
             RomImage(spec.w_file, "weights", p * bits, len(index), (field,)),
-            bias_image(spec.b_file, spec.n_out, spec.acc_bits),
+            bias_image(spec.b_file, spec.n_out, spec.b_bits),
         ]
         arrays = {"weights": stream_weight_matrix(w, spec.input_chw).astype(np.int64), "bias": graph.params[b_name]}
 

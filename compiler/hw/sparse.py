@@ -19,6 +19,7 @@ from compiler.hw.base import (
     bias_or_zeros,
     bias_param,
     positive_int,
+    stored_bias_bits,
 )
 from compiler.hw.dense import (
     Dense,
@@ -74,13 +75,13 @@ class Sparse(Dense):
 
     def plan(self, graph, node, budget, multipliers, largest):
         w_q = planned_matrix(graph, node)
-        w_bits, acc_bits = node.attrs["weight_format"]["bits"], node.attrs["acc_bits"]
+        w_bits, b_bits = node.attrs["weight_format"]["bits"], stored_bias_bits(graph, node)
         n_in = w_q.shape[1]
         encodings: dict[int, SparseEncoding] = {}
 
         def cost_at(p):
             encodings[p] = encodings.get(p) or sparse_encoding(w_q, p, w_bits)
-            return sparse_cost(encodings[p], w_bits, acc_bits)
+            return sparse_cost(encodings[p], w_bits, b_bits)
 
         if multipliers:
             p = min(multipliers, n_in)
@@ -112,7 +113,7 @@ class Sparse(Dense):
         spec.delta_bits, spec.n_words = enc.delta_bits, int(enc.row_words.sum())
         spec.cnt_bits = max(1, int(enc.row_words.max()).bit_length())
         spec.c_file = spec.w_file.replace("_w.mem", "_c.mem")
-        spec.cost = sparse_cost(enc, spec.w_bits, spec.acc_bits)
+        spec.cost = sparse_cost(enc, spec.w_bits, spec.b_bits)
         spec.stage = sparse_schedule(enc)
         spec.parameters = rom_parameters(
             spec, {"D_BITS": spec.delta_bits, "CNT_BITS": spec.cnt_bits, "N_WORDS": spec.n_words, "C_FILE": spec.c_file}
@@ -122,8 +123,8 @@ class Sparse(Dense):
     def write_roms(self, graph, spec, folder: Path):
         node = graph.node(spec.name)
         enc = self._encoding(graph, node, spec)
-        bias = vector_rom_words(bias_or_zeros(graph, node, spec.n_out), spec.acc_bits)
-        write_mem(folder / spec.b_file, bias, spec.acc_bits, spec.protection)
+        bias = vector_rom_words(bias_or_zeros(graph, node, spec.n_out), spec.b_bits)
+        write_mem(folder / spec.b_file, bias, spec.b_bits, spec.protection)
         entry_bits = spec.multipliers * (spec.w_bits + spec.delta_bits)
         write_mem(folder / spec.w_file, sparse_rom_words(enc, spec.w_bits), entry_bits, spec.protection)
         write_mem(folder / spec.c_file, row_count_words(enc), spec.cnt_bits, spec.protection)
@@ -146,7 +147,7 @@ class Sparse(Dense):
         images = [
             RomImage(spec.w_file, "weights", p * (wb + db), len(index), fields),
             RomImage(spec.c_file, "control", spec.cnt_bits, spec.n_out),
-            bias_image(spec.b_file, spec.n_out, spec.acc_bits),
+            bias_image(spec.b_file, spec.n_out, spec.b_bits),
         ]
         rows = np.repeat(np.arange(spec.n_out), enc.row_words)[:, None].repeat(p, axis=1)
         arrays = {"entry_weights": enc.weights, "entry_deltas": enc.deltas, "bias": graph.params[b_name]}

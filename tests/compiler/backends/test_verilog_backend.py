@@ -32,7 +32,12 @@ def test_dense_roms_hold_exactly_the_integer_weights(tmp_path, digits_lowered):
         assert len(raw) == eng["n_out"] * chunks
         decoded = np.array([_fields(word, bits, p) for word in raw]).reshape(eng["n_out"], chunks * p)
         assert np.array_equal(decoded[:, : eng["n_in"]], w) and not decoded[:, eng["n_in"] :].any()
-        assert _read_mem(tmp_path / eng["b_file"], eng["acc_bits"]) == list(graph.params[node.inputs[2]])
+        bias = graph.params[node.inputs[2]]
+        assert _read_mem(tmp_path / eng["b_file"], eng["b_bits"]) == list(bias)
+        # the narrowest width that holds them (the engine sign-extends to the accumulator)
+        widest = int(abs(bias).max())
+        assert -(1 << (eng["b_bits"] - 1)) <= -widest and widest > (1 << (eng["b_bits"] - 2)) - 1
+        assert eng["b_bits"] < eng["acc_bits"] and eng["parameters"]["B_BITS"] == eng["b_bits"]
     assert (tmp_path / "files.f").read_text().split() == design["sources"]
     assert json.loads((tmp_path / "design.json").read_text())["n_classes"] == 10
 

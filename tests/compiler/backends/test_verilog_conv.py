@@ -70,10 +70,10 @@ def test_conv_roms_hold_the_weights_in_group_order(tmp_path, p_k):
                 fields = np.array(_fields(word, bits, p_co * p_k * p_ci)).reshape(p_co, p_k, p_ci)
                 want = padded[g * 3 : (g + 1) * 3, cw * 2 : (cw + 1) * 2, ks * p_k : (ks + 1) * p_k]
                 assert np.array_equal(fields, want.transpose(0, 2, 1))
-    biases = [_fields(word, eng["acc_bits"], p_co) for word in _words(tmp_path / eng["b_file"])]
+    biases = [_fields(word, eng["b_bits"], p_co) for word in _words(tmp_path / eng["b_file"])]
     assert np.array_equal(np.ravel(biases), np.append(b, 0))
     assert eng["weight_rom_bits"] == len(raw) * p_co * p_k * p_ci * bits == eng["cost"]["weight_rom_bits"]
-    assert eng["rom_bits"] == eng["weight_rom_bits"] + 2 * p_co * eng["acc_bits"]
+    assert eng["rom_bits"] == eng["weight_rom_bits"] + 2 * p_co * eng["b_bits"] and eng["b_bits"] < eng["acc_bits"]
     assert eng["multipliers"] == p_co * p_ci * p_k and eng["parameters"]["P_K"] == p_k
 
 
@@ -140,7 +140,7 @@ def test_engines_parameters_and_design_json(tmp_path, cnn):
         "P_K": 4,
         "IN_BITS": 8,
         "W_BITS": 8,
-        "B_BITS": conv_e["acc_bits"],
+        "B_BITS": conv_e["b_bits"],
         "ACC_BITS": conv_e["acc_bits"],
         "OUT_BITS": 8,
         "SHIFT": conv_e["shift"],
