@@ -132,7 +132,7 @@ class Circulant(Engine):
         spec = matrix_spec(graph, node, follow, index, image, self.kind)
         layer = circulant_layer(graph, node)
         prefix = f"{spec.instance}_"
-        spec.block_size = layer.block
+        spec.block_size, spec.b_bits = layer.block, bias_bits(layer)
         spec.w_file, spec.tw_file, spec.b_file = f"{prefix}spectra.mem", f"{prefix}twiddles.mem", f"{prefix}bias.mem"
         spec.parameters = circulant_rtl_parameters(
             layer, spec.out_bits, spec.shift, spec.relu, spec.requant, spec.w_file, spec.tw_file, spec.b_file

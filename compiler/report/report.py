@@ -124,7 +124,7 @@ def _layer_entry(graph: Graph, node, engine: dict, original_w: np.ndarray | None
         "multipliers": engine["multipliers"],
         "weight_bits": engine["weight_rom_bits"],  # values + indices, as stored in ROM
         "rom_bits": engine["rom_bits"],
-        "bias_bits": int(n_bias * node.attrs["acc_bits"]),
+        "bias_bits": int(n_bias * (engine.get("b_bits") or node.attrs["acc_bits"])),  # older designs: acc width
         "acc_bits": node.attrs["acc_bits"],
         "weight_format": node.attrs["weight_format"],
         "input_format": node.attrs["input_format"],
