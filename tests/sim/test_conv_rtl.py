@@ -210,48 +210,10 @@ CONV_CASES = {
         OUT_BITS=5,
         SHIFT=0,
     ),
-    # protected ROMs (PROTECT 1 parity, 2 SECDED; weight and bias ROMs): same values, same timing
-    "k3_s3_narrow_parity": dict(
-        C_IN=2,
-        H=6,
-        W=9,
-        C_OUT=2,
-        KH=3,
-        KW=3,
-        STRIDE=3,
-        **NO_PAD,
-        P_CO=2,
-        P_CI=2,
-        RELU=1,
-        REQUANT=1,
-        frames=2,
-        IN_BITS=4,
-        W_BITS=3,
-        OUT_BITS=5,
-        SHIFT=0,
-        PROTECT=1,
-    ),
-    "pk4_2x3_secded": dict(
-        C_IN=2,
-        H=6,
-        W=5,
-        C_OUT=5,
-        KH=2,
-        KW=3,
-        STRIDE=1,
-        PAD_T=1,
-        PAD_L=1,
-        PAD_B=0,
-        PAD_R=1,
-        P_CO=3,
-        P_CI=2,
-        P_K=4,
-        RELU=0,
-        REQUANT=0,
-        frames=2,
-        PROTECT=2,
-    ),
 }
+# protected ROMs (PROTECT 1 parity, 2 SECDED; weight and bias ROMs): same values, same timing
+CONV_CASES["k3_s3_narrow_parity"] = CONV_CASES["k3_s3_narrow"] | dict(frames=2, PROTECT=1)
+CONV_CASES["pk4_2x3_secded"] = CONV_CASES["pk4_2x3_narrow_groups"] | dict(frames=2, PROTECT=2)
 
 
 def conv_case(spec: dict, directory: Path, seed: int = 0):
