@@ -34,19 +34,24 @@ module rom_check #(
 
     generate
         if (PROTECT == 2) begin : g_secded
-            // syn_chain[j]: the stored Hamming check bits XOR the positions of the set data
-            // bits below j; syndrome = syn_chain[D].
-            wire [R-1:0] syn_chain [0:D];
-            wire [R-1:0] syndrome = syn_chain[D];
-            wire         odd      = ^code;            // overall parity of all CODE_BITS bits
+            // syndrome bit i: the stored Hamming check bit i XOR the data bits whose position has
+            // bit i set, one balanced XOR tree per bit (no chain through the word).
+            wire [R-1:0] syndrome;
+            wire         odd = ^code;                 // overall parity of all CODE_BITS bits
             wire         past;                        // syndrome > N: no single position
-            assign syn_chain[0] = code[D +: R];
 
-            genvar j;
+            genvar i, j;
+            for (i = 0; i < R; i = i + 1) begin : g_syndrome
+                wire [D-1:0] covers;                  // constant: which data bits check bit i covers
+                for (j = 0; j < D; j = j + 1) begin : g_cover
+                    localparam integer POS = j + 1 + $clog2(j + 2 + $clog2(j + 2));
+                    assign covers[j] = POS[i];
+                end
+                assign syndrome[i] = code[D + i] ^ (^(code[D-1:0] & covers));
+            end
             for (j = 0; j < D; j = j + 1) begin : g_bit
                 localparam integer POS = j + 1 + $clog2(j + 2 + $clog2(j + 2));
                 localparam [R-1:0] POS_R = POS[R-1:0];
-                assign syn_chain[j + 1] = syn_chain[j] ^ (code[j] ? POS_R : {R{1'b0}});
                 assign data[j] = code[j] ^ (odd && (syndrome == POS_R));
             end
 
