@@ -263,7 +263,8 @@ def _settings(attack_names, target_names, shadow_set, arch_source, trigger: Trig
 def _audit_target(
     target: Target, data: Dataset, x, y, is_member, attack_names, shadow_set, seed, log, trigger, context
 ):
-    logits = target.predict_logits(x)
+    membership = [a for a in attack_names if a not in SPECIAL_ATTACKS]
+    logits = target.predict_logits(x) if membership else None  # the pool's outputs, for membership attacks only
     entry: dict[str, Any] = {
         "kind": target.kind,
         "source": target.source,
