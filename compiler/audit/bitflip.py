@@ -512,17 +512,21 @@ def naive_replay(attack: Attack, stored: StoredDesign) -> dict:
         diff = data ^ stored.roms[r].original_data(w)
         codes[(r, w)] = stored.roms[r].codes[w] ^ diff
     flips, fault = {}, False
+    words = {"corrected": 0, "detected": 0, "miscorrected": 0}  # the flipped words, as the decoder reads them
     for (r, w), code in codes.items():
         rom = stored.roms[r]
         data, status = decode(code, rom.image.width, rom.protection)
         fault |= status == 2
         if data != rom.original_data(w):
             flips[(r, w)] = data
+        kind = "detected" if status == 2 else "miscorrected" if data != rom.original_data(w) else "corrected"
+        words[kind] += 1
     return {
         "flips": len(found["flips"]),
         "accuracy_unprotected_model": found["accuracy_per_flip"][-1],
         "accuracy": attack.accuracy(attack.state_graph(flips)),
         "fault_raised": bool(fault),
+        "words": words,  # SECDED: one flip corrected, two detected, three or more may be read wrong silently
     }
 
 

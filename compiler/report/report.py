@@ -579,8 +579,10 @@ def _bitflip_section(audit: dict) -> list[str]:
     ]
     if "naive_attack" in m:
         n = m["naive_attack"]
+        words = n.get("words", {})
+        read = ", ".join(f"{v} {k}" for k, v in words.items() if v)
         lines.append(
-            f"| the unprotected search's {n['flips']} flips on these ROMs | {n['flips']} | "
+            f"| the unprotected search's {n['flips']} flips on these ROMs ({read} words) | {n['flips']} | "
             f"{_pct(n['accuracy'])}{' (fault raised)' if n['fault_raised'] else ''} |"
         )
     if "simulation" in m:

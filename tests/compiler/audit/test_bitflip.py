@@ -157,6 +157,23 @@ def test_protected_words_cost_what_the_decoder_lets_through():
         assert decode(partial, 8, "secded")[0] != one_bit or decode(partial, 8, "secded")[1] == 2
 
 
+def test_three_flips_in_one_secded_word_can_pass_as_a_corrected_word():
+    """Why the replay counts words: SECDED corrects one flip and detects two, but three flips may
+    decode as a single error elsewhere, silently wrong (what BFA's clustered flips can do)."""
+    from kernels.rom_protect import encode
+
+    code = encode(0x3C, 8, "secded")
+    silent = [
+        (a, b, c)
+        for a in range(13)
+        for b in range(a + 1, 13)
+        for c in range(b + 1, 13)
+        if decode(code ^ (1 << a) ^ (1 << b) ^ (1 << c), 8, "secded")[1] != 2
+    ]
+    wrong = [t for t in silent if decode(code ^ (1 << t[0]) ^ (1 << t[1]) ^ (1 << t[2]), 8, "secded")[0] != 0x3C]
+    assert len(wrong) > 100  # of the 286 triples of a 13-bit codeword
+
+
 def test_secded_build_the_naive_attack_is_corrected(builds, tmp_path):
     out = tmp_path / "b"
     shutil.copytree(builds["secded"], out)
@@ -166,7 +183,10 @@ def test_secded_build_the_naive_attack_is_corrected(builds, tmp_path):
     naive = flips["naive_attack"]
     base = flips["accuracy_per_flip"][0]
     assert naive["accuracy_unprotected_model"] < base - 0.3  # what those flips do without the code
-    assert abs(naive["accuracy"] - base) <= 0.01 or naive["fault_raised"]
+    words = naive["words"]
+    assert naive["fault_raised"] == (words["detected"] > 0)
+    if words["miscorrected"] == 0:  # every word corrected or flagged: the data the model reads is intact
+        assert naive["accuracy"] == base
     steps = flips["physical_flips_per_step"]
     assert all(b - a >= 2 for a, b in zip(steps, steps[1:]))  # no data change costs one flip any more
 
