@@ -82,17 +82,21 @@ def circulant_rtl_parameters(
     }
 
 
-def write_circulant_roms(layer: CirculantLayer, folder, prefix: str = "", protection: str = "none") -> dict[str, str]:
-    """Write the three .mem files (each word as its `protection` codeword, kernels/rom_protect.py);
-    return {"W_FILE", "TW_FILE", "B_FILE"} -> paths."""
+def write_circulant_roms(
+    layer: CirculantLayer, folder, prefix: str = "", protection: str = "none", per_lane: bool = False
+) -> dict[str, str]:
+    """Write the three .mem files (each word as its `protection` codeword, kernels/rom_protect.py;
+    `per_lane`: the spectra and twiddle words as two lanes, real and imaginary, each its own
+    code); return {"W_FILE", "TW_FILE", "B_FILE"} -> paths."""
+    pair = 2 if per_lane else 1
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
         key: folder / f"{prefix}{name}.mem"
         for key, name in (("W_FILE", "spectra"), ("TW_FILE", "twiddles"), ("B_FILE", "bias"))
     }
-    write_mem(paths["W_FILE"], spectra_rom_words(layer), 2 * layer.spectrum_bits, protection)
+    write_mem(paths["W_FILE"], spectra_rom_words(layer), 2 * layer.spectrum_bits, protection, pair)
     tw_bits = 2 * (layer.twiddle_frac + 2)
-    write_mem(paths["TW_FILE"], twiddle_rom_words(layer.block, layer.twiddle_frac), tw_bits, protection)
+    write_mem(paths["TW_FILE"], twiddle_rom_words(layer.block, layer.twiddle_frac), tw_bits, protection, pair)
     write_mem(paths["B_FILE"], bias_rom_words(layer), bias_bits(layer), protection)
     return {k: str(v) for k, v in paths.items()}

@@ -72,7 +72,7 @@ def row_count_words(enc) -> list[int]:
     return counts
 
 
-def write_mem(path, words: list[int], width: int, protection: str = "none") -> None:
+def write_mem(path, words: list[int], width: int, protection: str = "none", lanes: int = 1) -> None:
     """Write `words` for $readmemh: one word per line, ceil(stored width / 4) hex digits. With
     protection "parity" or "secded" (kernels/rom_protect.py) each `width`-bit word is stored as
     its codeword of codeword_bits(width, protection) bits; "none" writes the words as they are."""
@@ -80,8 +80,8 @@ def write_mem(path, words: list[int], width: int, protection: str = "none") -> N
         if not 0 <= word < (1 << width):
             raise ValueError(f"word {word:#x} does not fit in {width} bits")
     if protection != "none":
-        words = encode_words(words, width, protection)
-        width = codeword_bits(width, protection)
+        words = encode_words(words, width, protection, lanes)
+        width = codeword_bits(width, protection, lanes)
     digits = -(-width // 4)
     with open(path, "w") as f:
         for word in words:

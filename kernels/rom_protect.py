@@ -61,19 +61,27 @@ def hamming_bits(data_bits: int) -> int:
     return r
 
 
-def check_bits(data_bits: int, protection: str) -> int:
-    """Check bits stored above the data bits of one ROM word: 0, 1, or R + 1 for secded."""
-    _check(data_bits, protection)
+def check_bits(data_bits: int, protection: str, lanes: int = 1) -> int:
+    """Check bits stored above the data bits of one ROM word: per lane 0, 1, or R + 1 for secded
+    (R of the lane's data_bits / lanes bits), times the lanes."""
+    lane = _lane_bits(data_bits, lanes)
+    _check(lane, protection)
     if protection == "none":
         return 0
     if protection == "parity":
-        return 1
-    return hamming_bits(data_bits) + 1
+        return lanes
+    return lanes * (hamming_bits(lane) + 1)
 
 
-def codeword_bits(data_bits: int, protection: str) -> int:
+def codeword_bits(data_bits: int, protection: str, lanes: int = 1) -> int:
     """The stored width of one ROM word: data + check bits."""
-    return data_bits + check_bits(data_bits, protection)
+    return data_bits + check_bits(data_bits, protection, lanes)
+
+
+def _lane_bits(data_bits: int, lanes: int) -> int:
+    if not isinstance(lanes, int) or lanes < 1 or data_bits % lanes:
+        raise ValueError(f"a {data_bits}-bit word does not split into {lanes} equal lanes")
+    return data_bits // lanes
 
 
 @cache
@@ -106,8 +114,24 @@ def _hamming_check(word: int, data_bits: int) -> int:
     return s
 
 
-def encode(word: int, data_bits: int, protection: str) -> int:
-    """The stored codeword of a `data_bits`-bit word: `word | check << data_bits`."""
+def encode(word: int, data_bits: int, protection: str, lanes: int = 1) -> int:
+    """The stored codeword of a `data_bits`-bit word: `word | check << data_bits`. With `lanes`
+    > 1 the word is `lanes` equal lanes (a ROM word's weights), each its own code: lane i's check
+    bits (C each) at data_bits + i*C, the data bits still low and unchanged."""
+    if lanes != 1:
+        lane = _lane_bits(data_bits, lanes)
+        width = check_bits(lane, protection)
+        code = int(word)
+        if not 0 <= code < (1 << data_bits):
+            raise ValueError(f"word {code:#x} does not fit in {data_bits} bits")
+        for i in range(lanes):
+            check = _encode_one((code >> (i * lane)) & ((1 << lane) - 1), lane, protection) >> lane
+            code |= check << (data_bits + i * width)
+        return code
+    return _encode_one(word, data_bits, protection)
+
+
+def _encode_one(word: int, data_bits: int, protection: str) -> int:
     _check(data_bits, protection)
     word = int(word)
     if not 0 <= word < (1 << data_bits):
@@ -122,9 +146,27 @@ def encode(word: int, data_bits: int, protection: str) -> int:
     return word | check << data_bits | overall << (data_bits + r)
 
 
-def decode(code: int, data_bits: int, protection: str) -> tuple[int, int]:
+def decode(code: int, data_bits: int, protection: str, lanes: int = 1) -> tuple[int, int]:
     """(data, status) of a stored codeword: status 0 clean, 1 corrected (secded: one flipped
-    bit anywhere), 2 detected and not corrected (the data bits as stored)."""
+    bit anywhere), 2 detected and not corrected (the data bits as stored). With `lanes`, each
+    lane decoded on its own (see `encode`); the status is the worst lane's."""
+    if lanes != 1:
+        lane = _lane_bits(data_bits, lanes)
+        width = check_bits(lane, protection)
+        code = int(code)
+        if not 0 <= code < (1 << codeword_bits(data_bits, protection, lanes)):
+            raise ValueError(f"codeword {code:#x} does not fit")
+        data, status = 0, CLEAN
+        for i in range(lanes):
+            lane_code = (code >> (i * lane)) & ((1 << lane) - 1)
+            lane_code |= ((code >> (data_bits + i * width)) & ((1 << width) - 1)) << lane
+            value, lane_status = _decode_one(lane_code, lane, protection)
+            data, status = data | value << (i * lane), max(status, lane_status)
+        return data, status
+    return _decode_one(code, data_bits, protection)
+
+
+def _decode_one(code: int, data_bits: int, protection: str) -> tuple[int, int]:
     _check(data_bits, protection)
     code = int(code)
     width = codeword_bits(data_bits, protection)
@@ -148,6 +190,6 @@ def decode(code: int, data_bits: int, protection: str) -> tuple[int, int]:
     return data, CORRECTED
 
 
-def encode_words(words, data_bits: int, protection: str) -> list[int]:
+def encode_words(words, data_bits: int, protection: str, lanes: int = 1) -> list[int]:
     """`encode` of every word of a ROM image."""
-    return [encode(w, data_bits, protection) for w in words]
+    return [encode(w, data_bits, protection, lanes) for w in words]

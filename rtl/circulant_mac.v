@@ -36,6 +36,12 @@
 // spectra word in the cycle its pair is accumulated, a twiddle in a butterfly cycle, a bias
 // word in an output cycle. SECDED corrects a single flip silently. With PROTECT = 0 fault
 // stays low.
+// PROTECT_LANES (with PROTECT != 0): 0 one code per ROM word (above); 1 one code per lane:
+// W_FILE words are 2 lanes (re, im: SPEC_BITS each), stored 2*SPEC_BITS + 2*C(SPEC_BITS) bits
+// (re's check bits at [2*SPEC_BITS +: C], im's above them); TW_FILE words 2 lanes (cos, sin:
+// TW_FRAC+2 bits each), 2*(TW_FRAC+2) + 2*C(TW_FRAC+2) bits; B_FILE stays one lane
+// (kernels.rom.write_mem(..., protection, lanes=2); kernels/circulant_rom.py
+// write_circulant_roms). Same timing.
 //
 // Timing (clock edges at which the in/out handshakes complete), with L = log2(B):
 //   load  N_IN cycles (in_ready high only while loading);
@@ -69,6 +75,7 @@ module circulant_mac #(
     parameter RELU       = 1,
     parameter REQUANT    = 1,
     parameter PROTECT    = 0,      // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
+    parameter PROTECT_LANES = 0,   // 0 one code per ROM word; 1 one code per re/im, cos/sin lane
     parameter W_FILE     = "spectra.mem",
     parameter TW_FILE    = "twiddles.mem",
     parameter B_FILE     = "bias.mem"
@@ -95,8 +102,11 @@ module circulant_mac #(
     // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
     localparam WD      = 2 * SPEC_BITS;
     localparam TD      = 2 * TW_BITS;
-    localparam W_CODE  = WD + ((PROTECT == 2) ? $clog2(WD + 1 + $clog2(WD + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
-    localparam TW_CODE = TD + ((PROTECT == 2) ? $clog2(TD + 1 + $clog2(TD + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
+    localparam WT_LANES = (PROTECT_LANES != 0) ? 2 : 1;  // codes per spectra / twiddle word
+    localparam WL      = WD / WT_LANES;
+    localparam TL      = TD / WT_LANES;
+    localparam W_CODE  = WD + WT_LANES * ((PROTECT == 2) ? $clog2(WL + 1 + $clog2(WL + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
+    localparam TW_CODE = TD + WT_LANES * ((PROTECT == 2) ? $clog2(TL + 1 + $clog2(TL + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
     localparam B_CODE  = B_BITS + ((PROTECT == 2) ? $clog2(B_BITS + 1 + $clog2(B_BITS + 1)) + 1 :
                                    (PROTECT == 1) ? 1 : 0);
 
@@ -222,10 +232,10 @@ module circulant_mac #(
     wire [2*TW_BITS-1:0]   tw_word;
     wire [2*SPEC_BITS-1:0] w_word;
     wire                   w_detected, tw_detected, unused_w_corrected, unused_tw_corrected;
-    rom_check #(.DATA_BITS(WD), .PROTECT(PROTECT)) u_w_check (
+    rom_check #(.DATA_BITS(WD), .PROTECT(PROTECT), .LANES(WT_LANES)) u_w_check (
         .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
     );
-    rom_check #(.DATA_BITS(TD), .PROTECT(PROTECT)) u_tw_check (
+    rom_check #(.DATA_BITS(TD), .PROTECT(PROTECT), .LANES(WT_LANES)) u_tw_check (
         .code(tw_code), .data(tw_word), .corrected(unused_tw_corrected), .detected(tw_detected)
     );
 

@@ -35,6 +35,12 @@
 // at the edge after a used word decodes as detected (parity: an odd number of flips; SECDED:
 // two): a weight word read for an output, the bias word at a group's first read. SECDED
 // corrects a single flip silently. With PROTECT = 0 fault stays low.
+// PROTECT_LANES (with PROTECT != 0): 0 one code per ROM word (above); 1 one code per lane, lane
+// = one weight or one bias: W_FILE words are P_CO*P_K*P_CI lanes of W_BITS bits, stored
+// WD + P_CO*P_K*P_CI*C(W_BITS) bits; B_FILE words P_CO lanes of B_BITS bits, stored
+// BD + P_CO*C(B_BITS) bits; lane i's check bits at [D + i*C +: C] of its word (D = WD or BD;
+// kernels.rom.write_mem(..., protection, lanes)). A flip in each of several weights of one
+// word is then corrected; two in one weight detected. Same timing.
 //
 // Line buffer: a ring of NROWS = KH + STRIDE input rows (W*NCW words each, block or LUT
 // RAM), its rows kept by rtl/line_rows.v (which documents the ring); the input elements are
@@ -93,6 +99,7 @@ module conv2d #(
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
     parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
+    parameter PROTECT_LANES = 0,       // 0 one code per ROM word; 1 one code per weight / bias
     parameter W_FILE   = "conv_w.mem",
     parameter B_FILE   = "conv_b.mem"
 ) (
@@ -130,8 +137,12 @@ module conv2d #(
     // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
     localparam WD        = P_CO * LANES * W_BITS;
     localparam BD        = P_CO * B_BITS;
-    localparam W_CODE    = WD + ((PROTECT == 2) ? $clog2(WD + 1 + $clog2(WD + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
-    localparam B_CODE    = BD + ((PROTECT == 2) ? $clog2(BD + 1 + $clog2(BD + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
+    localparam W_LANES   = (PROTECT_LANES != 0) ? P_CO * LANES : 1;   // codes per weight word
+    localparam B_LANES   = (PROTECT_LANES != 0) ? P_CO : 1;           // codes per bias word
+    localparam WL        = WD / W_LANES;
+    localparam BL        = BD / B_LANES;
+    localparam W_CODE    = WD + W_LANES * ((PROTECT == 2) ? $clog2(WL + 1 + $clog2(WL + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
+    localparam B_CODE    = BD + B_LANES * ((PROTECT == 2) ? $clog2(BL + 1 + $clog2(BL + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
 
     // Constants at the widths they are used at.
     localparam [31:0] H_32 = H, W_32 = W, S_32 = STRIDE, PL_32 = PAD_L;
@@ -262,10 +273,10 @@ module conv2d #(
     wire [WD-1:0] w_word;
     wire [BD-1:0] b_word;
     wire          w_detected, b_detected, unused_w_corrected, unused_b_corrected;
-    rom_check #(.DATA_BITS(WD), .PROTECT(PROTECT)) u_w_check (
+    rom_check #(.DATA_BITS(WD), .PROTECT(PROTECT), .LANES(W_LANES)) u_w_check (
         .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
     );
-    rom_check #(.DATA_BITS(BD), .PROTECT(PROTECT)) u_b_check (
+    rom_check #(.DATA_BITS(BD), .PROTECT(PROTECT), .LANES(B_LANES)) u_b_check (
         .code(b_code), .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
     );
 

@@ -20,6 +20,12 @@
 // word the engine uses (a weight word of a computed vector; the bias word at the first word of
 // an output) decodes as detected (parity: an odd number of flips; SECDED: two). SECDED corrects
 // a single flip silently. With PROTECT = 0 fault stays low.
+// PROTECT_LANES (with PROTECT != 0): 0 one code per ROM word (above); 1 one code per lane, lane
+// = one weight: W_FILE words are P lanes of W_BITS bits, each its own code, stored
+// P*W_BITS + P*C(W_BITS) bits (lane p's check bits at [P*W_BITS + p*C +: C], C = C(W_BITS);
+// kernels.rom.write_mem(..., protection, lanes=P)); B_FILE stays one lane (B_BITS + C(B_BITS)).
+// A flip in each of several weights of one word is then corrected; two in one weight detected.
+// Same timing.
 //
 // Requirements on the instantiator: ACC_BITS is wide enough that no accumulator overflows
 // (dense_accumulator_bits) and B_BITS <= ACC_BITS.
@@ -53,6 +59,7 @@ module dense_mac #(
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
     parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
+    parameter PROTECT_LANES = 0,       // 0 one code per ROM word; 1 one code per weight (P lanes)
     parameter W_FILE   = "weights.mem",
     parameter B_FILE   = "bias.mem"
 ) (
@@ -78,8 +85,10 @@ module dense_mac #(
     localparam [OIDX_BITS-1:0] OIDX_END  = OIDX_END_32[OIDX_BITS-1:0];
     // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
     localparam W_DATA     = P * W_BITS;
-    localparam W_CODE     = W_DATA + ((PROTECT == 2) ? $clog2(W_DATA + 1 + $clog2(W_DATA + 1)) + 1 :
-                                      (PROTECT == 1) ? 1 : 0);
+    localparam W_LANES    = (PROTECT_LANES != 0) ? P : 1;        // codes per weight word
+    localparam W_LANE     = W_DATA / W_LANES;
+    localparam W_CODE     = W_DATA + W_LANES * ((PROTECT == 2) ? $clog2(W_LANE + 1 + $clog2(W_LANE + 1)) + 1 :
+                                                (PROTECT == 1) ? 1 : 0);
     localparam B_CODE     = B_BITS + ((PROTECT == 2) ? $clog2(B_BITS + 1 + $clog2(B_BITS + 1)) + 1 :
                                       (PROTECT == 1) ? 1 : 0);
 
@@ -153,7 +162,7 @@ module dense_mac #(
     wire [P*W_BITS-1:0] w_word;
     wire [B_BITS-1:0]   b_word;
     wire                w_detected, b_detected, unused_w_corrected, unused_b_corrected;
-    rom_check #(.DATA_BITS(W_DATA), .PROTECT(PROTECT)) u_w_check (
+    rom_check #(.DATA_BITS(W_DATA), .PROTECT(PROTECT), .LANES(W_LANES)) u_w_check (
         .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
     );
     rom_check #(.DATA_BITS(B_BITS), .PROTECT(PROTECT)) u_b_check (

@@ -1,23 +1,82 @@
 // rom_check: decodes one protected ROM word (combinational). The weight engines (dense_mac,
 // sparse_mac, circulant_mac, conv2d) put one after each registered ROM read when PROTECT != 0.
-// Golden model and the written contract: kernels/rom_protect.py (decode); docs/fixed-point.md
-// "Protected ROMs". It is bit-exact with kernels.rom_protect.decode for every input:
+// Golden model and the written contract: kernels/rom_protect.py (decode, its `lanes`);
+// docs/fixed-point.md "Protected ROMs". It is bit-exact with
+// kernels.rom_protect.decode(code, DATA_BITS, protection, LANES) for every input:
 //   data       the DATA_BITS data bits (corrected when `corrected`, as stored otherwise)
-//   corrected  SECDED corrected one flipped bit (status 1)
-//   detected   an error that was not corrected (status 2): parity odd, or SECDED's two flips
-//              (syndrome != 0, overall parity even) or a syndrome past the last position
+//   corrected  SECDED corrected one flipped bit in some lane (status 1)
+//   detected   an error that was not corrected in some lane (status 2): parity odd, or SECDED's
+//              two flips (syndrome != 0, overall parity even) or a syndrome past the last position
+//   With LANES > 1 the status is the worst lane's (the kernel's): detected = some lane detected,
+//   corrected = some lane corrected and none detected (never both high). `data` holds every
+//   lane as its own decoder leaves it (a corrected lane corrected even when another is detected).
 //
-// PROTECT: 0 none (code = data, both flags 0), 1 even parity, 2 SECDED. The codeword is
-// CODE_BITS = DATA_BITS + CHECK_BITS wide, data in [DATA_BITS-1:0], check bits above:
+// LANES (DATA_BITS % LANES == 0; default 1): the word is LANES equal lanes of L = DATA_BITS /
+// LANES data bits (a ROM word's weights), each its own code. Lane i's data at [i*L +: L] (the
+// data bits stay in [DATA_BITS-1:0], unchanged), its C check bits (C = the CHECK_BITS of an L-bit
+// word, below) at [DATA_BITS + i*C +: C]; lane i is decoded as the L-bit codeword
+// {code[DATA_BITS + i*C +: C], code[i*L +: L]} by rom_lane_check. LANES = 1 is one code over
+// the whole word. CODE_BITS = DATA_BITS + LANES * C.
+//
+// rom_lane_check (below) decodes one code of D bits. PROTECT: 0 none (code = data, both flags
+// 0), 1 even parity, 2 SECDED. The codeword is D + CHECK_BITS wide, data in [D-1:0], check
+// bits above:
 //   parity: 1 check bit, the XOR of the data bits;
 //   SECDED: R + 1 check bits, R = $clog2(D + 1 + $clog2(D + 1)) (the smallest R with
-//     2**R >= D + R + 1, D = DATA_BITS): bit D + i is Hamming check bit i (Hamming position
+//     2**R >= D + R + 1): bit D + i is Hamming check bit i (Hamming position
 //     2**i), bit D + R the overall parity of data and Hamming check bits. Data bit j sits at
 //     Hamming position j + 1 + $clog2(j + 2 + $clog2(j + 2)): the non-powers of two 3, 5, 6,
 //     7, 9, ... in order; check bit i is the XOR of the data bits whose position has bit i set.
-// The engines compute their ROM word widths with the same CHECK_BITS formula.
+// The engines compute their ROM word widths with the same CHECK_BITS formula (per lane).
 `default_nettype none
 module rom_check #(
+    parameter DATA_BITS = 8,
+    parameter PROTECT   = 0,          // 0 none, 1 even parity, 2 SECDED
+    parameter LANES     = 1           // codes per word (DATA_BITS % LANES == 0)
+) (code, data, corrected, detected);
+    localparam D          = DATA_BITS;
+    localparam L          = D / LANES;                                          // lane data bits
+    localparam LR         = (PROTECT == 2) ? $clog2(L + 1 + $clog2(L + 1)) : 1;  // lane Hamming bits
+    localparam C          = (PROTECT == 2) ? LR + 1 : (PROTECT == 1) ? 1 : 0;   // lane check bits
+    localparam CODE_BITS  = D + LANES * C;
+
+    input  wire [CODE_BITS-1:0] code;
+    output wire [D-1:0]         data;
+    output wire                 corrected;
+    output wire                 detected;
+
+    generate
+        if (LANES == 1) begin : g_word
+            rom_lane_check #(.DATA_BITS(D), .PROTECT(PROTECT)) u_lane (
+                .code(code), .data(data), .corrected(corrected), .detected(detected)
+            );
+        end else begin : g_lanes
+            wire [LANES-1:0] lane_corrected, lane_detected;
+            genvar i;
+            for (i = 0; i < LANES; i = i + 1) begin : g_lane
+                wire [L+C-1:0] lane_code;
+                if (C > 0) begin : g_check
+                    assign lane_code = {code[D + i*C +: C], code[i*L +: L]};
+                end else begin : g_plain
+                    assign lane_code = code[i*L +: L];
+                end
+                rom_lane_check #(.DATA_BITS(L), .PROTECT(PROTECT)) u_lane (
+                    .code(lane_code), .data(data[i*L +: L]),
+                    .corrected(lane_corrected[i]), .detected(lane_detected[i])
+                );
+            end
+            assign detected  = |lane_detected;
+            assign corrected = (|lane_corrected) && !detected;   // status: the worst lane
+        end
+    endgenerate
+endmodule
+`default_nettype wire
+
+// rom_lane_check: one code of DATA_BITS data bits (the contract above, LANES = 1); rom_check's
+// private helper, hence the DECLFILENAME waiver.
+`default_nettype none
+/* verilator lint_off DECLFILENAME */
+module rom_lane_check #(
     parameter DATA_BITS = 8,
     parameter PROTECT   = 0           // 0 none, 1 even parity, 2 SECDED
 ) (code, data, corrected, detected);
@@ -75,4 +134,5 @@ module rom_check #(
         end
     endgenerate
 endmodule
+/* verilator lint_on DECLFILENAME */
 `default_nettype wire

@@ -31,6 +31,11 @@
 // as detected (parity: an odd number of flips; SECDED: two): an entry word of a computed
 // vector, the bias word at a row's first word, the row count at every issued read (it decides
 // the row's end). SECDED corrects a single flip silently. With PROTECT = 0 fault stays low.
+// PROTECT_LANES (with PROTECT != 0): 0 one code per ROM word (above); 1 one code per lane, lane
+// = one entry: W_FILE words are P lanes of W_BITS + D_BITS bits, each its own code, stored
+// P*E + P*C(E) bits (E = W_BITS + D_BITS; lane p's check bits at [P*E + p*C(E) +: C(E)];
+// kernels.rom.write_mem(..., protection, lanes=P)); C_FILE and B_FILE stay one lane each. Same
+// timing.
 // A count word detected as corrupt leaves the row's length undefined: outputs (and their
 // number) are then meaningless, but fault is already high.
 //
@@ -86,6 +91,7 @@ module sparse_mac #(
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
     parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
+    parameter PROTECT_LANES = 0,       // 0 one code per ROM word; 1 one code per entry (P lanes)
     parameter W_FILE   = "entries.mem",
     parameter C_FILE   = "rows.mem",
     parameter B_FILE   = "bias.mem"
@@ -114,8 +120,10 @@ module sparse_mac #(
     localparam [OIDX_BITS-1:0] OIDX_END = OIDX_END_32[OIDX_BITS-1:0];
     // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
     localparam W_DATA     = P * E_BITS;
-    localparam W_CODE     = W_DATA + ((PROTECT == 2) ? $clog2(W_DATA + 1 + $clog2(W_DATA + 1)) + 1 :
-                                      (PROTECT == 1) ? 1 : 0);
+    localparam W_LANES    = (PROTECT_LANES != 0) ? P : 1;        // codes per entry word
+    localparam W_LANE     = W_DATA / W_LANES;
+    localparam W_CODE     = W_DATA + W_LANES * ((PROTECT == 2) ? $clog2(W_LANE + 1 + $clog2(W_LANE + 1)) + 1 :
+                                                (PROTECT == 1) ? 1 : 0);
     localparam C_CODE     = CNT_BITS + ((PROTECT == 2) ? $clog2(CNT_BITS + 1 + $clog2(CNT_BITS + 1)) + 1 :
                                         (PROTECT == 1) ? 1 : 0);
     localparam B_CODE     = B_BITS + ((PROTECT == 2) ? $clog2(B_BITS + 1 + $clog2(B_BITS + 1)) + 1 :
@@ -229,7 +237,7 @@ module sparse_mac #(
     wire [P*E_BITS-1:0] w_word;
     wire [B_BITS-1:0]   b_word;
     wire                w_detected, b_detected, unused_w_corrected, unused_b_corrected;
-    rom_check #(.DATA_BITS(W_DATA), .PROTECT(PROTECT)) u_w_check (
+    rom_check #(.DATA_BITS(W_DATA), .PROTECT(PROTECT), .LANES(W_LANES)) u_w_check (
         .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
     );
     rom_check #(.DATA_BITS(B_BITS), .PROTECT(PROTECT)) u_b_check (

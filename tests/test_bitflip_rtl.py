@@ -30,9 +30,9 @@ def _build(tmp_path: Path, recipe: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("protection", ["none", "secded"])
-def test_the_found_flips_reproduce_in_rtl_simulation(tmp_path, protection):
-    out = _build(tmp_path, f'[plan]\nrom_protection = "{protection}"\n')
+@pytest.mark.parametrize("protection, unit", [("none", "word"), ("secded", "word"), ("secded", "weight")])
+def test_the_found_flips_reproduce_in_rtl_simulation(tmp_path, protection, unit):
+    out = _build(tmp_path, f'[plan]\nrom_protection = "{protection}"\nrom_protection_unit = "{unit}"\n')
     config = BitflipConfig(max_flips=10, eval_samples=300, random_trials=1, simulate=12)
     flips = api.audit(out, attacks="bitflip", bitflip=config, **QUIET)["targets"]["compiled"]["attacks"]["bitflip"]
     sim = flips["simulation"]

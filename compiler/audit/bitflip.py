@@ -43,7 +43,7 @@ from compiler.backends.verilog import engine_specs
 from compiler.exec import golden
 from compiler.exec.gradient import integer_gradients
 from compiler.ir import Graph
-from kernels.rom_protect import decode, encode
+from kernels.rom_protect import check_bits, decode, encode
 
 BITFLIP = "bitflip"
 
@@ -116,9 +116,23 @@ class Rom:
     protection: str
     codes: list[int]
     data: list[int] = field(default_factory=list)
+    lanes: int = 1  # code lanes of a word (rom_protection_unit = "weight": one per weight)
 
     def original_data(self, w: int) -> int:
         return self.codes[w] & ((1 << self.image.width) - 1)
+
+    def encode(self, data: int) -> int:
+        return encode(data, self.image.width, self.protection, self.lanes)
+
+    def decode(self, code: int) -> tuple[int, int]:
+        return decode(code, self.image.width, self.protection, self.lanes)
+
+    def lane_of(self, position: int) -> int:
+        """The code lane a codeword bit belongs to (data bits low, each lane's check bits above)."""
+        width = self.image.width
+        if position < width:
+            return position // (width // self.lanes)
+        return (position - width) // max(1, check_bits(width // self.lanes, self.protection))
 
 
 class BitflipError(ValueError):
@@ -139,10 +153,12 @@ class StoredDesign:
             stored = hw.engine(spec.engine).stored(self.graph, spec)
             if stored is None:
                 continue
-            protection = entries.get(spec.name, {}).get("protection", "none")
+            entry = entries.get(spec.name, {})
+            protection = entry.get("protection", "none")
             for image in stored.images:
                 codes = read_mem(out / "rtl" / image.file, image.words)
-                self.roms.append(Rom(len(self.layers), image, protection, codes))
+                lanes = image.lanes if entry.get("protect_lanes") else 1
+                self.roms.append(Rom(len(self.layers), image, protection, codes, lanes=lanes))
             self.layers.append(stored)
         for rom in self.roms:
             rom.data = [rom.original_data(w) for w in range(rom.image.words)]
@@ -241,20 +257,20 @@ def unpack_field(data: list[int], f: hw.RomField) -> np.ndarray:
 def word_cost(rom: Rom, w: int, data: int) -> int:
     """Physical flips that turn word w's stored codeword into one the decoder reads as `data`
     without a fault (0 if unchanged)."""
-    original = rom.original_data(w)
-    if data == original:
-        return 0
-    width = rom.image.width
-    distance = bin(encode(data, width, rom.protection) ^ encode(original, width, rom.protection)).count("1")
-    return distance - 1 if rom.protection == "secded" else distance
+    return len(physical_flips(rom, w, data))
 
 
 def physical_flips(rom: Rom, w: int, data: int) -> list[int]:
-    """The codeword bits flipped for `word_cost` (SECDED: the highest is left to the decoder)."""
-    width = rom.image.width
-    diff = encode(data, width, rom.protection) ^ encode(rom.original_data(w), width, rom.protection)
+    """The codeword bits to flip: every bit in which the two codewords differ, except, under
+    SECDED, one per changed code lane, which the decoder then "corrects" into the new word."""
+    if data == rom.original_data(w):
+        return []
+    diff = rom.encode(data) ^ rom.encode(rom.original_data(w))
     positions = [k for k in range(diff.bit_length()) if diff >> k & 1]
-    return positions[:-1] if rom.protection == "secded" and positions else positions
+    if rom.protection != "secded":
+        return positions
+    last = {rom.lane_of(k): k for k in positions}  # the highest differing bit of each lane
+    return [k for k in positions if k not in set(last.values())]
 
 
 # ---------------------------------------------------------------------------------- the attack
@@ -426,7 +442,7 @@ class Attack:
                 r = int(np.searchsorted(ends, pick, side="right"))
                 w, bit = divmod(pick - int(ends[r] - sizes[r]), code_bits[r])
                 code = codes.get((r, w), roms[r].codes[w]) ^ (1 << bit)
-                data, status = decode(code, roms[r].image.width, roms[r].protection)
+                data, status = roms[r].decode(code)
                 layer = roms[r].layer
                 saved = {f.store: arrays[layer][f.store].copy() for f in roms[r].image.fields}
                 self.design.set_word(arrays, r, w, data)
@@ -463,7 +479,7 @@ class Attack:
 def codeword_bits(rom: Rom) -> int:
     from kernels.rom_protect import codeword_bits as bits
 
-    return bits(rom.image.width, rom.protection)
+    return bits(rom.image.width, rom.protection, rom.lanes)
 
 
 # ---------------------------------------------------------------------------------- entry point
@@ -485,6 +501,7 @@ def bitflip_attack(out: Path, graph: Graph, data, config: BitflipConfig, log=pri
         "flips": found["flips"],
         "physical_flips_per_step": found["physical_flips_per_step"],
         "protection": protection,
+        "protection_unit": "weight" if any(r.lanes > 1 for r in stored.roms) else "word",
         "attack_batch": len(attack.yb),
         "eval_samples": len(attack.ye),
         "rom_data_bits": stored.n_bits,
@@ -515,7 +532,7 @@ def naive_replay(attack: Attack, stored: StoredDesign) -> dict:
     words = {"corrected": 0, "detected": 0, "miscorrected": 0}  # the flipped words, as the decoder reads them
     for (r, w), code in codes.items():
         rom = stored.roms[r]
-        data, status = decode(code, rom.image.width, rom.protection)
+        data, status = rom.decode(code)
         fault |= status == 2
         if data != rom.original_data(w):
             flips[(r, w)] = data

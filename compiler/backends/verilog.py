@@ -83,15 +83,20 @@ def engine_specs(graph: Graph) -> list[EngineSpec]:
 def protect(graph: Graph, engine, spec: EngineSpec) -> None:
     """The plan's ROM protection on a protectable engine: its PROTECT parameter and its ROM bits
     with the check bits of every word (the cost the report and the energy model see)."""
-    protection = graph.meta.get("plan", {}).get("rom_protection", "none")
+    plan = graph.meta.get("plan", {})
+    protection = plan.get("rom_protection", "none")
     if protection == "none":
         return
     spec.protection = protection
     spec.parameters["PROTECT"] = PROTECT_CODE[protection]
+    if plan.get("rom_protection_unit", "word") == "weight":
+        spec.protect_lanes = True
+        spec.parameters["PROTECT_LANES"] = 1
     stored = engine.stored(with_zero_biases(graph), spec)
     extra = {role: 0 for role in ("bias", "other")}
     for image in stored.images:
-        extra["bias" if image.role == "bias" else "other"] += image.words * check_bits(image.width, protection)
+        code = check_bits(image.width, protection, spec.code_lanes(image.lanes))
+        extra["bias" if image.role == "bias" else "other"] += image.words * code
     assert spec.cost is not None
     spec.check_bits = extra["bias"] + extra["other"]
     spec.cost = replace(

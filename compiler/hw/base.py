@@ -45,6 +45,7 @@ class RomImage:
     width: int
     words: int
     fields: tuple[RomField, ...] = ()
+    lanes: int = 1  # its words' equal lanes (weights): one code each with rom_protection_unit = "weight"
 
 
 @dataclass
@@ -126,9 +127,15 @@ class EngineSpec:
     b_bits: int = 0  # width of its bias ROM words (stored_bias_bits); 0: the accumulator's
     protection: str = "none"  # its ROM words' code (kernels/rom_protect.py; [plan] rom_protection)
     check_bits: int = 0  # ROM bits the code adds (in cost.rom_bits too)
+    protect_lanes: bool = False  # one code per lane (weight) of a ROM word, not per word
     parameters: dict = field(default_factory=dict)  # the module's Verilog parameters, in order
     cost: EngineCost | None = None
     stage: object = None  # its stage in the edge-by-edge timing model (compiler/hw/timing.py)
+
+    def code_lanes(self, lanes: int) -> int:
+        """The code lanes of a ROM whose words hold `lanes` weights: each its own code when the
+        plan protects per weight, else one code per word."""
+        return lanes if self.protect_lanes else 1
 
     @property
     def out_width(self) -> int:
@@ -301,7 +308,7 @@ def bias_image(file: str, n: int, bits: int, slots: int = 1) -> RomImage:
     index = np.arange(words * slots, dtype=np.int64).reshape(words, slots)
     index[index >= n] = -1
     field = RomField("bias", index, bits, tuple(s * bits for s in range(slots)))
-    return RomImage(file, "bias", slots * bits, words, (field,))
+    return RomImage(file, "bias", slots * bits, words, (field,), lanes=slots)
 
 
 def stored_bias_bits(graph: Graph, node: Node) -> int:

@@ -145,7 +145,9 @@ class Circulant(Engine):
 
     def write_roms(self, graph, spec, folder: Path):
         layer = circulant_layer(graph, graph.node(spec.name))
-        write_circulant_roms(layer, folder, prefix=f"{spec.instance}_", protection=spec.protection)
+        write_circulant_roms(
+            layer, folder, prefix=f"{spec.instance}_", protection=spec.protection, per_lane=spec.protect_lanes
+        )
 
     def stored(self, graph, spec):
         """The weight spectra (real and imaginary parts of one word) and the bias; the twiddle
@@ -159,8 +161,8 @@ class Circulant(Engine):
         index = np.arange(p * q * h, dtype=np.int64).reshape(p, q, h).transpose(0, 2, 1).reshape(-1, 1)
         fields = (RomField("spectra_re", index, sb, (0,)), RomField("spectra_im", index, sb, (sb,)))
         images = [
-            RomImage(spec.w_file, "weights", 2 * sb, len(index), fields),
-            RomImage(spec.tw_file, "constants", 2 * (layer.twiddle_frac + 2), layer.block // 2),
+            RomImage(spec.w_file, "weights", 2 * sb, len(index), fields, lanes=2),  # re, im
+            RomImage(spec.tw_file, "constants", 2 * (layer.twiddle_frac + 2), layer.block // 2, lanes=2),
             bias_image(spec.b_file, spec.n_out, bias_bits(layer)),
         ]
         arrays = {"spectra_re": layer.spectra_re, "spectra_im": layer.spectra_im, "bias": graph.params[b_name]}

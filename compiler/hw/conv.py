@@ -301,9 +301,10 @@ class Conv(Engine):
             conv_weight_rom_words(w_q, p_co, p_ci, spec.w_bits, p_k),
             p_co * p_k * p_ci * spec.w_bits,
             spec.protection,
+            spec.code_lanes(p_co * p_k * p_ci),
         )
         bias = conv_bias_rom_words(b_q, p_co, spec.b_bits)
-        write_mem(folder / spec.b_file, bias, p_co * spec.b_bits, spec.protection)
+        write_mem(folder / spec.b_file, bias, p_co * spec.b_bits, spec.protection, spec.code_lanes(p_co))
 
     def stored(self, graph, spec):
         node = graph.node(spec.name)
@@ -315,9 +316,9 @@ class Conv(Engine):
         bias_index = probe_layout(lambda a, k: conv_bias_rom_words(a, p_co, k), (w.shape[0],), p_co)
         images = [
             RomImage(spec.w_file, "weights", lanes * bits, len(index), (RomField("weights", index, bits, tuple(
-                s * bits for s in range(lanes))),)),
+                s * bits for s in range(lanes))),), lanes=lanes),
             RomImage(spec.b_file, "bias", p_co * spec.b_bits, len(bias_index), (RomField("bias", bias_index,
-                spec.b_bits, tuple(s * spec.b_bits for s in range(p_co))),)),
+                spec.b_bits, tuple(s * spec.b_bits for s in range(p_co))),), lanes=p_co),
         ]  # fmt: skip
         arrays = {"weights": w, "bias": graph.params[b_name]}
 

@@ -233,6 +233,7 @@ class Dense(Engine):
             dense_rom_words(w_q, spec.multipliers, spec.w_bits),
             spec.multipliers * spec.w_bits,
             spec.protection,
+            spec.code_lanes(spec.multipliers),
         )
 
     def stored(self, graph, spec):
@@ -244,7 +245,7 @@ class Dense(Engine):
         index = probe_layout(lambda a, k: dense_rom_words(a, p, k), w.shape, p)
         field = RomField("weights", index, bits, tuple(s * bits for s in range(p)))
         images = [
-            RomImage(spec.w_file, "weights", p * bits, len(index), (field,)),
+            RomImage(spec.w_file, "weights", p * bits, len(index), (field,), lanes=p),
             bias_image(spec.b_file, spec.n_out, spec.b_bits),
         ]
         arrays = {"weights": stream_weight_matrix(w, spec.input_chw).astype(np.int64), "bias": graph.params[b_name]}

@@ -126,7 +126,8 @@ class Sparse(Dense):
         bias = vector_rom_words(bias_or_zeros(graph, node, spec.n_out), spec.b_bits)
         write_mem(folder / spec.b_file, bias, spec.b_bits, spec.protection)
         entry_bits = spec.multipliers * (spec.w_bits + spec.delta_bits)
-        write_mem(folder / spec.w_file, sparse_rom_words(enc, spec.w_bits), entry_bits, spec.protection)
+        entries = sparse_rom_words(enc, spec.w_bits)
+        write_mem(folder / spec.w_file, entries, entry_bits, spec.protection, spec.code_lanes(spec.multipliers))
         write_mem(folder / spec.c_file, row_count_words(enc), spec.cnt_bits, spec.protection)
 
     def stored(self, graph, spec):
@@ -145,7 +146,7 @@ class Sparse(Dense):
             RomField("entry_deltas", index, db, tuple(o + wb for o in entry), signed=False),
         )
         images = [
-            RomImage(spec.w_file, "weights", p * (wb + db), len(index), fields),
+            RomImage(spec.w_file, "weights", p * (wb + db), len(index), fields, lanes=p),
             RomImage(spec.c_file, "control", spec.cnt_bits, spec.n_out),
             bias_image(spec.b_file, spec.n_out, spec.b_bits),
         ]

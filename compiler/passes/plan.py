@@ -51,6 +51,12 @@ class Plan(Pass):
             "bit, secded corrects one and detects two; the design raises its fault output on a detected error "
             "(docs/security.md)",
         ),
+        "rom_protection_unit": Option(
+            "word",
+            one_of("word", "weight"),
+            "what one code covers: a whole ROM word (fewest check bits), or each weight (lane) of a word "
+            "(more check bits; several flipped weights of one word are each corrected)",
+        ),
     }
 
     def apply(self, graph: Graph, ctx) -> Graph:
@@ -63,10 +69,9 @@ class Plan(Pass):
                 node.annotations.update(self._plan_node(planned, node, ctx, budget, largest))
         except hw.PlanError as e:
             raise PassError(str(e)) from None
-        protection = ctx.options(self.name)["rom_protection"]
-        planned.meta.update(
-            planned=True, plan={"multipliers": largest, "cycle_budget": budget, "rom_protection": protection}
-        )
+        opts = ctx.options(self.name)
+        protection = {"rom_protection": opts["rom_protection"], "rom_protection_unit": opts["rom_protection_unit"]}
+        planned.meta.update(planned=True, plan={"multipliers": largest, "cycle_budget": budget} | protection)
         return planned
 
     def _plan_node(self, graph: Graph, node, ctx, budget: int, largest: int) -> dict:

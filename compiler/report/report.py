@@ -49,6 +49,7 @@ def build_report(
         check = sum(e["check_bits"] for e in protected)
         hardware["rom_protection"] = {
             "scheme": protected[0]["protection"],
+            "unit": "weight" if protected[0].get("protect_lanes") else "word",
             "check_bits": check,
             "data_bits": hardware["rom_bits"] - check,
             "overhead": round(check / max(hardware["rom_bits"] - check, 1), 4),
@@ -376,7 +377,8 @@ def _protection_note(hw: dict) -> str:
     if not p:
         return ""
     return (
-        f" ({p['check_bits']:,} of them {p['scheme']} check bits, +{p['overhead']:.1%} over the data; the design "
+        f" ({p['check_bits']:,} of them {p['scheme']} check bits, one code per {p.get('unit', 'word')}, "
+        f"+{p['overhead']:.1%} over the data; the design "
         "raises `fault` on a detected error, docs/security.md)"
     )
 

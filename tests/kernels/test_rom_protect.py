@@ -152,3 +152,90 @@ def test_write_mem_protected(tmp_path):
         write_mem(tmp_path / "x.mem", [256], 8, protection="secded")
     with pytest.raises(ValueError, match="unknown ROM protection"):
         write_mem(tmp_path / "x.mem", [1], 8, protection="hamming")
+
+
+# ------------------------------------------------------------------------ one code per lane
+LANE_SPLITS = ((16, 2), (32, 4), (72, 9), (24, 2), (64, 8))
+
+
+@pytest.mark.parametrize("protection", PROTECTIONS)
+@pytest.mark.parametrize(("data_bits", "lanes"), LANE_SPLITS)
+def test_lanes_round_trip_and_layout(data_bits, lanes, protection):
+    """Each lane is its own L-bit codeword: data low and unchanged, lane i's check bits at
+    D + i*C; every word decodes clean to itself."""
+    size = data_bits // lanes
+    c = check_bits(size, protection)
+    assert check_bits(data_bits, protection, lanes) == lanes * c
+    assert codeword_bits(data_bits, protection, lanes) == data_bits + lanes * c
+    for word in _random_words(data_bits, 30, seed=data_bits + lanes):
+        code = encode(word, data_bits, protection, lanes)
+        assert code & ((1 << data_bits) - 1) == word
+        for i in range(lanes):
+            lane = (word >> (i * size)) & ((1 << size) - 1)
+            assert (code >> (data_bits + i * c)) & ((1 << c) - 1) == encode(lane, size, protection) >> size
+        assert decode(code, data_bits, protection, lanes) == (word, CLEAN)
+    assert encode_words([1, 2], data_bits, protection, lanes) == [
+        encode(w, data_bits, protection, lanes) for w in (1, 2)
+    ]
+
+
+def _lane_bit_positions(data_bits: int, protection: str, lanes: int, lane: int) -> list[int]:
+    size = data_bits // lanes
+    c = check_bits(size, protection)
+    return [lane * size + b for b in range(size)] + [data_bits + lane * c + b for b in range(c)]
+
+
+@pytest.mark.parametrize(("data_bits", "lanes"), LANE_SPLITS)
+def test_lanes_secded_corrects_one_flip_in_every_lane(data_bits, lanes):
+    """The bit-flip attack's pattern (one flip in each of several weights of a word) is corrected
+    per lane; two flips in one lane are detected, whatever the other lanes hold."""
+    rng = random.Random(data_bits * lanes)
+    for word in _random_words(data_bits, 20, seed=lanes):
+        code = encode(word, data_bits, "secded", lanes)
+        flipped = code
+        for lane in range(lanes):
+            flipped ^= 1 << rng.choice(_lane_bit_positions(data_bits, "secded", lanes, lane))
+        assert decode(flipped, data_bits, "secded", lanes) == (word, CORRECTED)
+        double = code
+        for bit in rng.sample(_lane_bit_positions(data_bits, "secded", lanes, lanes - 1), 2):
+            double ^= 1 << bit
+        assert decode(double, data_bits, "secded", lanes)[1] == DETECTED
+        assert decode(double ^ (1 << 0), data_bits, "secded", lanes)[1] == DETECTED  # + a lane-0 flip
+
+
+def test_three_sign_flips_miscorrected_per_word_corrected_per_lane():
+    """Three weights' sign bits flipped in one 72-bit word (9 weights of 8 bits): one code over
+    the word cannot give the data back; one code per weight does."""
+    word = 0x0123456789ABCDEF01
+    flips = (1 << 7) | (1 << 31) | (1 << 63)
+    assert decode(encode(word, 72, "secded") ^ flips, 72, "secded")[0] != word
+    assert decode(encode(word, 72, "secded", 9) ^ flips, 72, "secded", 9) == (word, CORRECTED)
+
+
+def test_lanes_parity_detects_a_flip_in_any_lane():
+    for lane in range(4):
+        code = encode(0xDEADBEEF, 32, "parity", 4) ^ (1 << (lane * 8 + 3))
+        assert decode(code, 32, "parity", 4) == (0xDEADBEEF ^ (1 << (lane * 8 + 3)), DETECTED)
+    both = encode(0xDEADBEEF, 32, "parity", 4) ^ 1 ^ (1 << 8)  # one flip in each of two lanes
+    assert decode(both, 32, "parity", 4)[1] == DETECTED
+
+
+@pytest.mark.parametrize("lanes", [0, 3, 5, -1])
+def test_lanes_must_divide_the_word(lanes):
+    for call in (
+        lambda: encode(0, 16, "secded", lanes),
+        lambda: decode(0, 16, "secded", lanes),
+        lambda: check_bits(16, "secded", lanes),
+        lambda: codeword_bits(16, "parity", lanes),
+    ):
+        with pytest.raises(ValueError, match="equal lanes"):
+            call()
+
+
+def test_write_mem_with_lanes(tmp_path):
+    path = tmp_path / "lanes.mem"
+    words = [0x0000, 0xFFFF, 0x12AB]
+    write_mem(path, words, 16, protection="secded", lanes=2)
+    lines = path.read_text().split()
+    assert all(len(x) == 7 for x in lines)  # 16 + 2 * 5 = 26 bits: 7 hex digits
+    assert [int(x, 16) for x in lines] == encode_words(words, 16, "secded", 2)

@@ -40,6 +40,9 @@ CASES = {
     # protected ROMs (PROTECT 1 parity, 2 SECDED; spectra, twiddle and bias ROMs): same values, timing
     "b4_padded_raw_parity": (dict(N_IN=10, N_OUT=7, B=4, REQUANT=0, RELU=0, PROTECT=1), {}),
     "b8_requant_secded": (dict(N_IN=16, N_OUT=16, B=8, REQUANT=1, RELU=0, PROTECT=2), {}),
+    # one code per lane (PROTECT_LANES 1: re / im of a spectra word, cos / sin of a twiddle)
+    "b4_padded_raw_secded_lanes": (dict(N_IN=10, N_OUT=7, B=4, REQUANT=0, RELU=0, PROTECT=2, PROTECT_LANES=1), {}),
+    "b2_relu_parity_lanes": (dict(N_IN=6, N_OUT=4, B=2, REQUANT=1, RELU=1, PROTECT=1, PROTECT_LANES=1), {}),
 }
 
 
@@ -62,8 +65,8 @@ def circulant_case(spec: dict, plan_options: dict, directory: Path, seed: int = 
     plan = dict(in_bits=in_bits, **plan_options)
     layer = plan_circulant(vectors, bias, n_in, n_out, **plan)
     x_q = edge_inputs(rng, circulant_expand(vectors)[:n_out, :n_in], in_bits, n_random=5)
-    protect = spec.get("PROTECT", 0)
-    files = write_circulant_roms(layer, directory, protection=PROTECTIONS[protect])
+    protect, protect_lanes = spec.get("PROTECT", 0), spec.get("PROTECT_LANES", 0)
+    files = write_circulant_roms(layer, directory, protection=PROTECTIONS[protect], per_lane=bool(protect_lanes))
     shift = max(0, layer.acc_bits - 8 - 2)
     params = circulant_rtl_parameters(
         layer,
@@ -76,6 +79,8 @@ def circulant_case(spec: dict, plan_options: dict, directory: Path, seed: int = 
         b_file=files["B_FILE"],
     )
     params["PROTECT"] = protect
+    if protect_lanes:
+        params["PROTECT_LANES"] = protect_lanes
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, vectors_q=vectors, bias_q=bias, x_q=x_q)
     return params, {"parameters": params, "plan": plan, "stimulus": str(stimulus)}, layer
@@ -104,7 +109,9 @@ def simulate(case, directory: Path, simulator: str = "icarus", flips=None, expec
     params, config, layer = circulant_case(spec, plan_options, directory)
     if flips is not None:
         widths = {"w_rom": 2 * layer.spectrum_bits, "tw_rom": 2 * (layer.twiddle_frac + 2), "b_rom": params["B_BITS"]}
-        config.update(flips=rom_flips(flips, widths), expect_fault=expect_fault)
+        lanes = {"w_rom": 2, "tw_rom": 2} if spec.get("PROTECT_LANES", 0) else None
+        protection = PROTECTIONS[spec.get("PROTECT", 0)]
+        config.update(flips=rom_flips(flips, widths, protection, lanes), expect_fault=expect_fault)
     return run_cocotb(
         SOURCES,
         TOP,
@@ -172,6 +179,25 @@ def test_circulant_mac_rom_flips(case, tmp_path):
     spec, plan_options = CASES[base]
     protected = (dict(spec, PROTECT=protect), plan_options)
     _assert_passed(simulate(protected, tmp_path, flips=flips, expect_fault=expect_fault))
+
+
+# One code per lane (PROTECT_LANES 1, SECDED) on b4_padded_raw: a spectra word is 2 lanes (re,
+# im), a twiddle word 2 (cos, sin); one flip in each lane of a word (every lane the word has) is
+# corrected, two in one lane are detected.
+CIRCULANT_LANE_FLIP_CASES = {
+    "both_lanes_one_flip_each_corrected": (
+        [("w_rom", 7, [(DATA, 3, 0), (DATA, 2, 1)]), ("tw_rom", 1, [(DATA, 4, 0), (CHECK, 1, 1)])],
+        False,
+    ),
+    "spectrum_sign_flips_in_both_lanes_corrected": ([("w_rom", 0, [(DATA, 15, 0), (DATA, 15, 1)])], False),
+    "two_flips_in_one_lane_detected": ([("w_rom", 17, [(DATA, 0, 1), (CHECK, 3, 1)])], True),
+}
+
+
+@pytest.mark.parametrize("case", CIRCULANT_LANE_FLIP_CASES, ids=list(CIRCULANT_LANE_FLIP_CASES))
+def test_circulant_mac_lane_rom_flips(case, tmp_path):
+    flips, expect_fault = CIRCULANT_LANE_FLIP_CASES[case]
+    _assert_passed(simulate("b4_padded_raw_secded_lanes", tmp_path, flips=flips, expect_fault=expect_fault))
 
 
 @pytest.mark.slow

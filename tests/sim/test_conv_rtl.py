@@ -214,6 +214,9 @@ CONV_CASES = {
 # protected ROMs (PROTECT 1 parity, 2 SECDED; weight and bias ROMs): same values, same timing
 CONV_CASES["k3_s3_narrow_parity"] = CONV_CASES["k3_s3_narrow"] | dict(frames=2, PROTECT=1)
 CONV_CASES["pk4_2x3_secded"] = CONV_CASES["pk4_2x3_narrow_groups"] | dict(frames=2, PROTECT=2)
+# one code per weight and per bias (PROTECT_LANES 1: P_CO*P_K*P_CI weight lanes, P_CO bias lanes)
+CONV_CASES["k3_s3_narrow_secded_lanes"] = CONV_CASES["k3_s3_narrow"] | dict(frames=2, PROTECT=2, PROTECT_LANES=1)
+CONV_CASES["pk4_2x3_parity_lanes"] = CONV_CASES["pk4_2x3_narrow_groups"] | dict(frames=2, PROTECT=1, PROTECT_LANES=1)
 
 
 def conv_case(spec: dict, directory: Path, seed: int = 0):
@@ -236,9 +239,11 @@ def conv_case(spec: dict, directory: Path, seed: int = 0):
     w_file, b_file = directory / "conv_w.mem", directory / "conv_b.mem"
     p_co, p_ci, p_k = spec["P_CO"], spec["P_CI"], spec["P_K"]
     protection = PROTECTIONS[spec.get("PROTECT", 0)]
+    per_lane = bool(spec.get("PROTECT_LANES", 0))  # one code per weight / per bias
     w_words = conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"], p_k)
-    write_mem(w_file, w_words, p_co * p_k * p_ci * spec["W_BITS"], protection)
-    write_mem(b_file, conv_bias_rom_words(b_q, p_co, b_bits), p_co * b_bits, protection)
+    w_lanes = p_co * p_k * p_ci if per_lane else 1
+    write_mem(w_file, w_words, p_co * p_k * p_ci * spec["W_BITS"], protection, w_lanes)
+    write_mem(b_file, conv_bias_rom_words(b_q, p_co, b_bits), p_co * b_bits, protection, p_co if per_lane else 1)
     params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file), B_FILE=str(b_file))
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, w_q=w_q, b_q=b_q, x_q=x_q)
@@ -290,6 +295,44 @@ def test_conv2d_rom_flips(case, tmp_path):
         "parameters": params,
         "stimulus": str(stimulus),
         "flips": rom_flips(flips, widths),
+        "expect_fault": expect_fault,
+    }
+    result = run_cocotb(
+        CONV_SOURCES,
+        "conv2d",
+        "test_conv2d",
+        tmp_path / "build",
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
+    )
+    _assert_passed(result)
+
+
+# One code per weight (PROTECT_LANES 1, SECDED) on k3_s3_narrow: a weight word is 4 lanes of 3
+# bits, the bias word 2 lanes. The bit-flip attack's pattern, the sign bits of three weights of
+# one word, is corrected lane by lane (and a flip in each bias lane); two flips in one weight are
+# detected.
+CONV_LANE_FLIP_CASES = {
+    "three_sign_flips_corrected": ([("w_rom", 4, [(DATA, 2, 0), (DATA, 2, 1), (DATA, 2, 3)])], False),
+    "three_lanes_and_both_bias_lanes_corrected": (
+        [("w_rom", 0, [(DATA, 0, 1), (CHECK, 3, 2), (DATA, 1, 3)]), ("b_rom", 0, [(DATA, 0, 0), (DATA, 1, 1)])],
+        False,
+    ),
+    "two_flips_in_one_lane_detected": ([("w_rom", 4, [(DATA, 0, 2), (DATA, 2, 2)])], True),
+}
+
+
+@pytest.mark.parametrize("case", CONV_LANE_FLIP_CASES, ids=list(CONV_LANE_FLIP_CASES))
+def test_conv2d_lane_rom_flips(case, tmp_path):
+    flips, expect_fault = CONV_LANE_FLIP_CASES[case]
+    spec = CONV_CASES["k3_s3_narrow_secded_lanes"]
+    params, stimulus = conv_case(spec, tmp_path)
+    p_co, lanes = spec["P_CO"], spec["P_CO"] * spec["P_CI"]
+    widths = {"w_rom": lanes * spec["W_BITS"], "b_rom": p_co * params["B_BITS"]}
+    config = {
+        "parameters": params,
+        "stimulus": str(stimulus),
+        "flips": rom_flips(flips, widths, "secded", {"w_rom": lanes, "b_rom": p_co}),
         "expect_fault": expect_fault,
     }
     result = run_cocotb(

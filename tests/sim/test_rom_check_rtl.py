@@ -48,6 +48,27 @@ def test_rom_check_matches_kernel(data_bits, protect, tmp_path):
     _assert_passed(result)
 
 
+# LANES > 1: one code per lane (kernels.rom_protect lanes), (DATA_BITS, LANES) pairs.
+LANE_SPLITS = ((16, 2), (32, 4), (72, 9), (24, 2))
+
+
+@pytest.mark.parametrize("protect", [0, 1, 2], ids=["none", "parity", "secded"])
+@pytest.mark.parametrize(("data_bits", "lanes"), LANE_SPLITS, ids=[f"{d}x{n}" for d, n in LANE_SPLITS])
+def test_rom_check_lanes_match_kernel(data_bits, lanes, protect, tmp_path):
+    params = {"DATA_BITS": data_bits, "PROTECT": protect, "LANES": lanes}
+    lint_verilator(SOURCES, TOP, params)
+    config = {"parameters": params, "samples": 150, "seed": data_bits * 7 + lanes * 3 + protect}
+    result = run_cocotb(
+        SOURCES,
+        TOP,
+        "test_rom_check",
+        tmp_path / "build",
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config)},
+    )
+    _assert_passed(result)
+
+
 def test_rom_check_is_in_the_engines_sources():
     """rtl.sources() finds the decoder through the engines' instances (no include files)."""
     for engine in ("dense_mac.v", "sparse_mac.v", "circulant_mac.v", "conv2d.v"):
@@ -55,9 +76,10 @@ def test_rom_check_is_in_the_engines_sources():
     assert "rom_check.v" not in rtl.DEPENDENCIES["activation.v"]
 
 
+@pytest.mark.parametrize("lanes", [1, 8])
 @pytest.mark.parametrize("protect", [1, 2], ids=["parity", "secded"])
-def test_rom_check_synthesizes_without_latches(protect, tmp_path: Path):
-    log = synthesize(tmp_path, SOURCES, TOP, {"DATA_BITS": 64, "PROTECT": protect})
+def test_rom_check_synthesizes_without_latches(protect, lanes, tmp_path: Path):
+    log = synthesize(tmp_path, SOURCES, TOP, {"DATA_BITS": 64, "PROTECT": protect, "LANES": lanes})
     assert "Printing statistics" in log and latch_report(log) == []
 
 

@@ -19,7 +19,7 @@ import rtl
 from kernels import argmax, dense_accumulator_bits, dense_mac, requantize
 from kernels.fixed import bits_for_signed, int_range
 from kernels.rom import dense_rom_words, vector_rom_words, write_mem
-from kernels.rom_protect import PROTECTIONS, codeword_bits
+from kernels.rom_protect import PROTECTIONS, check_bits, codeword_bits
 from sim.runner import SimulationError, lint_verilator, run_cocotb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,11 +69,15 @@ def edge_inputs(rng, w_q: np.ndarray, in_bits: int, n_random: int) -> np.ndarray
     return np.array(rows, dtype=np.int64)
 
 
-def write_layer_roms(directory: Path, prefix: str, w_q, b_q, parallel, w_bits, b_bits, protect: int = 0):
-    """The two ROM files of a dense layer, stored as PROTECT's codewords (kernels/rom_protect.py)."""
+def write_layer_roms(
+    directory: Path, prefix: str, w_q, b_q, parallel, w_bits, b_bits, protect: int = 0, protect_lanes: int = 0
+):
+    """The two ROM files of a dense layer, stored as PROTECT's codewords (kernels/rom_protect.py);
+    PROTECT_LANES 1: one code per weight (P lanes) in the weight ROM, as rtl/dense_mac.v says."""
     w_file, b_file = directory / f"{prefix}_w.mem", directory / f"{prefix}_b.mem"
     protection = PROTECTIONS[protect]
-    write_mem(w_file, dense_rom_words(w_q, parallel, w_bits), parallel * w_bits, protection=protection)
+    lanes = parallel if protect_lanes else 1
+    write_mem(w_file, dense_rom_words(w_q, parallel, w_bits), parallel * w_bits, protection, lanes)
     write_mem(b_file, vector_rom_words(b_q, b_bits), b_bits, protection=protection)
     return w_file, b_file
 
@@ -125,12 +129,19 @@ DENSE_CASES = {
     "p3_of_7_parity": dict(N_IN=7, N_OUT=4, P=3, IN_BITS=8, W_BITS=6, OUT_BITS=8, RELU=0, REQUANT=1, PROTECT=1),
     "p_eq_nin_raw_secded": dict(N_IN=6, N_OUT=3, P=6, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=0, REQUANT=0, PROTECT=2),
     "single_in_out_secded": dict(N_IN=1, N_OUT=1, P=1, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=1, REQUANT=1, PROTECT=2),
+    # one code per weight (PROTECT_LANES 1: P lanes per weight word)
+    "p3_of_7_secded_lanes": dict(
+        N_IN=7, N_OUT=4, P=3, IN_BITS=8, W_BITS=6, OUT_BITS=8, RELU=0, REQUANT=1, PROTECT=2, PROTECT_LANES=1
+    ),
+    "p_eq_nin_raw_parity_lanes": dict(
+        N_IN=6, N_OUT=3, P=6, IN_BITS=8, W_BITS=8, OUT_BITS=8, RELU=0, REQUANT=0, PROTECT=1, PROTECT_LANES=1
+    ),
 }
 
 
 def dense_case(case: str | dict, directory: Path, seed: int = 0):
     """Parameters (ROM files written to `directory`) and stimulus path for a DENSE_CASES entry
-    (or such a dict); its PROTECT (default 0) sets the ROM codewords."""
+    (or such a dict); its PROTECT and PROTECT_LANES (default 0) set the ROM codewords."""
     spec = dict(DENSE_CASES[case] if isinstance(case, str) else case)
     rng = np.random.default_rng(seed)
     w_q, b_q, b_bits, acc_bits = random_layer(rng, spec["N_IN"], spec["N_OUT"], spec["W_BITS"], spec["IN_BITS"])
@@ -138,7 +149,15 @@ def dense_case(case: str | dict, directory: Path, seed: int = 0):
     spec.setdefault("SHIFT", max(0, acc_bits - spec["OUT_BITS"] - 2))
     x_q = edge_inputs(rng, w_q, spec["IN_BITS"], n_random=6)
     w_file, b_file = write_layer_roms(
-        directory, "layer", w_q, b_q, spec["P"], spec["W_BITS"], b_bits, spec.get("PROTECT", 0)
+        directory,
+        "layer",
+        w_q,
+        b_q,
+        spec["P"],
+        spec["W_BITS"],
+        b_bits,
+        spec.get("PROTECT", 0),
+        spec.get("PROTECT_LANES", 0),
     )
     params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file), B_FILE=str(b_file))
     stimulus = directory / "stimulus.npz"
@@ -180,15 +199,26 @@ ROM_FLIP_CASES = {
 }
 
 
-def rom_flips(flips, widths: dict[str, int]) -> list[dict]:
+def rom_flips(
+    flips, widths: dict[str, int], protection: str = "none", lanes: dict[str, int] | None = None
+) -> list[dict]:
     """Bench flips from (rom, word, [(DATA | CHECK, bit)]): CHECK bits count from the data width
-    (widths: each ROM's data bits); the bench checks that every bit lies in the codeword."""
-    for rom, _, bits in flips:
-        assert all(bit < widths[rom] for kind, bit in bits if kind == DATA), f"{rom} has {widths[rom]} data bits"
-    return [
-        {"rom": rom, "word": word, "bits": [bit + (widths[rom] if kind == CHECK else 0) for kind, bit in bits]}
-        for rom, word, bits in flips
-    ]
+    (widths: each ROM's data bits); the bench checks that every bit lies in the codeword.
+    A bit may name a lane, (DATA | CHECK, bit, lane), in a ROM stored with one code per lane
+    (lanes[rom] lanes of L = width / lanes bits, kernels/rom_protect.py): DATA bit of lane i at
+    i*L + bit, CHECK bit at width + i*C + bit, C = the check bits of one L-bit lane."""
+
+    def position(rom: str, kind: str, bit: int, lane: int | None = None) -> int:
+        width = widths[rom]
+        if lane is None:
+            assert kind == CHECK or bit < width, f"{rom} has {width} data bits"
+            return bit + (width if kind == CHECK else 0)
+        n = (lanes or {}).get(rom, 1)
+        size, check = width // n, check_bits(width // n, protection)
+        assert 0 <= lane < n and bit < (size if kind == DATA else check), f"{rom}: lane {lane} bit {bit}"
+        return lane * size + bit if kind == DATA else width + lane * check + bit
+
+    return [{"rom": rom, "word": word, "bits": [position(rom, *b) for b in bits]} for rom, word, bits in flips]
 
 
 @pytest.mark.parametrize("case", ROM_FLIP_CASES, ids=list(ROM_FLIP_CASES))
@@ -203,6 +233,29 @@ def test_dense_mac_rom_flips(case, tmp_path):
     protection = PROTECTIONS[protect]
     for flip in flips:  # the flipped bits lie inside the stored codeword
         assert max(flip["bits"]) < codeword_bits(widths[flip["rom"]], protection)
+    config = {"parameters": params, "stimulus": str(stimulus), "flips": flips, "expect_fault": expect_fault}
+    _assert_passed(run_dense(params, config, tmp_path))
+
+
+# One code per weight (PROTECT_LANES 1, SECDED): p3_of_7 has P = 3 lanes of 6-bit weights. The
+# bit-flip attack's pattern, one flip in each of three weights of a word (sign bits, and a check
+# bit), is corrected lane by lane; two flips in one weight are detected.
+LANE_FLIP_CASES = {
+    "three_lanes_one_flip_each_corrected": ([("w_rom", 4, [(DATA, 5, 0), (DATA, 5, 1), (CHECK, 2, 2)])], False),
+    "three_lanes_sign_flips_corrected": ([("w_rom", 0, [(DATA, 5, 0), (DATA, 5, 1), (DATA, 5, 2)])], False),
+    "two_flips_in_one_lane_detected": ([("w_rom", 4, [(DATA, 1, 1), (DATA, 4, 1)])], True),
+}
+
+
+@pytest.mark.parametrize("case", LANE_FLIP_CASES, ids=list(LANE_FLIP_CASES))
+def test_dense_mac_lane_rom_flips(case, tmp_path):
+    flips, expect_fault = LANE_FLIP_CASES[case]
+    spec = DENSE_CASES["p3_of_7_secded_lanes"]
+    params, stimulus = dense_case(spec, tmp_path)
+    widths = {"w_rom": spec["P"] * spec["W_BITS"], "b_rom": params["B_BITS"]}
+    flips = rom_flips(flips, widths, "secded", {"w_rom": spec["P"]})
+    for flip in flips:  # the flipped bits lie inside the stored codeword
+        assert max(flip["bits"]) < codeword_bits(widths[flip["rom"]], "secded", spec["P"])
     config = {"parameters": params, "stimulus": str(stimulus), "flips": flips, "expect_fault": expect_fault}
     _assert_passed(run_dense(params, config, tmp_path))
 

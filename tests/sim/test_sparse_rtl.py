@@ -47,6 +47,13 @@ CASES = {
     "p3_d1_relu_secded": dict(
         N_IN=10, N_OUT=5, P=3, D_BITS=1, IN_BITS=8, W_BITS=8, OUT_BITS=6, RELU=1, REQUANT=1, PROTECT=2
     ),
+    # one code per entry (PROTECT_LANES 1: P lanes of W_BITS + D_BITS in the entry ROM)
+    "p3_d1_relu_secded_lanes": dict(
+        N_IN=10, N_OUT=5, P=3, D_BITS=1, IN_BITS=8, W_BITS=8, OUT_BITS=6, RELU=1, REQUANT=1, PROTECT=2, PROTECT_LANES=1
+    ),
+    "p4_d3_norelu_parity_lanes": dict(
+        N_IN=16, N_OUT=6, P=4, D_BITS=3, IN_BITS=6, W_BITS=4, OUT_BITS=8, RELU=0, REQUANT=1, PROTECT=1, PROTECT_LANES=1
+    ),
 }
 VERILATOR_CASE = "p3_d1_relu"
 
@@ -105,13 +112,17 @@ def gap_padding_entries(enc) -> int:
     return count
 
 
-def write_sparse_roms(directory: Path, prefix: str, enc, b_q, w_bits: int, b_bits: int, protect: int = 0):
-    """ROM files (PROTECT's codewords) and the matching CNT_BITS / N_WORDS for one encoded layer."""
+def write_sparse_roms(
+    directory: Path, prefix: str, enc, b_q, w_bits: int, b_bits: int, protect: int = 0, protect_lanes: int = 0
+):
+    """ROM files (PROTECT's codewords; PROTECT_LANES 1: one code per entry, P lanes, in the entry
+    ROM) and the matching CNT_BITS / N_WORDS for one encoded layer."""
     files = {k: directory / f"{prefix}_{k[0].lower()}.mem" for k in ("W_FILE", "C_FILE", "B_FILE")}
     cnt_bits = max(1, int(enc.row_words.max()).bit_length())
     protection = PROTECTIONS[protect]
     entry_bits = enc.parallel * (w_bits + enc.delta_bits)
-    write_mem(files["W_FILE"], sparse_rom_words(enc, w_bits), entry_bits, protection=protection)
+    lanes = enc.parallel if protect_lanes else 1
+    write_mem(files["W_FILE"], sparse_rom_words(enc, w_bits), entry_bits, protection, lanes)
     write_mem(files["C_FILE"], row_count_words(enc), cnt_bits, protection=protection)
     write_mem(files["B_FILE"], vector_rom_words(b_q, b_bits), b_bits, protection=protection)
     return dict(CNT_BITS=cnt_bits, N_WORDS=int(enc.row_words.sum()), **{k: str(v) for k, v in files.items()})
@@ -135,7 +146,9 @@ def sparse_case(spec: dict, directory: Path, seed: int = 0, n_random: int = 6):
     spec.setdefault("SHIFT", max(0, acc_bits - spec["OUT_BITS"] - 2))
     enc = encode_sparse(w_q, spec["P"], spec["D_BITS"])
     x_q = edge_inputs(rng, w_q, in_bits, n_random=n_random)
-    roms = write_sparse_roms(directory, "layer", enc, b_q, w_bits, b_bits, spec.get("PROTECT", 0))
+    roms = write_sparse_roms(
+        directory, "layer", enc, b_q, w_bits, b_bits, spec.get("PROTECT", 0), spec.get("PROTECT_LANES", 0)
+    )
     params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, **roms)
     stimulus = directory / "stimulus.npz"
     np.savez(stimulus, w_q=w_q, b_q=b_q, x_q=x_q)
@@ -209,6 +222,25 @@ def test_sparse_mac_rom_flips(case, tmp_path):
     _assert_passed(simulate(params, config, tmp_path))
 
 
+# One code per entry (PROTECT_LANES 1, SECDED) on p3_d1_relu (P = 3 lanes of 9-bit entries):
+# one flip in each of the three entries of a word is corrected; two in one entry are detected.
+SPARSE_LANE_FLIP_CASES = {
+    "three_lanes_one_flip_each_corrected": ([("w_rom", 0, [(DATA, 7, 0), (DATA, 8, 1), (CHECK, 1, 2)])], False),
+    "two_flips_in_one_lane_detected": ([("w_rom", 0, [(DATA, 0, 2), (DATA, 7, 2)])], True),
+}
+
+
+@pytest.mark.parametrize("case", SPARSE_LANE_FLIP_CASES, ids=list(SPARSE_LANE_FLIP_CASES))
+def test_sparse_mac_lane_rom_flips(case, tmp_path):
+    flips, expect_fault = SPARSE_LANE_FLIP_CASES[case]
+    spec = CASES["p3_d1_relu_secded_lanes"]
+    params, config, enc = sparse_case(spec, tmp_path, n_random=3)
+    entry_bits = spec["W_BITS"] + spec["D_BITS"]
+    widths = {"w_rom": spec["P"] * entry_bits, "c_rom": params["CNT_BITS"], "b_rom": params["B_BITS"]}
+    config.update(flips=rom_flips(flips, widths, "secded", {"w_rom": spec["P"]}), expect_fault=expect_fault)
+    _assert_passed(simulate(params, config, tmp_path))
+
+
 def test_bench_catches_a_wrong_delta(tmp_path):
     """The bench must fail when one delta of the entry ROM is off by one."""
     params, config, enc = sparse_case(CASES["p2_d2_raw_bias_at_acc"], tmp_path, n_random=2)
@@ -250,8 +282,9 @@ def test_lint_width_corners(case):
     params.update(LINT_CORNERS[case])
     lint_verilator(SOURCES, TOP, params)
     lint_verilator(SOURCES, TOP, dict(params, REQUANT=0))
-    for protect in (1, 2):  # protected ROMs: 1-bit counts (one_word) and wide entry words
-        lint_verilator(SOURCES, TOP, dict(params, PROTECT=protect))
+    for protect in (1, 2):  # protected ROMs: 1-bit counts (one_word) and wide entry words, per word or entry
+        for protect_lanes in (0, 1):
+            lint_verilator(SOURCES, TOP, dict(params, PROTECT=protect, PROTECT_LANES=protect_lanes))
 
 
 @pytest.mark.parametrize("protect", [0, 2], ids=["plain", "secded"])

@@ -157,6 +157,25 @@ def test_protected_words_cost_what_the_decoder_lets_through():
         assert decode(partial, 8, "secded")[0] != one_bit or decode(partial, 8, "secded")[1] == 2
 
 
+def test_per_weight_codes_make_every_changed_weight_pay():
+    from kernels.rom_protect import encode
+
+    original = 0x5A3C
+    rom = Rom(
+        0, RomImage("x.mem", "weights", 16, 1), "secded", [encode(original, 16, "secded", 2)], [original], lanes=2
+    )
+    changed = original ^ 0x0101  # one bit in each 8-bit lane
+    flips = physical_flips(rom, 0, changed)
+    assert len(flips) == word_cost(rom, 0, changed) >= 6  # at least 3 per lane
+    stored = rom.codes[0]
+    for k in flips:
+        stored ^= 1 << k
+    assert decode(stored, 16, "secded", 2) == (changed, 1)  # each lane "corrected" into the new weight
+    for k in flips:  # any one flip fewer: a lane still decodes to its old value or is detected
+        partial = stored ^ (1 << k)
+        assert decode(partial, 16, "secded", 2) != (changed, 1)
+
+
 def test_three_flips_in_one_secded_word_can_pass_as_a_corrected_word():
     """Why the replay counts words: SECDED corrects one flip and detects two, but three flips may
     decode as a single error elsewhere, silently wrong (what BFA's clustered flips can do)."""
