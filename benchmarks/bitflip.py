@@ -1,16 +1,18 @@
 """Bit-flip robustness of compiled designs (BFA on the ROMs as stored) and what SECDED costs.
 
     python benchmarks/bitflip.py [--quick] [--models lenet5,digits] [--simulate 8] [--shared ../shared/data]
+                                 [--protections secded,secded/weight] [--reuse]
 
 Models: LeNet-5 trained on 8,000 images of the MNIST test set in ../shared/data (the other 2,000
 are its test split; the MNIST training set is not available here) and the bundled digits MLP
 64-32-16-10. Builds of each: int8 (8-bit PTQ, dense and conv engines), ADMM 90% / 4-bit (convolutions
 at 50%, sparse engines where they pay), block-circulant b = 8 on the dense layers, and each of
-those re-planned from its lower checkpoint with `[plan] rom_protection = "secded"`.
+those re-planned from its lower checkpoint with `[plan] rom_protection = "secded"`, one code per
+ROM word ("secded") and one per weight ("secded/weight", `rom_protection_unit = "weight"`).
 
 Every build is attacked by `mpc audit --attacks bitflip`: BFA's progressive bit search to
 random-guess accuracy (1/10 + 1 point) within 50 flips, the random-flip baseline (median of 5
-trials, flips doubling), and `--simulate` test rows run in Icarus with the flipped ROM files. On a
+trials, flips doubling), and `--simulate` test rows run (Verilator) with the flipped ROM files. On a
 SECDED build the search counts the physical flips an attacker who knows the code needs, and the
 unprotected build's search is replayed on the coded ROMs ("naive").
 Columns: LUTs and FFs from yosys synth_xilinx of the whole design; energy from the report's model.
@@ -38,20 +40,25 @@ BUILDS = {
     "admm90_4bit": 'passes = ["canonicalize", "admm", "lower"]\n[admm]\nsparsity = 0.9\nbits = 4\n{conv_tables}',
     "circulant8": 'passes = ["canonicalize", "circulant", "lower"]\n[circulant]\nblock_size = 8\nepochs = {epochs}\n',
 }
-SECDED = '[plan]\nrom_protection = "secded"\n'
+PROTECTIONS = {  # re-plans of each build from its lower checkpoint
+    "secded": '[plan]\nrom_protection = "secded"\n',
+    "secded/weight": '[plan]\nrom_protection = "secded"\nrom_protection_unit = "weight"\n',
+}
 
 
-def lenet5_case(work: Path, shared: Path, quick: bool) -> tuple[Path, Path, list[str]]:
+def lenet5_case(work: Path, shared: Path, quick: bool, reuse: bool = False) -> tuple[Path, Path, list[str]]:
     from benchmarks.datasets import MlpRecipe, accuracy_of, export_onnx, load_mnist, make_lenet5, train_torch_classifier
 
+    path, data = work / "lenet5.onnx", work / "lenet5.npz"
+    if reuse and path.is_file() and data.is_file():  # the model an earlier run trained (training varies run to run)
+        return path, data, _conv_names(path)
     x, y = load_mnist(shared)
     x = x[:, None]
     order = np.random.default_rng(0).permutation(len(x))
     train, test = order[:8000], order[8000:]
     model = train_torch_classifier(make_lenet5(), x[train], y[train], MlpRecipe(epochs=3 if quick else 10, seed=0))
     print(f"LeNet-5 float accuracy {accuracy_of(model, x[test], y[test]):.4f}")
-    path = export_onnx(model, x.shape[1:], work / "lenet5.onnx")
-    data = work / "lenet5.npz"
+    export_onnx(model, x.shape[1:], path)
     np.savez_compressed(data, x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test])
     return path, data, _conv_names(path)
 
@@ -62,24 +69,43 @@ def _conv_names(model: Path) -> list[str]:
     return [n.name for n in load_onnx(model).nodes if n.op == "conv2d"]
 
 
-def recipe_text(build: str, convs: list[str], quick: bool) -> str:
+def _flattened_dense(model: Path) -> list[str]:
+    """The dense layer after a CNN's flatten: it reads a channel-last stream, which would break
+    block-circulant columns, so it stays dense."""
+    from compiler.frontend.onnx import load_onnx
+
+    graph = load_onnx(model)
+    dense = [n.name for n in graph.nodes if n.op == "dense"]
+    return dense[:1] if any(n.op == "conv2d" for n in graph.nodes) else []
+
+
+def recipe_text(build: str, model: Path, convs: list[str], quick: bool) -> str:
     tables = "".join(f'[admm.layers."{c}"]\nsparsity = 0.5\n' for c in convs)
-    return BUILDS[build].format(conv_tables=tables, epochs=10 if quick else 60)
+    text = BUILDS[build].format(conv_tables=tables, epochs=10 if quick else 60)
+    if build.startswith("circulant"):
+        text += "".join(f'[circulant.layers."{d}"]\nblock_size = 1\n' for d in _flattened_dense(model))
+    return text
 
 
-def run_build(model: Path, data: Path, work: Path, name: str, recipe: str, config: BitflipConfig) -> list[dict]:
-    """The build and its SECDED re-plan, each compiled and attacked."""
+def run_build(model, data, work: Path, name: str, recipe: str, config, protections, reuse: bool) -> list[dict]:
+    """The build and its protected re-plans, each compiled and attacked (`reuse`: the build
+    compiled by an earlier run is only re-planned)."""
     rows = []
     out = work / name
-    (work / f"{name}.toml").write_text(recipe)
-    start = time.perf_counter()
-    api.compile(model, data, out, recipe=work / f"{name}.toml", force=True, **QUIET)
-    rows.append(attack(out, name, config, time.perf_counter() - start))
+    if not (reuse and (out / "report.json").is_file()):
+        (work / f"{name}.toml").write_text(recipe)
+        start = time.perf_counter()
+        api.compile(model, data, out, recipe=work / f"{name}.toml", force=True, **QUIET)
+        rows.append(attack(out, name, config, time.perf_counter() - start))
     lower = next(p for p in sorted((out / "checkpoints").iterdir()) if p.name.endswith("-lower"))
-    (work / "secded.toml").write_text(SECDED)
-    start = time.perf_counter()
-    api.compile(lower, data, work / f"{name}_secded", recipe=work / "secded.toml", force=True, **QUIET)
-    rows.append(attack(work / f"{name}_secded", f"{name} + secded", config, time.perf_counter() - start))
+    for protection in protections:
+        stem = f"{name}_{protection.replace('/', '_')}"
+        if reuse and (work / stem / "audit.json").is_file():
+            continue  # attacked by an earlier run
+        (work / f"{stem}.toml").write_text(PROTECTIONS[protection])
+        start = time.perf_counter()
+        api.compile(lower, data, work / stem, recipe=work / f"{stem}.toml", force=True, **QUIET)
+        rows.append(attack(work / stem, f"{name} + {protection}", config, time.perf_counter() - start))
     return rows
 
 
@@ -145,6 +171,10 @@ def main(argv=None) -> None:
     )
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--work", type=Path, default=Path("/tmp/mpc_bitflip"))
+    p.add_argument(
+        "--protections", default=",".join(PROTECTIONS), help=f"re-plans of each build ({', '.join(PROTECTIONS)})"
+    )
+    p.add_argument("--reuse", action="store_true", help="keep the models and builds of an earlier run in --work")
     args = p.parse_args(argv)
     models = ["digits"] if args.quick else args.models.split(",")
     config = BitflipConfig(
@@ -160,12 +190,13 @@ def main(argv=None) -> None:
         work = args.work / model_name
         work.mkdir(exist_ok=True)
         if model_name == "lenet5":
-            model, data, convs = lenet5_case(work, args.shared, args.quick)
+            model, data, convs = lenet5_case(work, args.shared, args.quick, args.reuse)
         else:
             model, data, convs = ROOT / "examples" / "digits_mlp.onnx", ROOT / "examples" / "digits.npz", []
         print(f"\n### {model_name}\n\n{HEADER}", flush=True)
         for build in BUILDS:
-            run_build(model, data, work, build, recipe_text(build, convs, args.quick), config)
+            recipe = recipe_text(build, model, convs, args.quick)
+            run_build(model, data, work, build, recipe, config, args.protections.split(","), args.reuse)
 
 
 if __name__ == "__main__":
