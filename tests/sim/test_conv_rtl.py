@@ -291,12 +291,12 @@ def test_conv2d_rom_flips(case, tmp_path):
     spec = dict(CONV_CASES["k3_s3_narrow"], PROTECT=protect, frames=2)
     params, stimulus = conv_case(spec, tmp_path)
     widths = {"w_rom": spec["P_CO"] * spec["P_CI"] * spec["W_BITS"], "b_rom": spec["P_CO"] * params["B_BITS"]}
-    config = {
-        "parameters": params,
-        "stimulus": str(stimulus),
-        "flips": rom_flips(flips, widths),
-        "expect_fault": expect_fault,
-    }
+    _run_with_flips(params, stimulus, rom_flips(flips, widths), expect_fault, tmp_path)
+
+
+def _run_with_flips(params: dict, stimulus, flips: list, expect_fault: bool, tmp_path) -> None:
+    """The conv bench with `flips` applied to its ROMs; fault must end as `expect_fault`."""
+    config = {"parameters": params, "stimulus": str(stimulus), "flips": flips, "expect_fault": expect_fault}
     result = run_cocotb(
         CONV_SOURCES,
         "conv2d",
@@ -329,21 +329,8 @@ def test_conv2d_lane_rom_flips(case, tmp_path):
     params, stimulus = conv_case(spec, tmp_path)
     p_co, lanes = spec["P_CO"], spec["P_CO"] * spec["P_CI"]
     widths = {"w_rom": lanes * spec["W_BITS"], "b_rom": p_co * params["B_BITS"]}
-    config = {
-        "parameters": params,
-        "stimulus": str(stimulus),
-        "flips": rom_flips(flips, widths, "secded", {"w_rom": lanes, "b_rom": p_co}),
-        "expect_fault": expect_fault,
-    }
-    result = run_cocotb(
-        CONV_SOURCES,
-        "conv2d",
-        "test_conv2d",
-        tmp_path / "build",
-        parameters=params,
-        extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
-    )
-    _assert_passed(result)
+    coded = rom_flips(flips, widths, "secded", {"w_rom": lanes, "b_rom": p_co})
+    _run_with_flips(params, stimulus, coded, expect_fault, tmp_path)
 
 
 @pytest.mark.slow

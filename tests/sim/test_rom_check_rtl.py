@@ -31,31 +31,14 @@ TOP = "rom_check"
 WIDTHS = (1, 8, 13, 64, 130)
 
 
-@pytest.mark.parametrize("protect", [0, 1, 2], ids=["none", "parity", "secded"])
-@pytest.mark.parametrize("data_bits", WIDTHS)
-def test_rom_check_matches_kernel(data_bits, protect, tmp_path):
-    params = {"DATA_BITS": data_bits, "PROTECT": protect}
-    lint_verilator(SOURCES, TOP, params)
-    config = {"parameters": params, "samples": 150, "seed": data_bits * 3 + protect}
-    result = run_cocotb(
-        SOURCES,
-        TOP,
-        "test_rom_check",
-        tmp_path / "build",
-        parameters=params,
-        extra_env={"MPC_TB_CONFIG": json.dumps(config)},
-    )
-    _assert_passed(result)
-
-
-# LANES > 1: one code per lane (kernels.rom_protect lanes), (DATA_BITS, LANES) pairs.
-LANE_SPLITS = ((16, 2), (32, 4), (72, 9), (24, 2))
+# (DATA_BITS, LANES): one code per word at several widths; LANES > 1, one code per lane.
+SPLITS = tuple((d, 1) for d in WIDTHS) + ((16, 2), (32, 4), (72, 9), (24, 2))
 
 
 @pytest.mark.parametrize("protect", [0, 1, 2], ids=["none", "parity", "secded"])
-@pytest.mark.parametrize(("data_bits", "lanes"), LANE_SPLITS, ids=[f"{d}x{n}" for d, n in LANE_SPLITS])
-def test_rom_check_lanes_match_kernel(data_bits, lanes, protect, tmp_path):
-    params = {"DATA_BITS": data_bits, "PROTECT": protect, "LANES": lanes}
+@pytest.mark.parametrize(("data_bits", "lanes"), SPLITS, ids=[f"{d}x{n}" for d, n in SPLITS])
+def test_rom_check_matches_kernel(data_bits, lanes, protect, tmp_path):
+    params = {"DATA_BITS": data_bits, "PROTECT": protect} | ({"LANES": lanes} if lanes > 1 else {})
     lint_verilator(SOURCES, TOP, params)
     config = {"parameters": params, "samples": 150, "seed": data_bits * 7 + lanes * 3 + protect}
     result = run_cocotb(
