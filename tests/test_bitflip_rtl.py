@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from compiler import api
-from compiler.audit.bitflip import BitflipConfig, StoredDesign, codeword_bits
+from compiler.audit.bitflip import BitflipConfig, StoredDesign
 from compiler.exec import golden
 from compiler.ir import Graph
 
@@ -59,7 +59,7 @@ def test_a_double_flip_in_one_secded_word_raises_fault(tmp_path):
         codes = list(rom.codes)
         codes[word] ^= 0b101  # two data bits of one word
         sim = api.simulate_design(
-            out, out / "sim_build" / f"double_{file}", graph, design, x_q, {file: (codes, codeword_bits(rom))},
+            out, out / "sim_build" / f"double_{file}", graph, design, x_q, {file: (codes, rom.code_bits)},
             expect_fault=True,
         )  # fmt: skip
         assert sim["fault"] == 1 and sim.get("error") is None, (file, sim)
@@ -68,7 +68,7 @@ def test_a_double_flip_in_one_secded_word_raises_fault(tmp_path):
     codes = list(rom.codes)
     codes[7] ^= 0b100
     sim = api.simulate_design(
-        out, out / "sim_build" / "single", graph, design, x_q, {"layer0_w.mem": (codes, codeword_bits(rom))}
+        out, out / "sim_build" / "single", graph, design, x_q, {"layer0_w.mem": (codes, rom.code_bits)}
     )
     assert sim["mismatches"] == 0 and sim["fault"] == 0
     shutil.rmtree(out / "sim_build")

@@ -43,7 +43,7 @@ from compiler.backends.verilog import engine_specs
 from compiler.exec import golden
 from compiler.exec.gradient import integer_gradients
 from compiler.ir import Graph
-from kernels.rom_protect import check_bits, decode, encode
+from kernels.rom_protect import check_bits, codeword_bits, decode, encode
 
 BITFLIP = "bitflip"
 
@@ -126,6 +126,11 @@ class Rom:
 
     def decode(self, code: int) -> tuple[int, int]:
         return decode(code, self.image.width, self.protection, self.lanes)
+
+    @property
+    def code_bits(self) -> int:
+        """Stored bits of one word: data and check bits."""
+        return codeword_bits(self.image.width, self.protection, self.lanes)
 
     def lane_of(self, position: int) -> int:
         """The code lane a codeword bit belongs to (data bits low, each lane's check bits above)."""
@@ -429,7 +434,7 @@ class Attack:
         design outside what the golden executor models (a sparse index past the last input,
         circulant spectra past their datapath) is drawn again."""
         roms = self.design.roms
-        code_bits = [codeword_bits(r) for r in roms]
+        code_bits = [r.code_bits for r in roms]
         sizes = np.array([r.image.words * b if r.image.fields else 0 for r, b in zip(roms, code_bits)], dtype=np.int64)
         ends = np.cumsum(sizes)
         for _attempt in range(20):
@@ -474,12 +479,6 @@ class Attack:
 
     def _name(self, b: Bit) -> str:
         return f"{self.design.roms[b.image].image.file} word {b.word} bit {b.bit} ({b.store})"
-
-
-def codeword_bits(rom: Rom) -> int:
-    from kernels.rom_protect import codeword_bits as bits
-
-    return bits(rom.image.width, rom.protection, rom.lanes)
 
 
 # ---------------------------------------------------------------------------------- entry point
@@ -560,7 +559,7 @@ def simulate_flips(out: Path, stored: StoredDesign, attack: Attack, flips: dict,
         codes = files.setdefault(rom.image.file, list(rom.codes))
         for k in physical_flips(rom, w, data):
             codes[w] ^= 1 << k
-    widths = {rom.image.file: codeword_bits(rom) for rom in stored.roms}
+    widths = {rom.image.file: rom.code_bits for rom in stored.roms}
     graph = attack.state_graph(flips)
     x_q = attack.xe[: config.simulate]
     log(f"  simulating the flipped design on {len(x_q)} samples ...")
