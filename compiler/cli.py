@@ -293,6 +293,15 @@ def _parser() -> argparse.ArgumentParser:
         help="bitflip: the simulator of --bitflip-simulate (default: icarus; verilator is much faster on large "
         "protected designs)",
     )
+    a.add_argument(
+        "--adaptive",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the attacker knows the recipe: every shadow also goes through the build's own passes (pruning, "
+        "defenses, quantization, lower) and each target is attacked again with shadows built like it "
+        "(audit.json: adaptive_attacks). Default: on when that replay trains nothing (a quantized build), off "
+        "when it would retrain every shadow (admm, minmax, dp_sgd, ...): give --adaptive to pay for it",
+    )
     a.add_argument("--shadow-epochs", type=int, default=60, help="shadow training epochs (default: 60)")
     a.add_argument("--shadow-lr", type=float, default=3e-3, help="shadow training Adam learning rate (default: 3e-3)")
     a.add_argument("--shadow-batch-size", type=int, default=64, help="shadow training minibatch (default: 64)")
@@ -460,6 +469,7 @@ def _audit(api, args) -> int:
         shadow_training=TrainConfig(epochs=args.shadow_epochs, lr=args.shadow_lr, batch_size=args.shadow_batch_size),
         workers=args.workers,
         address=args.address,
+        adaptive=args.adaptive,
         bitflip=BitflipConfig(
             batch=args.bitflip_batch,
             target=args.bitflip_target,
@@ -473,6 +483,8 @@ def _audit(api, args) -> int:
     for name, target in result["targets"].items():
         attacked = f", {_attack_summary(target['attacks'])}" if target["attacks"] else ""
         print(f"{name}: test accuracy {target['test_accuracy']:.4f}{attacked}")
+        if "adaptive_attacks" in target:
+            print(f"{name}, adaptive: {_attack_summary(target['adaptive_attacks'])}")
     print(f"audit: {args.out}/audit.json, {args.out}/report.md")
     return 0
 

@@ -10,6 +10,8 @@
    (attacks.py) turns its logits into membership scores; metrics.py scores them against the
    true membership. The same shadows serve every target: they model the training procedure
    (float); what differs between targets is only the outputs the attacker observes.
+   Adaptive audits (replay.py) also put every shadow through the build's own passes and attack
+   each target again with the shadows built like it: `adaptive_attacks` beside `attacks`.
 4. Writes OUT/audit.json, OUT/audit_roc_<target>.png, and the "Membership inference" section
    of report.md (through report.json's `privacy` entry, so re-running replaces it).
 """
@@ -31,6 +33,7 @@ from compiler.audit.backdoor import Trigger, TriggerError, backdoor_metrics, loa
 from compiler.audit.bitflip import BitflipConfig, BitflipError, bitflip_attack
 from compiler.audit.metrics import attack_metrics, roc
 from compiler.audit.plot import plot_roc
+from compiler.audit.replay import Replay, ReplayError, build_replay
 from compiler.audit.shadows import ShadowSet, derived_seed, train_shadows
 from compiler.audit.targets import Target, TargetError, load_target, shadow_architecture
 from compiler.data import Dataset, load_data
@@ -85,6 +88,7 @@ def audit(
     workers: int | None = 1,
     address: str | None = None,
     bitflip: BitflipConfig | None = None,
+    adaptive: bool | None = None,
 ) -> dict:
     """Audit the build in OUT; return the audit (also written to OUT/audit.json when `write`).
 
@@ -92,7 +96,9 @@ def audit(
     (benchmarks): shadows are reused when architecture, pool, count, training and seed agree.
     `trigger`: TRIGGER.npz for the `backdoor` attack (audit/backdoor.py).
     `workers`, `address`: shadows trained as Ray tasks (compiler/parallel.py); the same numbers.
-    `bitflip`: the settings of the `bitflip` attack (audit/bitflip.py), defaults if None."""
+    `bitflip`: the settings of the `bitflip` attack (audit/bitflip.py), defaults if None.
+    `adaptive`: replay the build's recipe on every shadow (replay.py) and attack each target with
+    the shadows built like it too; None: when the replay trains nothing (affordable)."""
     out = Path(out)
     attack_names, target_names = parse_attacks(attacks), parse_targets(targets)
     _check_trigger_given(attack_names, trigger)
@@ -107,12 +113,18 @@ def audit(
     x, y, is_member = evaluation_set(dataset, seed)
     n = int(is_member.sum())
     log(f"audit: {n} members (x_train) vs {n} non-members (x_test), attacks {', '.join(attack_names)}")
-    shadow_set, arch_source = None, None
+    shadow_set, arch_source, replay = None, None, None
+    if adaptive and not needs_shadows:
+        raise AuditError("--adaptive replays the recipe on shadow models, and the chosen attacks use none")
     if needs_shadows:
         arch_source, arch = shadow_architecture(out)
-        log(f"shadow models: {shadows} x {arch_source}, {n} points each, {shadow_training.epochs} epochs")
+        replay = _replay(out, arch_source, adaptive)
+        log(
+            f"shadow models: {shadows} x {arch_source}, {n} points each, {shadow_training.epochs} epochs"
+            + (f"; then the build's passes ({', '.join(replay.passes) or 'none'}): adaptive" if replay else "")
+        )
         shadow_set = _cached_shadows(
-            shadow_cache, arch, x, y, shadows, shadow_training, seed, progress, workers, address
+            shadow_cache, arch, x, y, shadows, shadow_training, seed, progress, workers, address, replay
         )
     shadow_seconds = time.perf_counter() - start
     result: dict[str, Any] = {
@@ -123,21 +135,21 @@ def audit(
         "n_non_members": n,
         "shadows": shadows if needs_shadows else 0,
         "seed": seed,
-        "settings": _settings(attack_names, target_names, shadow_set, arch_source, stamp)
+        "adaptive": replay is not None,
+        "settings": _settings(attack_names, target_names, shadow_set, arch_source, stamp, replay)
         | ({"bitflip": asdict(bitflip or BitflipConfig(seed=seed))} if BITFLIP in attack_names else {}),
         "shadow_models": shadow_set.summary() if shadow_set else None,
         "targets": {},
     }
     curves = {}
-    context = {"out": out, "bitflip": bitflip or BitflipConfig(seed=seed)}
+    context = {"out": out, "bitflip": bitflip or BitflipConfig(seed=seed), "replay": replay}
     for target in loaded:
         result["targets"][target.name], curves[target.name] = _audit_target(
             target, dataset, x, y, is_member, attack_names, shadow_set, seed, log, stamp, context
         )
     result["seconds"] = {"shadows": round(shadow_seconds, 2), "total": round(time.perf_counter() - start, 2)}
     if write:
-        _write(out, result, curves)
-        plots = [f"audit_roc_{t}.png" for t, target_curves in curves.items() if target_curves]
+        plots = _write(out, result, curves)
         log(f"wrote {out}/audit.json" + "".join(f", {p}" for p in plots))
     return result
 
@@ -160,6 +172,20 @@ def _load_trigger(out: Path, path) -> Trigger:
         )
     except TriggerError as e:
         raise AuditError(str(e)) from None
+
+
+def _replay(out: Path, arch_source: str, adaptive: bool | None) -> Replay | None:
+    """The recipe replay when the audit is adaptive; `None` (auto) is adaptive when the replay is
+    affordable: recorded, and training nothing (canonicalize, lower: a quantized build)."""
+    if adaptive is False:
+        return None
+    try:
+        replay = build_replay(out, arch_source)
+    except ReplayError as e:
+        if adaptive:
+            raise AuditError(str(e)) from None
+        return None
+    return replay if adaptive or not replay.trains else None
 
 
 def _check_shadow_count(attack_names: list[str], shadows: int) -> bool:
@@ -218,20 +244,22 @@ def evaluation_set(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np
     return x, y, np.arange(2 * n) < n
 
 
-def _cached_shadows(cache, arch: Graph, x, y, count, config, seed, progress, workers=1, address=None) -> ShadowSet:
+def _cached_shadows(
+    cache, arch: Graph, x, y, count, config, seed, progress, workers=1, address=None, replay: Replay | None = None
+) -> ShadowSet:
     if cache is None:
-        return train_shadows(arch, x, y, count, config, seed, progress, workers, address)
+        return train_shadows(arch, x, y, count, config, seed, progress, workers, address, replay)
     shape = json.dumps(
         [[n.op, n.inputs, n.outputs] for n in arch.nodes] + [[k, list(v.shape)] for k, v in arch.params.items()]
     )
     digest = hashlib.sha1(shape.encode() + np.ascontiguousarray(x).tobytes() + y.tobytes()).hexdigest()
-    key = (digest, count, repr(config), seed)
+    key = (digest, count, repr(config), seed, repr(replay))
     if key not in cache:
-        cache[key] = train_shadows(arch, x, y, count, config, seed, progress, workers, address)
+        cache[key] = train_shadows(arch, x, y, count, config, seed, progress, workers, address, replay)
     return cache[key]
 
 
-def _settings(attack_names, target_names, shadow_set, arch_source, trigger: Trigger | None) -> dict:
+def _settings(attack_names, target_names, shadow_set, arch_source, trigger: Trigger | None, replay) -> dict:
     return {
         "attacks": attack_names,
         "targets": target_names,
@@ -244,6 +272,12 @@ def _settings(attack_names, target_names, shadow_set, arch_source, trigger: Trig
         "shadow_training": shadow_set.training() if shadow_set else None,
         "shadows_for_integer_targets": "float shadows (they model the training procedure); scores use the "
         "target's exact outputs",
+        # adaptive: every shadow then went through these passes with the build's recipe (replay.py)
+        "adaptive_replay": replay.describe() if replay else None,
+        "adaptive_shadows_for_targets": "each target is attacked again with the shadows as built to its own "
+        "checkpoint (`compiled`: the whole replay; `original`: the plain shadows)"
+        if replay
+        else None,
         "lira_variance": (
             "per_example" if shadow_set and shadow_set.count >= attack_lib.PER_EXAMPLE_VARIANCE_FROM else "global"
         ),
@@ -281,14 +315,24 @@ def _audit_target(
             if target.name == "compiled":  # the ROMs are the design's: only the compiled model has them
                 entry["attacks"][name] = _bitflip(context, target, data, log)
             continue
-        res = attack_lib.ATTACKS[name](logits, y, shadow_set, seed)
-        metrics = dict(attack_metrics(res.scores, is_member, res.decision), **(res.details or {}))
-        entry["attacks"][name] = metrics
-        fpr, tpr, _ = roc(res.scores, is_member)
-        curves[name] = (fpr, tpr, metrics["auc"])
+        entry["attacks"][name], curves[name] = _attack(name, logits, y, is_member, shadow_set, seed)
+        if context["replay"] is not None:
+            built_like = shadow_set.replayed.get(context["replay"].stage_for(target.source), shadow_set)
+            adaptive = entry.setdefault("adaptive_attacks", {})
+            adaptive[name], curves[f"{name} (adaptive)"] = _attack(name, logits, y, is_member, built_like, seed)
     attacked = f"; {summary(entry['attacks'])}" if entry["attacks"] else ""
     log(f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}{attacked}")
+    if "adaptive_attacks" in entry:
+        log(f"  {target.name}, adaptive: {summary(entry['adaptive_attacks'])}")
     return entry, curves
+
+
+def _attack(name: str, logits, y, is_member, shadow_set, seed) -> tuple[dict, tuple]:
+    """One membership attack's metrics and ROC curve."""
+    res = attack_lib.ATTACKS[name](logits, y, shadow_set, seed)
+    metrics = dict(attack_metrics(res.scores, is_member, res.decision), **(res.details or {}))
+    fpr, tpr, _ = roc(res.scores, is_member)
+    return metrics, (fpr, tpr, metrics["auc"])
 
 
 def _bitflip(context: dict, target: Target, data: Dataset, log) -> dict:
@@ -318,17 +362,24 @@ def _accuracy(target: Target, x, y) -> float:
     return round(float((_classes(target)(x) == y).mean()), 6)
 
 
-def _write(out: Path, result: dict, curves: dict) -> None:
+def _write(out: Path, result: dict, curves: dict) -> list[str]:
+    """audit.json, the ROC plots (audit_roc_<target>.png; adaptive curves in
+    audit_roc_<target>_adaptive.png) and the report; returns the plots' names."""
     from compiler.outdir import record_files
     from compiler.report.report import write_report
 
     (out / "audit.json").write_text(json.dumps(result, indent=1))
+    plots = []
     for name, target_curves in curves.items():
-        if not target_curves:
-            continue  # a backdoor-only audit draws no ROC curve
-        plot_roc(target_curves, result["n_non_members"], f"membership inference: {name}", out / f"audit_roc_{name}.png")
+        adaptive = {a.removesuffix(" (adaptive)"): c for a, c in target_curves.items() if a.endswith(" (adaptive)")}
+        plain = {a: c for a, c in target_curves.items() if not a.endswith(" (adaptive)")}
+        for suffix, chosen, title in [("", plain, ""), ("_adaptive", adaptive, " (adaptive shadows)")]:
+            if chosen:  # a backdoor-only audit draws no ROC curve
+                plot = f"audit_roc_{name}{suffix}.png"
+                plot_roc(chosen, result["n_non_members"], f"membership inference: {name}{title}", out / plot)
+                plots.append(plot)
     report = json.loads((out / "report.json").read_text())
     report["privacy"] = result
     write_report(report, out)
-    plots = [f"audit_roc_{name}.png" for name, target_curves in curves.items() if target_curves]
     record_files(out, ["audit.json", *plots, "report.json", "report.md"])
+    return plots

@@ -5,19 +5,25 @@ trained by the torch executor (`exec.train.train`) on half of the attacker's poo
 in complementary pairs (shadow 2j trains on one random half, 2j+1 on the other), so every pool
 point is IN exactly K/2 shadows and OUT of the other K/2 (for odd K the last shadow draws its own
 half). Everything is seeded from one integer: same seed, same shadows, same numbers.
+
+An adaptive audit (replay.py) then puts each shadow through the build's own passes and keeps
+its outputs at every replayed checkpoint: `ShadowSet.replayed[stage]` is the shadow set as
+built to that stage, so a target is attacked with shadows built exactly like it.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from compiler.audit.replay import Replay, replay, weight_sparsity
 from compiler.exec import class_logits, predict_logits
 from compiler.exec.train import TrainConfig, reinitialize, train
 from compiler.ir import Graph
@@ -31,6 +37,9 @@ class ShadowSet:
     test_accuracy: list[float]  # per shadow, on its OUT points
     config: TrainConfig
     seconds: float
+    weight_sparsity: list[float] = field(default_factory=list)  # per shadow
+    # adaptive audits: per replayed checkpoint ("03-lower"), the shadows as built to it
+    replayed: dict[str, ShadowSet] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -48,11 +57,15 @@ class ShadowSet:
 
     def summary(self) -> dict:
         """What the shadows became: compare with the target's train/test accuracy."""
-        return {
+        summary: dict[str, Any] = {
             "count": self.count,
             "mean_train_accuracy": round(float(np.mean(self.train_accuracy)), 6),
             "mean_test_accuracy": round(float(np.mean(self.test_accuracy)), 6),
+            "mean_weight_sparsity": round(float(np.mean(self.weight_sparsity)), 6) if self.weight_sparsity else None,
         }
+        if self.replayed:
+            summary["replayed"] = {stage: shadows.summary() for stage, shadows in self.replayed.items()}
+        return summary
 
 
 def derived_seed(seed: int, *stream: int) -> int:
@@ -98,25 +111,55 @@ def train_shadows(
     progress: bool = True,
     workers: int | None = 1,
     address: str | None = None,
+    adaptive: Replay | None = None,
 ) -> ShadowSet:
     """K shadows; with `workers` > 1 or a Ray `address`, each is a Ray task (compiler/parallel.py):
-    shadow k's seeds derive from (seed, k) alone, so the numbers are those of the sequential run."""
+    shadow k's seeds derive from (seed, k) alone, so the numbers are those of the sequential run.
+    `adaptive`: each shadow then goes through the build's passes (replay.py)."""
     from compiler.parallel import map_tasks
 
+    if count < 1:
+        raise ValueError(f"train_shadows: count must be at least 1, got {count}")
     start = time.perf_counter()
     is_in = membership_design(len(x_pool), count, seed)
     with tqdm(total=count, desc="shadow models", disable=not progress) as bar:
         done = map_tasks(
             train_shadow,
-            [(is_in[k], config, seed, k) for k in range(count)],
+            [(is_in[k], config, seed, k, adaptive) for k in range(count)],
             shared=(architecture, x_pool, y_pool),
             workers=workers,
             address=address,
             on_done=lambda _: bar.update(),
         )
-    logits = [out for out, _, _ in done]
-    train_acc, test_acc = [a for _, a, _ in done], [a for _, _, a in done]
-    return ShadowSet(np.array(logits), is_in, train_acc, test_acc, config, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    stages = list(done[0])  # the plain shadow first, then each replayed stage
+    sets = {stage: _shadow_set([run[stage] for run in done], is_in, config, seconds) for stage in stages}
+    plain = sets.pop(stages[0])
+    plain.replayed = sets
+    return plain
+
+
+def _shadow_set(runs: list[ShadowRun], is_in: np.ndarray, config: TrainConfig, seconds: float) -> ShadowSet:
+    return ShadowSet(
+        np.array([r.logits for r in runs]),
+        is_in,
+        [r.train_accuracy for r in runs],
+        [r.test_accuracy for r in runs],
+        config,
+        seconds,
+        [r.weight_sparsity for r in runs],
+    )
+
+
+@dataclass
+class ShadowRun:
+    """One shadow at one stage: its logits on the whole pool, its accuracy on its IN and its OUT
+    points, the zero fraction of its weights."""
+
+    logits: np.ndarray
+    train_accuracy: float
+    test_accuracy: float
+    weight_sparsity: float
 
 
 def train_shadow(
@@ -127,12 +170,22 @@ def train_shadow(
     config: TrainConfig,
     seed: int,
     k: int,
-) -> tuple[np.ndarray, float, float]:
-    """Shadow k, trained on the pool points `is_in` on one thread: (its logits on the whole pool,
-    its accuracy on its IN points, on its OUT points)."""
+    adaptive: Replay | None = None,
+) -> dict[str, ShadowRun]:
+    """Shadow k, trained on the pool points `is_in` on one thread, then (adaptive) put through
+    the build's passes: its ShadowRun per stage, the plain shadow first (key: the start)."""
     with single_threaded():
         init = reinitialize(architecture, seed=derived_seed(seed, 2, k))
         model = train(init, x_pool[is_in], y_pool[is_in], config, seed=derived_seed(seed, 3, k))
-        out = class_logits(model, predict_logits(model, x_pool))
+        runs = {adaptive.start if adaptive else "plain": _run(model, x_pool, y_pool, is_in)}
+        if adaptive is not None:
+            pool = (x_pool[is_in], y_pool[is_in], x_pool[~is_in], y_pool[~is_in])
+            for stage, graph in replay(model, adaptive, *pool, seed=derived_seed(seed, 4, k)):
+                runs[stage] = _run(graph, x_pool, y_pool, is_in)
+    return runs
+
+
+def _run(graph: Graph, x_pool: np.ndarray, y_pool: np.ndarray, is_in: np.ndarray) -> ShadowRun:
+    out = class_logits(graph, predict_logits(graph, x_pool))
     correct = np.argmax(out, axis=1) == y_pool
-    return out, float(correct[is_in].mean()), float(correct[~is_in].mean())
+    return ShadowRun(out, float(correct[is_in].mean()), float(correct[~is_in].mean()), weight_sparsity(graph))

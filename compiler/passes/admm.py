@@ -46,6 +46,7 @@ def _optional_bits(v):
 @register
 class Admm(Pass):
     name = "admm"
+    trains = True
     needs_data = True
     options = {
         "sparsity": Option(

@@ -96,6 +96,8 @@ class Pass:
     options: dict[str, Option] = {}
     takes: str = "float"  # the graphs it runs on: "float" (before lower) or "integer"
     legacy_table: str | None = None  # a recipe table that held some of its options earlier
+    trains: bool = False  # it runs training epochs: replaying it on K shadow models costs K trainings
+    hardware_only: bool = False  # it changes no output (plan): the adaptive audit need not replay it
 
     def run(self, graph: Graph, ctx: Context) -> Graph:
         """Check the graph is of the kind this pass takes, then apply it."""

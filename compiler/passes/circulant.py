@@ -36,6 +36,7 @@ def _power_of_two(v) -> str | None:
 @register
 class Circulant(Pass):
     name = "circulant"
+    trains = True
     needs_data = True
     options = {
         "block_size": Option(

@@ -43,6 +43,7 @@ def _layer_name(v) -> str | None:
 @register
 class FinePrune(Pass):
     name = "fine_prune"
+    trains = True
     needs_data = True
     options = {
         "layer": Option(

@@ -41,6 +41,7 @@ LOG_PROB_FLOOR = -30.0
 @register
 class MinMax(Pass):
     name = "minmax"
+    trains = True
     needs_data = True
     options = {
         "lambda_": Option(3.0, float_in(0.0, 1000.0), "weight of the attack's gain in the classifier's loss"),

@@ -26,6 +26,7 @@ from compiler.passes.base import Option, Pass, PassError, int_in, one_of, regist
 class Plan(Pass):
     name = "plan"
     takes = "integer"
+    hardware_only = True  # engines and parallelism: the integer graph's numbers stay as lower left them
     legacy_table = "lower"
     options = {
         "multipliers": Option(

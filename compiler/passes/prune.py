@@ -27,6 +27,7 @@ from compiler.passes.shrink import remove_and_log
 @register
 class MagnitudePrune(Pass):
     name = "magnitude_prune"
+    trains = True
     needs_data = True
     options = {
         "sparsity": Option(

@@ -64,6 +64,8 @@ def build_report(
         "data": _absolute(getattr(ctx.data, "path", None)),
         "target": ctx.target,
         "seed": ctx.seed,
+        # the recipe as run: `mpc audit --adaptive` replays it on the shadow models (audit/replay.py)
+        "recipe": ctx.recipe,
         "compile_seconds": round(seconds, 3),
         "float": accuracy["float"],
         "compiled": dict(accuracy["compiled"], onnx_matches_golden=onnx_check),
@@ -598,22 +600,39 @@ def _bitflip_section(audit: dict) -> list[str]:
 
 def _membership_table(audit: dict, rows: list) -> list[str]:
     n = audit["n_non_members"]
+    adaptive = bool(audit.get("adaptive"))
     lines = [
         "## Membership inference",
         "",
         f"{audit['n_members']} members (x_train) vs {n} non-members (x_test), {audit['shadows']} shadow "
         f"models, seed {audit['seed']}; details in `audit.json`, ROC curves in `audit_roc_<target>.png` "
-        f"(docs/audit.md). Balanced accuracy is at the best threshold; n/a: an FPR under 1/{n} is not resolvable.",
+        f"(docs/audit.md). Balanced accuracy is at the best threshold; n/a: an FPR under 1/{n} is not resolvable."
+        + (
+            " Adaptive: the shadows also went through the build's passes "
+            f"({', '.join(audit['settings']['adaptive_replay']['passes']) or 'none'}), so they are built like "
+            "each target; read these columns for a defended or compressed build."
+            if adaptive
+            else ""
+        ),
         "",
-        "| target | test accuracy | attack | AUC | balanced accuracy | TPR @ 1% FPR | TPR @ 0.1% FPR |",
-        "|---|---|---|---|---|---|---|",
+        "| target | test accuracy | attack | AUC | balanced accuracy | TPR @ 1% FPR | TPR @ 0.1% FPR |"
+        + (" adaptive AUC | adaptive balanced accuracy | adaptive TPR @ 1% FPR |" if adaptive else ""),
+        "|---|---|---|---|---|---|---|" + ("---|---|---|" if adaptive else ""),
     ]
     for name, target, attack, m in rows:
-        lines.append(
+        line = (
             f"| {name} | {_pct(target['test_accuracy'])} | {attack} | {m['auc']:.3f} | "
             f"{_pct(m['balanced_accuracy'])} | {_pct(m['tpr_at_1pct_fpr'])} | "
             f"{_pct(m['tpr_at_0_1pct_fpr'])} |"
         )
+        if adaptive:
+            a = target.get("adaptive_attacks", {}).get(attack)
+            line += (
+                f" {a['auc']:.3f} | {_pct(a['balanced_accuracy'])} | {_pct(a['tpr_at_1pct_fpr'])} |"
+                if a
+                else " n/a | n/a | n/a |"
+            )
+        lines.append(line)
     return lines + [""]
 
 
