@@ -34,7 +34,7 @@ from compiler.audit.bitflip import BitflipConfig, BitflipError, bitflip_attack
 from compiler.audit.metrics import attack_metrics, roc
 from compiler.audit.plot import plot_roc
 from compiler.audit.replay import Replay, ReplayError, build_replay
-from compiler.audit.shadows import ShadowSet, derived_seed, train_shadows
+from compiler.audit.shadows import ShadowSet, derived_seed, replay_shadows, train_shadows
 from compiler.audit.targets import Target, TargetError, load_target, shadow_architecture
 from compiler.data import Dataset, load_data
 from compiler.exec.train import TrainConfig
@@ -253,10 +253,14 @@ def _cached_shadows(
         [[n.op, n.inputs, n.outputs] for n in arch.nodes] + [[k, list(v.shape)] for k, v in arch.params.items()]
     )
     digest = hashlib.sha1(shape.encode() + np.ascontiguousarray(x).tobytes() + y.tobytes()).hexdigest()
-    key = (digest, count, repr(config), seed, repr(replay))
-    if key not in cache:
-        cache[key] = train_shadows(arch, x, y, count, config, seed, progress, workers, address, replay)
-    return cache[key]
+    key = (digest, count, repr(config), seed)
+    if key not in cache:  # the plain shadows, and their models: every build's recipe replays on them
+        cache[key] = train_shadows(arch, x, y, count, config, seed, progress, workers, address)
+    if replay is None:
+        return cache[key]
+    if (key, replay) not in cache:
+        cache[key, replay] = replay_shadows(cache[key], x, y, replay, seed, progress, workers, address)
+    return cache[key, replay]
 
 
 def _settings(attack_names, target_names, shadow_set, arch_source, trigger: Trigger | None, replay) -> dict:

@@ -13,6 +13,7 @@ built to that stage, so a target is attacked with shadows built exactly like it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ class ShadowSet:
     weight_sparsity: list[float] = field(default_factory=list)  # per shadow
     # adaptive audits: per replayed checkpoint ("03-lower"), the shadows as built to it
     replayed: dict[str, ShadowSet] = field(default_factory=dict)
+    # the plain shadows themselves: a recipe is replayed on them (and on the same ones for every
+    # build of one model and data that shares them through the audit's shadow cache)
+    models: list[Graph] = field(default_factory=list, repr=False)
 
     @property
     def count(self) -> int:
@@ -115,7 +119,7 @@ def train_shadows(
 ) -> ShadowSet:
     """K shadows; with `workers` > 1 or a Ray `address`, each is a Ray task (compiler/parallel.py):
     shadow k's seeds derive from (seed, k) alone, so the numbers are those of the sequential run.
-    `adaptive`: each shadow then goes through the build's passes (replay.py)."""
+    `adaptive`: each shadow then goes through the build's passes (replay_shadows)."""
     from compiler.parallel import map_tasks
 
     if count < 1:
@@ -125,18 +129,49 @@ def train_shadows(
     with tqdm(total=count, desc="shadow models", disable=not progress) as bar:
         done = map_tasks(
             train_shadow,
-            [(is_in[k], config, seed, k, adaptive) for k in range(count)],
+            [(is_in[k], config, seed, k) for k in range(count)],
             shared=(architecture, x_pool, y_pool),
             workers=workers,
             address=address,
             on_done=lambda _: bar.update(),
         )
-    seconds = time.perf_counter() - start
-    stages = list(done[0])  # the plain shadow first, then each replayed stage
-    sets = {stage: _shadow_set([run[stage] for run in done], is_in, config, seconds) for stage in stages}
-    plain = sets.pop(stages[0])
-    plain.replayed = sets
-    return plain
+    plain = _shadow_set([run for _, run in done], is_in, config, time.perf_counter() - start)
+    plain.models = [model for model, _ in done]
+    if adaptive is None:
+        return plain
+    return replay_shadows(plain, x_pool, y_pool, adaptive, seed, progress, workers, address)
+
+
+def replay_shadows(
+    plain: ShadowSet,
+    x_pool: np.ndarray,
+    y_pool: np.ndarray,
+    adaptive: Replay,
+    seed: int,
+    progress: bool = True,
+    workers: int | None = 1,
+    address: str | None = None,
+) -> ShadowSet:
+    """The plain shadows put through the build's passes (replay.py): a copy of `plain` whose
+    `replayed` holds the shadow set at every replayed checkpoint."""
+    from compiler.parallel import map_tasks
+
+    start = time.perf_counter()
+    with tqdm(total=plain.count, desc="replaying the recipe", disable=not progress) as bar:
+        done = map_tasks(
+            replay_shadow,
+            [(model, plain.is_in[k], adaptive, seed, k) for k, model in enumerate(plain.models)],
+            shared=(x_pool, y_pool),
+            workers=workers,
+            address=address,
+            on_done=lambda _: bar.update(),
+        )
+    seconds = plain.seconds + time.perf_counter() - start
+    replayed = {
+        stage: _shadow_set([runs[stage] for runs in done], plain.is_in, plain.config, seconds)
+        for stage in adaptive.stages
+    }
+    return dataclasses.replace(plain, replayed=replayed, seconds=seconds)
 
 
 def _shadow_set(runs: list[ShadowRun], is_in: np.ndarray, config: TrainConfig, seconds: float) -> ShadowSet:
@@ -170,19 +205,25 @@ def train_shadow(
     config: TrainConfig,
     seed: int,
     k: int,
-    adaptive: Replay | None = None,
-) -> dict[str, ShadowRun]:
-    """Shadow k, trained on the pool points `is_in` on one thread, then (adaptive) put through
-    the build's passes: its ShadowRun per stage, the plain shadow first (key: the start)."""
+) -> tuple[Graph, ShadowRun]:
+    """Shadow k, trained on the pool points `is_in` on one thread: the model and its run."""
     with single_threaded():
         init = reinitialize(architecture, seed=derived_seed(seed, 2, k))
         model = train(init, x_pool[is_in], y_pool[is_in], config, seed=derived_seed(seed, 3, k))
-        runs = {adaptive.start if adaptive else "plain": _run(model, x_pool, y_pool, is_in)}
-        if adaptive is not None:
-            pool = (x_pool[is_in], y_pool[is_in], x_pool[~is_in], y_pool[~is_in])
-            for stage, graph in replay(model, adaptive, *pool, seed=derived_seed(seed, 4, k)):
-                runs[stage] = _run(graph, x_pool, y_pool, is_in)
-    return runs
+        return model, _run(model, x_pool, y_pool, is_in)
+
+
+def replay_shadow(
+    x_pool: np.ndarray, y_pool: np.ndarray, model: Graph, is_in: np.ndarray, adaptive: Replay, seed: int, k: int
+) -> dict[str, ShadowRun]:
+    """Shadow k put through the build's passes on one thread, on its own IN points (its OUT
+    points play x_test): its run after each replayed pass."""
+    pool = (x_pool[is_in], y_pool[is_in], x_pool[~is_in], y_pool[~is_in])
+    with single_threaded():
+        return {
+            stage: _run(graph, x_pool, y_pool, is_in)
+            for stage, graph in replay(model, adaptive, *pool, seed=derived_seed(seed, 4, k))
+        }
 
 
 def _run(graph: Graph, x_pool: np.ndarray, y_pool: np.ndarray, is_in: np.ndarray) -> ShadowRun:

@@ -154,3 +154,16 @@ def test_replayed_lower_matches_the_build_on_the_same_weights(overfit_build):
     x = data.x_test[:50]
     assert np.array_equal(golden.run(stages["02-lower"], x).logits, golden.run(compiled, x).logits)
 
+
+def test_builds_of_one_model_share_the_plain_shadows(overfit_build, pruned_build):
+    """Through a shadow cache (benchmarks), each build's recipe replays on the same plain shadows:
+    they are trained once, and their numbers are those of an audit without the cache."""
+    cache: dict = {}
+    options = {"attacks": "loss_threshold", "shadows": 2, "shadow_training": FAST_SHADOWS, "write": False, **QUIET}
+    pruned = api.audit(pruned_build, adaptive=True, shadow_cache=cache, **options)
+    quantized = api.audit(overfit_build[0], adaptive=True, shadow_cache=cache, **options)
+    plain_keys = [k for k in cache if not isinstance(k[0], tuple)]
+    assert len(plain_keys) == 1 and len(cache) == 3  # one plain set, two replays of it
+    assert pruned["shadow_models"]["mean_train_accuracy"] == quantized["shadow_models"]["mean_train_accuracy"]
+    alone = api.audit(pruned_build, adaptive=True, **options)
+    assert alone["targets"]["compiled"]["adaptive_attacks"] == pruned["targets"]["compiled"]["adaptive_attacks"]
