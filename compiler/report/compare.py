@@ -74,13 +74,26 @@ def _audit_fields(out: Path) -> dict:
         return fields
     name, m = max(membership.items(), key=lambda kv: kv[1]["auc"])
     original = targets.get("original", {}).get("attacks", {}).get(name, {})
-    return fields | {
-        "attack": name,
-        "attack_auc": m["auc"],
-        "attack_balanced_accuracy": m["balanced_accuracy"],
-        "attack_tpr_at_0_1pct_fpr": m["tpr_at_0_1pct_fpr"],
-        "original_attack_auc": original.get("auc"),
-    }
+    return (
+        fields
+        | _adaptive_fields(targets["compiled"])
+        | {
+            "attack": name,
+            "attack_auc": m["auc"],
+            "attack_balanced_accuracy": m["balanced_accuracy"],
+            "attack_tpr_at_0_1pct_fpr": m["tpr_at_0_1pct_fpr"],
+            "original_attack_auc": original.get("auc"),
+        }
+    )
+
+
+def _adaptive_fields(compiled: dict) -> dict:
+    """The strongest attack by the adaptive attacker (shadows built with the build's recipe)."""
+    adaptive = {a: m for a, m in compiled.get("adaptive_attacks", {}).items() if "auc" in m}
+    if not adaptive:
+        return {}
+    m = max(adaptive.values(), key=lambda m: m["auc"])
+    return {"adaptive_attack_auc": m["auc"], "adaptive_attack_tpr_at_1pct_fpr": m["tpr_at_1pct_fpr"]}
 
 
 def _backdoor_fields(targets: dict) -> dict:
@@ -155,6 +168,8 @@ COLUMNS = [
     Column("attack AUC", "attack_auc", _fmt(".3f"), "audit"),
     Column("attack acc", "attack_balanced_accuracy", _fmt(".3f"), "audit"),
     Column("TPR@0.1%FPR", "attack_tpr_at_0_1pct_fpr", _fmt(".3f"), "audit"),
+    Column("adaptive AUC", "adaptive_attack_auc", _fmt(".3f"), "adaptive"),
+    Column("adaptive TPR@1%FPR", "adaptive_attack_tpr_at_1pct_fpr", _fmt(".3f"), "adaptive"),
     Column("backdoor ASR", "backdoor_asr", _fmt(".3f"), "backdoor"),
     Column("original ASR", "original_backdoor_asr", _fmt(".3f"), "backdoor"),
     Column("ROM code", "rom_protection", _fmt(""), "bitflip"),
@@ -172,6 +187,7 @@ def _columns(rows: list[dict]) -> list[Column]:
     present = {"always"} | {target_kind(str(r["target"])) for r in rows}
     present |= {"device"} if any(r.get("device") for r in rows) else set()
     present |= {"audit"} if any("attack" in r for r in rows) else set()
+    present |= {"adaptive"} if any("adaptive_attack_auc" in r for r in rows) else set()
     present |= {"backdoor"} if any("backdoor_asr" in r for r in rows) else set()
     present |= {"bitflip"} if any("bitflip_flips" in r for r in rows) else set()
     return [c for c in COLUMNS if c.group in present]

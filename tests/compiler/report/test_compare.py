@@ -174,3 +174,22 @@ def test_html_renders_in_headless_chromium(three_builds, tmp_path):
     # the plots' blue points and the table's grey header: a blank or error page has neither
     blue = ((pixels[..., 2] > 0.6) & (pixels[..., 0] < 0.3)).sum()
     assert blue > 50 and pixels.std() > 0.05
+
+
+def test_adaptive_audits_get_their_own_columns(tmp_path):
+    plain, adaptive = (
+        _fake_build(tmp_path / "plain", audit_auc=0.58),
+        _fake_build(tmp_path / "adaptive", audit_auc=0.55),
+    )
+    audit = json.loads((adaptive / "audit.json").read_text())
+    strong = {"auc": 0.71, "balanced_accuracy": 0.66, "tpr_at_1pct_fpr": 0.08, "tpr_at_0_1pct_fpr": 0.01}
+    weak = {"auc": 0.6, "balanced_accuracy": 0.6, "tpr_at_1pct_fpr": 0.2, "tpr_at_0_1pct_fpr": 0.0}
+    audit["targets"]["compiled"]["adaptive_attacks"] = {"lira": strong, "threshold": weak}
+    (adaptive / "audit.json").write_text(json.dumps(audit))
+    header, _, *body = _rows(compare([plain, adaptive]))
+    assert {"adaptive AUC", "adaptive TPR@1%FPR"} <= set(header)
+    row = dict(zip(header, body[1]))
+    assert row["adaptive AUC"] == "0.710" and row["adaptive TPR@1%FPR"] == "0.080"  # the strongest by AUC
+    assert dict(zip(header, body[0]))["adaptive AUC"] == "n/a"
+    header, *_ = _rows(compare([plain]))
+    assert "adaptive AUC" not in header
