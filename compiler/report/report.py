@@ -86,8 +86,19 @@ def build_report(
         },
         "layers": layers,
         "hardware": hardware,
+        **_privacy_training(compiled),
         "simulation": None,
     }
+
+
+def _privacy_training(compiled: Graph) -> dict:
+    """The differential-privacy guarantee of a dp_sgd-trained model (passes/dp_sgd.py; the
+    integer graph keeps the float graph's meta through lower)."""
+    if "dp_sgd" not in compiled.meta:
+        return {}
+    dp = compiled.meta["dp_sgd"]
+    keys = ("epsilon", "delta", "noise_multiplier", "max_grad_norm", "init")
+    return {"privacy_training": {"dp_sgd": {k: dp[k] for k in keys}}}
 
 
 def _absolute(path: str | Path | None) -> str | None:
@@ -244,6 +255,23 @@ def _fine_prune_lines(fp: dict | None) -> list[str]:
     ]
 
 
+def _dp_sgd_lines(pt: dict | None) -> list[str]:
+    """One line on differentially private training (passes/dp_sgd.py): the guarantee, or its absence."""
+    dp = (pt or {}).get("dp_sgd")
+    if not dp:
+        return []
+    covers = "the whole model" if dp.get("init") == "reinitialize" else "the fine-tuning only"
+    if dp["epsilon"] == "inf":
+        guarantee = "no noise (epsilon = inf): per-example clipping only, no privacy guarantee"
+    else:
+        guarantee = f"({dp['epsilon']:g}, {dp['delta']:.3g})-differentially private, covering {covers}"
+    return [
+        f"DP-SGD training (docs/audit.md): {guarantee}; noise multiplier {dp['noise_multiplier']:.3g}, "
+        f"clipping norm {dp['max_grad_norm']:g}.",
+        "",
+    ]
+
+
 def render_markdown(r: dict) -> str:
     m = r["model"]
     lines = [
@@ -265,6 +293,7 @@ def render_markdown(r: dict) -> str:
         *_qonnx_lines(m.get("qonnx")),
         *_narrowed_lines(m.get("narrowed")),
         *_fine_prune_lines(m.get("fine_prune")),
+        *_dp_sgd_lines(r.get("privacy_training")),
         "## Passes",
         "",
         "| # | pass | seconds | test accuracy |",
