@@ -33,17 +33,6 @@ def _accuracy(graph, x, y):
     return float((predict_logits(graph, x).argmax(1) == y).mean())
 
 
-@pytest.fixture(scope="module")
-def float_graph(digits_model):
-    return get_pass("canonicalize").run(load_onnx(digits_model), _ctx(None))
-
-
-@pytest.fixture(scope="module")
-def small_data(digits_data):
-    d = digits_data
-    return Dataset(d.x_train[:200], d.y_train[:200], d.x_test[:200], d.y_test[:200])
-
-
 def test_spends_at_most_the_target_epsilon_and_nearly_all_of_it(float_graph, small_data):
     meta = _run(float_graph, small_data, epsilon=2.0, **QUICK).meta["dp_sgd"]
     assert 1.95 <= meta["epsilon"] <= 2.0 and meta["target_epsilon"] == 2.0

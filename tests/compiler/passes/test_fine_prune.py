@@ -19,11 +19,6 @@ def _ctx(data, **options):
 
 
 @pytest.fixture(scope="module")
-def float_graph(digits_model):
-    return get_pass("canonicalize").run(load_onnx(digits_model), _ctx(None))
-
-
-@pytest.fixture(scope="module")
 def cnn_graph():
     return get_pass("canonicalize").run(load_onnx(EXAMPLES / "digits_cnn.onnx"), _ctx(None))
 

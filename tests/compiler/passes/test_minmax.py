@@ -19,17 +19,6 @@ def _ctx(data, seed=0, **options):
     return Context(data=data, recipe={"minmax": options}, seed=seed, log=lambda *_: None, progress=False)
 
 
-@pytest.fixture(scope="module")
-def float_graph(digits_model):
-    return get_pass("canonicalize").run(load_onnx(digits_model), _ctx(None))
-
-
-@pytest.fixture(scope="module")
-def small_data(digits_data):
-    d = digits_data
-    return Dataset(d.x_train[:200], d.y_train[:200], d.x_test[:200], d.y_test[:200])
-
-
 def test_reference_split_is_disjoint_seeded_and_sized():
     members, reference = reference_split(100, 0.25, seed=3)
     assert len(reference) == 25 and len(members) == 75

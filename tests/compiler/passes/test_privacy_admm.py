@@ -23,17 +23,6 @@ def _ctx(data, seed=0, name="privacy_admm", **options):
     return Context(data=data, recipe={name: options}, seed=seed, log=lambda *_: None, progress=False)
 
 
-@pytest.fixture(scope="module")
-def float_graph(digits_model):
-    return get_pass("canonicalize").run(load_onnx(digits_model), _ctx(None))
-
-
-@pytest.fixture(scope="module")
-def small_data(digits_data):
-    d = digits_data
-    return Dataset(d.x_train[:200], d.y_train[:200], d.x_test[:200], d.y_test[:200])
-
-
 def _sparsity(g, node):
     return float(np.mean(g.params[node.inputs[1]] == 0))
 
