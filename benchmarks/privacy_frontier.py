@@ -105,7 +105,9 @@ def run(set_name: str, shadows: int, out: Path, seed: int, only: list[str] | Non
     training = TrainConfig(epochs=spec.mlp.epochs, lr=spec.mlp.lr, batch_size=spec.mlp.batch_size)
     cache: dict = {}
     rows, start = [], time.perf_counter()
-    for index, point in enumerate(p for p in points() if not only or p.family in only):
+    for index, point in enumerate(points()):  # build<index> is one point's whatever --only runs
+        if only and point.family not in only:
+            continue
         begin = time.perf_counter()
         recipe = work / f"point{index}.toml"
         recipe.write_text(to_toml(point.recipe))

@@ -25,6 +25,7 @@ import numpy as np
 
 from compiler.data import Dataset
 from compiler.ir import Graph
+from compiler.jsonsafe import from_json as recipe_from_json
 from compiler.passes.base import Context, get_pass
 
 
@@ -42,7 +43,7 @@ class Replay:
 
     @property
     def recipe(self) -> dict:
-        return json.loads(self.recipe_json)
+        return recipe_from_json(json.loads(self.recipe_json))
 
     @property
     def trains(self) -> bool:
@@ -50,7 +51,9 @@ class Replay:
         return any(get_pass(name).trains for name in self.passes)
 
     def describe(self) -> dict:
-        return {"from": f"checkpoints/{self.start}", "passes": list(self.passes), "recipe": self.recipe}
+        """For audit.json: strict JSON, so the recipe as report.json holds it."""
+        recipe = json.loads(self.recipe_json)
+        return {"from": f"checkpoints/{self.start}", "passes": list(self.passes), "recipe": recipe}
 
     def stage_for(self, source: str) -> str:
         """The replayed stage whose shadows match a target read from `source` ("." or

@@ -11,6 +11,7 @@ import numpy as np
 
 from compiler.hw.base import output_positions
 from compiler.ir import Graph
+from compiler.jsonsafe import to_json as recipe_to_json
 from compiler.report.energy import energy_section, imported_layers
 from compiler.report.synth import flow_of
 
@@ -65,7 +66,7 @@ def build_report(
         "target": ctx.target,
         "seed": ctx.seed,
         # the recipe as run: `mpc audit --adaptive` replays it on the shadow models (audit/replay.py)
-        "recipe": ctx.recipe,
+        "recipe": recipe_to_json(ctx.recipe),
         "compile_seconds": round(seconds, 3),
         "float": accuracy["float"],
         "compiled": dict(accuracy["compiled"], onnx_matches_golden=onnx_check),

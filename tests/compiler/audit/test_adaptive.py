@@ -167,3 +167,19 @@ def test_builds_of_one_model_share_the_plain_shadows(overfit_build, pruned_build
     assert pruned["shadow_models"]["mean_train_accuracy"] == quantized["shadow_models"]["mean_train_accuracy"]
     alone = api.audit(pruned_build, adaptive=True, **options)
     assert alone["targets"]["compiled"]["adaptive_attacks"] == pruned["targets"]["compiled"]["adaptive_attacks"]
+
+
+def test_an_infinite_epsilon_survives_report_json_and_the_replay(overfit_build, tmp_path):
+    """TOML's inf (dp_sgd's no-noise control) is written as strict JSON and replayed as inf."""
+    _, data_path = overfit_build
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('passes = ["canonicalize", "dp_sgd", "lower"]\n[dp_sgd]\nepsilon = inf\nepochs = 1\n')
+    out = tmp_path / "build"
+    api.compile(data_path.parent / "overfit.onnx", data_path, out, recipe=recipe, synth_timeout=None, **QUIET)
+
+    def refuse(constant):
+        raise ValueError(f"report.json holds {constant}, which is not JSON")
+
+    report = json.loads((out / "report.json").read_text(), parse_constant=refuse)
+    assert report["recipe"]["dp_sgd"]["epsilon"] == "inf"
+    assert build_replay(out, "checkpoints/01-canonicalize").recipe["dp_sgd"]["epsilon"] == float("inf")
