@@ -82,10 +82,11 @@ def build_replay(out: Path, start_source: str) -> Replay:
         )
     names = [p["name"] for p in report.get("passes", [])]
     start = Path(start_source).name
-    checkpoints = [f"{i:02d}-{name}" for i, name in enumerate(names, start=1)]
-    first = _checkpoint_index(start) + 1  # the passes after the checkpoint the shadows copy
+    after = _checkpoint_index(start)  # the passes after the checkpoint the shadows copy
     kept = [
-        (name, stage) for name, stage in list(zip(names, checkpoints))[first - 1 :] if not get_pass(name).hardware_only
+        (name, f"{i:02d}-{name}")
+        for i, name in enumerate(names, start=1)
+        if i > after and not get_pass(name).hardware_only
     ]
     return Replay(
         start=start,

@@ -247,8 +247,10 @@ def evaluation_set(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np
 def _cached_shadows(
     cache, arch: Graph, x, y, count, config, seed, progress, workers=1, address=None, replay: Replay | None = None
 ) -> ShadowSet:
-    if cache is None:
-        return train_shadows(arch, x, y, count, config, seed, progress, workers, address, replay)
+    """The plain shadows (trained once per architecture, pool, count, training and seed) and, for an
+    adaptive audit, those shadows put through the build's recipe. `cache`: the caller's, kept
+    across audits (benchmarks), or None for this audit alone."""
+    cache = {} if cache is None else cache
     shape = json.dumps(
         [[n.op, n.inputs, n.outputs] for n in arch.nodes] + [[k, list(v.shape)] for k, v in arch.params.items()]
     )
@@ -310,7 +312,7 @@ def _audit_target(
         "train_accuracy": _accuracy(target, data.x_train, data.y_train),
         "attacks": {},
     }
-    curves = {}
+    curves: dict[str, dict] = {"": {}, "_adaptive": {}}  # per ROC plot (its file name's suffix): attack -> curve
     for name in attack_names:
         if name == BACKDOOR:
             entry["attacks"][name] = backdoor_metrics(_classes(target), data.x_test, data.y_test, trigger)
@@ -319,11 +321,11 @@ def _audit_target(
             if target.name == "compiled":  # the ROMs are the design's: only the compiled model has them
                 entry["attacks"][name] = _bitflip(context, target, data, log)
             continue
-        entry["attacks"][name], curves[name] = _attack(name, logits, y, is_member, shadow_set, seed)
+        entry["attacks"][name], curves[""][name] = _attack(name, logits, y, is_member, shadow_set, seed)
         if context["replay"] is not None:
             built_like = shadow_set.replayed.get(context["replay"].stage_for(target.source), shadow_set)
             adaptive = entry.setdefault("adaptive_attacks", {})
-            adaptive[name], curves[f"{name} (adaptive)"] = _attack(name, logits, y, is_member, built_like, seed)
+            adaptive[name], curves["_adaptive"][name] = _attack(name, logits, y, is_member, built_like, seed)
     attacked = f"; {summary(entry['attacks'])}" if entry["attacks"] else ""
     log(f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}{attacked}")
     if "adaptive_attacks" in entry:
@@ -374,13 +376,12 @@ def _write(out: Path, result: dict, curves: dict) -> list[str]:
 
     (out / "audit.json").write_text(json.dumps(result, indent=1))
     plots = []
-    for name, target_curves in curves.items():
-        adaptive = {a.removesuffix(" (adaptive)"): c for a, c in target_curves.items() if a.endswith(" (adaptive)")}
-        plain = {a: c for a, c in target_curves.items() if not a.endswith(" (adaptive)")}
-        for suffix, chosen, title in [("", plain, ""), ("_adaptive", adaptive, " (adaptive shadows)")]:
+    titles = {"": "", "_adaptive": " (adaptive shadows)"}
+    for name, per_plot in curves.items():
+        for suffix, chosen in per_plot.items():
             if chosen:  # a backdoor-only audit draws no ROC curve
                 plot = f"audit_roc_{name}{suffix}.png"
-                plot_roc(chosen, result["n_non_members"], f"membership inference: {name}{title}", out / plot)
+                plot_roc(chosen, result["n_non_members"], f"membership inference: {name}{titles[suffix]}", out / plot)
                 plots.append(plot)
     report = json.loads((out / "report.json").read_text())
     report["privacy"] = result

@@ -115,11 +115,10 @@ def train_shadows(
     progress: bool = True,
     workers: int | None = 1,
     address: str | None = None,
-    adaptive: Replay | None = None,
 ) -> ShadowSet:
     """K shadows; with `workers` > 1 or a Ray `address`, each is a Ray task (compiler/parallel.py):
     shadow k's seeds derive from (seed, k) alone, so the numbers are those of the sequential run.
-    `adaptive`: each shadow then goes through the build's passes (replay_shadows)."""
+    An adaptive audit then puts them through the build's passes (replay_shadows)."""
     from compiler.parallel import map_tasks
 
     if count < 1:
@@ -137,9 +136,7 @@ def train_shadows(
         )
     plain = _shadow_set([run for _, run in done], is_in, config, time.perf_counter() - start)
     plain.models = [model for model, _ in done]
-    if adaptive is None:
-        return plain
-    return replay_shadows(plain, x_pool, y_pool, adaptive, seed, progress, workers, address)
+    return plain
 
 
 def replay_shadows(
