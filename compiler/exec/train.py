@@ -49,7 +49,7 @@ def train(
         return _train(graph, x, y, config, seed, penalty, after_step, progress, desc)
 
 
-def _class_logits(kind: str | None):
+def training_logits(kind: str | None):
     """Outputs -> logits over the classes for the cross-entropy: a binary classifier's one output
     (a probability p, or a logit z) becomes [0, z] (z = log(p / (1 - p))), i.e. binary cross-entropy."""
     if kind is None:
@@ -72,7 +72,7 @@ def _train(
 ) -> Graph:
     torch.manual_seed(seed)
     module = logits_module(graph).train()
-    to_class_logits = _class_logits(binary_output(graph))
+    to_class_logits = training_logits(binary_output(graph))
     opt = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     xt = torch.from_numpy(np.array(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))

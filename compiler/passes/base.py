@@ -59,12 +59,21 @@ class Context:
         return tables
 
     def options(self, pass_name: str) -> dict:
-        """The pass's options: recipe values over declared defaults (without `layers`)."""
-        declared = REGISTRY[pass_name].options
+        """The pass's options: recipe values over declared defaults (without `layers`), each
+        given one checked (the CLI validates whole recipes, but passes may be run from Python):
+        a bad one stops the pass with a message naming the option."""
+        declared, given = REGISTRY[pass_name].options, self._given(pass_name)
+        for key, value in given.items():
+            if key in declared and (why := declared[key].check(value)):
+                raise PassError(f"{pass_name}: {key} {why}")
+        return {k: given.get(k, opt.default) for k, opt in declared.items()}
+
+    def _given(self, pass_name: str) -> dict:
+        """The pass-wide values the recipe gives, later tables winning."""
         given: dict = {}
         for table in self._tables(pass_name):
             given.update({k: v for k, v in table.items() if k != "layers"})
-        return {k: given.get(k, opt.default) for k, opt in declared.items()}
+        return given
 
     def layer_given(self, pass_name: str, layer: str) -> dict:
         """What the recipe says about one layer itself (`[pass.layers.<layer>]`), nothing else."""
@@ -79,10 +88,12 @@ class Context:
     def layer_options(self, pass_name: str, layer: str) -> dict:
         """Options for one layer: `[pass.layers.<layer>]` over the pass-wide values. Per-layer
         values are checked here too (the CLI validates whole recipes, but passes may be run from
-        Python): a bad one stops the pass with a message naming the layer."""
-        merged = self.options(pass_name)
-        merged.update(self.layer_given(pass_name, layer))
-        for key, option in REGISTRY[pass_name].options.items():
+        Python): a bad one stops the pass with a message naming the layer (so a pass-wide value
+        is checked here per layer, not by `options`)."""
+        declared = REGISTRY[pass_name].options
+        merged = {k: opt.default for k, opt in declared.items()} | self._given(pass_name)
+        merged = {k: v for k, v in merged.items() if k in declared} | self.layer_given(pass_name, layer)
+        for key, option in declared.items():
             if option.per_layer and (why := option.check(merged[key])):
                 raise PassError(f"{pass_name}: layer {layer!r}: {key} {why}")
         return merged

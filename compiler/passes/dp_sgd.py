@@ -49,7 +49,7 @@ from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from tqdm.auto import tqdm
 
 from compiler.exec.torch import GraphModule, fixed_threads, logits_module
-from compiler.exec.train import _class_logits, reinitialize, with_params
+from compiler.exec.train import reinitialize, training_logits, with_params
 from compiler.ir import Graph, binary_output
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, one_of, register
 
@@ -225,7 +225,7 @@ def train_private(
         generator=torch.Generator().manual_seed(sample_seed),
         steps=plan.steps,
     )
-    to_class_logits = _class_logits(binary_output(graph))
+    to_class_logits = training_logits(binary_output(graph))
     xt = torch.from_numpy(np.array(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     with warnings.catch_warnings():

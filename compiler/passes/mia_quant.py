@@ -65,13 +65,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
+from scipy.special import log_softmax
+from sklearn.metrics import roc_auc_score
 
 from compiler.exec import class_logits, classes_from_outputs, predict_logits
 from compiler.exec.torch import GraphModule, fixed_threads
-from compiler.exec.train import AfterStep, Penalty, TrainConfig, _class_logits, reinitialize, train
+from compiler.exec.train import AfterStep, Penalty, TrainConfig, reinitialize, train, training_logits
 from compiler.ir import FixedPoint, Graph, Node, binary_output
-from compiler.passes.base import REGISTRY, Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
+from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
 from compiler.passes.lower import weight_format
 from compiler.passes.minmax import MinMaxGame
 
@@ -142,22 +143,13 @@ class MiaQuant(Pass):
     }
 
     def apply(self, graph: Graph, ctx) -> Graph:
-        opts = checked_options(ctx, self.name)
+        opts = ctx.options(self.name)
         layers = quantizable_layers(graph, self.name)
         if opts["membership_term"] == "adversarial" and binary_output(graph) is not None:
             raise PassError(f"{self.name}: membership_term 'adversarial' needs a model with one output per class")
         candidates = {node.name: sorted(ctx.layer_options(self.name, node.name)["bits"]) for node in layers}
         split = split_train(len(ctx.data.x_train), opts["validation_fraction"], opts["reference_fraction"], ctx.seed)
         return BitSearch(graph, ctx, opts, split, layers, candidates).run()
-
-
-def checked_options(ctx, pass_name: str) -> dict:
-    """The pass-wide options, each checked: the CLI checks recipes, Python callers may not."""
-    opts = ctx.options(pass_name)
-    for key, option in REGISTRY[pass_name].options.items():
-        if why := option.check(opts[key]):
-            raise PassError(f"{pass_name}: {key} {why}")
-    return opts
 
 
 def quantizable_layers(graph: Graph, pass_name: str) -> list[Node]:
@@ -216,17 +208,14 @@ def example_losses(graph: Graph, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarr
     training: the choice these figures make is part of the build."""
     with fixed_threads():
         outputs = predict_logits(graph, x)
-    logits = np.asarray(class_logits(graph, outputs), np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_p = log_softmax(np.asarray(class_logits(graph, outputs), np.float64), axis=1)
     return -log_p[np.arange(len(y)), y], classes_from_outputs(graph, outputs)
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Area under the ROC curve of a score where higher means positive (Mann-Whitney, ties halved)."""
-    ranks = rankdata(np.concatenate([positive, negative]))
-    n_pos, n_neg = len(positive), len(negative)
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    """Area under the ROC curve of a score where higher means positive (ties count half)."""
+    labels = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
+    return float(roc_auc_score(labels, np.concatenate([positive, negative])))
 
 
 def measure(graph: Graph, x: np.ndarray, y: np.ndarray, split: Split) -> Measure:
@@ -293,7 +282,7 @@ class ConfidenceGapTerm:
         as_tensors = lambda xy: (torch.from_numpy(np.asarray(xy[0], np.float32)), torch.from_numpy(xy[1]))
         self.members, self.reference = as_tensors(members), as_tensors(reference)
         self.lam, self.batch = lam, batch
-        self.to_logits = _class_logits(binary_output(graph))  # exec.train's own loss, for binary models too
+        self.to_logits = training_logits(binary_output(graph))  # exec.train's own loss, for binary models too
         self.gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x6A9]).generate_state(1)[0]))
 
     def _confidence(self, module: GraphModule, xy: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
