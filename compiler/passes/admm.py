@@ -190,8 +190,9 @@ def pruned_bias_masks(graph: Graph, layers: dict[str, str]) -> dict[str, np.ndar
     return masks
 
 
-def project_quantized(w: np.ndarray, mask: np.ndarray, fmt: FixedPoint) -> np.ndarray:
-    """Nearest point with masked-out weights at zero and the rest on Q(bits, frac)'s levels."""
+def project_quantized(w: np.ndarray, mask: np.ndarray | float, fmt: FixedPoint) -> np.ndarray:
+    """Nearest point with masked-out weights at zero and the rest on Q(bits, frac)'s levels
+    (`mask` 1.0: nothing masked)."""
     levels = np.clip(np.rint(w * 2.0**fmt.frac), fmt.min_int, fmt.max_int)
     return (levels * 2.0**-fmt.frac * mask).astype(w.dtype)
 

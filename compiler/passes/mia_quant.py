@@ -72,6 +72,7 @@ from compiler.exec import class_logits, classes_from_outputs, predict_logits
 from compiler.exec.torch import GraphModule, fixed_threads
 from compiler.exec.train import AfterStep, Penalty, TrainConfig, reinitialize, train, training_logits
 from compiler.ir import FixedPoint, Graph, Node, binary_output
+from compiler.passes.admm import project_quantized
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
 from compiler.passes.lower import weight_format
 from compiler.passes.minmax import MinMaxGame
@@ -253,10 +254,9 @@ class GridShadow:
         self.on_grid = {n: self._snap(n, self.shadow[n]) for n in formats}
 
     def _snap(self, name: str, w: torch.Tensor) -> torch.Tensor:
-        fmt = self.formats[name]
-        levels = torch.clamp(torch.round(w * 2.0**fmt.frac), fmt.min_int, fmt.max_int)  # half to even, as lower
-        snapped = levels * 2.0**-fmt.frac
-        return snapped * self.masks[name] if name in self.masks else snapped
+        """admm's projection onto the grid (half to even, as lower), zeros kept zero."""
+        mask = self.masks[name].numpy() if name in self.masks else 1.0
+        return torch.from_numpy(project_quantized(w.numpy(), mask, self.formats[name]))
 
     def start(self, graph: Graph) -> Graph:
         g = graph.copy()
