@@ -68,19 +68,20 @@ class Row:
         return (self.target,) if isinstance(self.target, str) else tuple(self.target)
 
 
-def _flow(middle: str, **options) -> dict:
+def middle_flow(middle: str, **options) -> dict:
+    """canonicalize, the pass `middle` with `options`, lower: a recipe of one compression or defense."""
     return {"passes": ["canonicalize", middle, "lower"], middle: options}
 
 
 ADMM_BUDGET = {"admm_epochs": 30, "retrain_epochs": 30}
 ROWS = [
     Row("no compression", {"passes": ["canonicalize", "lower"]}, target=("original", "compiled")),
-    Row("magnitude pruning 80%", _flow("magnitude_prune", sparsity=0.8, epochs=60)),
-    Row("ADMM pruning 80%", _flow("admm", sparsity=0.8, **ADMM_BUDGET)),
-    Row("ADMM 80% + 4-bit weights", _flow("admm", sparsity=0.8, bits=4, **ADMM_BUDGET)),
-    Row("circulant b=8 (hidden layers)", _flow("circulant", block_size=8, epochs=60)),
-    Row("Min-Max (lambda 3)", _flow("minmax", lambda_=3.0, epochs=20)),
-    Row("privacy-aware ADMM 80% (lambda 3)", _flow("privacy_admm", sparsity=0.8, lambda_=3.0, **ADMM_BUDGET)),
+    Row("magnitude pruning 80%", middle_flow("magnitude_prune", sparsity=0.8, epochs=60)),
+    Row("ADMM pruning 80%", middle_flow("admm", sparsity=0.8, **ADMM_BUDGET)),
+    Row("ADMM 80% + 4-bit weights", middle_flow("admm", sparsity=0.8, bits=4, **ADMM_BUDGET)),
+    Row("circulant b=8 (hidden layers)", middle_flow("circulant", block_size=8, epochs=60)),
+    Row("Min-Max (lambda 3)", middle_flow("minmax", lambda_=3.0, epochs=20)),
+    Row("privacy-aware ADMM 80% (lambda 3)", middle_flow("privacy_admm", sparsity=0.8, lambda_=3.0, **ADMM_BUDGET)),
 ]
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import MlpRecipe, default_data_root, load_location, load_mnist, member_split, train_onnx_mlp
-from benchmarks.privacy import to_toml
+from benchmarks.privacy import middle_flow, to_toml
 from compiler import api
 from compiler.exec.train import TrainConfig
 
@@ -54,27 +54,32 @@ class Point:
     recipe: dict
 
 
-def _flow(middle: str, **options) -> dict:
-    return {"passes": ["canonicalize", middle, "lower"], middle: options}
-
-
 def points() -> list[Point]:
     ptq = [
         Point("PTQ", f"PTQ {bits}-bit", {"passes": ["canonicalize", "lower"], "lower": {"weight_bits": bits}})
         for bits in (8, 4, 3, 2)
     ]
-    admm = [Point("ADMM", f"ADMM {int(s * 100)}%", _flow("admm", sparsity=s, **ADMM_BUDGET)) for s in (0.5, 0.8, 0.95)]
-    budget = ADMM_BUDGET
+    admm = [
+        Point("ADMM", f"ADMM {int(s * 100)}%", middle_flow("admm", sparsity=s, **ADMM_BUDGET)) for s in (0.5, 0.8, 0.95)
+    ]
     privacy_admm = [
-        Point("privacy_admm", f"privacy_admm 80% λ={lam:g}", _flow("privacy_admm", sparsity=0.8, lambda_=lam, **budget))
+        Point(
+            "privacy_admm",
+            f"privacy_admm 80% λ={lam:g}",
+            middle_flow("privacy_admm", sparsity=0.8, lambda_=lam, **ADMM_BUDGET),
+        )
         for lam in (1.0, 3.0, 10.0)
     ]
-    minmax = [Point("minmax", f"minmax λ={lam:g}", _flow("minmax", lambda_=lam, epochs=20)) for lam in (1.0, 3.0, 10.0)]
-    dp = [Point("dp_sgd", f"dp_sgd ε={eps:g}", _flow("dp_sgd", epsilon=eps)) for eps in (1.0, 4.0, 16.0, math.inf)]
+    minmax = [
+        Point("minmax", f"minmax λ={lam:g}", middle_flow("minmax", lambda_=lam, epochs=20)) for lam in (1.0, 3.0, 10.0)
+    ]
+    dp = [
+        Point("dp_sgd", f"dp_sgd ε={eps:g}", middle_flow("dp_sgd", epsilon=eps)) for eps in (1.0, 4.0, 16.0, math.inf)
+    ]
     # fewer candidates than the pass's defaults (5 widths x 3 lambdas + a per-layer sweep): each
     # point replays the whole search on every shadow
     search = {"bits": [3, 4, 6], "lambdas": [1.5, 3.0], "per_layer_search": False}
-    mia_quant = [Point("mia_quant", "mia_quant (3/4/6 bits, λ 1.5/3)", _flow("mia_quant", **search))]
+    mia_quant = [Point("mia_quant", "mia_quant (3/4/6 bits, λ 1.5/3)", middle_flow("mia_quant", **search))]
     return ptq + admm + privacy_admm + minmax + dp + mia_quant
 
 
