@@ -119,21 +119,12 @@ def train_shadows(
     """K shadows; with `workers` > 1 or a Ray `address`, each is a Ray task (compiler/parallel.py):
     shadow k's seeds derive from (seed, k) alone, so the numbers are those of the sequential run.
     An adaptive audit then puts them through the build's passes (replay_shadows)."""
-    from compiler.parallel import map_tasks
-
     if count < 1:
         raise ValueError(f"train_shadows: count must be at least 1, got {count}")
     start = time.perf_counter()
     is_in = membership_design(len(x_pool), count, seed)
-    with tqdm(total=count, desc="shadow models", disable=not progress) as bar:
-        done = map_tasks(
-            train_shadow,
-            [(is_in[k], config, seed, k) for k in range(count)],
-            shared=(architecture, x_pool, y_pool),
-            workers=workers,
-            address=address,
-            on_done=lambda _: bar.update(),
-        )
+    calls = [(is_in[k], config, seed, k) for k in range(count)]
+    done = _tasks(train_shadow, calls, (architecture, x_pool, y_pool), "shadow models", progress, workers, address)
     plain = _shadow_set([run for _, run in done], is_in, config, time.perf_counter() - start)
     plain.models = [model for model, _ in done]
     return plain
@@ -151,24 +142,23 @@ def replay_shadows(
 ) -> ShadowSet:
     """The plain shadows put through the build's passes (replay.py): a copy of `plain` whose
     `replayed` holds the shadow set at every replayed checkpoint."""
-    from compiler.parallel import map_tasks
-
     start = time.perf_counter()
-    with tqdm(total=plain.count, desc="replaying the recipe", disable=not progress) as bar:
-        done = map_tasks(
-            replay_shadow,
-            [(model, plain.is_in[k], adaptive, seed, k) for k, model in enumerate(plain.models)],
-            shared=(x_pool, y_pool),
-            workers=workers,
-            address=address,
-            on_done=lambda _: bar.update(),
-        )
+    calls = [(model, plain.is_in[k], adaptive, seed, k) for k, model in enumerate(plain.models)]
+    done = _tasks(replay_shadow, calls, (x_pool, y_pool), "replaying the recipe", progress, workers, address)
     seconds = plain.seconds + time.perf_counter() - start
     replayed = {
         stage: _shadow_set([runs[stage] for runs in done], plain.is_in, plain.config, seconds)
         for stage in adaptive.stages
     }
     return dataclasses.replace(plain, replayed=replayed, seconds=seconds)
+
+
+def _tasks(fn, calls: list[tuple], shared: tuple, desc: str, progress: bool, workers, address) -> list:
+    """[fn(*shared, *call) for call in calls] through compiler.parallel, with a progress bar."""
+    from compiler.parallel import map_tasks
+
+    with tqdm(total=len(calls), desc=desc, disable=not progress) as bar:
+        return map_tasks(fn, calls, shared=shared, workers=workers, address=address, on_done=lambda _: bar.update())
 
 
 def _shadow_set(runs: list[ShadowRun], is_in: np.ndarray, config: TrainConfig, seconds: float) -> ShadowSet:
