@@ -13,15 +13,21 @@ engine costs in cycles and ROM against dense and sparse engines storing as many 
     5,000 images of the MNIST test set in ../shared/data (the other 5,000 are its test split).
 
 (3) Hardware (`--hardware`): per layer shape and b, by compiler/hw (the engines' cost models) (the formulas of the
-    rtl/ headers): the circulant engine (4 multipliers) against a sparse engine storing as many
+    rtl/ headers): the circulant engine (one complex multiplier: 3) against a sparse engine storing as many
     weight values (an irregular random mask of density 1/b, 8-bit weights; values + delta
-    indices in ROM) and the dense engine, both with the same 4 multipliers. `--simulate` then
+    indices in ROM) and the dense engine, both with 4 multipliers; then the parallel engine
+    (BF butterfly units, SM spectral lanes) against dense at equal multipliers. `--simulate` then
     compiles the digits MLP three ways with equal storage in its hidden layers (dense; 87.5%
     magnitude-pruned on the sparse engine; circulant b = 8), 4 multipliers in each hidden
     layer, simulates each design in Icarus (cocotb, bit-exact against golden) and prints the
     simulated latency / interval beside the cost model's; without --quick also LeNet-300-100
     at b = 8. Only those rows are confirmed by simulation here; the module benches
     (sim/test_*_mac.py) confirm each engine's per-output timing formula at other shapes.
+
+(4) The parallel engine (`--parallel`): the 64-96-48-10 digits MLP (b = 8 on both hidden layers,
+    5 circulant epochs) and the dense int8 design, each with `[plan] multipliers = N` (8, 16, 32),
+    compiled and simulated (Icarus): every layer's engine and multipliers, the simulated cycles
+    per inference (first sample through an empty pipeline) and interval beside design.json's.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from compiler.hw import dense as hw_dense
 from compiler.hw import sparse as hw_sparse
 from compiler.passes.base import Context
 from compiler.passes.manager import run_flow, test_accuracy
+from kernels.dense_mac import dense_schedule
 
 DIGITS = ("digits MLP 64-32-16-10", ROOT / "examples" / "digits_mlp.onnx", ROOT / "examples" / "digits.npz")
 
@@ -118,7 +125,7 @@ def hardware_table(shapes, blocks, multipliers: int = 4, acc_bits: int = 24) -> 
     print(
         "\n## Cycles and ROM per layer (compiler/hw (the engines' cost models); 8-bit weights, 16-bit spectra, "
         f"16-bit twiddle fraction, {acc_bits}-bit bias words; dense and sparse with {multipliers} multipliers, "
-        "circulant with 4)"
+        "circulant with one complex multiplier: 3)"
     )
     print(
         f"{'layer':>10} {'b':>3} {'engine':>10} {'stored':>8} {'weight ROM bits':>15} {'cycles':>7} "
@@ -146,9 +153,34 @@ def hardware_table(shapes, blocks, multipliers: int = 4, acc_bits: int = 24) -> 
             )
     print(
         "cycles: dense/sparse ROM words read (one per cycle); circulant: from the end of loading to the last "
-        "output. interval: steady-state cycles per vector, inputs one per cycle (circulant: it loads only "
-        "between vectors, so N_IN is added)"
+        "output. interval: steady-state cycles per vector, inputs one per cycle (circulant: its compute, or "
+        "its input buffer's release plus N_IN if longer)"
     )
+
+
+def parallel_table(shapes, blocks, settings=(3, 6, 12, 24, 48)) -> None:
+    """(3b) The parallel engine: per layer and b, at equal multipliers M the circulant engine's split
+    (BF butterfly units, SM spectral lanes, 3*max(BF, SM) multipliers used) and interval against
+    the dense engine's; and the fewest circulant multipliers reaching the dense engine's cycles."""
+    print(
+        "\n## The parallel FFT engine at equal multipliers (compiler/hw: CirculantSchedule, dense_schedule); "
+        "`to dense`: the circulant multipliers the plan needs to reach the dense engine's cycles with M"
+    )
+    print(
+        f"{'layer':>10} {'b':>3} {'M':>4} {'BF':>3} {'SM':>3} {'used':>5} {'circ interval':>13} "
+        f"{'dense':>7} {'to dense':>8}"
+    )
+    for n_out, n_in in shapes:
+        for b in (b for b in blocks if b <= min(n_out, n_in)):
+            for m in settings:
+                s = hw_circulant.circulant_schedule(n_in, n_out, b, m)
+                dense = dense_schedule(n_in, n_out, min(m, n_in)).words
+                reach, _ = hw_circulant.choose_schedule(n_in, n_out, b, dense)
+                need = f"{reach.multipliers}" if reach.interval <= dense else "-"
+                print(
+                    f"{n_out}x{n_in:<6} {b:>3} {m:>4} {s.bf:>3} {s.sm:>3} {s.multipliers:>5} {s.interval:>13,} "
+                    f"{dense:>7,} {need:>8}"
+                )
 
 
 def _design_recipes(hidden: list[str], last: str) -> dict[str, str]:
@@ -208,20 +240,141 @@ def simulated_designs(models, work: Path, samples: int, quick: bool) -> None:
             )
 
 
+# ------------------------------------------------------------------------ (4) the parallel engine
+WIDE_HIDDEN = (96, 48)  # the 64-96-48-10 digits MLP of issue #19
+
+
+def _layer_multipliers(out: Path) -> list[tuple[str, int]]:
+    design = json.loads((out / "rtl" / "design.json").read_text())
+    return [(e["engine"], int(e["multipliers"])) for e in design["engines"]]
+
+
+def _yosys_xilinx(rtl: Path, timeout: int = 1200) -> str:
+    """LUTs / FFs / DSP48E1 / block RAMs of a generated design (synth_xilinx -top mpc_top), or why not."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("yosys") is None:
+        return "no yosys"
+    sources = json.loads((rtl / "design.json").read_text())["sources"]
+    script = f"read_verilog -defer {' '.join(sources)}; synth_xilinx -top mpc_top; stat"
+    try:
+        proc = subprocess.run(["yosys", "-p", script], cwd=rtl, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    design = proc.stdout[proc.stdout.rfind("=== design hierarchy ===") :]
+
+    def count(pattern: str) -> int:
+        return sum(int(n) for n in re.findall(rf"^\s+{pattern}\s+(\d+)$", design, flags=re.MULTILINE))
+
+    return (
+        f"{count('LUT[1-6]'):,} LUT, {count('FD[RSCP]E'):,} FF, {count('DSP48E1')} DSP, {count('RAMB(?:18|36)E1')} BRAM"
+    )
+
+
+def parallel_designs(work: Path, settings=(8, 16, 32), samples: int = 8, epochs: int = 5, synth: bool = False) -> None:
+    """(4) The 64-96-48-10 digits MLP, b = 8 on both hidden layers, against the dense int8 design,
+    each compiled with `[plan] multipliers = N` and simulated (Icarus): cycles per inference
+    (first sample, empty pipeline) and interval, and every layer's engine and multipliers; and
+    the circulant design planned with the fewest `[plan] multipliers` whose cycle budget is within
+    the dense design's (`circ N=...`)."""
+    from benchmarks.datasets import MlpRecipe, load_digits, member_split, train_onnx_mlp
+    from compiler import api
+
+    x, y = load_digits()
+    data = member_split(x, y, 1200, 597)
+    model, data_path = train_onnx_mlp(data, work, "digits_96_48", MlpRecipe(hidden=WIDE_HIDDEN, epochs=20))
+    print(
+        f"\n## The parallel circulant engine: digits MLP 64-96-48-10, b = 8 on both hidden layers, against "
+        f"dense int8 ([plan] multipliers = N for both; Icarus, {samples} samples)"
+    )
+    print(
+        f"{'N':>3} {'design':11} {'layers (engine: multipliers)':40} {'total':>5} {'latency sim/est':>16} "
+        f"{'interval sim/est':>17} {'budget':>6} {'acc':>6} {'s':>4}"
+    )
+
+    def circulant_recipe(m: int) -> str:
+        return (
+            'passes = ["canonicalize", "circulant", "lower"]\n[circulant]\nblock_size = 8\n'
+            f"epochs = {epochs}\n[plan]\nmultipliers = {m}\n"
+        )
+
+    for n in settings:
+        # the circulant design's [plan] multipliers whose budget is the first within the dense one's
+        dense_budget = dense_schedule(64, 96, n).words
+        reach = next(
+            m
+            for m in range(1, n + 1)
+            if max(
+                hw_circulant.circulant_schedule(64, 96, 8, m).interval,
+                hw_circulant.circulant_schedule(96, 48, 8, m).interval,
+                dense_schedule(48, 10, min(m, 48)).words,
+            )
+            <= dense_budget
+        )
+        recipes = {
+            "dense": f'passes = ["canonicalize", "lower"]\n[plan]\nengine = "dense"\nmultipliers = {n}\n',
+            "circulant": circulant_recipe(n),
+        }
+        if any(
+            hw_circulant.circulant_schedule(*shape, 8, reach) != hw_circulant.circulant_schedule(*shape, 8, n)
+            for shape in ((64, 96), (96, 48))
+        ):
+            recipes[f"circ N={reach}"] = circulant_recipe(reach)
+        for design, text in recipes.items():
+            start = time.perf_counter()
+            out = work / f"wide-{design.replace(' ', '').replace('=', '')}-{n}"
+            recipe = work / f"{out.name}.toml"
+            recipe.write_text(text)
+            report = api.compile(
+                model,
+                data_path,
+                out,
+                recipe=recipe,
+                force=True,
+                log=lambda *_: None,
+                progress=False,
+                synth_timeout=None,
+            )
+            sim = api.simulate(out, samples=samples, log=lambda *_: None)
+            est = json.loads((out / "rtl" / "design.json").read_text())
+            layers = _layer_multipliers(out)
+            plan = json.loads(sorted((out / "checkpoints").glob("*-plan/graph.json"))[-1].read_text())["meta"]["plan"]
+            text_layers = ", ".join(f"{e}: {m}" for e, m in layers)
+            cells = f" {_yosys_xilinx(out / 'rtl')}" if synth else ""
+            print(
+                f"{n:>3} {design:11} {text_layers:40} {sum(m for _, m in layers):>5} "
+                f"{sim['cycles_per_inference']:>7,}/{est['estimated_latency']:<8,} "
+                f"{sim['initiation_interval']:>8,.0f}/{est['estimated_interval']:<8,} "
+                f"{plan['cycle_budget']:>6} "
+                f"{report['compiled']['test_accuracy']:6.3f} {time.perf_counter() - start:4.0f}{cells}",
+                flush=True,
+            )
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="digits only, fewer block sizes")
     ap.add_argument("--accuracy", action="store_true", help="only (2): accuracy vs block size")
     ap.add_argument("--hardware", action="store_true", help="only (3): cycles and ROM bits")
     ap.add_argument("--simulate", action="store_true", help="with (3): compile and simulate whole designs")
+    ap.add_argument(
+        "--parallel", action="store_true", help="only (4): the parallel engine on the 64-96-48-10 MLP, simulated"
+    )
+    ap.add_argument("--synth", action="store_true", help="with (4): yosys synth_xilinx cells of every design")
     ap.add_argument("--samples", type=int, default=None, help="samples per simulation (default 16, quick 8)")
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)  # more threads only contend on a small, shared machine
-    both = not (args.accuracy or args.hardware)
+    both = not (args.accuracy or args.hardware or args.parallel)
     work = Path(tempfile.mkdtemp(prefix="mpc-circulant-"))
+    if args.parallel:
+        parallel_designs(work, samples=args.samples or 8, synth=args.synth)
+        print(f"\n(work files in {work})")
+        return
     models = _models(args.quick, args.shared, work)
     if args.accuracy or both:
         for name, model, data_path in models:
@@ -231,6 +384,7 @@ def main(argv=None) -> None:
     if args.hardware or both:
         shapes = [(32, 64), (16, 32)] + ([] if args.quick else [(300, 784), (100, 300)])
         hardware_table(shapes, (4, 8, 16) if args.quick else (4, 8, 16, 32, 64))
+        parallel_table([(96, 64), (48, 96)] + shapes[2:], (8,) if args.quick else (8, 16))
         if args.simulate:
             simulated_designs(models, work, args.samples or (8 if args.quick else 16), args.quick)
     print(f"\n(work files in {work})")

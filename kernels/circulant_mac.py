@@ -499,18 +499,28 @@ def _log2_exact(b: int) -> int:
 @dataclass(frozen=True)
 class CirculantSchedule:
     """The cycle terms of rtl/circulant_mac.v's header (L = log2 b, H = b/2 + 1, Q input and P
-    output blocks): after loading N_IN inputs, each input block costs b (fill) + L*b/2
-    (butterflies) + H (store spectrum), each output block Q*H + 1 (spectral MACs) + L*b/2
-    (butterflies), then its outputs one per edge. One input buffer: the engine loads only
-    between vectors. Also the stage of the edge-by-edge timing model (compiler/hw)."""
+    output blocks, BF butterfly units, SM spectral lanes, QS = ceil(Q / SM)): after loading N_IN
+    inputs, each input block costs b/BF (fill) + L*b/(2*BF) (butterflies) + ceil(H/BF) (store
+    spectrum), each output block QS*H + 1 (spectral MACs) + L*b/(2*BF) (butterflies) + 1 (hand-over
+    to the output buffer, once the block before has left it), its outputs leaving one per edge
+    while the next block computes. BF = SM = 1 is the one-complex-multiplier engine (3 real
+    multipliers). One input buffer, freed at the vector's last fill (`release` cycles into its
+    compute), so the next vector loads while it computes. Also the stage of the edge-by-edge
+    timing model (compiler/hw)."""
 
     n_in: int
     n_out: int
     block: int
+    bf: int = 1  # butterfly units (BF): a power of two dividing block / 2
+    sm: int = 1  # spectral lanes (SM): input blocks multiplied per MAC cycle, 1 .. Q
 
     def __post_init__(self):
         if self.block < 2 or self.block & (self.block - 1):
             raise ValueError(f"a circulant block size must be a power of two >= 2, got {self.block}")
+        if self.bf < 1 or self.bf & (self.bf - 1) or (self.block // 2) % self.bf:
+            raise ValueError(f"butterfly units must be a power of two dividing b/2 = {self.block // 2}, got {self.bf}")
+        if not 1 <= self.sm <= self.q:
+            raise ValueError(f"spectral lanes must be 1 .. Q = {self.q}, got {self.sm}")
 
     @property
     def stages(self) -> int:
@@ -529,17 +539,43 @@ class CirculantSchedule:
         return -(-self.n_in // self.block)
 
     @property
+    def lanes(self) -> int:
+        """Complex multipliers: shared by the butterfly units and the spectral lanes."""
+        return max(self.bf, self.sm)
+
+    @property
+    def multipliers(self) -> int:
+        """Real multipliers: 3 per complex multiplier (Gauss's product, rtl/circulant_mac.v)."""
+        return 3 * self.lanes
+
+    @property
+    def mac_groups(self) -> int:
+        """QS: MAC cycles per bin (SM input blocks each)."""
+        return -(-self.q // self.sm)
+
+    @property
+    def butterfly_cycles(self) -> int:
+        """One FFT: L stages of b/(2*BF) cycles."""
+        return self.stages * self.block // (2 * self.bf)
+
+    @property
     def per_input_block(self) -> int:
-        return self.block + self.stages * self.block // 2 + self.bins
+        return self.block // self.bf + self.butterfly_cycles + -(-self.bins // self.bf)
 
     @property
     def per_out(self) -> int:
         """Cycles of one output block before its outputs."""
-        return self.q * self.bins + 1 + self.stages * self.block // 2
+        return self.mac_groups * self.bins + 1 + self.butterfly_cycles
 
     @property
     def forward(self) -> int:
         return self.q * self.per_input_block
+
+    @property
+    def block_step(self) -> int:
+        """Between the hand-overs of consecutive output blocks to the output buffer: the next
+        block's compute (+1 hand-over cycle), or emitting this block's b outputs if longer."""
+        return max(self.per_out + 1, self.block)
 
     @property
     def inverse(self) -> int:
@@ -547,27 +583,41 @@ class CirculantSchedule:
 
     @property
     def compute_cycles(self) -> int:
-        """End of loading -> last output."""
-        return self.forward + self.inverse + self.n_out
+        """End of loading (the compute start) -> last output."""
+        return self.output_edge(self.n_out - 1) - self.n_in
+
+    @property
+    def restart(self) -> int:
+        """Compute start -> the next vector's compute start, its input loaded: the last block's
+        hand-over (the first block's waits for the last outputs of the vector before)."""
+        last_block = self.n_out - (self.p - 1) * self.block
+        return max(self.forward + self.per_out + 1, last_block) + (self.p - 1) * self.block_step
 
     @property
     def latency(self) -> int:
         return self.n_in + self.compute_cycles
 
     @property
+    def release(self) -> int:
+        """Compute start -> the edge that frees the input buffer (the last input block's last fill)."""
+        return (self.q - 1) * self.per_input_block + self.block // self.bf
+
+    @property
     def interval(self) -> int:
-        """Its whole latency: it loads only between vectors."""
-        return self.latency
+        """Between compute starts (and first inputs) in steady state, inputs one per cycle: its
+        restart, or the buffer's release plus loading the next vector if longer."""
+        return max(self.restart, self.release + self.n_in)
 
     @property
     def tail(self) -> int:
         return self.compute_cycles + 1
 
     def output_edge(self, o: int) -> int:
-        """Cycles from the first input to output o's handshake (inputs one per cycle, out_ready
-        high): N_IN + Q*(b + L*b/2 + H) + (i+1)*(Q*H + 1 + L*b/2) + i*b + n + 1, i = o // b, n = o % b."""
+        """Cycles from the first input to output o's handshake, engine idle (inputs one per
+        cycle, out_ready high): N_IN + Q*per_input_block + per_out + i*block_step + n + 2,
+        i = o // b, n = o % b. A later vector: output_edge(o) - N_IN + 1 after its compute starts."""
         i, n = divmod(o, self.block)
-        return self.n_in + self.forward + (i + 1) * self.per_out + i * self.block + n + 1
+        return self.n_in + self.forward + self.per_out + i * self.block_step + n + 2
 
     @property
     def output_span(self) -> int:

@@ -1,7 +1,9 @@
 """ROM images and parameters for rtl/circulant_mac.v (layouts documented in the RTL header).
 
-Spectra ROM: word (i*H + k)*Q + j, H = B/2 + 1, holds the weight spectrum bin k of block
-(i, j): real part at bits [SPEC_BITS-1:0], imaginary part at [2*SPEC_BITS-1:SPEC_BITS].
+Spectra ROM (SM lanes, QS = ceil(Q / SM)): word (i*H + k)*QS + g, H = B/2 + 1, holds in lane u
+(bits [u*2*SPEC_BITS +: 2*SPEC_BITS]) the weight spectrum bin k of block (i, j = g*SM + u):
+real part in the lane's low SPEC_BITS, imaginary part above; lanes past Q hold 0. SM = 1:
+word (i*H + k)*Q + j.
 Twiddle ROM: word k = 0 .. B/2-1 holds cos_q[k] at [TW-1:0] and sin_q[k] at [2*TW-1:TW],
 TW = twiddle_frac + 2. Bias ROM: N_OUT words (kernels.rom.vector_rom_words), zeros if none.
 All values two's complement.
@@ -21,12 +23,26 @@ def _pair_word(re: int, im: int, bits: int) -> int:
     return twos_complement(int(re), bits) | (twos_complement(int(im), bits) << bits)
 
 
-def spectra_rom_words(layer: CirculantLayer) -> list[int]:
-    """Weight spectra in the engine's read order: block row i, bin k, block column j."""
-    order = (0, 2, 1)  # [p, q, H] -> [p, H, q]
-    re = layer.spectra_re.transpose(order).ravel()
-    im = layer.spectra_im.transpose(order).ravel()
-    return [_pair_word(r, i, layer.spectrum_bits) for r, i in zip(re, im)]
+def spectra_rom_words(layer: CirculantLayer, lanes: int = 1) -> list[int]:
+    """Weight spectra in the engine's read order: block row i, bin k, group of `lanes` block
+    columns j (one word; lane u = column g*lanes + u, zero past Q)."""
+    return spectra_words(layer.spectra_re, layer.spectra_im, layer.spectrum_bits, lanes)
+
+
+def spectra_words(re: np.ndarray, im: np.ndarray, bits: int, lanes: int = 1) -> list[int]:
+    """spectra_rom_words of [p, q, H] arrays (the bit-flip audit probes its layout with it)."""
+    re, im = np.asarray(re), np.asarray(im)
+    p, q, h = re.shape
+    groups = -(-q // lanes)
+    pad = ((0, 0), (0, groups * lanes - q), (0, 0))
+    order = (0, 3, 1, 2)  # [p, groups, lanes, H] -> [p, H, groups, lanes]
+    re_w = np.pad(re, pad).reshape(p, groups, lanes, h).transpose(order).reshape(-1, lanes)
+    im_w = np.pad(im, pad).reshape(p, groups, lanes, h).transpose(order).reshape(-1, lanes)
+    lane_bits = 2 * bits
+    return [
+        sum(_pair_word(r, i, bits) << (u * lane_bits) for u, (r, i) in enumerate(zip(rs, ims)))
+        for rs, ims in zip(re_w, im_w)
+    ]
 
 
 def twiddle_rom_words(block: int, twiddle_frac: int) -> list[int]:
@@ -55,12 +71,17 @@ def circulant_rtl_parameters(
     w_file: str = "spectra.mem",
     tw_file: str = "twiddles.mem",
     b_file: str = "bias.mem",
+    butterflies: int = 1,
+    lanes: int = 1,
 ) -> dict:
-    """The Verilog parameters of rtl/circulant_mac.v for this layer."""
+    """The Verilog parameters of rtl/circulant_mac.v for this layer (BF butterfly units, SM
+    spectral lanes)."""
     return {
         "N_IN": layer.n_in,
         "N_OUT": layer.n_out,
         "B": layer.block,
+        "BF": butterflies,
+        "SM": lanes,
         "IN_BITS": layer.in_bits,
         "TW_FRAC": layer.twiddle_frac,
         "FFT_GUARD": layer.fft_guard,
@@ -83,11 +104,16 @@ def circulant_rtl_parameters(
 
 
 def write_circulant_roms(
-    layer: CirculantLayer, folder, prefix: str = "", protection: str = "none", per_lane: bool = False
+    layer: CirculantLayer,
+    folder,
+    prefix: str = "",
+    protection: str = "none",
+    per_lane: bool = False,
+    lanes: int = 1,
 ) -> dict[str, str]:
     """Write the three .mem files (each word as its `protection` codeword, kernels/rom_protect.py;
-    `per_lane`: the spectra and twiddle words as two lanes, real and imaginary, each its own
-    code); return {"W_FILE", "TW_FILE", "B_FILE"} -> paths."""
+    `per_lane`: every real and imaginary part (cos, sin) of a spectra (twiddle) word its own
+    code; `lanes`: the engine's SM spectra per word); return {"W_FILE", "TW_FILE", "B_FILE"} -> paths."""
     pair = 2 if per_lane else 1
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -95,7 +121,8 @@ def write_circulant_roms(
         key: folder / f"{prefix}{name}.mem"
         for key, name in (("W_FILE", "spectra"), ("TW_FILE", "twiddles"), ("B_FILE", "bias"))
     }
-    write_mem(paths["W_FILE"], spectra_rom_words(layer), 2 * layer.spectrum_bits, protection, pair)
+    words = spectra_rom_words(layer, lanes)
+    write_mem(paths["W_FILE"], words, 2 * layer.spectrum_bits * lanes, protection, 2 * lanes if per_lane else 1)
     tw_bits = 2 * (layer.twiddle_frac + 2)
     write_mem(paths["TW_FILE"], twiddle_rom_words(layer.block, layer.twiddle_frac), tw_bits, protection, pair)
     write_mem(paths["B_FILE"], bias_rom_words(layer), bias_bits(layer), protection)

@@ -122,7 +122,8 @@ def test_circulant_mlp_meets_issue_4_bit_exact_and_cycle_exact(tmp_path, digits_
     """Issue 4, done when: canonicalize, circulant (block_size = 8: every dense layer but the last),
     lower keeps integer test accuracy within 2 points of float (measured: 0.9499 -> 0.9321), stores
     n*m/8 weight values for those layers, and the Verilog simulates with 0 mismatches; the cost
-    model predicts the simulated latency (856) and initiation interval (508) exactly."""
+    model predicts the simulated latency (370) and initiation interval exactly (the FFT engines
+    planned at [plan] multipliers = 16, issue 19)."""
     recipe = 'passes = ["canonicalize", "circulant", "lower"]\n[circulant]\nblock_size = 8\n'
     out, report = _compile(tmp_path, EXAMPLES / "digits_mlp.onnx", digits_npz, recipe)
     layers = json.loads((out / "report.json").read_text())["layers"]
@@ -141,22 +142,22 @@ def test_circulant_mlp_meets_issue_4_bit_exact_and_cycle_exact(tmp_path, digits_
     assert result["mismatches"] == 0 and result["samples"] == 16
     design = json.loads((out / "rtl" / "design.json").read_text())
     assert "circulant_mac.v" in design["sources"]
-    assert result["cycles_per_inference"] == design["estimated_latency"] == 856
-    assert result["initiation_interval"] == design["estimated_interval"] == 508
+    assert result["cycles_per_inference"] == design["estimated_latency"] == 370
+    assert result["initiation_interval"] == design["estimated_interval"] == 116
 
 
 @pytest.mark.parametrize(
     "circulant, lower, cycles",
     [
         # dense -> circulant -> dense: the circulant stage loads over the dense layer's 32 outputs
-        ('block_size = 1\n[circulant.layers."/3/Gemm"]\nblock_size = 8\n', "", (607, 369)),
+        ('block_size = 1\n[circulant.layers."/3/Gemm"]\nblock_size = 8\n', "", (377, 168)),
         # b = 16 -> b = 2 -> dense: the second engine is the slowest stage only through its loading
-        ('block_size = 2\n[circulant.layers."/1/Gemm"]\nblock_size = 16\n', "", (996, 469)),
+        ('block_size = 2\n[circulant.layers."/1/Gemm"]\nblock_size = 16\n', "", (514, 168)),
         # every layer, the last one padded (10 of 12 rows) and raw; negative spectral shift
         (
             'block_size = 4\n[circulant.layers."/5/Gemm"]\nblock_size = 4\n',
             "[lower]\nspectrum_bits = 10\nfft_guard = 3\nifft_guard = 6\n",
-            (1024, 696),
+            (607, 224),
         ),
     ],
 )

@@ -56,15 +56,17 @@ def design_interval(first_n_in: int, costs: list[EngineCost], n_classes: int) ->
     """Steady-state cycles between inferences: the slowest stage (argmax takes N + 1).
 
     A dense/sparse engine double-buffers its input, so its stage takes its compute cycles. A
-    circulant engine loads only between vectors, and while it computes, the engine upstream
-    holds its next first output; so its stage takes its loading, which lasts as long as the
-    upstream's output span (its own n_in - 1 edges for the first layer, fed by the host one
-    input per cycle), plus one edge, plus its compute cycles."""
+    circulant engine has one input buffer, free `input_release` edges after its compute starts
+    (its last forward fill); until then the engine upstream holds its next first output, and the
+    loading then lasts as long as the upstream's output span (n_in - 1 edges for the first
+    layer, fed by the host one input per cycle). So its stage takes its `restart` (compute start
+    to the earliest next one), or the release plus one edge plus that loading if longer."""
     stages = [first_n_in, n_classes + ARGMAX_EDGES]
     for k, c in enumerate(costs):
-        if c.interval > c.compute_cycles and c.latency == c.interval:  # loads only between vectors
-            loading = costs[k - 1].output_span if k else 0
-            stages.append(max(c.interval - c.compute_cycles - 1, loading) + 1 + c.compute_cycles)
+        release = getattr(c, "input_release", None)  # a circulant engine (compiler/hw/circulant.py)
+        if release is not None:
+            loading = max(c.latency - c.compute_cycles - 1, costs[k - 1].output_span if k else 0)
+            stages.append(max(getattr(c, "restart", c.compute_cycles), release + 1 + loading))
         else:
             stages.append(c.compute_cycles)
     return max(stages)

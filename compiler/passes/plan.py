@@ -2,8 +2,9 @@
 
 Runs after lower, on the integer graph (so re-planning from a `NN-lower` checkpoint needs no
 recalibration). The largest layer, run by its default engine with `multipliers` multipliers,
-sets the cycle budget T of a balanced pipeline; engines with a fixed schedule (circulant, pool)
-raise T to their interval, since a layer finishing faster would only wait. Every layer then
+sets the cycle budget T of a balanced pipeline (a block-circulant layer: its FFT engine's
+interval with that many multipliers, compiler/hw/circulant.py); engines with a fixed schedule
+(pool, activation) raise T to their interval, since a layer finishing faster would only wait. Every layer then
 gets, from each engine that computes its op (compiler.hw.engines_for), the cheapest
 configuration meeting T, and where several engines compete (dense or sparse) the op's chooser
 picks one (compiler.hw.sparse.choose_dense_or_sparse). Recipe per-layer `multipliers` /
@@ -32,8 +33,9 @@ class Plan(Pass):
         "multipliers": Option(
             16,
             int_in(1, 4096),
-            "parallel multipliers of the largest layer as a dense engine: sets the cycle budget "
-            "every layer is balanced to; per layer: that layer's exact count",
+            "parallel multipliers of the largest layer on its default engine (dense; a block-circulant "
+            "layer's FFT engine: 3 per complex multiplier): sets the cycle budget every layer is balanced "
+            "to; per layer: that layer's count (circulant: rounded down to a multiple of 3)",
             per_layer=True,
         ),
         "engine": Option(

@@ -130,9 +130,11 @@ def test_verilog_backend_writes_circulant_engines(graphs, tmp_path):
     top = (tmp_path / "mpc_top.v").read_text()
     for node, eng in zip(graph.weighted_nodes(), design["engines"]):
         layer = golden.circulant_layer(graph, node)
-        assert eng["engine"] == "circulant" and eng["block_size"] == 4 and eng["multipliers"] == 4
+        bf, sm = eng["parameters"]["BF"], eng["parameters"]["SM"]
+        assert eng["engine"] == "circulant" and eng["block_size"] == 4
+        assert eng["multipliers"] == node.annotations["multipliers"] == 3 * max(bf, sm)
         want = hw_circulant.circulant_cost(
-            layer.n_in, layer.n_out, 4, layer.spectrum_bits, layer.twiddle_frac, eng["parameters"]["B_BITS"]
+            layer.n_in, layer.n_out, 4, layer.spectrum_bits, layer.twiddle_frac, eng["parameters"]["B_BITS"], bf, sm
         )
         assert (eng["rom_bits"], eng["weight_rom_bits"], eng["compute_cycles"], eng["latency"], eng["interval"]) == (
             want.rom_bits,
@@ -141,7 +143,7 @@ def test_verilog_backend_writes_circulant_engines(graphs, tmp_path):
             want.latency,
             want.interval,
         )
-        assert _mem(tmp_path / eng["w_file"]) == spectra_rom_words(layer)
+        assert _mem(tmp_path / eng["w_file"]) == spectra_rom_words(layer, sm)
         assert _mem(tmp_path / eng["tw_file"]) == twiddle_rom_words(4, layer.twiddle_frac)
         assert _mem(tmp_path / eng["b_file"]) == bias_rom_words(layer)
         params = eng["parameters"]
