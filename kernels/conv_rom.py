@@ -6,13 +6,27 @@ k = ky*kW + kx). Word (g*NKS + ks)*NCW + cw packs W[g*P_CO + p, cw*P_CI + l, ky,
 k = ks*P_K + j at bits [((p*P_K + j)*P_CI + l)*bits +: bits], two's complement, zero where the
 channel is past C_out or C_in or the position past kH*kW (a partial last step).
 Bias ROM: word g packs b[g*P_CO + p] at bits [p*bits +: bits], zero past C_out.
+
+Block-circulant weight ROM (CIRC_B = b > 0; kernels/circulant_conv.py, P_CO and P_CI multiples
+of b, PB = P_CO / b, QB = P_CI / b): the same words, each holding the PB*P_K*QB defining
+vectors its P_CO x P_CI x P_K weights come from instead of the weights: word
+(g*NKS + ks)*NCW + cw packs element d of v[g*PB + pb, cw*QB + qb, :, ky, kx] of position
+k = ks*P_K + j at bits [(((pb*P_K + j)*QB + qb)*b + d)*bits +: bits], zero past p, q or kH*kW.
+Weight lane (co*P_K + j)*P_CI + l of the dense word is element ((co - l) mod b) of vector
+((co/b)*P_K + j)*QB + l/b: wiring (`expand_circulant_word`, rtl/conv2d.v).
 """
 
 import numpy as np
 
 from kernels.rom import twos_complement, write_mem
 
-__all__ = ["conv_weight_rom_words", "conv_bias_rom_words", "write_mem"]
+__all__ = [
+    "conv_weight_rom_words",
+    "conv_bias_rom_words",
+    "circulant_conv_rom_words",
+    "expand_circulant_word",
+    "write_mem",
+]
 
 
 def conv_weight_rom_words(w_q: np.ndarray, p_co: int, p_ci: int, bits: int, p_k: int = 1) -> list[int]:
@@ -47,3 +61,46 @@ def conv_bias_rom_words(b_q: np.ndarray, p_co: int, bits: int) -> list[int]:
             word |= twos_complement(value, bits) << (p * bits)
         words.append(word)
     return words
+
+
+def _check_circulant_split(p_co: int, p_ci: int, b: int) -> None:
+    if b < 2 or p_co % b or p_ci % b:
+        raise ValueError(f"a block-circulant ROM needs P_CO ({p_co}) and P_CI ({p_ci}) multiples of b = {b}")
+
+
+def circulant_conv_rom_words(v: np.ndarray, p_co: int, p_ci: int, bits: int, p_k: int = 1) -> list[int]:
+    """The block-circulant weight ROM from the defining vectors v [p, q, b, kH, kW]: per word,
+    (P_CO/b)*P_K*(P_CI/b) vectors of b weights (the module docstring's layout)."""
+    v = np.asarray(v, dtype=np.int64)
+    p, q, b, kh, kw = v.shape
+    _check_circulant_split(p_co, p_ci, b)
+    pb, qb = p_co // b, p_ci // b
+    ncg, ncw, nks = -(-p // pb), -(-q // qb), -(-(kh * kw) // p_k)
+    padded = np.zeros((ncg * pb, ncw * qb, b, nks * p_k), dtype=np.int64)
+    padded[:p, :q, :, : kh * kw] = v.reshape(p, q, b, kh * kw)
+    words = []
+    for g in range(ncg):
+        for ks in range(nks):
+            for cw in range(ncw):
+                block = padded[g * pb : (g + 1) * pb, cw * qb : (cw + 1) * qb, :, ks * p_k : (ks + 1) * p_k]
+                lanes = block.transpose(0, 3, 1, 2).ravel()  # index ((pb*P_K + j)*QB + qb)*b + d
+                word = 0
+                for i, value in enumerate(lanes):
+                    word |= twos_complement(int(value), bits) << (i * bits)
+                words.append(word)
+    return words
+
+
+def expand_circulant_word(word: int, p_co: int, p_ci: int, p_k: int, b: int, bits: int) -> int:
+    """A block-circulant ROM word -> the dense word of the same weights (conv_weight_rom_words'
+    layout), by the wiring rtl/conv2d.v does: lane (co*P_K + j)*P_CI + l takes element
+    (co - l) mod b of vector ((co/b)*P_K + j)*(P_CI/b) + l/b."""
+    _check_circulant_split(p_co, p_ci, b)
+    qb, mask = p_ci // b, (1 << bits) - 1
+    dense = 0
+    for co in range(p_co):
+        for j in range(p_k):
+            for lane in range(p_ci):
+                src = ((((co // b) * p_k + j) * qb + lane // b) * b + (co - lane) % b) * bits
+                dense |= ((word >> src) & mask) << (((co * p_k + j) * p_ci + lane) * bits)
+    return dense

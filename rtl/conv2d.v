@@ -25,10 +25,23 @@
 // [((p*P_K + j)*P_CI + l)*W_BITS +: W_BITS] (zero past C_OUT, C_IN, KH*KW). B_FILE holds NCG
 // words of P_CO*B_BITS bits (B[g*P_CO + p] at [p*B_BITS +: B_BITS]).
 //
+// Block-circulant weights (CIRC_B = b > 0; docs/fixed-point.md "Block-circulant convolutions"):
+// at every kernel position W[:, :, ky, kx] is block-circulant, W[i*b + r, j*b + c] =
+// v[i, j][(r - c) mod b] with C_OUT, C_IN padded to whole blocks, and P_CO, P_CI are multiples of
+// b (they may cover padded channels: padded inputs are zero lanes of the line buffer, padded
+// outputs are never emitted). A W_FILE word then holds the SW = P_CO*P_K*P_CI / b weights of the
+// (P_CO/b)*P_K*(P_CI/b) defining vectors of its blocks instead of all P_CO*P_K*P_CI weights:
+// element d of v[g*P_CO/b + pb, cw*P_CI/b + qb] of position ks*P_K + j at bits
+// [(((pb*P_K + j)*(P_CI/b) + qb)*b + d)*W_BITS +: W_BITS] (kernels/conv_rom.py,
+// circulant_conv_rom_words), and weight lane (co*P_K + j)*P_CI + l of the multipliers is
+// wired to element (co - l) mod b of vector ((co/b)*P_K + j)*(P_CI/b) + l/b. The ROM is b
+// times narrower; multipliers, cycles and values are unchanged. CIRC_B = 0: dense words (above).
+//
 // Protected ROMs (PROTECT; kernels/rom_protect.py, docs/fixed-point.md "Protected ROMs"): with
 // PROTECT = 1 (even parity) or 2 (SECDED) each word of both ROMs is stored as its codeword, the
 // data bits low and the check bits above them (kernels.rom.write_mem(..., protection=...)):
-// W_FILE words are WD + C(WD) bits (WD = P_CO*P_K*P_CI*W_BITS), B_FILE words P_CO*B_BITS +
+// W_FILE words are WD + C(WD) bits (WD = SW*W_BITS, SW = P_CO*P_K*P_CI / max(CIRC_B, 1) stored
+// weights), B_FILE words P_CO*B_BITS +
 // C(P_CO*B_BITS), with C(D) = 0 (PROTECT 0), 1 (PROTECT 1) or $clog2(D + 1 + $clog2(D + 1)) + 1
 // (PROTECT 2). Each registered read is decoded by rtl/rom_check.v in the same cycle (no added
 // cycle: the timing below holds for every PROTECT). `fault` is sticky, cleared by rst: it rises
@@ -36,8 +49,8 @@
 // two): a weight word read for an output, the bias word at a group's first read. SECDED
 // corrects a single flip silently. With PROTECT = 0 fault stays low.
 // PROTECT_LANES (with PROTECT != 0): 0 one code per ROM word (above); 1 one code per lane, lane
-// = one weight or one bias: W_FILE words are P_CO*P_K*P_CI lanes of W_BITS bits, stored
-// WD + P_CO*P_K*P_CI*C(W_BITS) bits; B_FILE words P_CO lanes of B_BITS bits, stored
+// = one stored weight or one bias: W_FILE words are SW lanes of W_BITS bits, stored
+// WD + SW*C(W_BITS) bits; B_FILE words P_CO lanes of B_BITS bits, stored
 // BD + P_CO*C(B_BITS) bits; lane i's check bits at [D + i*C +: C] of its word (D = WD or BD;
 // kernels.rom.write_mem(..., protection, lanes)). A flip in each of several weights of one
 // word is then corrected; two in one weight detected. Same timing.
@@ -52,7 +65,7 @@
 //
 // Requirements on the instantiator: ACC_BITS is wide enough that no accumulator overflows
 // (conv_accumulator_bits), B_BITS <= ACC_BITS, every padding < its kernel size,
-// 1 <= P_K <= KH*KW.
+// 1 <= P_K <= KH*KW; with CIRC_B > 0, P_CO and P_CI multiples of CIRC_B.
 //
 // Timing, in rising clock edges (a handshake completes at an edge). G = NKS*NCW = ceil(KH*KW /
 // P_K)*NCW (reads per output-channel group), ROW_CYC = W_OUT*NCG*G (one output row). For output
@@ -90,6 +103,7 @@ module conv2d #(
     parameter P_CO     = 1,            // output channels in parallel
     parameter P_CI     = 1,            // input channels per line-buffer word
     parameter P_K      = 1,            // kernel positions per cycle (1 .. KH*KW)
+    parameter CIRC_B   = 0,            // 0 dense weight ROM; b: block-circulant, one vector per block
     parameter IN_BITS  = 8,
     parameter W_BITS   = 8,
     parameter B_BITS   = 16,
@@ -135,9 +149,12 @@ module conv2d #(
                            + LB_DEPTH + NCG + P_K;
     localparam CB        = $clog2(SPAN) + 2;
     // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
-    localparam WD        = P_CO * LANES * W_BITS;
+    localparam CB_DIV    = (CIRC_B > 0) ? CIRC_B : 1;
+    localparam SW        = P_CO * LANES / CB_DIV;         // stored weights per ROM word
+    localparam WD        = SW * W_BITS;
+    localparam FD        = P_CO * LANES * W_BITS;         // the multipliers' weights per cycle
     localparam BD        = P_CO * B_BITS;
-    localparam W_LANES   = (PROTECT_LANES != 0) ? P_CO * LANES : 1;   // codes per weight word
+    localparam W_LANES   = (PROTECT_LANES != 0) ? SW : 1;             // codes per weight word
     localparam B_LANES   = (PROTECT_LANES != 0) ? P_CO : 1;           // codes per bias word
     localparam WL        = WD / W_LANES;
     localparam BL        = BD / B_LANES;
@@ -270,7 +287,8 @@ module conv2d #(
         end
     end
 
-    wire [WD-1:0] w_word;
+    wire [WD-1:0] w_word;                 // the stored weights of the word
+    wire [FD-1:0] w_full;                 // all P_CO*LANES weights (CIRC_B: expanded by wiring)
     wire [BD-1:0] b_word;
     wire          w_detected, b_detected, unused_w_corrected, unused_b_corrected;
     rom_check #(.DATA_BITS(WD), .PROTECT(PROTECT), .LANES(W_LANES)) u_w_check (
@@ -279,6 +297,26 @@ module conv2d #(
     rom_check #(.DATA_BITS(BD), .PROTECT(PROTECT), .LANES(B_LANES)) u_b_check (
         .code(b_code), .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
     );
+
+    // Block-circulant expansion, pure wiring: lane (co*P_K + jj)*P_CI + l takes element
+    // (co - l) mod CIRC_B of vector ((co/CIRC_B)*P_K + jj)*(P_CI/CIRC_B) + l/CIRC_B.
+    genvar eco, ejj, el;
+    generate
+        if (CIRC_B > 0) begin : g_circ
+            for (eco = 0; eco < P_CO; eco = eco + 1) begin : g_co
+                for (ejj = 0; ejj < P_K; ejj = ejj + 1) begin : g_k
+                    for (el = 0; el < P_CI; el = el + 1) begin : g_ci
+                        localparam integer VEC = ((eco / CIRC_B) * P_K + ejj) * (P_CI / CIRC_B) + el / CIRC_B;
+                        localparam integer ELT = ((eco % CIRC_B) - (el % CIRC_B) + CIRC_B) % CIRC_B;
+                        assign w_full[((eco * P_K + ejj) * P_CI + el) * W_BITS +: W_BITS] =
+                            w_word[(VEC * CIRC_B + ELT) * W_BITS +: W_BITS];
+                    end
+                end
+            end
+        end else begin : g_dense
+            assign w_full = w_word;
+        end
+    endgenerate
 
     always @(posedge clk) begin
         if (rst) begin
@@ -344,7 +382,7 @@ module conv2d #(
     // -------------------------------------------------------- stages 2, 3: products, accumulate
     // rtl/mac_lanes.v with P_CO accumulators of LANES = P_K*P_CI multipliers: term
     // t = j*P_CI + l multiplies input lane l of position lane j, x_eff[t*IN_BITS], by
-    // w_word[(co*LANES + t)*W_BITS], which is mac_lanes' layout.
+    // w_full[(co*LANES + t)*W_BITS], which is mac_lanes' layout.
     wire [P_CO*ACC_BITS-1:0] acc;
     wire                     acc_done;    // the accumulators hold a finished group
     reg                      dot_cg_last, acc_cg_last;
@@ -355,7 +393,7 @@ module conv2d #(
     ) u_lanes (
         .clk(clk), .rst(rst), .advance(advance),
         .valid(rd_valid), .first(rd_first), .last(rd_last),
-        .x(x_eff), .w(w_word), .bias(b_word), .acc(acc), .done(acc_done)
+        .x(x_eff), .w(w_full), .bias(b_word), .acc(acc), .done(acc_done)
     );
 
     always @(posedge clk) begin

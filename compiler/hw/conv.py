@@ -1,6 +1,13 @@
 """The convolution engine (rtl/conv2d.v): line-buffered, P_CO output channels x P_CI input
 channels x P_K kernel positions per cycle, weights in ROM (kernels/conv_rom.py). Also the
 timing model of the line-buffered engines, which rtl/pool2d.v shares (kernels.conv2d.LineGeometry).
+
+A block-circulant conv (lower's attrs `circulant`, kernels/circulant_conv.py) is planned with
+P_CO and P_CI multiples of its block size b (P_CI, P_CO may cover the padded channels): the
+engine then runs with CIRC_B = b, its weight-ROM words hold one defining vector per b x b block
+(ROM bits / b) and the P_CO*P_CI*P_K weights of a cycle come from them by wiring; multipliers,
+cycles and values are those of the dense engine. Only a recipe's exact `multipliers` below the
+smallest aligned split (b*b) gives such a layer a dense weight ROM (CIRC_B = 0).
 """
 
 from __future__ import annotations
@@ -29,17 +36,41 @@ from compiler.hw.base import (
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model, run_stream, steady_interval
 from compiler.ir import Node
+from kernels.circulant_conv import conv_circulant_expand, conv_circulant_pullback, conv_circulant_vectors
 from kernels.conv2d import LineGeometry, conv_geometry
-from kernels.conv_rom import conv_bias_rom_words, conv_weight_rom_words
+from kernels.conv_rom import circulant_conv_rom_words, conv_bias_rom_words, conv_weight_rom_words
 from kernels.rom import write_mem
 
 LINE_FRAMES = 3  # a line-buffered engine alone, fed at full rate, is periodic from its second frame
 
 
-def conv_weight_rom_bits(in_shape, c_out: int, kernel, p_co: int, p_ci: int, w_bits: int, p_k: int = 1) -> int:
-    """NCG*NKS*NCW words of P_CO*P_K*P_CI weights (kernels/conv_rom.py: zero-padded groups and steps)."""
+def conv_weight_rom_bits(
+    in_shape, c_out: int, kernel, p_co: int, p_ci: int, w_bits: int, p_k: int = 1, circ: int = 0
+) -> int:
+    """NCG*NKS*NCW words of P_CO*P_K*P_CI weights (kernels/conv_rom.py: zero-padded groups and
+    steps), or with CIRC_B = circ > 0 of P_CO*P_K*P_CI / circ weights (one vector per block)."""
     words = math.ceil(c_out / p_co) * math.ceil(kernel[0] * kernel[1] / p_k) * math.ceil(in_shape[0] / p_ci)
-    return words * p_co * p_k * p_ci * w_bits
+    return words * (p_co * p_k * p_ci // (circ or 1)) * w_bits
+
+
+def circ_block(node: Node, p_co: int, p_ci: int) -> int:
+    """rtl/conv2d.v's CIRC_B for this parallelism: the block size b of a block-circulant conv
+    whose P_CO and P_CI are multiples of b, else 0 (a dense weight ROM)."""
+    circulant = node.attrs.get("circulant")
+    if not circulant:
+        return 0
+    b = int(circulant["block"])
+    return b if p_co % b == 0 and p_ci % b == 0 else 0
+
+
+def padded_channels(node: Node) -> tuple[int, int]:
+    """(C_out, C_in), padded to whole blocks for a block-circulant conv."""
+    c_in, c_out = node.attrs["in_shape"][0], node.attrs["out_shape"][0]
+    circulant = node.attrs.get("circulant")
+    if not circulant:
+        return c_out, c_in
+    b = int(circulant["block"])
+    return math.ceil(c_out / b) * b, math.ceil(c_in / b) * b
 
 
 def conv_compute_cycles(in_shape, c_out: int, kernel, stride: int, pads, p_co: int, p_ci: int, p_k: int = 1) -> int:
@@ -63,11 +94,11 @@ def line_cost(engine: str, stage: LineGeometry, rom_bits: int, weight_bits: int)
     )
 
 
-def conv_cost(stage: LineGeometry, w_bits: int, bias_bits: int) -> EngineCost:
-    """Weight ROM NCG*NKS*NCW words of P_CO*P_K*P_CI weights, bias ROM NCG words of P_CO biases
-    (both zero-padded to whole groups)."""
+def conv_cost(stage: LineGeometry, w_bits: int, bias_bits: int, circ: int = 0) -> EngineCost:
+    """Weight ROM NCG*NKS*NCW words of P_CO*P_K*P_CI weights (CIRC_B = circ > 0: P_CO*P_K*P_CI /
+    circ), bias ROM NCG words of P_CO biases (both zero-padded to whole groups)."""
     s = stage
-    weights = conv_weight_rom_bits((s.c_in, s.h, s.w), s.c_out, (s.kh, s.kw), s.p_co, s.p_ci, w_bits, s.p_k)
+    weights = conv_weight_rom_bits((s.c_in, s.h, s.w), s.c_out, (s.kh, s.kw), s.p_co, s.p_ci, w_bits, s.p_k, circ)
     return line_cost("conv", s, weights + s.groups * s.p_co * bias_bits, weights)
 
 
@@ -85,6 +116,7 @@ class ConvSplit(NamedTuple):
     p_k: int
     cycles: int
     rom_bits: int
+    circ: int = 0  # CIRC_B: the block size when the weight ROM holds block-circulant vectors
 
     @property
     def multipliers(self) -> int:
@@ -104,22 +136,51 @@ def _smallest_per_count(n: int) -> list[int]:
     return sorted({math.ceil(n / math.ceil(n / p)) for p in range(1, n + 1)})
 
 
+def _aligned_per_count(n: int, b: int) -> list[int]:
+    """Multiples of b, the smallest per count of b-blocks of n (padded) channels."""
+    return [b * k for k in _smallest_per_count(math.ceil(n / b))]
+
+
 def conv_splits(node: Node) -> list[ConvSplit]:
     """The splits worth considering among those rtl/conv2d.v's timing contract covers:
-    P_K <= KH*KW and P_CO <= G = ceil(KH*KW/P_K) * ceil(C_IN/P_CI)."""
+    P_K <= KH*KW and P_CO <= G = ceil(KH*KW/P_K) * ceil(C_IN/P_CI). For a block-circulant conv
+    also those with P_CO and P_CI multiples of its block size (`circ` set: a vector ROM)."""
     a = node.attrs
     c_in, c_out = a["in_shape"][0], a["out_shape"][0]
     positions = a["kernel"][0] * a["kernel"][1]
     w_bits = a["weight_format"]["bits"]
+    co_options, ci_options = _smallest_per_count(c_out), _smallest_per_count(c_in)
+    if "circulant" in a:
+        b = int(a["circulant"]["block"])
+        co_options = sorted(set(co_options) | set(_aligned_per_count(c_out, b)))
+        ci_options = sorted(set(ci_options) | set(_aligned_per_count(c_in, b)))
     splits = []
     for p_k in _smallest_per_count(positions):
-        for p_ci in _smallest_per_count(c_in):
+        for p_ci in ci_options:
             reads = math.ceil(positions / p_k) * math.ceil(c_in / p_ci)
-            for p_co in (p for p in _smallest_per_count(c_out) if p <= reads):
+            for p_co in (p for p in co_options if p <= reads):
+                circ = circ_block(node, p_co, p_ci)
                 cycles = node_geometry(node, p_co, p_ci, p_k).compute_cycles
-                rom = conv_weight_rom_bits(a["in_shape"], c_out, a["kernel"], p_co, p_ci, w_bits, p_k)
-                splits.append(ConvSplit(p_co, p_ci, p_k, cycles, rom))
+                rom = conv_weight_rom_bits(a["in_shape"], c_out, a["kernel"], p_co, p_ci, w_bits, p_k, circ)
+                splits.append(ConvSplit(p_co, p_ci, p_k, cycles, rom, circ))
     return splits
+
+
+def circulant_conv_split(node: Node, budget: int, multipliers: int | None) -> ConvSplit | None:
+    """The split of a block-circulant conv with a vector ROM (P_CO, P_CI multiples of b): the
+    fewest multipliers meeting the cycle budget (the fastest if none does), or with the recipe's
+    `multipliers` the fastest within them; None where the recipe's count is below every aligned
+    split (the layer then gets a dense weight ROM)."""
+    aligned = [s for s in conv_splits(node) if s.circ]
+    if not aligned:
+        return None
+    if multipliers:
+        within = [s for s in aligned if s.multipliers <= multipliers]
+        return _fastest(within) if within else None
+    meeting = [s for s in aligned if s.cycles <= budget]
+    if not meeting:
+        return _fastest(aligned)
+    return min(meeting, key=lambda s: (s.multipliers, s.cycles, s.hardware))
 
 
 def _fastest(splits: list[ConvSplit]) -> ConvSplit:
@@ -207,8 +268,23 @@ class Conv(Engine):
         """The fewest multipliers (P_CO x P_CI x P_K) that meet the cycle budget, or the recipe's
         exact count (split for the fewest cycles). There is no sparse conv engine: a pruned conv
         layer saves cycles and ROM through removed filters/channels, not skipped zeros."""
-        split = fastest_conv_split(node, multipliers) if multipliers else cheapest_conv_split(node, budget)
+        circ = circulant_conv_split(node, budget, multipliers) if "circulant" in node.attrs else None
+        if circ is not None:
+            split = circ
+        elif multipliers:
+            split = fastest_conv_split(node, multipliers)
+        else:
+            split = cheapest_conv_split(node, budget)
         parallelism = {"multipliers": split.multipliers, "p_co": split.p_co, "p_ci": split.p_ci, "p_k": split.p_k}
+        structure = ""
+        if "circulant" in node.attrs:
+            b = node.attrs["circulant"]["block"]
+            structure = (
+                f"; block-circulant (b = {b}): weight ROM of one vector per {b}x{b} block, expanded by wiring"
+                if split.circ
+                else f"; block-circulant (b = {b}) but the recipe's {multipliers} multipliers are fewer than "
+                f"the {b * b} of a vector ROM (P_CO, P_CI multiples of {b}): dense weight ROM"
+            )
         return Planned(
             self.kind,
             parallelism
@@ -218,11 +294,15 @@ class Conv(Engine):
                     ("multipliers chosen by recipe; " if multipliers else "")
                     + f"line-buffered conv engine, {split.p_co} output channels x {split.p_ci} input "
                     f"channels x {split.p_k} kernel positions per cycle: {split.cycles} cycles per frame "
-                    f"(budget {budget}), {split.rom_bits} weight ROM bits"
+                    f"(budget {budget}), {split.rom_bits} weight ROM bits" + structure
                 ),
                 "break_even_sparsity": None,
                 "delta_bits": None,
-                "cost": {"conv": parallelism | {"compute_cycles": split.cycles, "weight_rom_bits": split.rom_bits}},
+                "cost": {
+                    "conv": parallelism
+                    | {"compute_cycles": split.cycles, "weight_rom_bits": split.rom_bits}
+                    | ({"circ_block": split.circ} if "circulant" in node.attrs else {})
+                },
             },
             split.rom_bits,
             split.cycles,
@@ -233,7 +313,9 @@ class Conv(Engine):
         a = node.annotations
         if a["multipliers"] != a["p_co"] * a["p_ci"] * a["p_k"]:
             return f"multipliers {a['multipliers']} is not p_co x p_ci x p_k = {a['p_co']} x {a['p_ci']} x {a['p_k']}"
-        c_in, c_out = node.attrs["in_shape"][0], node.attrs["out_shape"][0]
+        c_out, c_in = node.attrs["out_shape"][0], node.attrs["in_shape"][0]
+        if circ_block(node, a["p_co"], a["p_ci"]):  # a vector ROM may cover the padded channels
+            c_out, c_in = padded_channels(node)
         positions = node.attrs["kernel"][0] * node.attrs["kernel"][1]
         over = [f"{k} {a[k]} > {n}" for k, n in (("p_co", c_out), ("p_ci", c_in), ("p_k", positions)) if a[k] > n]
         if over:
@@ -268,7 +350,8 @@ class Conv(Engine):
             out_shape=checked_out_shape(node, stage),
             stage=stage,
         )
-        spec.cost = conv_cost(stage, spec.w_bits, spec.b_bits)
+        circ = circ_block(node, stage.p_co, stage.p_ci)
+        spec.cost = conv_cost(stage, spec.w_bits, spec.b_bits, circ)
         # biases are stored at their own width and sign-extended (B_BITS <= ACC_BITS)
         spec.parameters = (
             {"C_IN": stage.c_in, "H": stage.h, "W": stage.w, "C_OUT": stage.c_out}
@@ -277,6 +360,9 @@ class Conv(Engine):
                 "P_CO": stage.p_co,
                 "P_CI": stage.p_ci,
                 "P_K": stage.p_k,
+            }
+            | ({"CIRC_B": circ} if circ else {})  # 0 (a dense weight ROM) is the module's default
+            | {
                 "IN_BITS": spec.in_bits,
                 "W_BITS": spec.w_bits,
                 "B_BITS": spec.b_bits,
@@ -296,23 +382,31 @@ class Conv(Engine):
         w_q = graph.params[node.inputs[1]]
         b_q = bias_or_zeros(graph, node, w_q.shape[0])
         p_co, p_ci, p_k = (spec.parameters[k] for k in ("P_CO", "P_CI", "P_K"))
-        write_mem(
-            folder / spec.w_file,
-            conv_weight_rom_words(w_q, p_co, p_ci, spec.w_bits, p_k),
-            p_co * p_k * p_ci * spec.w_bits,
-            spec.protection,
-            spec.code_lanes(p_co * p_k * p_ci),
-        )
+        circ = spec.parameters.get("CIRC_B", 0)
+        lanes = p_co * p_k * p_ci // (circ or 1)  # stored weights per word
+        if circ:
+            words = circulant_conv_rom_words(_vectors(w_q, circ), p_co, p_ci, spec.w_bits, p_k)
+        else:
+            words = conv_weight_rom_words(w_q, p_co, p_ci, spec.w_bits, p_k)
+        write_mem(folder / spec.w_file, words, lanes * spec.w_bits, spec.protection, spec.code_lanes(lanes))
         bias = conv_bias_rom_words(b_q, p_co, spec.b_bits)
         write_mem(folder / spec.b_file, bias, p_co * spec.b_bits, spec.protection, spec.code_lanes(p_co))
 
     def stored(self, graph, spec):
+        """Dense: the weights and the bias. Block-circulant (CIRC_B = b): the defining vectors
+        [p, q, b, kH, kW] and the bias; to_params expands the vectors, pullback sums the weight
+        gradients over the weights each vector element defines."""
         node = graph.node(spec.name)
         w_name, b_name = node.inputs[1], bias_param(node)
         w = graph.params[w_name]
         p_co, p_ci, p_k = (spec.parameters[k] for k in ("P_CO", "P_CI", "P_K"))
-        lanes, bits = p_co * p_k * p_ci, spec.w_bits
-        index = probe_layout(lambda a, k: conv_weight_rom_words(a, p_co, p_ci, k, p_k), w.shape, lanes)
+        circ = spec.parameters.get("CIRC_B", 0)
+        lanes, bits = p_co * p_k * p_ci // (circ or 1), spec.w_bits
+        stored_w = _vectors(w, circ) if circ else w
+        if circ:
+            index = probe_layout(lambda a, k: circulant_conv_rom_words(a, p_co, p_ci, k, p_k), stored_w.shape, lanes)
+        else:
+            index = probe_layout(lambda a, k: conv_weight_rom_words(a, p_co, p_ci, k, p_k), w.shape, lanes)
         bias_index = probe_layout(lambda a, k: conv_bias_rom_words(a, p_co, k), (w.shape[0],), p_co)
         images = [
             RomImage(spec.w_file, "weights", lanes * bits, len(index), (RomField("weights", index, bits, tuple(
@@ -320,31 +414,44 @@ class Conv(Engine):
             RomImage(spec.b_file, "bias", p_co * spec.b_bits, len(bias_index), (RomField("bias", bias_index,
                 spec.b_bits, tuple(s * spec.b_bits for s in range(p_co))),), lanes=p_co),
         ]  # fmt: skip
-        arrays = {"weights": w, "bias": graph.params[b_name]}
+        arrays = {"weights": stored_w, "bias": graph.params[b_name]}
+        c_out, c_in = w.shape[:2]
 
         def to_params(a):
-            return {w_name: a["weights"], b_name: a["bias"]}
+            weights = conv_circulant_expand(a["weights"], c_out, c_in).astype(w.dtype) if circ else a["weights"]
+            return {w_name: weights, b_name: a["bias"]}
 
         def pullback(g):
-            return {"weights": g[w_name], "bias": g[b_name]}
+            return {"weights": conv_circulant_pullback(g[w_name], circ) if circ else g[w_name], "bias": g[b_name]}
 
         return StoredLayer(spec.name, self.kind, arrays, images, to_params, pullback)
 
     def describe(self, spec):
-        return describe_line(spec)
+        circ = spec.parameters.get("CIRC_B", 0)
+        vectors = f", block-circulant b = {circ}: one ROM vector per {circ}x{circ} block, expanded by wiring"
+        return describe_line(spec) + (vectors if circ else "")
 
     def layer_figures(self, graph, node, entry):
         a, parameters = node.attrs, entry["parameters"]
-        return super().layer_figures(graph, node, entry) | {
-            "in_shape": a["in_shape"],
-            "out_shape": a["out_shape"],
-            "kernel": a["kernel"],
-            "stride": a["stride"],
-            "pads": a["pads"],
-            "p_co": parameters["P_CO"],
-            "p_ci": parameters["P_CI"],
-            "p_k": parameters.get("P_K", 1),  # designs written before P_K have 1
-        }
+        circ = parameters.get("CIRC_B", 0)
+        stored = {}
+        if circ:  # the ROM holds the defining vectors [p, q, b, kH, kW]
+            c = a["circulant"]
+            stored = {"stored_weights": c["p"] * c["q"] * circ * a["kernel"][0] * a["kernel"][1], "circ_block": circ}
+        return (
+            super().layer_figures(graph, node, entry)
+            | stored
+            | {
+                "in_shape": a["in_shape"],
+                "out_shape": a["out_shape"],
+                "kernel": a["kernel"],
+                "stride": a["stride"],
+                "pads": a["pads"],
+                "p_co": parameters["P_CO"],
+                "p_ci": parameters["P_CI"],
+                "p_k": parameters.get("P_K", 1),  # designs written before P_K have 1
+            }
+        )
 
     def inference_work(self, layer):
         """rtl/conv2d.v reads its whole ROM once per output position."""
@@ -356,6 +463,14 @@ class Conv(Engine):
             "weight_read_bits": layer["rom_bits"] * layer["output_positions"],
             "skipped_zeros": 0,
         }
+
+
+def _vectors(w, circ: int):
+    """The defining vectors [p, q, b, kH, kW] of a block-circulant conv's integer weights."""
+    try:
+        return conv_circulant_vectors(w, circ)
+    except ValueError as e:
+        raise VerilogBackendError(f"a conv planned with CIRC_B = {circ}: {e}") from None
 
 
 # ---- timing model of the line-buffered engines --------------------------------------------------

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import rtl
+from kernels.circulant_conv import conv_circulant_expand
 from kernels.conv2d import conv_accumulator_bits
-from kernels.conv_rom import conv_bias_rom_words, conv_weight_rom_words, write_mem
+from kernels.conv_rom import circulant_conv_rom_words, conv_bias_rom_words, conv_weight_rom_words, write_mem
 from kernels.fixed import bits_for_signed, int_range
 from kernels.rom_protect import PROTECTIONS
 from sim.runner import lint_verilator, run_cocotb
@@ -218,6 +219,42 @@ CONV_CASES["pk4_2x3_secded"] = CONV_CASES["pk4_2x3_narrow_groups"] | dict(frames
 CONV_CASES["k3_s3_narrow_secded_lanes"] = CONV_CASES["k3_s3_narrow"] | dict(frames=2, PROTECT=2, PROTECT_LANES=1)
 CONV_CASES["pk4_2x3_parity_lanes"] = CONV_CASES["pk4_2x3_narrow_groups"] | dict(frames=2, PROTECT=1, PROTECT_LANES=1)
 
+# Block-circulant weights (CIRC_B = b): the ROM holds one vector per b x b block, expanded by
+# wiring; same values and the same cycles as the dense engine (check_timing's formula).
+CIRC_CASES = {
+    # LeNet-5's second layer at b = 4: 6 input channels padded to 8, two channel words of 4
+    "circ_lenet_c2_b4": dict(
+        C_IN=6, H=12, W=12, C_OUT=16, KH=5, KW=5, STRIDE=1, **NO_PAD, P_CO=8, P_CI=4, CIRC_B=4, RELU=1, REQUANT=1,
+        frames=2,
+    ),
+    # b = 8 covering padded outputs (5 -> 8) and inputs (6 -> 8), 3x3 "same", raw accumulators
+    "circ_b8_padded_same": dict(
+        C_IN=6, H=6, W=5, C_OUT=5, KH=3, KW=3, STRIDE=1, PAD_T=1, PAD_L=1, PAD_B=1, PAD_R=1, P_CO=8, P_CI=8,
+        CIRC_B=8, RELU=0, REQUANT=0, frames=3,
+    ),
+    # b = 2, P_K = 3 kernel positions, stride 2 with asymmetric padding, two output groups
+    "circ_b2_pk3_s2": dict(
+        C_IN=3, H=7, W=8, C_OUT=5, KH=3, KW=3, STRIDE=2, PAD_T=1, PAD_L=0, PAD_B=2, PAD_R=1, P_CO=2, P_CI=4, P_K=3,
+        CIRC_B=2, RELU=1, REQUANT=1, frames=3,
+    ),
+}  # fmt: skip
+CIRC_CASES["circ_b2_pk3_s2_secded_lanes"] = CIRC_CASES["circ_b2_pk3_s2"] | dict(frames=2, PROTECT=2, PROTECT_LANES=1)
+CIRC_CASES["circ_b8_padded_same_parity"] = CIRC_CASES["circ_b8_padded_same"] | dict(frames=2, PROTECT=1)
+CONV_CASES.update(CIRC_CASES)
+
+
+def random_circulant_conv_layer(rng, c_out, c_in, kh, kw, b, w_bits, in_bits):
+    """Random defining vectors [p, q, b, kH, kW] (one all-min vector, the extremes present) and
+    the expanded weights, a bias as random_conv_layer's."""
+    lo, hi = int_range(w_bits)
+    p, q = -(-c_out // b), -(-c_in // b)
+    v = rng.integers(lo, hi + 1, size=(p, q, b, kh, kw))
+    v[0, 0] = lo
+    v[-1, -1, -1, -1, -1] = hi
+    w_q = conv_circulant_expand(v, c_out, c_in)
+    _, b_q = random_conv_layer(rng, c_out, c_in, kh, kw, w_bits, in_bits)
+    return v, w_q, b_q
+
 
 def conv_case(spec: dict, directory: Path, seed: int = 0):
     """DUT parameters (ROM files written to `directory`) and stimulus .npz for a conv case."""
@@ -228,9 +265,12 @@ def conv_case(spec: dict, directory: Path, seed: int = 0):
     spec.setdefault("OUT_BITS", 8)
     spec.setdefault("P_K", 1)
     rng = np.random.default_rng(seed)
-    w_q, b_q = random_conv_layer(
-        rng, spec["C_OUT"], spec["C_IN"], spec["KH"], spec["KW"], spec["W_BITS"], spec["IN_BITS"]
-    )
+    circ = spec.get("CIRC_B", 0)
+    shape = (spec["C_OUT"], spec["C_IN"], spec["KH"], spec["KW"])
+    if circ:
+        v, w_q, b_q = random_circulant_conv_layer(rng, *shape, circ, spec["W_BITS"], spec["IN_BITS"])
+    else:
+        w_q, b_q = random_conv_layer(rng, *shape, spec["W_BITS"], spec["IN_BITS"])
     b_bits = bits_for_signed(int(np.abs(b_q).max()))
     acc_bits = conv_accumulator_bits(w_q, b_q, spec["IN_BITS"])
     spec.setdefault("SHIFT", max(0, acc_bits - spec["OUT_BITS"] - 2))
@@ -240,9 +280,12 @@ def conv_case(spec: dict, directory: Path, seed: int = 0):
     p_co, p_ci, p_k = spec["P_CO"], spec["P_CI"], spec["P_K"]
     protection = PROTECTIONS[spec.get("PROTECT", 0)]
     per_lane = bool(spec.get("PROTECT_LANES", 0))  # one code per weight / per bias
-    w_words = conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"], p_k)
-    w_lanes = p_co * p_k * p_ci if per_lane else 1
-    write_mem(w_file, w_words, p_co * p_k * p_ci * spec["W_BITS"], protection, w_lanes)
+    stored = p_co * p_k * p_ci // (circ or 1)  # weights per ROM word (CIRC_B: vector elements)
+    if circ:
+        w_words = circulant_conv_rom_words(v, p_co, p_ci, spec["W_BITS"], p_k)
+    else:
+        w_words = conv_weight_rom_words(w_q, p_co, p_ci, spec["W_BITS"], p_k)
+    write_mem(w_file, w_words, stored * spec["W_BITS"], protection, stored if per_lane else 1)
     write_mem(b_file, conv_bias_rom_words(b_q, p_co, b_bits), p_co * b_bits, protection, p_co if per_lane else 1)
     params = dict(spec, B_BITS=b_bits, ACC_BITS=acc_bits, W_FILE=str(w_file), B_FILE=str(b_file))
     stimulus = directory / "stimulus.npz"
@@ -333,6 +376,36 @@ def test_conv2d_lane_rom_flips(case, tmp_path):
     _run_with_flips(params, stimulus, coded, expect_fault, tmp_path)
 
 
+def test_circulant_rom_is_b_times_narrower(tmp_path):
+    """The same layer with a dense and with a vector ROM: as many words, b times fewer bits each."""
+    spec = CIRC_CASES["circ_lenet_c2_b4"]
+    words = {}
+    for circ in (0, 4):
+        (tmp_path / str(circ)).mkdir()
+        conv_case(dict(spec, CIRC_B=circ), tmp_path / str(circ))
+        words[circ] = (tmp_path / str(circ) / "conv_w.mem").read_text().split()
+    assert len(words[0]) == len(words[4]) == 2 * 25 * 2  # NCG*NKS*NCW
+    assert {len(w) for w in words[0]} == {8 * 4 * 8 // 4} and {len(w) for w in words[4]} == {8 * 4 * 8 // 4 // 4}
+
+
+# A flip in one stored vector element reaches every lane wired to it: with SECDED per word it is
+# corrected (exact outputs), two flips are detected.
+CIRC_FLIP_CASES = {
+    "secded_one_vector_flip_corrected": (2, [("w_rom", 3, [(DATA, 5)])], False),
+    "secded_two_vector_flips_detected": (2, [("w_rom", 1, [(DATA, 0), (DATA, 9)])], True),
+}
+
+
+@pytest.mark.parametrize("case", CIRC_FLIP_CASES, ids=list(CIRC_FLIP_CASES))
+def test_circulant_conv2d_rom_flips(case, tmp_path):
+    protect, flips, expect_fault = CIRC_FLIP_CASES[case]
+    spec = dict(CIRC_CASES["circ_b2_pk3_s2"], PROTECT=protect, frames=2)
+    params, stimulus = conv_case(spec, tmp_path)
+    stored = spec["P_CO"] * spec["P_CI"] * spec["P_K"] // spec["CIRC_B"]
+    widths = {"w_rom": stored * params["W_BITS"], "b_rom": spec["P_CO"] * params["B_BITS"]}
+    _run_with_flips(params, stimulus, rom_flips(flips, widths), expect_fault, tmp_path)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["pad_3x3_s2", "pk7_5x5_same"])
 def test_conv2d_in_verilator(case, tmp_path):
@@ -349,6 +422,16 @@ def test_conv2d_synthesizes_without_latches(protect, tmp_path):
     stats = log[log.rfind("Printing statistics") :]
     assert re.search(r"RAMB(18|36)E1\s+\d+", stats), "line buffer / ROM not in block RAM"
     assert re.search(r"DSP48E1\s+\d+", stats), "expected the multipliers on DSP blocks"
+
+
+def test_circulant_conv2d_synthesizes_without_latches(tmp_path):
+    """LeNet's second layer at b = 4, 4 x 4 multipliers on a vector ROM (4 of the 16 weights
+    stored per word, expanded by wiring): one DSP block per multiplier, no latches."""
+    params, _ = conv_case(dict(CIRC_CASES["circ_lenet_c2_b4"], P_CO=4, P_CI=4, PROTECT=2), tmp_path)
+    log = synthesize(tmp_path, CONV_SOURCES, "conv2d", params)
+    assert latch_report(log) == []
+    stats = log[log.rfind("Printing statistics") :]
+    assert re.search(r"DSP48E1\s+16\n", stats), "expected one DSP block per multiplier"
 
 
 def test_conv2d_with_kernel_positions_synthesizes(tmp_path):
