@@ -19,6 +19,11 @@ a batched int64 MatMul per frequency bin for the spectral products, and `rshift_
 (v + 2**(s-1) - Mod(v + 2**(s-1), 2**s)) / 2**s, an exact division (ONNX Mod with fmod=0 takes
 the divisor's sign). Every intermediate fits the widths lower derived (<= 62 bits), so int64
 never wraps: the integers equal kernels.circulant_mac's bit for bit.
+
+A block-circulant conv2d (attrs `circulant`) stores only its defining vectors [p, q, b, kH, kW]
+(int8) and expands them in the graph by a Gather with the [b, b] index (r - c) mod b, a
+Transpose, a Reshape and a Slice to [C_out, C_in, kH, kW], then the same ConvInteger: the same
+integers as a dense conv, p*q*b*kH*kW stored weights.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from onnx import TensorProto, helper, numpy_helper
 from compiler.exec.golden import circulant_layer
 from compiler.ir import BINARY_THRESHOLDS, LAYER_OPS, FixedPoint, Graph, binary_output
 from kernels.argmax import threshold_code
+from kernels.circulant_conv import circulant_index, conv_circulant_vectors
 from kernels.circulant_mac import bit_reverse, twiddles
 from kernels.pool2d import window_counts
 
@@ -131,6 +137,12 @@ def _quantize(b: _Builder, g: Graph, node, x: str) -> str:
 
 
 def _flatten(b: _Builder, g: Graph, node, x: str) -> str:
+    """Row-major, or (attr `order` = "hwc") channel-last: Transpose to NHWC first."""
+    order = node.attrs.get("order", "row-major")
+    if order == "hwc":
+        x = b.op("Transpose", [x], f"{node.outputs[0]}__nhwc", perm=[0, 2, 3, 1])
+    elif order != "row-major":
+        raise OnnxBackendError(f"node {node.name!r}: unknown flatten order {order!r}")
     return b.op("Flatten", [x], f"{node.outputs[0]}__flat", axis=1)
 
 
@@ -306,17 +318,27 @@ def _circulant(b: _Builder, g: Graph, node, x: str) -> str:
 
 # ---- convolution and pooling -------------------------------------------------------------------
 def _conv2d(b: _Builder, g: Graph, node, x: str) -> str:
-    """ConvInteger (int8 x int8 -> int32, zero padding) + the bias per output channel."""
+    """ConvInteger (int8 x int8 -> int32, zero padding) + the bias per output channel. A
+    block-circulant conv (attrs `circulant`) stores only its defining vectors and expands them
+    in the graph (_circulant_conv_weight)."""
     a = node.attrs
     name, w = node.outputs[0], g.params[node.inputs[1]]
     window = dict(kernel_shape=list(a["kernel"]), strides=[a["stride"]] * 2, pads=_onnx_pads(a["pads"]))
+    full = _circulant_conv_weight(b, g, node) if "circulant" in a else None
+
+    def weight(c0: int, c1: int, k: str) -> str:
+        """The int8 weights of input channels c0..c1-1."""
+        if full is None:
+            return b.const(w[:, c0:c1], np.int8, "weight")
+        return full if (c0, c1) == (0, w.shape[1]) else _slice(b, full, 1, c0, c1, f"{name}__w{k}")
+
     if not _wide(node):
-        acc = b.op("ConvInteger", [x, b.const(w, np.int8, "weight")], f"{name}__conv", **window)
+        acc = b.op("ConvInteger", [x, weight(0, w.shape[1], "")], f"{name}__conv", **window)
     else:  # acc_bits > 32: int32 ConvInteger sums over input-channel groups that cannot wrap, added in int64
         acc = ""
         for k, (c0, c1) in enumerate(_int32_channel_groups(w, int(a["input_format"]["bits"]))):
             xs = _slice(b, x, 1, c0, c1, f"{name}__x{k}") if (c0, c1) != (0, w.shape[1]) else x
-            part = b.op("ConvInteger", [xs, b.const(w[:, c0:c1], np.int8, "weight")], f"{name}__conv{k}", **window)
+            part = b.op("ConvInteger", [xs, weight(c0, c1, str(k))], f"{name}__conv{k}", **window)
             part = b.op("Cast", [part], f"{name}__conv{k}_64", to=TensorProto.INT64)
             acc = b.op("Add", [acc, part], f"{name}__sum{k}") if acc else part
     if len(node.inputs) > 2:
@@ -324,6 +346,27 @@ def _conv2d(b: _Builder, g: Graph, node, x: str) -> str:
         dtype = np.int64 if _wide(node) else np.int32
         acc = b.op("Add", [acc, b.const(bias, dtype, "bias")], f"{name}__acc")
     return acc
+
+
+def _circulant_conv_weight(b: _Builder, g: Graph, node) -> str:
+    """The [C_out, C_in, kH, kW] int8 weights of a block-circulant conv, from the one stored
+    initializer of its defining vectors v [p, q, b, kH, kW] (kernels/circulant_conv.py):
+    Gather(v, idx, axis=2) with idx[r, c] = (r - c) mod b gives [p, q, b, b, kH, kW], transposed
+    to [p, b, q, b, kH, kW], reshaped to [p*b, q*b, kH, kW] and sliced to [C_out, C_in]."""
+    w = g.params[node.inputs[1]]
+    c_out, c_in, kh, kw = w.shape
+    block = int(node.attrs["circulant"]["block"])
+    v = conv_circulant_vectors(w.astype(np.int64), block)
+    p, q = v.shape[:2]
+    name = node.outputs[0]
+    vectors = b.const(v, np.int8, "circulant_vectors")
+    t = b.op("Gather", [vectors, b.const(circulant_index(block), np.int64, "circulant_index")], f"{name}__wg", axis=2)
+    t = b.op("Transpose", [t], f"{name}__wt", perm=[0, 2, 1, 3, 4, 5])
+    t = b.op("Reshape", [t, b.const([p * block, q * block, kh, kw], np.int64, "shape")], f"{name}__wr")
+    if (p * block, q * block) != (c_out, c_in):
+        ints = lambda v, hint: b.const(v, np.int64, hint)
+        t = b.op("Slice", [t, ints([0, 0], "start"), ints([c_out, c_in], "end"), ints([0, 1], "axes")], f"{name}__wc")
+    return t
 
 
 def _int32_channel_groups(w: np.ndarray, in_bits: int) -> list[tuple[int, int]]:

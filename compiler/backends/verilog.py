@@ -14,7 +14,9 @@ All engines share one valid/ready stream interface. An engine that fuses requant
 the requantize (+ReLU) node that follows its layer; a flatten is free. Images travel
 channel-last (for y, for x, for c; docs/fixed-point.md "Streams"): the host streams a 4-D
 input transposed (design.json "input_order": "hwc"), and the dense layer after a flatten
-stores its weight columns in that order (compiler.hw.dense.stream_weight_matrix).
+stores its weight columns in that order (compiler.hw.dense.stream_weight_matrix), unless the
+flatten itself is channel-last (attr `order` = "hwc", before a block-circulant layer): then
+the graph's vector is already the stream and the layer's columns are stored as they are.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def engine_specs(graph: Graph) -> list[EngineSpec]:
         raise VerilogBackendError(str(e)) from None
     specs: list[EngineSpec] = []
     nodes = [n for n in graph.nodes if n.op not in FREE_OPS]
+    channel_last = _after_channel_last_flatten(graph)
     image = _input_image(graph)  # [C, H, W] while the stream carries an image, else None
     width = FixedPoint.from_dict(graph.meta["input_format"]).bits
     i = 0
@@ -65,6 +68,8 @@ def engine_specs(graph: Graph) -> list[EngineSpec]:
             if (engine.fuses_requantize and i + 1 < len(nodes) and nodes[i + 1].op == "requantize")
             else None
         )
+        if node.name in channel_last:
+            image = None  # after a channel-last flatten the stream's order is the graph's: a plain vector
         spec = engine.spec(graph, node, follow, len(specs), image)
         if engine.protectable:
             protect(graph, engine, spec)
@@ -117,6 +122,22 @@ def _check_design_output(specs: list[EngineSpec]) -> None:
             f"layer {last.name!r}: the design's output is a {last.out_shape} image; "
             "it must be a vector (end in a dense layer or a global pool)"
         )
+
+
+def _after_channel_last_flatten(graph: Graph) -> set[str]:
+    """The first engine nodes after a flatten with `order` = "hwc" (the image's stream order, so
+    the flatten is free and the layer's columns are already in that order). A requantize is
+    fused into the engine before it."""
+    after: set[str] = set()
+    channel_last = False
+    for node in graph.nodes:
+        if node.op == "flatten":
+            channel_last = node.attrs.get("order", "row-major") == "hwc"
+        elif node.op not in FREE_OPS and node.op != "requantize":
+            if channel_last:
+                after.add(node.name)
+            channel_last = False
+    return after
 
 
 def _input_image(graph: Graph) -> list[int] | None:

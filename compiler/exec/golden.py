@@ -3,7 +3,10 @@
 `run` starts from float input (quantizing as the host does); `run_integer` starts from the
 integer stream the hardware receives. Both give the integer output tensor (the last dense
 layer's accumulators), the predicted classes and the dequantized float logits. A `circulant`
-node runs kernels.circulant_mac (the fixed-point FFT) with the spectra stored in the graph.
+node runs kernels.circulant_mac (the fixed-point FFT) with the spectra stored in the graph. A
+`flatten` with attr `order` = "hwc" emits the channel-last vector (the stream's order). A
+block-circulant conv2d (attrs `circulant`) runs as any conv2d: its weight param holds the
+expanded integer weights, and the structure changes only what the backends store.
 """
 
 from __future__ import annotations
@@ -110,6 +113,17 @@ def circulant_layer(graph: Graph, node) -> CirculantLayer:
     )
 
 
+def flatten(node, x: np.ndarray) -> np.ndarray:
+    """[N, C, H, W] -> [N, C*H*W]: row-major, or with attr `order` = "hwc" channel-last
+    ((y*W + x)*C + c, the order the hardware streams an image; docs/fixed-point.md "flatten")."""
+    order = node.attrs.get("order", "row-major")
+    if order == "hwc" and x.ndim == 4:
+        x = x.transpose(0, 2, 3, 1)
+    elif order not in ("row-major", "hwc"):
+        raise ValueError(f"node {node.name!r}: unknown flatten order {order!r}")
+    return x.reshape(len(x), -1)
+
+
 def _conv2d(graph: Graph, node, x):
     bias = graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
     return kernels.conv2d(x, graph.params[node.inputs[1]], bias, node.attrs["stride"], node.attrs["pads"])
@@ -120,7 +134,7 @@ def _circulant(graph: Graph, node, x):
 
 
 _STEP = {
-    "flatten": lambda g, n, x: x.reshape(len(x), -1),
+    "flatten": lambda g, n, x: flatten(n, x),
     "dense": _dense,
     "circulant": _circulant,
     "requantize": lambda g, n, x: kernels.requantize(x, n.attrs["shift"], n.attrs["bits"], n.attrs["relu"]),

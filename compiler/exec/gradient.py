@@ -3,7 +3,9 @@
 The forward values are the golden executor's, exactly (the graph as the hardware computes it);
 each node's gradient is that of a float stand-in through the exact values (straight-through):
 
-- dense, conv2d: the same product in float; circulant: the product of the stored spectra by
+- dense, conv2d: the same product in float (a block-circulant conv2d too: the gradient is its
+  expanded weights', which the conv engine's `stored().pullback` sums onto the vectors);
+  circulant: the product of the stored spectra by
   float FFTs, times 2**-spectrum_frac (what the fixed-point FFT approximates);
 - requantize: times 2**-shift, zero where the output saturated or the ReLU cut it;
 - an activation table: its local slope at the input code; pools: torch's pools;
@@ -100,6 +102,12 @@ def _table(graph, node, x, params, values):
     return x * torch.as_tensor(slope[np.clip(code, 0, len(table) - 1)], dtype=torch.float64)
 
 
+def _flatten(node, x):
+    if node.attrs.get("order") == "hwc" and x.dim() == 4:  # channel-last, as golden.flatten
+        x = x.permute(0, 2, 3, 1)
+    return x.reshape(len(x), -1)
+
+
 def _pads(pads) -> tuple[int, int, int, int]:
     return (pads,) * 4 if isinstance(pads, int) else tuple(int(p) for p in pads)  # type: ignore[return-value]
 
@@ -112,7 +120,7 @@ def _pool(node, x, reduce):
 
 
 _STAND_IN = {
-    "flatten": lambda g, n, x, p, v: x.reshape(len(x), -1),
+    "flatten": lambda g, n, x, p, v: _flatten(n, x),
     "dense": _dense,
     "circulant": _circulant,
     "requantize": _requantize,

@@ -59,7 +59,9 @@ def stream_weight_matrix(w_q: np.ndarray, input_chw) -> np.ndarray:
 
     Convolution and pooling engines stream a [C, H, W] tensor channel-last (for y, for x, for c),
     while the graph's flatten is row-major C*H*W; so the dense layer after a flatten of a 4-D
-    tensor (node attr `input_chw`) stores W_hw[:, (y*W + x)*C + c] = W[:, c*H*W + y*W + x]."""
+    tensor (node attr `input_chw`) stores W_hw[:, (y*W + x)*C + c] = W[:, c*H*W + y*W + x].
+    (A block-circulant layer instead reads a channel-last flatten, attr `order` = "hwc", and
+    holds this stream-order matrix as its weights: docs/fixed-point.md "flatten".)"""
     if not input_chw:
         return w_q
     c, h, w = input_chw
@@ -102,7 +104,8 @@ def stream_weights(graph: Graph, node: Node, image) -> np.ndarray:
     if node.op == "circulant" and chw is not None and stream_reorders(chw):
         raise VerilogBackendError(
             f"node {node.name!r}: a circulant layer cannot take a flattened {list(chw)} "
-            "image (the channel-last stream would break its block-circulant columns)"
+            "image (the channel-last stream would break its block-circulant columns); it reads a "
+            'flatten with order = "hwc" and stores its columns in stream order'
         )
     return stream_weight_matrix(w, chw)
 

@@ -9,7 +9,11 @@ A conv2d is lowered as a dense layer is (one weight format per layer, bias at th
 scale, an accumulator that cannot overflow); pools work on activations, so an accumulator is
 requantized before one, and keep their input's format exactly. The dense layer after a flatten
 of a [C, H, W] tensor records `input_chw`: the hardware streams that tensor channel-last, so its
-engine stores the columns permuted (compiler.hw.dense.stream_weight_matrix).
+engine stores the columns permuted (compiler.hw.dense.stream_weight_matrix). A block-circulant
+layer there (C > 1 and H*W > 1) cannot take permuted columns: the `circulant` pass made its
+stream-order matrix block-circulant (annotations["circulant"]["input_chw"]), so the integer
+flatten gets `order` = "hwc" (it emits the channel-last vector, docs/fixed-point.md "flatten")
+and the `circulant` node stores the stream-order weights, without `input_chw`.
 
 Hardware planning (engines, multipliers) is the next pass, `plan` (compiler/passes/plan.py).
 
@@ -24,6 +28,12 @@ kernels.circulant_mac.plan_circulant with the `[lower]` precision options. Its o
 accumulator at the dense layer's scale, so the same requantize follows. The FFT's accuracy cost
 (accumulator error against the exact product, and test accuracy with the exact product in its
 place) is measured on the calibration and test data and kept in the node's annotations.
+
+A conv2d made block-circulant in its channels (`annotations["block_size"]`, every kernel
+position's [C_out, C_in] slice block-circulant) stays an integer `conv2d` with the same exact
+product; lower checks that its quantized weights are still exactly block-circulant and records
+attrs `circulant` = {"block", "p", "q"}, from which model.int.onnx and the conv engine store
+only the defining vectors (docs/fixed-point.md "Block-circulant convolutions").
 """
 
 from __future__ import annotations
@@ -34,10 +44,11 @@ import numpy as np
 
 import kernels
 from compiler.exec import golden
-from compiler.hw.dense import stream_reorders
+from compiler.hw.dense import stream_order, stream_reorders, stream_weight_matrix, unstream
 from compiler.ir import ACTIVATION_OPS, POOL_OPS, SOFTMAX_OPS, FixedPoint, Graph, Node, TensorSpec, binary_output
 from compiler.passes.base import Option, Pass, PassError, int_in, register
 from kernels.activation import activation_table
+from kernels.circulant_conv import conv_circulant_vectors
 from kernels.circulant_mac import (
     FFT_EXTRA_GUARD,
     IFFT_GUARD,
@@ -182,6 +193,7 @@ class _Lowering:
         self.cur_is_acc = False
         self.cur_shape: tuple[int, ...] = ()
         self.flattened_chw: list[int] | None = None  # [C, H, W] when the current tensor is a flattened image
+        self.flatten_node: Node | None = None  # the integer flatten that made it
         self.narrowed: dict[str, dict] = {}  # layer -> the narrower weights _fit_accumulator chose
 
     def build(self) -> Graph:
@@ -228,8 +240,9 @@ class _Lowering:
 
     def _lower_flatten(self, node: Node) -> None:
         self.flattened_chw = list(self.cur_shape) if len(self.cur_shape) == 3 else None
+        self.flatten_node = Node("flatten", node.name, [self.cur], [node.outputs[0]])
         self._emit(
-            Node("flatten", node.name, [self.cur], [node.outputs[0]]),
+            self.flatten_node,
             self.cur_fmt,
             self.cur_is_acc,
             shape=(int(np.prod(self.cur_shape)),),
@@ -308,6 +321,8 @@ class _Lowering:
         inputs, attrs, (w_q, b_q) = self._quantize_layer(node, opts)
         acc_bits = _checked_acc_bits(node, kernels.conv_accumulator_bits(w_q, b_q, self.cur_fmt.bits))
         out_shape = self._float_shape(node.outputs[0])
+        if (circulant := _conv_circulant(node, w_q)) is not None:
+            attrs["circulant"] = circulant
         attrs |= {
             "kernel": list(node.attrs["kernel"]),
             "stride": int(node.attrs["stride"][0]),
@@ -393,14 +408,11 @@ class _Lowering:
         inputs, attrs, (w_q, b_q) = self._quantize_layer(node, opts, force_bias=bool(block))
         x_fmt, acc_frac = self.cur_fmt, attrs["acc_frac"]
         if self.flattened_chw:
-            if block and stream_reorders(self.flattened_chw):
-                raise PassError(
-                    f"lower: layer {node.name!r} is block-circulant but reads a flattened "
-                    f"{self.flattened_chw[0]}-channel image, which the hardware streams channel-last: "
-                    "its columns would be permuted out of the block structure (give it block_size = 1)"
-                )
-            attrs["input_chw"] = self.flattened_chw  # its input is an image streamed channel-last
-            self.flattened_chw = None
+            chw, self.flattened_chw = self.flattened_chw, None
+            if block and stream_reorders(chw):
+                w_q = self._stream_order_input(node, chw, inputs[1], w_q)
+            else:
+                attrs["input_chw"] = chw  # its input is an image streamed channel-last
         annotations = self._carried_annotations(node)
         op = "dense"
         if block:
@@ -419,6 +431,26 @@ class _Lowering:
             is_acc=True,
             shape=(w_q.shape[0],),
         )
+
+    def _stream_order_input(self, node: Node, chw: list[int], weight: str, w_q: np.ndarray) -> np.ndarray:
+        """A block-circulant layer after a flatten of a [C, H, W] image the hardware streams
+        channel-last: the `circulant` pass made its stream-order matrix block-circulant
+        (annotations["circulant"]["input_chw"]), so the integer flatten emits the channel-last
+        order (attr `order` = "hwc") and the layer stores its columns in that order: the same
+        products, and a weight matrix the FFT engine takes as it is."""
+        made = node.annotations.get("circulant", {}).get("input_chw")
+        if made is None or list(made) != list(chw):
+            how = "in the graph's row-major column order" if made is None else f"for a {list(made)} image"
+            raise PassError(
+                f"lower: layer {node.name!r} was made block-circulant {how}, but reads a flattened "
+                f"{chw} image, which the hardware streams channel-last: run the circulant pass on this "
+                "graph again (it defines the structure in stream order), or give the layer block_size = 1"
+            )
+        assert self.flatten_node is not None
+        self.flatten_node.attrs["order"] = "hwc"
+        w_s = stream_weight_matrix(w_q, chw)
+        self.params[weight] = w_s.astype(np.int32)
+        return w_s
 
     def _requantize(self, name: str, out: str, relu: bool) -> None:
         """acc (or an activation, for a standalone relu) -> calibrated activation format."""
@@ -541,6 +573,27 @@ def _circulant_block(node: Node, engine: str) -> int | None:
     return block
 
 
+def _conv_circulant(node: Node, w_q: np.ndarray) -> dict | None:
+    """The channel structure of a conv the `circulant` pass made block-circulant
+    (`annotations["block_size"]` = b > 1): {"block": b, "p": p, "q": q}, after checking that the
+    quantized weights are still exactly block-circulant at every kernel position (elementwise
+    quantization keeps that). None for a dense conv. The product stays conv2d's exact MAC; the
+    structure only lets model.int.onnx and the conv engine store the defining vectors."""
+    block = int(node.annotations.get("block_size", 1))
+    if block <= 1:
+        return None
+    try:
+        vectors = conv_circulant_vectors(w_q, block)
+    except ValueError as e:
+        raise PassError(
+            f"lower: conv layer {node.name!r} was made block-circulant (block size {block}) but its "
+            f"weights are no longer ({e}): a pass after circulant changed them (admm? run it before "
+            "circulant, giving that layer block_size = 1)"
+        ) from None
+    p, q = vectors.shape[:2]
+    return {"block": block, "p": int(p), "q": int(q)}
+
+
 def _plan_circulant_layer(node: Node, w_q: np.ndarray, b_q: np.ndarray, block: int, in_bits: int, opts: dict):
     """Spectra, shifts and widths of a block-circulant layer (kernels.circulant_mac.plan_circulant)."""
     n_out, n_in = w_q.shape
@@ -618,6 +671,18 @@ def _measure_circulant(graph: Graph, data, calibration_samples: int) -> None:
     )
 
 
+def _flatten_order(graph: Graph, node: Node) -> str:
+    """The `order` of the integer flatten a layer reads (through elementwise nodes), or
+    "row-major" (also when it reads no flatten)."""
+    producers = {t: n for n in graph.nodes for t in n.outputs}
+    tensor = node.inputs[0]
+    while (src := producers.get(tensor)) is not None and src.op in ("requantize", "table", "flatten"):
+        if src.op == "flatten":
+            return src.attrs.get("order", "row-major")
+        tensor = src.inputs[0]
+    return "row-major"
+
+
 def _measure_narrowed(float_graph: Graph, lowered: Graph, data) -> None:
     """The accuracy cost of each layer whose weights lower narrowed to fit MAX_ACC_BITS, in its
     `narrowed` annotation: the float model's test accuracy, and the same with only this layer's
@@ -638,7 +703,10 @@ def _measure_narrowed(float_graph: Graph, lowered: Graph, data) -> None:
         weight = next(n for n in float_graph.nodes if n.name == node.name).inputs[1]
         trial = float_graph.copy()
         frac = info["weight_format_to"]["frac"]
-        trial.params[weight] = (lowered.params[node.inputs[1]] * 2.0**-frac).astype(np.float32)
+        w_q = lowered.params[node.inputs[1]]
+        if _flatten_order(lowered, node) == "hwc":  # stored in stream order: back to the graph's
+            w_q = unstream(w_q, stream_order(w_q.shape, node.annotations["circulant"]["input_chw"]))
+        trial.params[weight] = (w_q * 2.0**-frac).astype(np.float32)
         info["float_test_accuracy"] = base
         info["float_test_accuracy_narrowed"] = accuracy(trial)
     lowered.meta["narrowed_layers"] = {n.name: n.annotations["narrowed"] for n in narrowed}

@@ -221,7 +221,9 @@ def test_a_dense_after_an_image_needs_input_chw():
 def test_a_circulant_layer_after_an_image_is_refused():
     graph = build_cnn((2, 6, 6), [conv(4), maxpool(2), flatten(), dense(3)])
     graph.node("L3_dense").op = "circulant"
-    graph.node("L3_dense").annotations.update(engine="circulant", multipliers=4)  # a consistent plan
+    graph.node("L3_dense").attrs["circulant"] = {"block": 2}
+    # a consistent plan: one complex multiplier (3 real), BF = SM = 1
+    graph.node("L3_dense").annotations.update(engine="circulant", multipliers=3, butterfly_units=1, spectral_lanes=1)
     with pytest.raises(VerilogBackendError, match=r"'L3_dense'.*circulant layer cannot take"):
         engine_specs(graph)
 

@@ -181,10 +181,12 @@ def test_an_explicit_batchnorm_is_refused_by_name():
         get_pass("lower").run(g, Context(data=Dataset(x, y, x, y), log=lambda *_: None, progress=False))
 
 
-def test_a_block_circulant_layer_after_a_multichannel_image_is_refused(cnn_data):
+def test_a_block_circulant_layer_after_a_multichannel_image_reads_it_channel_last(cnn_data):
+    """(tests/compiler/passes/test_circulant_stream_order.py has the details.)"""
     recipe = {
         "passes": ["canonicalize", "circulant", "lower"],
         "circulant": {"block_size": 1, "epochs": 1, "layers": {"/7/Gemm": {"block_size": 2}}},
     }
-    with pytest.raises(PassError, match="'/7/Gemm' is block-circulant but reads a flattened 16-channel image"):
-        lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data, recipe)
+    _, low = lower_model(EXAMPLES / "digits_cnn.onnx", cnn_data, recipe)
+    assert low.node("/7/Gemm").op == "circulant" and "input_chw" not in low.node("/7/Gemm").attrs
+    assert next(n for n in low.nodes if n.op == "flatten").attrs["order"] == "hwc"
