@@ -84,6 +84,8 @@ def build_report(
             **({"narrowed": compiled.meta["narrowed_layers"]} if "narrowed_layers" in compiled.meta else {}),
             # the backdoor defense's pruning and fine-tuning figures (passes/fine_prune.py)
             **({"fine_prune": compiled.meta["fine_prune"]} if "fine_prune" in compiled.meta else {}),
+            # block sizes, the retraining's held-out figures and block_size = "auto"'s trials (passes/circulant.py)
+            **({"circulant": compiled.meta["circulant"]} if "circulant" in compiled.meta else {}),
         },
         "layers": layers,
         "hardware": hardware,
@@ -256,6 +258,38 @@ def _fine_prune_lines(fp: dict | None) -> list[str]:
     ]
 
 
+def _circulant_lines(c: dict | None) -> list[str]:
+    """The circulant pass's choices (passes/circulant.py): block sizes, the kept epoch, and every
+    block size `block_size = "auto"` tried."""
+    if not c:
+        return []
+    sizes = ", ".join(f"{md_code(name)} b = {b}" for name, b in c.get("block_sizes", {}).items()) or "none"
+    lines = [f"Block-circulant layers (docs/fixed-point.md): {sizes}."]
+    training = c.get("training", {})
+    if training.get("heldout_accuracy") is not None:
+        lines[0] += (
+            f" Retraining kept epoch {training['best_epoch']} of {training['epochs_run']} (held-out accuracy "
+            f"{_pct(training['heldout_accuracy'])} on {training['heldout_rows']} rows of x_train)."
+        )
+    auto = c.get("auto")
+    if auto:
+        lines += [
+            "",
+            f'`block_size = "auto"`: the largest block size within {auto["max_accuracy_drop"]:g} points of the '
+            f"input model's held-out accuracy ({_pct(auto['reference_accuracy'])} on {auto['heldout_rows']} rows), "
+            f"{auto['trial_epochs']} epochs per trial:",
+            "",
+            "| layer | block size | held-out accuracy | accepted |",
+            "|---|---|---|---|",
+            *(
+                f"| {md_code(t['layer'])} | {t['block_size']} | {_pct(t['heldout_accuracy'])} | "
+                f"{'yes' if t['accepted'] else 'no'} |"
+                for t in auto["trials"]
+            ),
+        ]
+    return [*lines, ""]
+
+
 def _dp_sgd_lines(pt: dict | None) -> list[str]:
     """One line on differentially private training (passes/dp_sgd.py): the guarantee, or its absence."""
     dp = (pt or {}).get("dp_sgd")
@@ -294,6 +328,7 @@ def render_markdown(r: dict) -> str:
         *_qonnx_lines(m.get("qonnx")),
         *_narrowed_lines(m.get("narrowed")),
         *_fine_prune_lines(m.get("fine_prune")),
+        *_circulant_lines(m.get("circulant")),
         *_dp_sgd_lines(r.get("privacy_training")),
         "## Passes",
         "",

@@ -44,3 +44,32 @@ def test_circulant_layers_in_the_report(tmp_path, digits_npz, digits_data):
     assert first["multipliers"] % 3 == 0 and second["multipliers"] % 3 == 0  # complex multipliers, 3 real each
     md = (tmp_path / "out" / "report.md").read_text()
     assert f"| `/1/Gemm` | 32x64 | circulant | {first['multipliers']} |" in md
+
+
+def test_auto_block_sizes_and_their_trials_are_in_the_report(tmp_path, digits_npz):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        'passes = ["canonicalize", "circulant", "lower"]\n[circulant]\nblock_size = "auto"\nepochs = 2\n'
+        "trial_epochs = 1\nmax_accuracy_drop = 100.0\n"
+    )
+    out = tmp_path / "out"
+    report = api.compile(
+        EXAMPLES / "digits_mlp.onnx",
+        digits_npz,
+        out,
+        recipe=recipe,
+        log=lambda *_: None,
+        progress=False,
+        synth_timeout=None,
+    )
+    circ = report["model"]["circulant"]
+    trials = circ["auto"]["trials"]
+    # a budget of 100 points accepts the first (largest) block size tried for each layer
+    assert [(t["layer"], t["block_size"], t["accepted"]) for t in trials] == [
+        ("/1/Gemm", 32, True),
+        ("/3/Gemm", 16, True),
+    ]
+    assert circ["block_sizes"] == {"/1/Gemm": 32, "/3/Gemm": 16}
+    assert [layer["block_size"] for layer in report["layers"]] == [32, 16, 1]
+    md = (out / "report.md").read_text()
+    assert "| `/1/Gemm` | 32 |" in md and '`block_size = "auto"`' in md and "Retraining kept epoch" in md
