@@ -197,8 +197,20 @@ def _design_recipes(hidden: list[str], last: str) -> dict[str, str]:
     }
 
 
-def simulated_designs(models, work: Path, samples: int, quick: bool) -> None:
+def compile_and_simulate(model: Path, data_path: Path, out: Path, recipe_text: str, samples: int):
+    """(report, simulation result, design.json) of one design compiled with `recipe_text`."""
     from compiler import api
+
+    recipe = out.parent / f"{out.name}.toml"
+    recipe.write_text(recipe_text)
+    report = api.compile(
+        model, data_path, out, recipe=recipe, force=True, log=lambda *_: None, progress=False, synth_timeout=None
+    )
+    sim = api.simulate(out, samples=samples, log=lambda *_: None)
+    return report, sim, json.loads((out / "rtl" / "design.json").read_text())
+
+
+def simulated_designs(models, work: Path, samples: int, quick: bool) -> None:
 
     print(
         f"\n## Whole designs simulated (Icarus, {samples} samples + 8 replayed with back-pressure; "
@@ -216,20 +228,7 @@ def simulated_designs(models, work: Path, samples: int, quick: bool) -> None:
         for design, text in recipes.items():
             start = time.perf_counter()
             out = work / f"{model.stem}-{design.split()[0]}"
-            recipe = work / f"{out.name}.toml"
-            recipe.write_text(text)
-            report = api.compile(
-                model,
-                data_path,
-                out,
-                recipe=recipe,
-                force=True,
-                log=lambda *_: None,
-                progress=False,
-                synth_timeout=None,
-            )
-            sim = api.simulate(out, samples=samples, log=lambda *_: None)
-            est = json.loads((out / "rtl" / "design.json").read_text())
+            report, sim, est = compile_and_simulate(model, data_path, out, text, samples)
             rom = sum(layer["weight_bits"] for layer in report["layers"][:-1])
             print(
                 f"{name[:24]:24} {design:14} {report['compiled']['test_accuracy']:8.4f} {rom:17,} "
@@ -280,7 +279,6 @@ def parallel_designs(work: Path, settings=(8, 16, 32), samples: int = 8, epochs:
     the circulant design planned with the fewest `[plan] multipliers` whose cycle budget is within
     the dense design's (`circ N=...`)."""
     from benchmarks.datasets import MlpRecipe, load_digits, member_split, train_onnx_mlp
-    from compiler import api
 
     x, y = load_digits()
     data = member_split(x, y, 1200, 597)
@@ -325,20 +323,7 @@ def parallel_designs(work: Path, settings=(8, 16, 32), samples: int = 8, epochs:
         for design, text in recipes.items():
             start = time.perf_counter()
             out = work / f"wide-{design.replace(' ', '').replace('=', '')}-{n}"
-            recipe = work / f"{out.name}.toml"
-            recipe.write_text(text)
-            report = api.compile(
-                model,
-                data_path,
-                out,
-                recipe=recipe,
-                force=True,
-                log=lambda *_: None,
-                progress=False,
-                synth_timeout=None,
-            )
-            sim = api.simulate(out, samples=samples, log=lambda *_: None)
-            est = json.loads((out / "rtl" / "design.json").read_text())
+            report, sim, est = compile_and_simulate(model, data_path, out, text, samples)
             layers = _layer_multipliers(out)
             plan = json.loads(sorted((out / "checkpoints").glob("*-plan/graph.json"))[-1].read_text())["meta"]["plan"]
             text_layers = ", ".join(f"{e}: {m}" for e, m in layers)

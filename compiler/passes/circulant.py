@@ -43,6 +43,7 @@ from compiler.exec.train import SCHEDULES, TrainConfig, fit, holdout_split, teac
 from compiler.hw.dense import stream_order, stream_reorders, stream_weight_matrix, unstream
 from compiler.ir import Graph, Node
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, one_of, register
+from kernels.circulant_conv import conv_circulant_expand, conv_circulant_project
 from kernels.circulant_mac import block_grid, circulant_expand, circulant_project
 
 DENSE = 1  # block size that keeps a layer dense
@@ -165,7 +166,7 @@ class Circulant(Pass):
         images = stream_images(g)
         for node in g.weighted_nodes(include_conv=True):
             if node.name in fixed:
-                _annotate(node, g.params[node.inputs[1]].shape, fixed[node.name])
+                annotate(node, g.params[node.inputs[1]].shape, fixed[node.name])
                 chw = images.get(node.name)
                 if chw is not None:  # block-circulant in the order the hardware streams its inputs
                     node.annotations["circulant"]["input_chw"] = chw
@@ -370,11 +371,7 @@ def project_weight(w: np.ndarray, b: int) -> np.ndarray:
     positions share no weight, so the least-squares problem splits per position)."""
     if w.ndim == 2:
         return circulant_expand(circulant_project(w, b))[: w.shape[0], : w.shape[1]].astype(w.dtype)
-    out = np.empty_like(w)
-    for ky in range(w.shape[2]):
-        for kx in range(w.shape[3]):
-            out[:, :, ky, kx] = project_weight(w[:, :, ky, kx], b)
-    return out
+    return conv_circulant_expand(conv_circulant_project(w, b), *w.shape[:2]).astype(w.dtype)
 
 
 def project_graph(graph: Graph, sizes: dict[str, int]) -> Graph:
@@ -456,7 +453,8 @@ def _diagonal_ids(n_out: int, n_in: int, b: int) -> np.ndarray:
     return ((r // b) * q + c // b) * b + (r - c) % b
 
 
-def _annotate(node: Node, shape: tuple[int, ...], b: int) -> None:
+def annotate(node: Node, shape: tuple[int, ...], b: int) -> None:
+    """The node's `block_size` and `circulant` annotations, as lower and the backends read them."""
     n_out, n_in = _matrix_shape(shape)
     positions = int(np.prod(shape[2:], dtype=np.int64))  # kh * kw for a conv, 1 for dense
     p, q = block_grid(n_out, n_in, b)

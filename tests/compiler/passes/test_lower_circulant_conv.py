@@ -20,10 +20,10 @@ from compiler.frontend.onnx import load_onnx
 from compiler.hw import conv as hw_conv
 from compiler.ir import Graph
 from compiler.passes.base import Context, PassError
+from compiler.passes.circulant import annotate, project_weight
 from compiler.passes.manager import run_flow
 from kernels.circulant_conv import (
     conv_circulant_expand,
-    conv_circulant_project,
     conv_circulant_pullback,
     conv_circulant_vectors,
     fft_conv_multiplies,
@@ -47,25 +47,8 @@ def circulant_cnn(blocks=None, cnn_data=None) -> Graph:
         if node.op != "conv2d" or not b:
             continue
         w = graph.params[node.inputs[1]]
-        c_out, c_in, kh, kw = w.shape
-        v = conv_circulant_project(w, b)
-        graph.params[node.inputs[1]] = conv_circulant_expand(v, c_out, c_in).astype(w.dtype)
-        p, q = block_grid(c_out, c_in, b)
-        node.annotations["block_size"] = b
-        node.annotations["circulant"] = {
-            "block_size": b,
-            "grid": [p, q],
-            "n_in": c_in,
-            "n_out": c_out,
-            "n_in_padded": q * b,
-            "n_out_padded": p * b,
-            "padded_inputs": q * b - c_in,
-            "padded_outputs": p * b - c_out,
-            "stored_weights": p * q * b * kh * kw,
-            "dense_weights": w.size,
-            "compression": w.size / (p * q * b * kh * kw),
-            "kernel": [kh, kw],
-        }
+        graph.params[node.inputs[1]] = project_weight(w, b)
+        annotate(node, w.shape, b)
     return graph
 
 
