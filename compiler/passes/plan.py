@@ -2,7 +2,7 @@
 
 Runs after lower, on the integer graph (so re-planning from a `NN-lower` checkpoint needs no
 recalibration). The largest layer, run by its default engine with `multipliers` multipliers,
-sets the cycle budget T of a balanced pipeline (a block-circulant layer: its FFT engine's
+sets the cycle budget T of a balanced pipeline (or `cycle_budget` gives T directly) (a block-circulant layer: its FFT engine's
 interval with that many multipliers, compiler/hw/circulant.py); engines with a fixed schedule
 (pool, activation) raise T to their interval, since a layer finishing faster would only wait. Every layer then
 gets, from each engine that computes its op (compiler.hw.engines_for), the cheapest
@@ -38,6 +38,12 @@ class Plan(Pass):
             "to; per layer: that layer's count (circulant: rounded down to a multiple of 3)",
             per_layer=True,
         ),
+        "cycle_budget": Option(
+            0,
+            int_in(0, 1 << 30),
+            "cycles per vector every layer must meet, instead of the budget `multipliers` sets (0): each "
+            "layer then gets the fewest multipliers within it (raised to a fixed-schedule engine's interval)",
+        ),
         "engine": Option(
             "auto",
             one_of("auto", "dense", "sparse"),
@@ -66,7 +72,8 @@ class Plan(Pass):
         planned = graph.copy()
         largest = ctx.options(self.name)["multipliers"]
         nodes = [n for n in planned.nodes if n.op in hw.engine_ops()]
-        budget = cycle_budget(planned, nodes, largest)
+        given = ctx.options(self.name)["cycle_budget"]
+        budget = cycle_budget(planned, nodes, largest, given)
         try:
             for node in nodes:
                 node.annotations.update(self._plan_node(planned, node, ctx, budget, largest))
@@ -96,13 +103,16 @@ class Plan(Pass):
         return hw.registry.CHOOSERS[node.op](graph, node, planned, budget, forced)
 
 
-def cycle_budget(graph: Graph, nodes, largest: int) -> int:
-    """The slowest layer's cycles with `largest` multipliers on its default engine, raised to
-    the interval of every fixed-schedule engine."""
-    cycles = [0]
+def cycle_budget(graph: Graph, nodes, largest: int, given: int = 0) -> int:
+    """`given`, or else the slowest layer's cycles with `largest` multipliers on its default
+    engine; raised to the interval of every fixed-schedule engine."""
+    cycles = [given]
     for node in nodes:
         default = hw.engines_for(node.op)[0]
-        for value in (default.budget_cycles(graph, node, largest), default.fixed_interval(graph, node)):
+        for value in (
+            None if given else default.budget_cycles(graph, node, largest),
+            default.fixed_interval(graph, node),
+        ):
             if value is not None:
                 cycles.append(value)
     return max(cycles)

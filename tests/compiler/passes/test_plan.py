@@ -137,3 +137,25 @@ def test_mpc_compile_replans_a_lower_checkpoint_without_recalibrating(tmp_path, 
     assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["00-import", "01-plan"]
     with pytest.raises(api.MpcError, match="not a checkpoint"):
         api.compile(tmp_path / "a" / "rtl", digits_npz, tmp_path / "c", **quiet)
+
+
+def test_a_given_cycle_budget_gets_the_fewest_multipliers_within_it(unplanned, digits_data):
+    planned, graph = unplanned
+    budget = planned.meta["plan"]["cycle_budget"]  # the dense design at multipliers = 16
+    again = _plan(graph, {"plan": {"cycle_budget": budget}})
+    assert again.meta["plan"]["cycle_budget"] == budget
+    assert [n.annotations["multipliers"] for n in again.weighted_nodes()] == [
+        n.annotations["multipliers"] for n in planned.weighted_nodes()
+    ]
+    # the block-circulant model (b = 8) meets the dense design's budget with fewer multipliers
+    recipe = {"passes": ["canonicalize", "circulant", "lower"], "circulant": {"block_size": 8, "epochs": 0}}
+    _, circ = lower_model(EXAMPLES / "digits_mlp.onnx", digits_data, recipe | {"plan": {"cycle_budget": budget}})
+    engines = [n.annotations["engine"] for n in circ.weighted_nodes()]
+    assert engines == ["circulant", "circulant", "dense"]
+    for node in circ.weighted_nodes():
+        chosen = node.annotations["cost"][node.annotations["engine"]]
+        assert chosen["interval" if node.annotations["engine"] == "circulant" else "compute_cycles"] <= budget
+    total = sum(n.annotations["multipliers"] for n in circ.weighted_nodes())
+    assert total < sum(n.annotations["multipliers"] for n in planned.weighted_nodes())
+    with pytest.raises(PassError, match="cycle_budget"):
+        _plan(graph, {"plan": {"cycle_budget": -1}})
