@@ -3,7 +3,7 @@ engine costs in cycles and ROM against dense and sparse engines storing as many 
 
     python benchmarks/circulant_hardware.py [--quick] [--accuracy | --hardware] [--simulate]
 
-(2) Accuracy vs block size (`--accuracy`): the circulant pass (default retraining: 60 epochs)
+(2) Accuracy vs block size (`--accuracy`): the circulant pass (its default retraining)
     on every dense layer but the last, then lower. Per block size b: weights stored in the
     circulant layers, test accuracy of the float circulant model, of the integer graph (the
     fixed-point FFT, what the hardware computes) and of the same integer graph with exact
@@ -19,8 +19,9 @@ engine costs in cycles and ROM against dense and sparse engines storing as many 
     (BF butterfly units, SM spectral lanes) against dense at equal multipliers. `--simulate` then
     compiles the digits MLP three ways with equal storage in its hidden layers (dense; 87.5%
     magnitude-pruned on the sparse engine; circulant b = 8), 4 multipliers in each hidden
-    layer, simulates each design in Icarus (cocotb, bit-exact against golden) and prints the
-    simulated latency / interval beside the cost model's; without --quick also LeNet-300-100
+    layer (3 for the FFT engine: one complex multiplier), simulates each design in Icarus
+    (cocotb, bit-exact against golden) and prints the simulated latency / interval beside the
+    cost model's; without --quick also LeNet-300-100
     at b = 8. Only those rows are confirmed by simulation here; the module benches
     (sim/test_*_mac.py) confirm each engine's per-output timing formula at other shapes.
 
@@ -192,8 +193,8 @@ def _design_recipes(hidden: list[str], last: str) -> dict[str, str]:
             'passes = ["canonicalize", "magnitude_prune", "lower"]\n[magnitude_prune]\nsparsity = 0.875\n'
             f'{keep_last}[plan]\nengine = "sparse"\n{layers}'
         ),
-        # the FFT engine always has 4 multipliers: no per-layer count to give
-        "circulant b=8": 'passes = ["canonicalize", "circulant", "lower"]\n[circulant]\nblock_size = 8\n',
+        # 4 multipliers per hidden layer: the FFT engine rounds down to one complex multiplier (3)
+        "circulant b=8": f'passes = ["canonicalize", "circulant", "lower"]\n[circulant]\nblock_size = 8\n{layers}',
     }
 
 
