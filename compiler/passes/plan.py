@@ -2,12 +2,13 @@
 
 Runs after lower, on the integer graph (so re-planning from a `NN-lower` checkpoint needs no
 recalibration). The largest layer, run by its default engine with `multipliers` multipliers,
-sets the cycle budget T of a balanced pipeline (or `cycle_budget` gives T directly) (a block-circulant layer: its FFT engine's
-interval with that many multipliers, compiler/hw/circulant.py); engines with a fixed schedule
-(pool, activation) raise T to their interval, since a layer finishing faster would only wait. Every layer then
-gets, from each engine that computes its op (compiler.hw.engines_for), the cheapest
-configuration meeting T, and where several engines compete (dense or sparse) the op's chooser
-picks one (compiler.hw.sparse.choose_dense_or_sparse). Recipe per-layer `multipliers` /
+sets the cycle budget T of a balanced pipeline (a block-circulant layer: its FFT engine's
+interval with that many multipliers, compiler/hw/circulant.py), or `cycle_budget` gives T
+directly; engines with a fixed schedule (pool, activation) raise T to their interval, since a
+layer finishing faster would only wait. Every layer then gets, from each engine that computes
+its op (compiler.hw.engines_for), the cheapest configuration meeting T, and where several
+engines compete (dense or sparse) the op's chooser picks one
+(compiler.hw.sparse.choose_dense_or_sparse). Recipe per-layer `multipliers` /
 `engine` override the choice. The result is the typed plan of compiler/hw/registry.py:
 `engine` and that engine's plan fields on every engine node, `meta["planned"]`, checked by
 Graph.validate.
