@@ -23,13 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.circulant_mac import block_grid, circulant_expand, circulant_project
-
-
-def circulant_index(b: int) -> np.ndarray:
-    """The [b, b] index idx[r, c] = (r - c) mod b: block (i, j) = v[i, j][idx]."""
-    r = np.arange(b)
-    return (r[:, None] - r[None, :]) % b
+from kernels.circulant_mac import block_grid, circulant_expand, circulant_project, circulant_vectors, diagonal_sums
 
 
 def conv_circulant_project(w: np.ndarray, b: int) -> np.ndarray:
@@ -64,18 +58,17 @@ def conv_circulant_vectors(w: np.ndarray, b: int) -> np.ndarray:
     if w.ndim != 4:
         raise ValueError(f"weights of shape {w.shape} are not [C_out, C_in, kH, kW]")
     c_out, c_in, kh, kw = w.shape
-    v = conv_circulant_project(w, b)
-    if np.issubdtype(w.dtype, np.integer):
-        v = np.rint(v).astype(w.dtype)
-    expanded = conv_circulant_expand(v, c_out, c_in)
+    positions = []
     for ky in range(kh):
         for kx in range(kw):
-            if not np.array_equal(expanded[:, :, ky, kx], w[:, :, ky, kx]):
+            try:
+                positions.append(circulant_vectors(w[:, :, ky, kx], b))
+            except ValueError:
                 raise ValueError(
                     f"the [{c_out}, {c_in}] weights at kernel position ({ky}, {kx}) are not "
                     f"block-circulant with block size {b}"
-                )
-    return v
+                ) from None
+    return np.stack(positions, axis=-1).reshape(*positions[0].shape, kh, kw)
 
 
 def conv_circulant_pullback(grad_w: np.ndarray, b: int) -> np.ndarray:
@@ -84,13 +77,10 @@ def conv_circulant_pullback(grad_w: np.ndarray, b: int) -> np.ndarray:
     g = np.asarray(grad_w, dtype=np.float64)
     c_out, c_in, kh, kw = g.shape
     p, q = block_grid(c_out, c_in, b)
-    padded = np.zeros((p * b, q * b, kh, kw))
-    padded[:c_out, :c_in] = g
-    blocks = padded.reshape(p, b, q, b, kh, kw).transpose(0, 2, 1, 3, 4, 5)  # [p, q, r, c, kH, kW]
-    idx = circulant_index(b)
     out = np.zeros((p, q, b, kh, kw))
-    for d in range(b):
-        out[:, :, d] = blocks[:, :, idx == d].sum(axis=2)
+    for ky in range(kh):
+        for kx in range(kw):
+            out[:, :, :, ky, kx] = diagonal_sums(g[:, :, ky, kx], b)
     return out
 
 

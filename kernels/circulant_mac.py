@@ -36,7 +36,7 @@ def block_grid(n_out: int, n_in: int, b: int) -> tuple[int, int]:
     return -(-n_out // b), -(-n_in // b)
 
 
-def _circulant_index(b: int) -> np.ndarray:
+def circulant_index(b: int) -> np.ndarray:
     """idx[r, c] = (r - c) mod b: which vector element sits at row r, column c of a block."""
     r = np.arange(b)
     return (r[:, None] - r[None, :]) % b
@@ -46,7 +46,7 @@ def circulant_expand(vectors: np.ndarray) -> np.ndarray:
     """Defining vectors [p, q, b] -> the dense block-circulant matrix [p*b, q*b]."""
     vectors = np.asarray(vectors)
     p, q, b = vectors.shape
-    blocks = vectors[:, :, _circulant_index(b)]  # [p, q, b(rows), b(cols)]
+    blocks = vectors[:, :, circulant_index(b)]  # [p, q, b(rows), b(cols)]
     return blocks.transpose(0, 2, 1, 3).reshape(p * b, q * b)
 
 
@@ -60,21 +60,23 @@ def circulant_project(dense: np.ndarray, b: int) -> np.ndarray:
     gets 0.
     """
     dense = np.asarray(dense, dtype=np.float64)
-    n_out, n_in = dense.shape
-    p, q = block_grid(n_out, n_in, b)
-    padded = np.zeros((p * b, q * b))
-    padded[:n_out, :n_in] = dense
-    inside = np.zeros((p * b, q * b))
-    inside[:n_out, :n_in] = 1.0
-    sums = _diagonal_sums(padded, p, q, b)
-    counts = _diagonal_sums(inside, p, q, b)
+    sums = diagonal_sums(dense, b)
+    counts = diagonal_sums(np.ones_like(dense), b)
     return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
 
 
-def _diagonal_sums(padded: np.ndarray, p: int, q: int, b: int) -> np.ndarray:
+def diagonal_sums(m: np.ndarray, b: int) -> np.ndarray:
+    """[p, q, b]: the sum of the entries of an [n_out, n_in] matrix (zero-padded to whole
+    blocks) on each wrapped block diagonal, element d of block (i, j) summing (r - c) mod b = d:
+    the least-squares projection's numerator, and the gradient with respect to the defining
+    vectors of a loss whose gradient with respect to the expanded matrix is m."""
+    n_out, n_in = m.shape
+    p, q = block_grid(n_out, n_in, b)
+    padded = np.zeros((p * b, q * b))
+    padded[:n_out, :n_in] = m
     blocks = padded.reshape(p, b, q, b).transpose(0, 2, 1, 3)  # [p, q, r, c]
     sums = np.zeros((p, q, b))
-    idx = _circulant_index(b)
+    idx = circulant_index(b)
     for d in range(b):
         sums[:, :, d] = blocks[:, :, idx == d].sum(axis=-1)
     return sums

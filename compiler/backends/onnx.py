@@ -37,8 +37,8 @@ from onnx import TensorProto, helper, numpy_helper
 from compiler.exec.golden import circulant_layer
 from compiler.ir import BINARY_THRESHOLDS, LAYER_OPS, FixedPoint, Graph, binary_output
 from kernels.argmax import threshold_code
-from kernels.circulant_conv import circulant_index, conv_circulant_vectors
-from kernels.circulant_mac import bit_reverse, twiddles
+from kernels.circulant_conv import conv_circulant_vectors
+from kernels.circulant_mac import bit_reverse, circulant_index, twiddles
 from kernels.pool2d import window_counts
 
 OPSET = 17
