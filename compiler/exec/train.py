@@ -62,6 +62,7 @@ class TrainResult:
     best_epoch: int  # the epoch whose parameters `graph` holds (0: the starting point)
     epochs_run: int
     heldout_accuracy: float | None = None  # at best_epoch (within keep_margin of the best); None without a slice
+    heldout_rows: int = 0  # rows of x held out (never trained on)
     history: list[float] = field(default_factory=list)  # held-out accuracy after epochs 0, 1, ...
 
 
@@ -243,7 +244,7 @@ def _train(
     if top is None:
         return TrainResult(with_params(graph, module.export_params()), config.epochs, config.epochs)
     result = graph.copy() if kept_params is None else with_params(graph, kept_params)
-    return TrainResult(result, best_epoch, epoch, kept, history)
+    return TrainResult(result, best_epoch, epoch, kept, history=history, heldout_rows=len(heldout))
 
 
 def keep_margin(accuracy: float, n: int) -> float:

@@ -189,8 +189,9 @@ def retrain(
     """Project `sizes`' layers, prune the `prune` share of each one's blocks, retrain in the
     structure, project again (exact in float32, whatever the optimizer's rounding); return the
     graph and what the held-out slice said."""
-    masks = block_masks(project_graph(graph, sizes), sizes, prune or {})
-    g = apply_masks(project_graph(graph, sizes), masks)
+    g = project_graph(graph, sizes)
+    masks = block_masks(g, sizes, prune or {})
+    g = apply_masks(g, masks)
     if config.epochs == 0:
         return g, {"epochs_run": 0}
     projector = _projector(g, sizes)
@@ -213,8 +214,7 @@ def retrain(
     )
     training: dict = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}
     if result.heldout_accuracy is not None:
-        rows = len(holdout_split(ctx.data.y_train, config.validation_fraction, ctx.seed)[1])
-        training |= {"heldout_accuracy": result.heldout_accuracy, "heldout_rows": rows}
+        training |= {"heldout_accuracy": result.heldout_accuracy, "heldout_rows": result.heldout_rows}
     return apply_masks(project_graph(result.graph, sizes), masks), training
 
 
