@@ -29,14 +29,14 @@ from kernels.circulant_mac import block_grid, circulant_expand, circulant_projec
 def conv_circulant_project(w: np.ndarray, b: int) -> np.ndarray:
     """The least-squares nearest block-circulant weights, per kernel position (float):
     defining vectors [p, q, b, kH, kW] (kernels.circulant_mac.circulant_project)."""
-    w = np.asarray(w, dtype=np.float64)
-    c_out, c_in, kh, kw = w.shape
-    p, q = block_grid(c_out, c_in, b)
-    v = np.zeros((p, q, b, kh, kw))
-    for ky in range(kh):
-        for kx in range(kw):
-            v[:, :, :, ky, kx] = circulant_project(w[:, :, ky, kx], b)
-    return v
+    return _per_position(lambda m: circulant_project(m, b), np.asarray(w, dtype=np.float64))
+
+
+def _per_position(fn, w: np.ndarray) -> np.ndarray:
+    """fn ([C_out, C_in] -> [p, q, b]) at every kernel position of w: [p, q, b, kH, kW]."""
+    kh, kw = w.shape[2:]
+    per = [fn(w[:, :, ky, kx]) for ky in range(kh) for kx in range(kw)]
+    return np.stack(per, axis=-1).reshape(*per[0].shape, kh, kw)
 
 
 def conv_circulant_expand(v: np.ndarray, c_out: int, c_in: int) -> np.ndarray:
@@ -74,14 +74,7 @@ def conv_circulant_vectors(w: np.ndarray, b: int) -> np.ndarray:
 def conv_circulant_pullback(grad_w: np.ndarray, b: int) -> np.ndarray:
     """d loss / d v from d loss / d W [C_out, C_in, kH, kW]: each vector element's gradient is
     the sum over the weights it defines (W is linear in v)."""
-    g = np.asarray(grad_w, dtype=np.float64)
-    c_out, c_in, kh, kw = g.shape
-    p, q = block_grid(c_out, c_in, b)
-    out = np.zeros((p, q, b, kh, kw))
-    for ky in range(kh):
-        for kx in range(kw):
-            out[:, :, :, ky, kx] = diagonal_sums(g[:, :, ky, kx], b)
-    return out
+    return _per_position(lambda m: diagonal_sums(m, b), np.asarray(grad_w, dtype=np.float64))
 
 
 # ---- the alternative: FFTs across the channel blocks --------------------------------------------
