@@ -19,6 +19,7 @@ import kernels
 from compiler import passes  # noqa: F401  (registers every pass)
 from compiler.build import BuildError
 from compiler.data import DataError, Dataset, load_data
+from compiler.errors import MpcError
 from compiler.fpga.fit import FitError
 from compiler.frontend.onnx import FrontendError, load_onnx
 from compiler.ir import Graph, IRError
@@ -38,10 +39,6 @@ from compiler.passes.manager import run_flow
 from compiler.recipe import RecipeError, flow_for, load_recipe, validate_recipe
 
 MAX_TEST_VECTORS = 10_000
-
-
-class MpcError(Exception):
-    """An error the user can act on; the CLI prints its message as one line, no traceback."""
 
 
 USER_ERRORS = (FrontendError, DataError, RecipeError, PassError, IRError, BuildError, FitError)

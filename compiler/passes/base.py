@@ -11,11 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.errors import PassError as PassError  # raised by op lowering rules below passes too
 from compiler.ir import Graph
-
-
-class PassError(ValueError):
-    """A pass cannot run on this graph or with these options; the message says which and why."""
 
 
 @dataclass(frozen=True)
