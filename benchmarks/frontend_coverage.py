@@ -1,4 +1,4 @@
-"""What exporters' models compile: the corpus of tests/exporter_corpus.py through the whole flow.
+"""What exporters' models compile: the corpus of benchmarks/exporter_corpus.py through the whole flow.
 
     python benchmarks/frontend_coverage.py [--quick]
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import onnx
 
 from compiler import api
-from tests.exporter_corpus import CORPUS, class_agreement
+from benchmarks.exporter_corpus import CORPUS, class_agreement
 
 
 def ops_of(model: Path) -> str:

@@ -14,7 +14,7 @@ from compiler.backends.verilog import VerilogBackendError, engine_specs, write_v
 from compiler.exec import golden
 from compiler.hw import dense as hw_dense
 from kernels.sparse_mac import encode_sparse, sparse_mac
-from tests.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool, random_inputs
+from benchmarks.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool, random_inputs
 from tests.conftest import EXAMPLES, lower_model
 
 
@@ -179,7 +179,7 @@ def test_stream_order_is_channel_last_for_images():
 
 
 def test_golden_runs_the_hand_built_graphs(cnn):
-    """The graphs of tests/cnn_graphs.py are valid integer graphs for the golden executor."""
+    """The graphs of benchmarks/cnn_graphs.py are valid integer graphs for the golden executor."""
     out = golden.run_integer(cnn, random_inputs(cnn, 3))
     assert out.logits_q.shape == (3, 4) and out.classes.shape == (3,)
 

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from compiler import api
 from compiler.exec import torch as torch_exec
 from compiler.frontend.onnx import load_onnx
-from tests.exporter_corpus import tf2onnx_cnn_model
+from benchmarks.exporter_corpus import tf2onnx_cnn_model
 
 ROOT = Path(__file__).resolve().parents[3]
 RNG = np.random.default_rng(0)
@@ -48,7 +48,7 @@ def _compile(tmp_path, model_path, x_train, y_train, x_test, y_test):
 
 
 def _tf2onnx_cnn(path: Path) -> None:
-    """Written as tf2onnx writes a Keras NHWC CNN at opset 9 (tests/exporter_corpus.py), with
+    """Written as tf2onnx writes a Keras NHWC CNN at opset 9 (benchmarks/exporter_corpus.py), with
     random weights: Transposes around Conv / MaxPool, a Transpose back to NHWC before the
     flattening Reshape, and a 1-D BatchNormalization after a dense layer between Unsqueeze +
     Transpose and Transpose + Squeeze."""

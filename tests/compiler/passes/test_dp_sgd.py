@@ -16,7 +16,7 @@ from compiler.passes.base import Context, PassError, get_pass
 from compiler.passes.dp_sgd import WholeGraphLayer, noise_multiplier_for
 from compiler.recipe import RecipeError, load_recipe, validate_recipe
 from tests.conftest import export_pool_zoo
-from tests.exporter_corpus import torch_sigmoid_head
+from benchmarks.exporter_corpus import torch_sigmoid_head
 
 QUICK = {"epochs": 2}
 

@@ -112,7 +112,7 @@ def test_onnx_wide_circulant_conv_is_bit_exact():
     from compiler.backends import onnx as backend
 
     assert backend.ONNX_INT32_ACC_BITS == 32
-    from tests.cnn_graphs import build_cnn, conv, dense, flatten, random_inputs
+    from benchmarks.cnn_graphs import build_cnn, conv, dense, flatten, random_inputs
 
     graph = build_cnn((8, 5, 5), [conv(8, k=3, pad=1), flatten(), dense(10)], seed=3)
     node = graph.node("L0_conv2d")

@@ -15,7 +15,7 @@ from compiler.exec import torch as torch_exec
 from compiler.hw import conv as hw_conv
 from compiler.passes.base import PassError
 from compiler.passes.plan import cycle_budget
-from tests.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
+from benchmarks.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
 from tests.conftest import EXAMPLES, export_pool_zoo, lower_model
 
 

@@ -7,7 +7,7 @@ from compiler import hw
 from compiler.backends.verilog import VerilogBackendError, engine_specs
 from compiler.ir import Graph, IRError
 from compiler.passes.base import Context, PassError, get_pass
-from tests.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
+from benchmarks.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
 from tests.conftest import EXAMPLES, lower_model
 
 

@@ -16,7 +16,7 @@ from compiler.exec import golden
 from compiler.ir import Graph
 
 pytestmark = pytest.mark.slow
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUIET = {"log": lambda *_: None, "progress": False}
 
 

@@ -11,8 +11,8 @@ import pytest
 from compiler import api
 from compiler.backends.verilog import write_verilog
 from compiler.hw import timing as hw_timing
-from tests.cnn_graphs import build_cnn, random_inputs, simulate_graph
-from tests.compiler.test_timing import MEASURED
+from benchmarks.cnn_graphs import build_cnn, random_inputs, simulate_graph
+from tests.compiler.hw.test_timing import MEASURED
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.slow

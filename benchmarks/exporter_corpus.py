@@ -2,7 +2,7 @@
 
 Each entry trains a small torch model briefly on scikit-learn's digits (or writes an ONNX graph
 with onnx.helper the way tf2onnx or a QONNX export does, with weights from such a model) and
-returns (MODEL.onnx, DATA.npz) ready for `mpc compile`. Used by tests/test_exporter_corpus.py and
+returns (MODEL.onnx, DATA.npz) ready for `mpc compile`. Used by tests/e2e/test_exporter_corpus.py and
 benchmarks/frontend_coverage.py.
 """
 

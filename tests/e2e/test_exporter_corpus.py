@@ -5,7 +5,7 @@ the test data, and one model of each family simulates with 0 mismatches."""
 import pytest
 
 from compiler import api
-from tests.exporter_corpus import CORPUS, class_agreement
+from benchmarks.exporter_corpus import CORPUS, class_agreement
 
 pytestmark = pytest.mark.slow
 SIMULATED = {}  # family -> the first entry of it, simulated
@@ -27,7 +27,7 @@ def test_compiles_as_given_bit_exact_and_agrees_with_float(entry, tmp_path):
 
 
 def test_an_nhwc_model_is_audited_with_data_in_its_own_layout(tmp_path):
-    from tests.exporter_corpus import tf2onnx_cnn
+    from benchmarks.exporter_corpus import tf2onnx_cnn
 
     model, data = tf2onnx_cnn(tmp_path / "model")
     out = tmp_path / "out"

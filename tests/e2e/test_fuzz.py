@@ -22,7 +22,7 @@ from compiler.data import REQUIRED, DataError, load_data
 from compiler.passes.base import REGISTRY
 from compiler.recipe import RecipeError, flow_for, load_recipe, validate_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ["/1/Gemm", "/3/Gemm", "/5/Gemm"]  # examples/digits_mlp.onnx
 OPTIONS = sorted({k for p in REGISTRY.values() for k in p.options})
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))

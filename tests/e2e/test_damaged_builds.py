@@ -15,7 +15,7 @@ import pytest
 
 from compiler.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

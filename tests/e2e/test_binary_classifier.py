@@ -7,7 +7,7 @@ import pytest
 from compiler import api
 from compiler.ir import Graph, binary_output
 from kernels.argmax import binary_classes, threshold_code
-from tests.exporter_corpus import class_agreement, torch_sigmoid_head
+from benchmarks.exporter_corpus import class_agreement, torch_sigmoid_head
 
 QUIET = {"log": lambda *_: None, "progress": False}
 

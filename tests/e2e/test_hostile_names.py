@@ -133,7 +133,7 @@ def test_markdown_escaping_is_one_literal_line(name):
         assert not unescaped(r"\|", shown) and all(c.isprintable() for c in shown)
         if not shown.startswith("`"):
             assert not unescaped("[`*_\\[\\]$]", shown.replace("\\\\", ""))
-    assert md_code("/0/Gemm") == "`/0/Gemm`"  # plain names stay code spans (tests/test_end_to_end_cnn.py)
+    assert md_code("/0/Gemm") == "`/0/Gemm`"  # plain names stay code spans (tests/e2e/test_end_to_end_cnn.py)
 
 
 def test_printable_writes_controls_as_escapes():

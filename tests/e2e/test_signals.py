@@ -17,7 +17,7 @@ import pytest
 
 from sim.runner import run_in_group
 from tests.conftest import EXAMPLES, ROOT
-from tests.test_outdir import snapshot
+from tests.compiler.test_outdir import snapshot
 
 FAKE_YOSYS = """#!/bin/sh
 if [ "$1" = "-V" ]; then echo "Yosys 0.0 (stand-in)"; exit 0; fi

@@ -1,6 +1,6 @@
 """The edge-by-edge timing model (compiler/hw/timing.py) against the closed forms of the ROM-streaming
 engines, the line-buffered engines' documented timing (the checker their cocotb benches use),
-and cycle counts measured in Icarus (tests/test_end_to_end_cnn.py re-measures them)."""
+and cycle counts measured in Icarus (tests/e2e/test_end_to_end_cnn.py re-measures them)."""
 
 import sys
 
@@ -20,7 +20,7 @@ from kernels.dense_mac import dense_schedule
 from kernels.pool2d import POOL_PIPELINE_EDGES, pool_geometry
 from kernels.sparse_mac import encode_sparse, sparse_schedule
 from sim.runner import SIM_DIR
-from tests.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool
+from benchmarks.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool
 from tests.sim.test_conv_rtl import CONV_CASES, POOL_CASES
 
 sys.path.insert(0, str(SIM_DIR))  # sim/test_conv2d.py imports its neighbours by bare name
@@ -110,7 +110,7 @@ def test_line_engine_cost_is_its_model_alone():
     assert pool.rom_bits == 0 and pool.compute_cycles == 12 * 12 * 6 * 4
 
 
-# Designs whose (latency, interval) Icarus measured (tests/test_end_to_end_cnn.py simulates them
+# Designs whose (latency, interval) Icarus measured (tests/e2e/test_end_to_end_cnn.py simulates them
 # again): back-pressure between line-buffered engines, G < P_CO, stride > kernel, padded pools,
 # reciprocal averages, a conv as the last layer, sparse and multi-dense tails, P_K > 1.
 MEASURED = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (SHARED / "mnist").exists(), reason=f"no MNIST under {SHARED}")]
 

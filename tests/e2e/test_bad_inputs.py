@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from compiler.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIGITS_MLP = ROOT / "examples" / "digits_mlp.onnx"
 DIGITS_NPZ = ROOT / "examples" / "digits.npz"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.compiler.test_cli import assert_clean_failure, run_cli
+from tests.compiler.cli.test_cli import assert_clean_failure, run_cli
 
 
 @pytest.mark.parametrize(
