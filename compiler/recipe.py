@@ -9,10 +9,11 @@ import re
 import tomllib
 from pathlib import Path
 
+from compiler.errors import MpcError
 from compiler.passes.base import FLOWS, REGISTRY, Option
 
 
-class RecipeError(ValueError):
+class RecipeError(MpcError, ValueError):
     pass
 
 

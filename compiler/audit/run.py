@@ -37,6 +37,7 @@ from compiler.audit.replay import Replay, ReplayError, build_replay
 from compiler.audit.shadows import ShadowSet, derived_seed, replay_shadows, train_shadows
 from compiler.audit.targets import Target, TargetError, load_target, shadow_architecture
 from compiler.data import Dataset, load_data
+from compiler.errors import MpcError
 from compiler.exec.train import TrainConfig
 from compiler.ir import Graph
 
@@ -44,7 +45,7 @@ SCHEMA_VERSION = 1
 SHADOW_TRAINING = TrainConfig(epochs=60, batch_size=64, lr=3e-3)
 
 
-class AuditError(ValueError):
+class AuditError(MpcError, ValueError):
     """The audit cannot run as asked; the message says why."""
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler import api
+from compiler.errors import MpcError
 from compiler.explore.metrics import point_metrics, value_of
 from compiler.explore.pareto import pareto_mask
 from compiler.explore.search import GridProposer, OptunaProposer
@@ -59,7 +60,7 @@ TEMPORARY = re.compile(r"\.(?:[A-Za-z0-9_.-]+\.tmp|[0-9a-f]{12}\.(?:old\.)?[0-9a
 _SHADOW_CACHE: dict = {}  # per worker process: every point of a sweep audits with the same shadows
 
 
-class ExploreError(ValueError):
+class ExploreError(MpcError, ValueError):
     """The exploration cannot run as asked; the message is one line that says why."""
 
 

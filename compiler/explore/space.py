@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compiler.errors import MpcError
 from compiler.explore.metrics import SYNTH_KEYS, Objective, ObjectiveError, parse_objective
 from compiler.recipe import one_line, read_toml
 
@@ -47,7 +48,7 @@ MAX_GRID = 100_000  # points a grid may have; beyond, --budget searches it
 ID_LENGTH = 12
 
 
-class SpaceError(ValueError):
+class SpaceError(MpcError, ValueError):
     """SPACE.toml is wrong; the message is one line naming the file and the key."""
 
 
