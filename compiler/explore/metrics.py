@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from compiler.audit import ATTACK_NAMES
+from compiler.audit.options import ATTACK_NAMES
 from compiler.errors import MpcError
 
 MAX, MIN = "max", "min"

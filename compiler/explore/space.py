@@ -261,8 +261,8 @@ def _read_settings(space: Space, settings: dict, where: str) -> None:
 
 def _audit_settings(given, objectives: list[Objective], fail) -> dict | None:
     """api.audit's options for every point, or None when no point is audited."""
-    from compiler.audit import DEFAULT_ATTACKS
-    from compiler.audit.run import SHADOW_TRAINING, AuditError, parse_attacks, parse_targets
+    from compiler.audit.options import DEFAULT_ATTACKS, AuditError, parse_attacks, parse_targets
+    from compiler.audit.run import SHADOW_TRAINING
 
     read = [o.key.split(".") for o in objectives if o.key.startswith("audit.")]
     if given is None or given is False:
