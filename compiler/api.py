@@ -1,9 +1,11 @@
-"""The Python API, mirroring the CLI: `compile(...)` and `simulate(...)`.
+"""The Python API, mirroring the CLI: `compile(...)`, `simulate(...)` and `audit(...)`.
 
 With the pass manager, this is the only place that knows the whole flow:
 frontend -> passes (checkpoint after each) -> integer ONNX + Verilog backends -> report.
-A build is written to a temporary folder beside OUT and moved into place only when complete,
-so a failure never leaves a half-written OUT.
+The recipe is read and checked by compiler/recipe.py (`read_flow`); this module runs the flow it
+returns. A build is written to a temporary folder beside OUT and moved into place only when
+complete, so a failure never leaves a half-written OUT. Every error a user can act on is an
+`MpcError` (compiler/errors.py), raised as it is: nothing here translates errors.
 """
 
 from __future__ import annotations
@@ -18,13 +20,11 @@ import numpy as np
 import kernels
 from compiler import passes  # noqa: F401  (registers every pass)
 from compiler.build import BuildError
-from compiler.data import DataError, Dataset, load_data
+from compiler.data import Dataset, load_data
 from compiler.errors import MpcError
-from compiler.fpga.fit import FitError
-from compiler.frontend.onnx import FrontendError, load_onnx
-from compiler.ir import Graph, IRError
+from compiler.frontend.onnx import load_onnx
+from compiler.ir import Graph
 from compiler.outdir import (
-    OutDirError,
     build_lock,
     check_target,
     handle_signals,
@@ -34,14 +34,11 @@ from compiler.outdir import (
     staging,
     write_error,
 )
-from compiler.passes.base import Context, PassError, get_pass, with_plan
+from compiler.passes.base import Context, PassError
 from compiler.passes.manager import run_flow
-from compiler.recipe import RecipeError, flow_for, load_recipe, validate_recipe
+from compiler.recipe import check_flow, read_flow
 
 MAX_TEST_VECTORS = 10_000
-
-
-USER_ERRORS = (FrontendError, DataError, RecipeError, PassError, IRError, BuildError, FitError)
 
 
 def compile(
@@ -64,28 +61,21 @@ def compile(
     `audit`: run `audit(OUT)` with the default attacks as the last stage (needs data)."""
     out = Path(out)
     inputs = [("input model", model), ("data file", data), ("recipe", recipe)]
-    try:
-        check_target(out, force, inputs)  # checked again under the build lock
-    except OutDirError as e:
-        raise MpcError(str(e)) from None
+    check_target(out, force, inputs)  # checked again under the build lock
     if audit and data is None:
         raise MpcError("--audit needs --data DATA.npz (members and non-members)")
     with handle_signals():  # SIGTERM and SIGHUP end a build as Ctrl-C does: cleaned up
-        try:
-            graph, original = _load_model(Path(model))
-            recipe_doc = load_recipe(recipe)
-            flow = _checked_flow(graph, Path(model), recipe_doc, target, str(recipe or "recipe"))
-            dataset = _load_dataset(data, graph)
-            ctx = Context(data=dataset, recipe=recipe_doc, target=target, seed=seed, log=log, progress=progress)
-            with build_lock(out):  # a second build into OUT fails at once; held through the audit
-                check_target(out, force, inputs)
-                report = _build(
-                    graph, ctx, flow, Path(model), out, force, synth_timeout, original=original, pnr=place_and_route
-                )
-                if audit:
-                    report["privacy"] = _audit_stage(out, seed=seed, data=data, log=log, progress=progress)
-        except (OutDirError, *USER_ERRORS) as e:
-            raise MpcError(str(e)) from None
+        graph, original = _load_model(Path(model))
+        flow = read_flow(recipe, graph, target, Path(model))
+        dataset = _load_dataset(data, graph)
+        ctx = Context(data=dataset, recipe=flow.recipe, target=target, seed=seed, log=log, progress=progress)
+        with build_lock(out):  # a second build into OUT fails at once; held through the audit
+            check_target(out, force, inputs)
+            report = _build(
+                graph, ctx, flow.passes, Path(model), out, force, synth_timeout, original=original, pnr=place_and_route
+            )
+            if audit:
+                report["privacy"] = _audit_stage(out, seed=seed, data=data, log=log, progress=progress)
     return report
 
 
@@ -93,45 +83,20 @@ def audit(out: str | Path, **options) -> dict:
     """Membership-inference audit of a build: writes OUT/audit.json, ROC plots and the report's
     "Membership inference" section. Options: see compiler/audit/run.py's `audit` (docs/audit.md);
     `workers`/`address` train the shadow models as Ray tasks (compiler/parallel.py)."""
-    from compiler.audit.run import AuditError
     from compiler.audit.run import audit as run_audit
-    from compiler.parallel import ParallelError
 
-    try:
-        return run_audit(out, **options)
-    except (AuditError, ParallelError, *USER_ERRORS) as e:
-        raise MpcError(str(e)) from None
-
-
-def explore(model: str | Path, data: str | Path, space: str | Path, out: str | Path, **options) -> dict:
-    """Design-space exploration: every point of SPACE.toml compiled (simulated, audited) into
-    OUT/points/, results in OUT/results.csv/.json and OUT/index.html; returns results.json's
-    content. Options: see compiler/explore/run.py's `explore` (docs/explore.md)."""
-    from compiler.explore.run import ExploreError
-    from compiler.explore.run import explore as run_explore
-    from compiler.parallel import ParallelError
-
-    try:
-        return run_explore(model, data, space, out, **options)
-    except (ExploreError, ParallelError, OutDirError, *USER_ERRORS) as e:
-        raise MpcError(str(e)) from None
+    return run_audit(out, **options)
 
 
 def recipe_checker(model: str | Path, data: str | Path | None = None):
     """Load MODEL (and check DATA against it) once; return `check(recipe, target, where)`, which
-    raises MpcError for a recipe document `compile` would refuse, as `compile` words it."""
+    raises RecipeError for a recipe document `compile` would refuse, as `compile` words it."""
     model = Path(model)
-    try:
-        graph, _ = _load_model(model)
-        _load_dataset(data, graph)
-    except USER_ERRORS as e:
-        raise MpcError(str(e)) from None
+    graph, _ = _load_model(model)
+    _load_dataset(data, graph)
 
     def check(recipe: dict, target: str = "fpga", where: str = "recipe") -> None:
-        try:
-            _checked_flow(graph, model, recipe, target, where)
-        except USER_ERRORS as e:
-            raise MpcError(str(e)) from None
+        check_flow(recipe, graph, target, where, model)
 
     return check
 
@@ -164,41 +129,6 @@ def _load_model(model: Path) -> tuple[Graph, Graph]:
             "with) is missing; give a checkpoint folder of an mpc build"
         )
     return Graph.load(model), Graph.load(original_dir)
-
-
-def _checked_flow(graph: Graph, model: Path, recipe: dict, target: str, where: str) -> list[str]:
-    """The flow to run on `graph`, once the recipe is checked against it (RecipeError, MpcError)."""
-    full_flow = flow_for(recipe, target)
-    flow = _flow_from(graph, full_flow, model)
-    validate_recipe(recipe, [n.name for n in graph.weighted_nodes(include_conv=True)], where=where)
-    _check_tables_run(recipe, full_flow, where)
-    return flow
-
-
-def _check_tables_run(recipe: dict, flow: list[str], where: str) -> None:
-    """A table for a pass the flow does not run would be ignored without a word: refuse it."""
-    from compiler.passes.base import REGISTRY
-
-    run = set(with_plan(flow))
-    read_by = {p.legacy_table for p in REGISTRY.values() if p.legacy_table and p.name in run}
-    idle = [k for k in recipe if k != "passes" and k not in run and k not in read_by]
-    if idle:
-        tables = ", ".join(f"[{k}]" for k in idle)
-        raise MpcError(
-            f"{where}: {tables} given, but the flow {with_plan(flow)} does not run "
-            f"{'it' if len(idle) == 1 else 'them'}; add {', '.join(map(repr, idle))} to `passes`"
-        )
-
-
-def _flow_from(graph: Graph, flow: list[str], model: Path) -> list[str]:
-    """The flow, or for an integer checkpoint the part of it that takes integer graphs (plan):
-    re-planning needs no recalibration."""
-    if not graph.is_integer:
-        return flow
-    rest = [name for name in with_plan(flow) if get_pass(name).takes == "integer"]
-    if not rest:
-        raise MpcError(f"{model}: an integer graph, and the flow {flow} has no pass that takes one (plan)")
-    return rest
 
 
 def _build(

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from compiler.errors import MpcError
 from compiler.ir import Graph
 
 RECOMPILE = "recompile the build (`mpc compile`)"
 
 
-class BuildError(ValueError):
+class BuildError(MpcError, ValueError):
     """A build folder is not a complete, undamaged mpc build; the message names the file."""
 
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.frontend import onnx as frontend
+from compiler.frontend.context import live_nodes
+from compiler.frontend.convert import build_graph, convert_node
+from compiler.frontend.support import why_unsupported
 from compiler.ir import ACTIVATION_OPS
 
 # What the default flow (canonicalize, lower, plan) makes of each float op.
@@ -45,10 +48,10 @@ def check(path: str | Path) -> list[NodeVerdict]:
     """Every node of the model with what mpc will do with it. FrontendError if the file cannot be
     read as a model at all."""
     path = Path(path)
-    model = frontend._read_model(path)  # with the import normalization, where the frontend has it
-    ctx = frontend._context(path, model)
-    frontend._fold_constants(ctx)
-    live = {n.name for n in frontend._live_nodes(ctx)}
+    model = frontend.read_model(path)  # with the import normalization, where the frontend has it
+    ctx = frontend.model_context(path, model)
+    frontend.fold_constants(ctx)
+    live = {n.name for n in live_nodes(ctx)}
     kept = {n.name for n in ctx.model.graph.node}
     verdicts = [
         NodeVerdict(n.name, n.op_type, "normalized", "removed by import normalization")
@@ -58,13 +61,13 @@ def check(path: str | Path) -> list[NodeVerdict]:
     for node in ctx.model.graph.node:
         if node.name not in live:
             verdicts.append(NodeVerdict(node.name, node.op_type, "folded", "constant, computed at import"))
-        elif why := frontend._why_unsupported(ctx, node):
+        elif why := why_unsupported(ctx, node):
             verdicts.append(NodeVerdict(node.name, node.op_type, "refused", why))
         else:
             verdicts.append(NodeVerdict(node.name, node.op_type, "imported", _hardware(ctx, node)))
     if not any(v.status == "refused" for v in verdicts):
         try:  # what only the whole model can show: one input and output, static shapes
-            frontend._build_graph(ctx)
+            build_graph(ctx)
         except frontend.FrontendError as e:
             verdicts.append(NodeVerdict("(model)", "-", "refused", str(e).removeprefix(f"{path}: ")))
     return verdicts
@@ -79,7 +82,7 @@ def _raw_nodes(path: Path) -> list:
 
 def _hardware(ctx, node) -> str:
     """The IR op(s) the node becomes and where each ends up in hardware."""
-    converted = frontend._convert(ctx, node, {})
+    converted = convert_node(ctx, node, {})
     nodes = converted if isinstance(converted, list) else [converted]
     parts = [f"{n.op}: {_where(n.op)}" for n in nodes]
     return "; ".join(parts)

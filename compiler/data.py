@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler.errors import MpcError
+
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 # Rows each split needs: x_train calibrates and is split into members and a reference set
 # (minmax, privacy_admm); the audit pairs as many members (x_train) with non-members (x_test).
 MIN_ROWS = 2
 
 
-class DataError(ValueError):
+class DataError(MpcError, ValueError):
     """The data file is unreadable or does not fit the model; the message says exactly how."""
 
 

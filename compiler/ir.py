@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler.errors import MpcError
+
 # The closed set of operations. Float graphs use the first group; `lower` produces the second.
 # `circulant` is a block-circulant dense layer computed by fixed-point FFTs (docs/fixed-point.md,
 # "Block-circulant layers"): its inputs are x, the integer weight matrix (exactly block-circulant),
@@ -83,7 +85,7 @@ def binary_output(graph: Graph) -> str | None:
     return "probability" if graph.nodes and graph.nodes[-1].op in PROBABILITY_OPS else "logit"
 
 
-class IRError(ValueError):
+class IRError(MpcError, ValueError):
     """A graph that breaks the IR's invariants, or a checkpoint that cannot be read."""
 
 

@@ -35,6 +35,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from compiler.errors import MpcError
+
 MANIFEST = ".mpc-build.json"
 MANIFEST_FORMAT = 1
 # The longest suffix mpc puts around OUT's name for the names it keeps beside OUT:
@@ -43,7 +45,7 @@ NAME_OVERHEAD = len("..old.") + 8
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class OutDirError(Exception):
+class OutDirError(MpcError):
     """OUT cannot be (re)written safely; the message is one line that names the path."""
 
 

@@ -25,6 +25,8 @@ import logging
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, cast
 
+from compiler.errors import MpcError
+
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024 * 1024  # models, pools and builds' records are small
 
 
@@ -37,7 +39,7 @@ class TaskFailed(Exception):
         self.cause = cause
 
 
-class ParallelError(RuntimeError):
+class ParallelError(MpcError, RuntimeError):
     """Ray cannot be started or reached; the message is one line that says why."""
 
 

@@ -1,19 +1,51 @@
 """RECIPE.toml: `passes = [...]` overrides the target's flow; `[<pass>]` tables hold options;
 `[<pass>.layers.<onnx node name>]` override one layer. Everything is checked before work starts:
-unknown passes, keys and layer names, and values out of range are reported together."""
+unknown passes, keys and layer names, values out of range, and tables for passes the flow does not
+run are reported together. `read_flow` is the one place a recipe is read and checked: it returns
+the `Flow` that api runs as it is."""
 
 from __future__ import annotations
 
 import json
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.passes.base import FLOWS, REGISTRY, Option
+from compiler.errors import MpcError
+from compiler.ir import Graph
+from compiler.passes.base import FLOWS, REGISTRY, Option, get_pass, with_plan
 
 
-class RecipeError(ValueError):
+class RecipeError(MpcError, ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A recipe checked against a model and a target: the passes to run on the model, in order
+    (run_flow adds plan after a final lower), and the recipe document they read their options from."""
+
+    passes: list[str]
+    recipe: dict
+    target: str
+
+
+def read_flow(path: str | Path | None, graph: Graph, target: str, model: Path) -> Flow:
+    """RECIPE.toml at `path` (None: the target's default flow) read and checked against `graph`,
+    the graph the flow starts from (read from `model`); RecipeError says what is wrong."""
+    return check_flow(load_recipe(path), graph, target, str(path or "recipe"), model)
+
+
+def check_flow(recipe: dict, graph: Graph, target: str, where: str, model: Path) -> Flow:
+    """The flow a recipe document asks for on `graph`, once every part of it is checked:
+    the passes, each table's options and layer names, and that the flow runs every table given.
+    `where` names the recipe in the errors."""
+    full_flow = flow_for(recipe, target)
+    passes = _integer_part(graph, full_flow, model)
+    validate_recipe(recipe, [n.name for n in graph.weighted_nodes(include_conv=True)], where=where)
+    _check_tables_run(recipe, full_flow, where)
+    return Flow(passes, recipe, target)
 
 
 def load_recipe(path: str | Path | None) -> dict:
@@ -33,6 +65,30 @@ def flow_for(recipe: dict, target: str) -> list[str]:
     if why := _passes_problem(passes):
         raise RecipeError(why)
     return list(passes)  # run_flow adds plan after a final lower
+
+
+def _integer_part(graph: Graph, flow: list[str], model: Path) -> list[str]:
+    """The flow, or for an integer checkpoint the part of it that takes integer graphs (plan):
+    re-planning needs no recalibration."""
+    if not graph.is_integer:
+        return flow
+    rest = [name for name in with_plan(flow) if get_pass(name).takes == "integer"]
+    if not rest:
+        raise RecipeError(f"{model}: an integer graph, and the flow {flow} has no pass that takes one (plan)")
+    return rest
+
+
+def _check_tables_run(recipe: dict, flow: list[str], where: str) -> None:
+    """A table for a pass the flow does not run would be ignored without a word: refuse it."""
+    run = set(with_plan(flow))
+    read_by = {p.legacy_table for p in REGISTRY.values() if p.legacy_table and p.name in run}
+    idle = [k for k in recipe if k != "passes" and k not in run and k not in read_by]
+    if idle:
+        tables = ", ".join(f"[{k}]" for k in idle)
+        raise RecipeError(
+            f"{where}: {tables} given, but the flow {with_plan(flow)} does not run "
+            f"{'it' if len(idle) == 1 else 'them'}; add {', '.join(map(repr, idle))} to `passes`"
+        )
 
 
 def validate_recipe(recipe: dict, layer_names: list[str], where: str = "recipe") -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from compiler.data import as_model_rows, read_npz
+from compiler.errors import MpcError
 
 
-class TriggerError(ValueError):
+class TriggerError(MpcError, ValueError):
     """The trigger file cannot be used with this model; the message names the file and field."""
 
 

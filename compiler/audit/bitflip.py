@@ -40,6 +40,7 @@ import numpy as np
 
 from compiler import hw
 from compiler.backends.verilog import engine_specs
+from compiler.errors import MpcError
 from compiler.exec import golden
 from compiler.exec.gradient import integer_gradients
 from compiler.ir import Graph
@@ -140,7 +141,7 @@ class Rom:
         return (position - width) // max(1, check_bits(width // self.lanes, self.protection))
 
 
-class BitflipError(ValueError):
+class BitflipError(MpcError, ValueError):
     pass
 
 

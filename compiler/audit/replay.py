@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from compiler.data import Dataset
+from compiler.errors import MpcError
 from compiler.ir import Graph
 from compiler.jsonsafe import from_json as recipe_from_json
 from compiler.passes.base import Context, get_pass
 
 
-class ReplayError(ValueError):
+class ReplayError(MpcError, ValueError):
     """The build's recipe cannot be replayed; the message says why."""
 
 

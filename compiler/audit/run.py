@@ -27,11 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from compiler.audit import BACKDOOR, BITFLIP, DEFAULT_ATTACKS, DEFAULT_TARGETS, GROUPS, SPECIAL_ATTACKS
 from compiler.audit import attacks as attack_lib
 from compiler.audit.backdoor import Trigger, TriggerError, backdoor_metrics, load_trigger
 from compiler.audit.bitflip import BitflipConfig, BitflipError, bitflip_attack
 from compiler.audit.metrics import attack_metrics, roc
+from compiler.audit.options import (
+    BACKDOOR,
+    BITFLIP,
+    DEFAULT_ATTACKS,
+    DEFAULT_TARGETS,
+    SPECIAL_ATTACKS,
+    AuditError,
+    parse_attacks,
+    parse_targets,
+)
 from compiler.audit.plot import plot_roc
 from compiler.audit.replay import Replay, ReplayError, build_replay
 from compiler.audit.shadows import ShadowSet, derived_seed, replay_shadows, train_shadows
@@ -42,34 +51,6 @@ from compiler.ir import Graph
 
 SCHEMA_VERSION = 1
 SHADOW_TRAINING = TrainConfig(epochs=60, batch_size=64, lr=3e-3)
-
-
-class AuditError(ValueError):
-    """The audit cannot run as asked; the message says why."""
-
-
-def parse_attacks(spec: str | list[str]) -> list[str]:
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    chosen = []
-    for name in (n.strip() for n in names if n.strip()):
-        expanded = GROUPS.get(name, [name])
-        unknown = [n for n in expanded if n not in attack_lib.ATTACKS and n not in SPECIAL_ATTACKS]
-        if unknown:
-            raise AuditError(
-                f"unknown attack {unknown[0]!r} (attacks: {', '.join([*attack_lib.ATTACKS, *SPECIAL_ATTACKS])}; "
-                f"groups: {', '.join(GROUPS)})"
-            )
-        chosen += [n for n in expanded if n not in chosen]
-    if not chosen:
-        raise AuditError("no attack selected")
-    return [n for n in [*attack_lib.ATTACKS, *SPECIAL_ATTACKS] if n in chosen]  # canonical order
-
-
-def parse_targets(spec: str | list[str]) -> list[str]:
-    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
-    if not names:
-        raise AuditError("no target selected")
-    return list(dict.fromkeys(names))
 
 
 def audit(

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler.errors import MpcError
 from compiler.exec import class_logits, golden, predict_logits
 from compiler.ir import Graph
 
 
-class TargetError(ValueError):
+class TargetError(MpcError, ValueError):
     pass
 
 

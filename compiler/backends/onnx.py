@@ -34,6 +34,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from compiler.errors import MpcError
 from compiler.exec.golden import circulant_layer
 from compiler.ir import BINARY_THRESHOLDS, LAYER_OPS, FixedPoint, Graph, binary_output
 from kernels.argmax import threshold_code
@@ -48,7 +49,7 @@ OPSET = 17
 FLOAT_EQUIVALENT_OPS: frozenset[str] = frozenset()
 
 
-class OnnxBackendError(ValueError):
+class OnnxBackendError(MpcError, ValueError):
     pass
 
 

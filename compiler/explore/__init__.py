@@ -5,5 +5,5 @@ points; metrics.py names the objectives and reads a build's figures; pareto.py f
 non-dominated points; search.py proposes points for `--budget` (Optuna); run.py runs the points as
 Ray tasks (compiler/parallel.py) into EXPLORE/ and writes the results; html.py draws index.html.
 
-Imports api, report and audit; nothing below imports it. This module stays import-light.
+Imports api, report and audit; only the CLI imports it. This module stays import-light.
 """

@@ -17,7 +17,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from compiler.audit import ATTACK_NAMES
+from compiler.audit.options import ATTACK_NAMES
+from compiler.errors import MpcError
 
 MAX, MIN = "max", "min"
 
@@ -95,7 +96,7 @@ SYNTH_KEYS = {f"hardware.{k}" for k in ("lut", "ff", "dsp", "bram", "lutram", "c
 SKIP = {"layers", "passes", "privacy", "energy_model", "created", "source", "data", "schema_version"}
 
 
-class ObjectiveError(ValueError):
+class ObjectiveError(MpcError, ValueError):
     pass
 
 

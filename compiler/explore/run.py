@@ -40,10 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from compiler import api
+from compiler.errors import MpcError
 from compiler.explore.metrics import point_metrics, value_of
 from compiler.explore.pareto import pareto_mask
 from compiler.explore.search import GridProposer, OptunaProposer
-from compiler.explore.space import Point, Space, SpaceError, dump_toml, load_space
+from compiler.explore.space import Point, Space, dump_toml, load_space
 from compiler.outdir import OutDirError, build_lock, check_place, read_manifest
 from compiler.parallel import TaskFailed, task_pool
 from compiler.recipe import one_line
@@ -59,7 +60,7 @@ TEMPORARY = re.compile(r"\.(?:[A-Za-z0-9_.-]+\.tmp|[0-9a-f]{12}\.(?:old\.)?[0-9a
 _SHADOW_CACHE: dict = {}  # per worker process: every point of a sweep audits with the same shadows
 
 
-class ExploreError(ValueError):
+class ExploreError(MpcError, ValueError):
     """The exploration cannot run as asked; the message is one line that says why."""
 
 
@@ -82,16 +83,13 @@ def explore(
         raise ExploreError(f"--workers must be at least 1 (got {workers})")
     if budget is not None and budget < 1:
         raise ExploreError(f"--budget must be at least 1 (got {budget})")
-    try:
-        sp = load_space(space_path)
-    except SpaceError as e:
-        raise ExploreError(str(e)) from None
+    sp = load_space(space_path)  # SpaceError (an MpcError) says what is wrong
     check = api.recipe_checker(model, data)  # the model and the data, read once
 
     def check_point(recipe: dict, target: str) -> None:
         try:
             check(recipe, target, where=str(space_path))
-        except api.MpcError as e:
+        except MpcError as e:
             message = str(e)
             if message.startswith("unknown target"):
                 message = f"[explore] target: {message}"
@@ -224,7 +222,7 @@ def run_point(job: dict) -> dict:
     try:
         for what in ("model", "data", "recipe"):
             if not os.path.exists(job[what]):
-                raise api.MpcError(
+                raise MpcError(
                     f"{job[what]}: not visible on {record['node']}; EXPLORE/, the model and the data must be "
                     "at the same path on every node of the cluster (docs/explore.md)"
                 )
@@ -244,7 +242,7 @@ def run_point(job: dict) -> dict:
             if run["simulate"]:
                 sim = api.simulate(out, samples=run["simulate"], **quiet)
                 if sim["mismatches"]:
-                    raise api.MpcError(f"simulation: {sim['mismatches']} mismatches against the golden executor")
+                    raise MpcError(f"simulation: {sim['mismatches']} mismatches against the golden executor")
             audit = None
             if run["audit"]:
                 from compiler.exec.train import TrainConfig
@@ -252,7 +250,7 @@ def run_point(job: dict) -> dict:
                 options = dict(run["audit"], shadow_training=TrainConfig(**run["audit"]["shadow_training"]))
                 audit = api.audit(out, seed=job["seed"], progress=False, shadow_cache=_SHADOW_CACHE, **options, **quiet)
         record["metrics"] = point_metrics(json.loads((out / "report.json").read_text()), audit)
-    except api.MpcError as e:
+    except MpcError as e:
         record |= {"status": "failed", "error": one_line(str(e))}
     except Exception as e:  # a bug: recorded with its traceback, the sweep goes on
         record |= {"status": "failed", "error": one_line(f"{type(e).__name__}: {e}")}

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compiler.errors import MpcError
 from compiler.explore.metrics import SYNTH_KEYS, Objective, ObjectiveError, parse_objective
 from compiler.recipe import one_line, read_toml
 
@@ -47,7 +48,7 @@ MAX_GRID = 100_000  # points a grid may have; beyond, --budget searches it
 ID_LENGTH = 12
 
 
-class SpaceError(ValueError):
+class SpaceError(MpcError, ValueError):
     """SPACE.toml is wrong; the message is one line naming the file and the key."""
 
 
@@ -260,8 +261,8 @@ def _read_settings(space: Space, settings: dict, where: str) -> None:
 
 def _audit_settings(given, objectives: list[Objective], fail) -> dict | None:
     """api.audit's options for every point, or None when no point is audited."""
-    from compiler.audit import DEFAULT_ATTACKS
-    from compiler.audit.run import SHADOW_TRAINING, AuditError, parse_attacks, parse_targets
+    from compiler.audit.options import DEFAULT_ATTACKS, AuditError, parse_attacks, parse_targets
+    from compiler.audit.run import SHADOW_TRAINING
 
     read = [o.key.split(".") for o in objectives if o.key.startswith("audit.")]
     if given is None or given is False:

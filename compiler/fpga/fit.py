@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.errors import MpcError
 from compiler.fpga.devices import DEVICES, Device
 from compiler.ir import Graph
 
@@ -40,7 +41,7 @@ RESOURCE_NAMES = {
 }
 
 
-class FitError(ValueError):
+class FitError(MpcError, ValueError):
     """Nothing fits the device; the message names the short resource and what would help."""
 
 

@@ -41,6 +41,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from compiler.frontend.errors import FrontendError
 from compiler.ir import FixedPoint, Graph
 
 DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas")
@@ -50,12 +51,6 @@ MAX_ACT_BITS = 8
 PASS_THROUGH = ("Transpose", "Identity", "Reshape", "Cast", "Squeeze", "Unsqueeze")  # weight -> layer
 BEFORE_FORMAT = ("Flatten", "Reshape", "Identity", "Dropout", "MaxPool")  # keep the format of their input
 LAYERS = ("Gemm", "MatMul", "Conv")
-
-
-def _error(message: str) -> Exception:
-    from compiler.frontend.onnx import FrontendError  # the frontend imports this module
-
-    return FrontendError(message)
 
 
 def _attrs(n: onnx.NodeProto) -> dict:
@@ -80,7 +75,7 @@ def strip(path: Path, model: onnx.ModelProto) -> None:
             consts[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
     problems = [p for n in g.node if n.domain in DOMAINS and (p := _why_refused(n, consts))]
     if problems:
-        raise _error(f"{path}: {len(problems)} unsupported QONNX node(s): {'; '.join(problems)}")
+        raise FrontendError(f"{path}: {len(problems)} unsupported QONNX node(s): {'; '.join(problems)}")
     info: dict = {"weights": {}, "requantized": {}, "activations": {}, "calibrated": {}}
     for n in [n for n in g.node if n.domain in DOMAINS]:
         a = _attrs(n)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.errors import MpcError
 from compiler.ir import Graph, Node
 
 
@@ -78,7 +79,7 @@ def probe_layout(pack: Callable[[np.ndarray, int], list[int]], shape, slots: int
     return np.array([[(w >> (32 * s)) & mask for s in range(slots)] for w in words], dtype=np.int64) - 1
 
 
-class PlanError(ValueError):
+class PlanError(MpcError, ValueError):
     """A plan that cannot be made or is inconsistent; the message names the layer and the field."""
 
 
@@ -346,5 +347,5 @@ def bias_or_zeros(graph: Graph, node: Node, n: int) -> np.ndarray:
     return graph.params[node.inputs[2]] if len(node.inputs) > 2 else np.zeros(n, np.int64)
 
 
-class VerilogBackendError(ValueError):
+class VerilogBackendError(MpcError, ValueError):
     """A graph the hardware cannot build; the message names the node."""

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.errors import MpcError
 from compiler.fpga.devices import target_kind
 from compiler.report.report import printable
 
 
-class CompareError(ValueError):
+class CompareError(MpcError, ValueError):
     pass
 
 

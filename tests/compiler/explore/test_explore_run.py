@@ -17,7 +17,7 @@ from tests.compiler.explore.conftest import QUIET, SPACE
 
 
 def explore(model, data, space, out, **options):
-    return api.explore(model, data, space, out, **{"workers": 1, **QUIET, **options})
+    return explore_run.explore(model, data, space, out, **{"workers": 1, **QUIET, **options})
 
 
 def count_compiles(monkeypatch) -> list[str]:
