@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.fpga.devices import target_kind
-from compiler.report.report import printable
+from compiler.report.text import printable
+from compiler.targets import target_kind
 
 
 class CompareError(ValueError):
