@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from compiler.targets import TARGETS as TARGET_TABLE
-from compiler.targets import target_kind as target_kind  # re-exported: the kind is the target table's
 
 
 @dataclass(frozen=True)
