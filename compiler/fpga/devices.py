@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from compiler.targets import TARGETS as TARGET_TABLE
+
 
 @dataclass(frozen=True)
 class Board:
@@ -119,13 +121,9 @@ DEVICES = {
     )
 }
 
-# Targets and what kind of hardware each is: "fpga" and "asic" are the generic flows.
-TARGETS = ("fpga", "asic", *DEVICES)
-
-
-def target_kind(target: str) -> str:
-    """ "asic", or "fpga" for the generic FPGA flow and every device."""
-    return "asic" if target == "asic" else "fpga"
+# Every --target name (compiler/targets.py): "fpga" and "asic" are the generic flows.
+TARGETS = tuple(TARGET_TABLE)
+assert set(DEVICES) <= set(TARGETS), "a device without a target in compiler/targets.py"
 
 
 def device_for(target: str) -> Device | None:

@@ -19,11 +19,9 @@ from compiler.backends.verilog import write_verilog
 from compiler.fpga.devices import Device, device_for
 from compiler.fpga.fit import Attempt, fit, given_multipliers, step_down
 from compiler.fpga.pnr import place_and_route
+from compiler.fpga.synth import NETLIST, synthesize
 from compiler.ir import Graph
 from compiler.passes.base import get_pass
-from compiler.report.synth import NETLIST, synthesize
-
-CLOCK_NOTE_MEASURED = "measured: nextpnr-ice40's timing analysis of the routed design (Fmax of its clock)"
 
 
 def hardware(start: Graph, flow: list[str], compiled: Graph, ctx, tmp: Path, timeout_s: float | None, pnr=True):

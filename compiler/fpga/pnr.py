@@ -1,6 +1,6 @@
 """Place and route on an iCE40 with the open flow: nextpnr-ice40, then icepack.
 
-nextpnr places the netlist synth_ice40 wrote (compiler/report/synth.py) on the device with the
+nextpnr places the netlist synth_ice40 wrote (compiler/fpga/synth.py) on the device with the
 board's pin constraints, routes it, and times it: its report gives the utilisation of every
 resource and the achieved Fmax of the clock (its own timing analysis of the routed design). The
 routed design is packed into a bitstream (`icepack`) that the board's programmer loads

@@ -13,6 +13,7 @@ from typing import Any
 
 from compiler.errors import PassError as PassError  # raised by op lowering rules below passes too
 from compiler.ir import Graph
+from compiler.targets import TARGETS
 
 
 @dataclass(frozen=True)
@@ -121,16 +122,9 @@ class Pass:
 
 REGISTRY: dict[str, Pass] = {}
 
-# A target is a named flow: an ordered list of pass names (hls4ml registers flows the same way).
-FLOWS: dict[str, list[str]] = {
-    "fpga": ["canonicalize", "lower", "plan"],
-    "asic": ["canonicalize", "lower", "plan"],
-    # the devices of compiler/fpga/devices.py: the same passes; the build then fits the plan
-    # to the device, places and routes it (compiler/fpga/flow.py)
-    "ice40-up5k": ["canonicalize", "lower", "plan"],
-    "ice40-hx8k": ["canonicalize", "lower", "plan"],
-    "xc7a35t": ["canonicalize", "lower", "plan"],
-}
+# A target is a named flow: an ordered list of pass names (hls4ml registers flows the same way),
+# one per entry of the target table (compiler/targets.py).
+FLOWS: dict[str, list[str]] = {name: list(target.passes) for name, target in TARGETS.items()}
 
 
 def with_plan(flow: list[str]) -> list[str]:

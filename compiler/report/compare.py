@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.errors import MpcError
-from compiler.fpga.devices import target_kind
-from compiler.report.report import printable
+from compiler.report.text import printable
+from compiler.targets import target_kind
 
 
 class CompareError(MpcError, ValueError):

@@ -106,7 +106,7 @@ def test_generated_cnn_top_passes_verilator_lint(tmp_path, cnn_build):
 
 def test_cnn_design_synthesizes_without_latches(tmp_path, cnn_build):
     """Measured (yosys 0.23, synth_xilinx): 21 DSPs (4 + 16 + 1 multipliers), ~2.4k LUTs, 17 s."""
-    from compiler.report.synth import synthesize
+    from compiler.fpga.synth import synthesize
 
     if shutil.which("yosys") is None:
         pytest.skip("yosys is not installed")

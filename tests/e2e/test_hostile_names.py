@@ -15,7 +15,7 @@ import pytest
 
 from compiler.cli import main
 from compiler.report.compare import format_table, render_html
-from compiler.report.report import md_code, md_text, printable
+from compiler.report.text import md_code, md_text, printable
 from tests.conftest import EXAMPLES, ROOT
 
 MARK = "ZQX"  # in every hostile string: found anywhere generated, a model string got there

@@ -184,7 +184,7 @@ def test_generated_circulant_design_passes_verilator_lint(graphs, tmp_path, case
 def test_generated_circulant_design_synthesizes_without_latches(graphs, tmp_path):
     import shutil
 
-    from compiler.report.synth import synthesize
+    from compiler.fpga.synth import synthesize
 
     if shutil.which("yosys") is None:
         pytest.skip("yosys is not installed")

@@ -99,7 +99,7 @@ def test_last_layer_must_output_accumulators(digits_lowered):
 
 @pytest.mark.slow
 def test_generated_design_synthesizes_without_latches(tmp_path, digits_lowered):
-    from compiler.report.synth import synthesize
+    from compiler.fpga.synth import synthesize
 
     if shutil.which("yosys") is None:
         pytest.skip("yosys is not installed")

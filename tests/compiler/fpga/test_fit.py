@@ -5,11 +5,12 @@ import json
 
 import pytest
 
-from compiler.fpga.devices import DEVICES, TARGETS, device_for, target_kind
+from compiler.fpga.devices import DEVICES, TARGETS, device_for
 from compiler.fpga.fit import FitError, fit, given_multipliers
 from compiler.fpga.pnr import _fmax, _utilization, _utilization_from_log
 from compiler.ir import Graph
 from compiler.passes.base import FLOWS, Context
+from compiler.targets import target_kind
 
 
 def test_every_target_has_a_flow_and_devices_have_boards():

@@ -250,7 +250,7 @@ def test_compare_shows_the_three_energy_ratios(digits_builds):
 
 def test_report_written_before_the_baselines_still_renders_and_compares(digits_builds, tmp_path):
     from compiler.report.compare import load_build
-    from compiler.report.report import render_markdown
+    from compiler.report.markdown import render_markdown
 
     report = json.loads((digits_builds["dense"] / "report.json").read_text())
     del report["hardware"]["energy_baselines"]

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from compiler.report import synth
-from compiler.report.synth import NAND2_EQUIVALENT, resources, synthesize
+from compiler.fpga import synth
+from compiler.fpga.synth import NAND2_EQUIVALENT, resources, synthesize
 
 needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
 

@@ -21,7 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from compiler.fpga.devices import TARGETS, device_for, target_kind
+from compiler.targets import synthesis_flow
 from sim.runner import run_in_group
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -77,20 +77,12 @@ BRAM_36K = {"RAMB36E1": 1.0, "RAMB18E1": 0.5}
 NETLIST = "netlist.json"  # synth_ice40's output, nextpnr-ice40's input (in the synth folder)
 
 
-def flow_of(target: str) -> str:
-    """The synthesis flow of a target: "fpga" (7-series), "ice40" or "asic"."""
-    if target not in TARGETS:
-        return target  # no flow: synthesize() says so
-    device = device_for(target)
-    return "ice40" if device is not None and device.family == "ice40" else target_kind(target)
-
-
 def synthesis_top(design: dict, target: str) -> tuple[str, list[str], dict]:
     """(top module, sources, its parameters): an iCE40 device synthesizes the board top (the
     serial wrapper, a handful of pins, compiler/backends/serial.py) where the backend wrote one;
     every other flow the design's own top (whose parameters are fixed in its instances)."""
     serial = design.get("serial_top")
-    if flow_of(target) == "ice40" and serial:
+    if synthesis_flow(target) == "ice40" and serial:
         return serial["module"], serial["sources"], serial["parameters"]
     return design["top"], design["sources"], {}
 
@@ -115,7 +107,7 @@ def synthesize(
     """Synthesize rtl_dir's design (design.json's `top` and `sources`, or its board top for an
     iCE40 device) for `target`; write the log and statistics into out_dir; return the result
     (schema: docs/report.md, `synthesis`). `dsp=False`: iCE40 multipliers in logic cells."""
-    flow = flow_of(target)
+    flow = synthesis_flow(target)
     if flow not in SYNTH_COMMANDS:
         raise ValueError(f"no synthesis flow for target {target!r} (known: {', '.join(SYNTH_COMMANDS)})")
     top, sources, parameters = synthesis_top(design, target)
@@ -186,7 +178,7 @@ def _cell_counts(stat: dict, top: str) -> dict[str, int]:
 
 def resources(cells: dict[str, int], target: str) -> dict:
     """The report's resource fields from a cell count."""
-    flow = flow_of(target)
+    flow = synthesis_flow(target)
     if flow == "ice40":
         return {
             "lut": cells.get("SB_LUT4", 0),
