@@ -120,7 +120,7 @@ def benchmark(name: str, model: Path, data_path: Path, sparsities, bit_widths, m
         for p in (1, 4):
             print(
                 f"\ncycles per inference of each layer, ADMM 90% / 4-bit, {p} multiplier(s) per layer "
-                "(compute cycles: one ROM word per cycle; the cost model equals simulation, tests/e2e/test_end_to_end.py):"
+                "(compute cycles: one ROM word per cycle; the cost model equals simulation, tests/e2e):"
             )
             print("\n".join(cycles_table(admm_q90, base_graph, p)))
 

@@ -30,11 +30,11 @@ CONV2 = "L2_conv2d"
 def lenet5_planned(block: int, multipliers: int):
     """The integer LeNet-5 (benchmarks/cnn_graphs.py) with conv2 block-circulant at `block` (1: dense),
     planned by the plan pass."""
+    from benchmarks.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
     from compiler.passes.base import Context
     from compiler.passes.manager import run_flow
     from kernels.circulant_conv import conv_circulant_expand
     from kernels.circulant_mac import block_grid
-    from benchmarks.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
 
     graph = build_cnn(
         (1, 28, 28),

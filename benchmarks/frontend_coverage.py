@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 import onnx
 
-from compiler import api
 from benchmarks.exporter_corpus import CORPUS, class_agreement
+from compiler import api
 
 
 def ops_of(model: Path) -> str:

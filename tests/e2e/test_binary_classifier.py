@@ -4,10 +4,10 @@ accuracy, model.int.onnx, simulation and the audit."""
 import numpy as np
 import pytest
 
+from benchmarks.exporter_corpus import class_agreement, torch_sigmoid_head
 from compiler import api
 from compiler.ir import Graph, binary_output
 from kernels.argmax import binary_classes, threshold_code
-from benchmarks.exporter_corpus import class_agreement, torch_sigmoid_head
 
 QUIET = {"log": lambda *_: None, "progress": False}
 

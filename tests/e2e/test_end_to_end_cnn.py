@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
+from benchmarks.cnn_graphs import build_cnn, random_inputs, simulate_graph
 from compiler import api
 from compiler.backends.verilog import write_verilog
 from compiler.hw import timing as hw_timing
-from benchmarks.cnn_graphs import build_cnn, random_inputs, simulate_graph
 from tests.compiler.hw.test_timing import MEASURED
 from tests.conftest import EXAMPLES
 

@@ -4,8 +4,8 @@ the test data, and one model of each family simulates with 0 mismatches."""
 
 import pytest
 
-from compiler import api
 from benchmarks.exporter_corpus import CORPUS, class_agreement
+from compiler import api
 
 pytestmark = pytest.mark.slow
 SIMULATED = {}  # family -> the first entry of it, simulated

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from sim.runner import run_in_group
-from tests.conftest import EXAMPLES, ROOT
 from tests.compiler.test_outdir import snapshot
+from tests.conftest import EXAMPLES, ROOT
 
 FAKE_YOSYS = """#!/bin/sh
 if [ "$1" = "-V" ]; then echo "Yosys 0.0 (stand-in)"; exit 0; fi

@@ -12,10 +12,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from benchmarks.exporter_corpus import tf2onnx_cnn_model
 from compiler import api
 from compiler.exec import torch as torch_exec
 from compiler.frontend.onnx import load_onnx
-from benchmarks.exporter_corpus import tf2onnx_cnn_model
 
 ROOT = Path(__file__).resolve().parents[3]
 RNG = np.random.default_rng(0)

@@ -7,10 +7,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from benchmarks.exporter_corpus import qonnx_quant
 from compiler import api
 from compiler.frontend.onnx import FrontendError, load_onnx
 from compiler.ir import Graph
-from benchmarks.exporter_corpus import qonnx_quant
 
 QONNX = "qonnx.custom_op.general"
 N_IN, N_HID, N_OUT = 12, 10, 3

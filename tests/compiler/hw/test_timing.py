@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from benchmarks.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool
 from compiler.backends.verilog import engine_specs
 from compiler.hw import circulant as hw_circulant
 from compiler.hw import conv as hw_conv
@@ -20,7 +21,6 @@ from kernels.dense_mac import dense_schedule
 from kernels.pool2d import POOL_PIPELINE_EDGES, pool_geometry
 from kernels.sparse_mac import encode_sparse, sparse_schedule
 from sim.runner import SIM_DIR
-from benchmarks.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool
 from tests.sim.test_conv_rtl import CONV_CASES, POOL_CASES
 
 sys.path.insert(0, str(SIM_DIR))  # sim/test_conv2d.py imports its neighbours by bare name

@@ -6,6 +6,7 @@ import pytest
 import torch
 from opacus.grad_sample import GradSampleModule
 
+from benchmarks.exporter_corpus import torch_sigmoid_head
 from compiler import api, passes  # noqa: F401
 from compiler.data import Dataset, load_data
 from compiler.exec import predict_logits
@@ -16,7 +17,6 @@ from compiler.passes.base import Context, PassError, get_pass
 from compiler.passes.dp_sgd import WholeGraphLayer, noise_multiplier_for
 from compiler.recipe import RecipeError, load_recipe, validate_recipe
 from tests.conftest import export_pool_zoo
-from benchmarks.exporter_corpus import torch_sigmoid_head
 
 QUICK = {"epochs": 2}
 

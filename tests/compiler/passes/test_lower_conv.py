@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
 from compiler import hw
 from compiler.data import Dataset, load_data
 from compiler.exec import golden
@@ -15,7 +16,6 @@ from compiler.exec import torch as torch_exec
 from compiler.hw import conv as hw_conv
 from compiler.passes.base import PassError
 from compiler.passes.plan import cycle_budget
-from benchmarks.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
 from tests.conftest import EXAMPLES, export_pool_zoo, lower_model
 
 

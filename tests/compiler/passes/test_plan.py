@@ -3,11 +3,11 @@ typed plan that Graph.validate and the backends check."""
 
 import pytest
 
+from benchmarks.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
 from compiler import hw
 from compiler.backends.verilog import VerilogBackendError, engine_specs
 from compiler.ir import Graph, IRError
 from compiler.passes.base import Context, PassError, get_pass
-from benchmarks.cnn_graphs import build_cnn, conv, dense, flatten, maxpool
 from tests.conftest import EXAMPLES, lower_model
 
 
