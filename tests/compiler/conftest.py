@@ -1,4 +1,4 @@
-"""A tiny MLP (8-6-3, Gemm + Relu, written with onnx.helper) and its data: small enough that
+"""Fixtures shared by tests/compiler: A tiny MLP (8-6-3, Gemm + Relu, written with onnx.helper) and its data: small enough that
 yosys synthesizes it in about a second, so the quick suite can synthesize for real."""
 
 from pathlib import Path
