@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.exec.golden import circulant_layer
+from compiler.ops.circulant import circulant_layer
 from compiler.hw.base import (
     Engine,
     EngineCost,
