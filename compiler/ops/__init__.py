@@ -6,7 +6,7 @@ Adding an integer op: its kernel (kernels/), its module here, an engine module
 (compiler/hw/) if it has hardware, its rtl file, a bench and a test.
 """
 
-from compiler.ops import (  # noqa: F401  (imported to register their ops)
+from compiler.ops import (  # imported to register their ops
     avgpool2d,
     canonical,
     circulant,

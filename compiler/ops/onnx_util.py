@@ -67,4 +67,3 @@ def rshift_round(b: Builder, v: str, s: int, name: str) -> str:
 def onnx_pads(pads) -> list[int]:
     t, l, bottom, r = pads
     return [t, l, bottom, r]  # ONNX: [x1_begin, x2_begin, x1_end, x2_end], the IR's order
-

@@ -32,5 +32,7 @@ class Quantize(Op):
             f"{out}__int8",
         )
         if fmt.bits < 8:
-            q = b.op("Clip", [q, b.const(fmt.min_int, np.int8, "lo"), b.const(fmt.max_int, np.int8, "hi")], f"{out}__clip")
+            q = b.op(
+                "Clip", [q, b.const(fmt.min_int, np.int8, "lo"), b.const(fmt.max_int, np.int8, "hi")], f"{out}__clip"
+            )
         return q
