@@ -1,5 +1,7 @@
 """Golden executor: runs an integer Graph with kernels/, exactly as the hardware computes.
 
+Each node's step is its op's `golden` (compiler/ops/): this module only walks the graph.
+
 `run` starts from float input (quantizing as the host does); `run_integer` starts from the
 integer stream the hardware receives. Both give the integer output tensor (the last dense
 layer's accumulators), the predicted classes and the dequantized float logits. A `circulant`
@@ -17,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 import kernels
-from compiler.ir import BINARY_THRESHOLDS, LAYER_OPS, FixedPoint, Graph, binary_output
-from kernels.activation import table_lookup
+from compiler import ops
+from compiler.ir import BINARY_THRESHOLDS, FixedPoint, Graph, binary_output
+from compiler.ops.circulant import circulant_layer as circulant_layer  # re-exported: its users' old home
+from compiler.ops.flatten import flatten as flatten  # re-exported: its users' old home
 from kernels.argmax import binary_classes
-from kernels.circulant_mac import CirculantLayer, circulant_mac, circulant_vectors, rebuild_circulant
 
 
 @dataclass
@@ -57,19 +60,17 @@ def run_integer(
         raise ValueError("the golden executor runs integer graphs (run the lower pass first)")
     env = {graph.nodes[0].outputs[0]: np.asarray(x_q, dtype=np.int64)}
     for node in graph.nodes[1:]:
-        if node.op == "dequantize":
-            logits_q = env[node.inputs[0]]
+        op = ops.get(node.op)
+        xs = [env[t] for t in ops.stream_inputs(graph, node)]
+        if op.ends_graph:
+            logits_q = xs[0]
             if values is not None:
                 values.update(env)
-            return GoldenResult(
-                logits_q, _classes(graph, node, logits_q), kernels.dequantize(logits_q, node.attrs["frac"])
-            )
-        x = env[node.inputs[0]]
-        if record is not None and node.op in LAYER_OPS:
-            record[node.name] = x
-        step = _dense if node.op == "circulant" and node.name in exact else _STEP[node.op]
-        y = step(graph, node, x)
-        if wrap and node.op in ("dense", "conv2d"):
+            return GoldenResult(logits_q, _classes(graph, node, logits_q), op.golden(graph, node, xs))
+        if record is not None and op.layer:
+            record[node.name] = xs[0]
+        y = op.golden_exact(graph, node, xs) if node.name in exact else op.golden(graph, node, xs)
+        if wrap and op.wraps:
             y = wrap_signed(y, node.attrs["acc_bits"])
         env[node.outputs[0]] = y
     raise ValueError("integer graph has no dequantize output node")
@@ -82,8 +83,8 @@ def wrap_signed(v: np.ndarray, bits: int) -> np.ndarray:
 
 
 def step(graph: Graph, node, x: np.ndarray) -> np.ndarray:
-    """One integer node's output from its input, exactly (kernels/)."""
-    return _STEP[node.op](graph, node, x)
+    """One integer node's output from its (one stream) input, exactly (kernels/)."""
+    return ops.get(node.op).golden(graph, node, [x])
 
 
 def _classes(graph: Graph, node, logits_q: np.ndarray) -> np.ndarray:
@@ -92,57 +93,3 @@ def _classes(graph: Graph, node, logits_q: np.ndarray) -> np.ndarray:
     if kind is None:
         return kernels.argmax(logits_q)
     return binary_classes(logits_q, BINARY_THRESHOLDS[kind], node.attrs["frac"])
-
-
-def _dense(graph: Graph, node, x):
-    bias = graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
-    return kernels.dense_mac(x, graph.params[node.inputs[1]], bias)
-
-
-def circulant_layer(graph: Graph, node) -> CirculantLayer:
-    """The kernel's layer of a `circulant` node, from its stored integers: the spectra are not
-    recomputed, and widths that disagree with the node's attrs are refused (ValueError)."""
-    attrs = node.attrs["circulant"]
-    w_q = graph.params[node.inputs[1]].astype(np.int64)
-    return rebuild_circulant(
-        attrs,
-        graph.params[node.inputs[3]],
-        graph.params[node.inputs[4]],
-        circulant_vectors(w_q, attrs["block"]),
-        graph.params[node.inputs[2]],
-    )
-
-
-def flatten(node, x: np.ndarray) -> np.ndarray:
-    """[N, C, H, W] -> [N, C*H*W]: row-major, or with attr `order` = "hwc" channel-last
-    ((y*W + x)*C + c, the order the hardware streams an image; docs/fixed-point.md "flatten")."""
-    order = node.attrs.get("order", "row-major")
-    if order == "hwc" and x.ndim == 4:
-        x = x.transpose(0, 2, 3, 1)
-    elif order not in ("row-major", "hwc"):
-        raise ValueError(f"node {node.name!r}: unknown flatten order {order!r}")
-    return x.reshape(len(x), -1)
-
-
-def _conv2d(graph: Graph, node, x):
-    bias = graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
-    return kernels.conv2d(x, graph.params[node.inputs[1]], bias, node.attrs["stride"], node.attrs["pads"])
-
-
-def _circulant(graph: Graph, node, x):
-    return circulant_mac(x, circulant_layer(graph, node))
-
-
-_STEP = {
-    "flatten": lambda g, n, x: flatten(n, x),
-    "dense": _dense,
-    "circulant": _circulant,
-    "requantize": lambda g, n, x: kernels.requantize(x, n.attrs["shift"], n.attrs["bits"], n.attrs["relu"]),
-    "conv2d": _conv2d,
-    "maxpool2d": lambda g, n, x: kernels.max_pool2d(x, n.attrs["kernel"], n.attrs["stride"], n.attrs["pads"]),
-    "avgpool2d": lambda g, n, x: kernels.avg_pool2d(
-        x, n.attrs["kernel"], n.attrs["stride"], n.attrs["pads"], n.attrs["count_include_pad"]
-    ),
-    "global_avgpool": lambda g, n, x: kernels.global_avg_pool(x),
-    "table": lambda g, n, x: table_lookup(x, g.params[n.inputs[1]]),  # an activation: a gather
-}

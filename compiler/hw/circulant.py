@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.exec.golden import circulant_layer
 from compiler.hw.base import (
     Engine,
     EngineCost,
@@ -30,6 +29,7 @@ from compiler.hw.base import (
 from compiler.hw.dense import cost_entry, dense_cost, describe_matrix, matrix_spec
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model
+from compiler.ops.circulant import circulant_layer
 from kernels.circulant_mac import CirculantSchedule, rebuild_circulant
 from kernels.circulant_rom import bias_bits, circulant_rtl_parameters, spectra_words, write_circulant_roms
 

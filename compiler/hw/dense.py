@@ -32,6 +32,12 @@ from compiler.ir import Graph, Node
 from kernels.dense_mac import RomSchedule, dense_schedule
 from kernels.rom import dense_rom_words, vector_rom_words, write_mem
 
+# the stream order of a layer's inputs: in kernels (lowering needs it too), re-exported for the engines
+from kernels.stream_order import stream_order as stream_order
+from kernels.stream_order import stream_reorders as stream_reorders
+from kernels.stream_order import stream_weight_matrix as stream_weight_matrix
+from kernels.stream_order import unstream as unstream
+
 
 def rom_cost(engine: str, schedule: RomSchedule, weight_bits: int, bias_bits: int) -> EngineCost:
     """A ROM-streaming engine's figures from its kernel's schedule."""
@@ -51,40 +57,6 @@ def rom_cost(engine: str, schedule: RomSchedule, weight_bits: int, bias_bits: in
 def dense_cost(n_in: int, n_out: int, multipliers: int, w_bits: int, bias_bits: int) -> EngineCost:
     s = dense_schedule(n_in, n_out, multipliers)
     return rom_cost("dense", s, s.words * multipliers * w_bits, bias_bits)
-
-
-# ---- the stream order of a layer's inputs ---------------------------------------------------
-def stream_weight_matrix(w_q: np.ndarray, input_chw) -> np.ndarray:
-    """A dense layer's weights with columns in the order its engine receives inputs.
-
-    Convolution and pooling engines stream a [C, H, W] tensor channel-last (for y, for x, for c),
-    while the graph's flatten is row-major C*H*W; so the dense layer after a flatten of a 4-D
-    tensor (node attr `input_chw`) stores W_hw[:, (y*W + x)*C + c] = W[:, c*H*W + y*W + x].
-    (A block-circulant layer instead reads a channel-last flatten, attr `order` = "hwc", and
-    holds this stream-order matrix as its weights: docs/fixed-point.md "flatten".)"""
-    if not input_chw:
-        return w_q
-    c, h, w = input_chw
-    n_out = w_q.shape[0]
-    return w_q.reshape(n_out, c, h, w).transpose(0, 2, 3, 1).reshape(n_out, c * h * w)
-
-
-def stream_order(shape, input_chw) -> np.ndarray:
-    """[n_out, n_in]: the flat index into the graph's weight matrix of each stream-order entry."""
-    return stream_weight_matrix(np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape), input_chw)
-
-
-def unstream(w_stream: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The graph's weight matrix from its stream-order copy (stream_order's inverse)."""
-    flat = np.empty(w_stream.size, dtype=w_stream.dtype)
-    flat[order.ravel()] = w_stream.ravel()
-    return flat.reshape(order.shape)
-
-
-def stream_reorders(chw) -> bool:
-    """Whether the channel-last stream order of a [C, H, W] image differs from row-major C*H*W."""
-    c, h, w = chw
-    return c > 1 and h * w > 1
 
 
 def stream_weights(graph: Graph, node: Node, image) -> np.ndarray:

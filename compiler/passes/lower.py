@@ -17,6 +17,12 @@ and the `circulant` node stores the stream-order weights, without `input_chw`.
 
 Hardware planning (engines, multipliers) is the next pass, `plan` (compiler/passes/plan.py).
 
+Where each piece lives: this module walks the float body and keeps the state (the current
+tensor, its format, whether it is an accumulator); each float op's rule is its op's `lower`
+(compiler/ops/); the formats and their checks are compiler/ops/formats.py; the block-circulant
+lowering is compiler/ops/circulant_lower.py; the measurements on the test set are
+compiler/passes/lower_measure.py.
+
 Every scale is a power of two. Activation formats are calibrated on x_train; weight formats
 cover each layer's largest weight, unless `admm` already put the layer on a fixed-point grid,
 whose levels are kept exactly. The trailing softmax is dropped (the design outputs logits).
@@ -38,35 +44,24 @@ only the defining vectors (docs/fixed-point.md "Block-circulant convolutions").
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 import kernels
-from compiler.exec import golden
-from compiler.hw.dense import stream_order, stream_reorders, stream_weight_matrix, unstream
-from compiler.ir import ACTIVATION_OPS, POOL_OPS, SOFTMAX_OPS, FixedPoint, Graph, Node, TensorSpec, binary_output
-from compiler.passes.base import Option, Pass, PassError, int_in, register
-from kernels.activation import activation_table
-from kernels.circulant_conv import conv_circulant_vectors
-from kernels.circulant_mac import (
-    FFT_EXTRA_GUARD,
-    IFFT_GUARD,
-    SPECTRUM_BITS,
-    TWIDDLE_FRAC,
-    circulant_error,
-    circulant_vectors,
-    plan_circulant,
+from compiler import ops
+from compiler.ir import FixedPoint, Graph, Node, TensorSpec, binary_output
+from compiler.ops.formats import (
+    MAX_SHIFT,
+    check_finite,
+    check_layer_scale,
+    checked_activation_format,
+    fit_accumulator,
+    quant_format,
+    quantize_weights,
 )
-
-# FPGA DSP slices accumulate 48 bits. The ONNX backend computes a layer wider than 32 bits (where
-# MatMulInteger / ConvInteger accumulate) in int64; lower narrows a layer's weights beyond this.
-MAX_ACC_BITS = 48
-# Every format's frac (weights, activations, accumulators) lies in -MAX_FRAC..MAX_FRAC: its step
-# 2**-frac is exact in float32 (ONNX QuantizeLinear's scale) and every shift fits int64.
-MAX_FRAC = 60
-MAX_SHIFT = 62  # requantize shifts: 1 << shift must be an int64 (the integer ONNX graph)
-LOWERABLE_OPS = ("dense", "relu", "flatten", "conv2d", *POOL_OPS, *ACTIVATION_OPS)
+from compiler.ops.formats import weight_format as weight_format  # re-exported: admm and mia_quant use it
+from compiler.passes.base import Option, Pass, PassError, int_in, register
+from compiler.passes.lower_measure import measure_circulant, measure_narrowed
+from kernels.circulant_mac import FFT_EXTRA_GUARD, IFFT_GUARD, SPECTRUM_BITS, TWIDDLE_FRAC
 
 
 def _auto_or(check):
@@ -116,20 +111,18 @@ class Lower(Pass):
 
         acts = torch_exec.intermediates(graph, ctx.data.x_train[: opts["calibration_samples"]])
         lowered = _Lowering(graph, ctx, acts, opts["activation_bits"]).build()
-        _measure_circulant(lowered, ctx.data, opts["calibration_samples"])
-        _measure_narrowed(graph, lowered, ctx.data)
+        measure_circulant(lowered, ctx.data, opts["calibration_samples"])
+        measure_narrowed(graph, lowered, ctx.data)
         return lowered
 
 
 def _check_lowerable(graph: Graph) -> None:
     body = _body(graph)
-    norms = [f"{n.name!r}" for n in body if n.op == "batchnorm"]
-    if norms:
-        raise PassError(
-            f"lower: batch normalization {', '.join(norms)} follows no conv/dense layer it could be "
-            "folded into (canonicalize folds it only right after one), so it has no integer form"
-        )
-    bad = [f"{n.name!r} ({n.op})" for n in body if n.op not in LOWERABLE_OPS]
+    for op in ops.OPS.values():
+        named = [f"{n.name!r}" for n in body if n.op == op.name]
+        if op.unlowerable and named:
+            raise PassError(op.unlowerable.format(names=", ".join(named)))
+    bad = [f"{n.name!r} ({n.op})" for n in body if not ops.get(n.op).defines("lower")]
     if bad:
         raise PassError(
             f"lower: cannot lower node(s) {', '.join(bad)}; run canonicalize first "
@@ -138,51 +131,28 @@ def _check_lowerable(graph: Graph) -> None:
     uneven = [
         f"{n.name!r} (stride {n.attrs['stride']})"
         for n in body
-        if n.op in ("conv2d", "maxpool2d", "avgpool2d") and len(set(n.attrs["stride"])) > 1
+        if ops.get(n.op).strided and len(set(n.attrs["stride"])) > 1
     ]
     if uneven:
         raise PassError(
             f"lower: {', '.join(uneven)}: the line-buffered engines step both axes alike; strides must be equal"
         )
-    if not any(n.op in ("dense", "conv2d") for n in body):
+    if not any(ops.get(n.op).layer for n in body):
         raise PassError("lower: the graph has no dense or conv layer")
 
 
 def _body(graph: Graph) -> list[Node]:
     """The nodes before a trailing softmax / log_softmax."""
     nodes = list(graph.nodes)
-    while nodes and nodes[-1].op in SOFTMAX_OPS:
+    while nodes and ops.get(nodes[-1].op).dropped_at_output:
         nodes.pop()
     return nodes
 
 
-def choose_format(values: np.ndarray, bits: int, max_frac: int | None = None) -> FixedPoint:
-    """Power-of-two format for `values`: the covering format or one with up to 2 more fractional
-    bits (clipping rare outliers), whichever has the least mean squared error."""
-    peak = float(np.max(np.abs(values))) if values.size else 0.0
-    if peak == 0.0:
-        f0 = bits - 1
-    else:
-        f0 = math.floor(math.log2(((1 << (bits - 1)) - 0.5) / peak))
-    candidates = [f0, f0 + 1, f0 + 2]
-    if max_frac is not None:
-        candidates = sorted({min(f, max_frac) for f in candidates})
-    sample = np.asarray(values, dtype=np.float32).ravel()
-    errors = [
-        float(np.mean((kernels.dequantize(kernels.quantize(sample, f, bits), f) - sample) ** 2)) if sample.size else 0.0
-        for f in candidates
-    ]
-    return FixedPoint(bits, candidates[int(np.argmin(errors))])
-
-
-def weight_format(w: np.ndarray, bits: int) -> FixedPoint:
-    peak = float(np.max(np.abs(w), initial=0.0))
-    frac = bits - 1 if peak == 0 else math.floor(math.log2(((1 << (bits - 1)) - 0.5) / peak))
-    return FixedPoint(bits, frac)
-
-
 class _Lowering:
-    """Walks the float body once, emitting integer nodes and tracking the current tensor's format."""
+    """Walks the float body once, each node by its op's lowering rule (compiler/ops/), emitting
+    integer nodes and tracking the current tensor's format. The rules read and set the state
+    below and call the public methods."""
 
     def __init__(self, graph: Graph, ctx, acts: dict, act_bits: int):
         self.graph, self.ctx, self.acts, self.act_bits = graph, ctx, acts, act_bits
@@ -194,30 +164,31 @@ class _Lowering:
         self.cur_shape: tuple[int, ...] = ()
         self.flattened_chw: list[int] | None = None  # [C, H, W] when the current tensor is a flattened image
         self.flatten_node: Node | None = None  # the integer flatten that made it
-        self.narrowed: dict[str, dict] = {}  # layer -> the narrower weights _fit_accumulator chose
+        self.narrowed: dict[str, dict] = {}  # layer -> the narrower weights fit_accumulator chose
 
     def build(self) -> Graph:
         src = self.graph.inputs[0]
-        in_fmt = _quant_format(self.graph, (src.name,)) or _checked_activation_format(
+        in_fmt = quant_format(self.graph, (src.name,)) or checked_activation_format(
             self.acts[src.name], self.act_bits, f"the input {src.name!r}"
         )
         self.cur_shape = tuple(src.shape)
-        self._emit(
+        self.emit(
             Node("quantize", "quantize_input", [src.name], [f"{src.name}_q"], attrs={"format": in_fmt.to_dict()}),
             in_fmt,
             is_acc=False,
         )
         for node in _body(self.graph):
-            getattr(self, f"_lower_{node.op}")(node)
+            ops.get(node.op).lower(self, node)
         out_frac = self.cur_fmt.frac
         self.nodes.append(Node("dequantize", "dequantize_output", [self.cur], ["logits"], attrs={"frac": out_frac}))
         n_classes = int(np.prod(self.graph.outputs[0].shape))
+        last = self.graph.nodes[-1].op
         meta = dict(
             self.graph.meta,
             integer=True,
             input_format=in_fmt.to_dict(),
             output_format=self.cur_fmt.to_dict(),
-            output_activation=self.graph.nodes[-1].op if self.graph.nodes[-1].op.endswith("softmax") else None,
+            output_activation=last if ops.get(last).dropped_at_output else None,
         )
         if (kind := binary_output(self.graph)) is not None:
             meta["binary_output"] = kind  # class = output >= 0.5 (probability) or >= 0 (logit)
@@ -229,43 +200,33 @@ class _Lowering:
             meta=meta,
         )
 
-    def _emit(self, node: Node, fmt: FixedPoint, is_acc: bool, shape: tuple[int, ...] | None = None) -> None:
+    def emit(self, node: Node, fmt: FixedPoint, is_acc: bool, shape: tuple[int, ...] | None = None) -> None:
+        """Append an integer node; its output becomes the current tensor."""
         self.nodes.append(node)
         self.cur, self.cur_fmt, self.cur_is_acc = node.outputs[0], fmt, is_acc
         if shape is not None:
             self.cur_shape = tuple(int(d) for d in shape)
 
-    def _float_shape(self, tensor: str) -> tuple[int, ...]:
+    def float_shape(self, tensor: str) -> tuple[int, ...]:
         return tuple(int(d) for d in self.acts[tensor].shape[1:])
 
-    def _lower_flatten(self, node: Node) -> None:
-        self.flattened_chw = list(self.cur_shape) if len(self.cur_shape) == 3 else None
-        self.flatten_node = Node("flatten", node.name, [self.cur], [node.outputs[0]])
-        self._emit(
-            self.flatten_node,
-            self.cur_fmt,
-            self.cur_is_acc,
-            shape=(int(np.prod(self.cur_shape)),),
-        )
-
-    def _lower_relu(self, node: Node) -> None:
-        self._requantize(node.name, node.outputs[0], relu=True)
-
-    def _to_activation(self, node: Node) -> None:
+    def to_activation(self, node: Node) -> None:
         """An accumulator feeding another layer or a pool comes back to activation width first."""
         if self.cur_is_acc:
-            self._requantize(f"{node.name}.input", f"{node.inputs[0]}_q", relu=False)
+            self.requantize(f"{node.name}.input", f"{node.inputs[0]}_q", relu=False)
 
-    def _quantize_layer(self, node: Node, opts: dict, force_bias: bool = False) -> tuple[list, dict, tuple]:
+    def quantize_layer(self, node: Node, opts: dict, force_bias: bool = False) -> tuple[list, dict, tuple]:
         """Weights on their grid, bias at the accumulator's scale; the layer's inputs and attrs."""
         w = self.graph.params[node.inputs[1]]
         b = self.graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
         x_fmt = self.cur_fmt
-        _check_finite(node, w, b)
-        w_q, w_fmt = _quantize_weights(node, w, opts["weight_bits"])
-        w_q, w_fmt = self._fit_accumulator(node, w, b, w_q, w_fmt, x_fmt)
+        check_finite(node, w, b)
+        w_q, w_fmt = quantize_weights(node, w, opts["weight_bits"])
+        w_q, w_fmt, narrowed = fit_accumulator(node, w, b, w_q, w_fmt, x_fmt)
+        if narrowed is not None:
+            self.narrowed[node.name] = narrowed
         acc_frac = w_fmt.frac + x_fmt.frac
-        _check_layer_scale(node, w, b, w_fmt, x_fmt)
+        check_layer_scale(node, w, b, w_fmt, x_fmt)
         inputs = [self.cur, f"{node.name}.weight_q"]
         self.params[inputs[1]] = w_q.astype(np.int32)
         b_q = None
@@ -277,37 +238,7 @@ class _Lowering:
         attrs = {"input_format": x_fmt.to_dict(), "weight_format": w_fmt.to_dict(), "acc_frac": acc_frac}
         return inputs, attrs, (w_q, b_q)
 
-    def _fit_accumulator(
-        self, node: Node, w: np.ndarray, b: np.ndarray | None, w_q: np.ndarray, w_fmt: FixedPoint, x_fmt: FixedPoint
-    ) -> tuple[np.ndarray, FixedPoint]:
-        """Narrower weights where the accumulator would exceed MAX_ACC_BITS: one weight bit fewer
-        (one fractional bit fewer) at a time down to 2 bits, then coarser 2-bit steps, until it
-        fits. Recorded in self.narrowed (the node's annotations and the report); refused when no
-        weight would be left nonzero (the bias alone is too large) or a format leaves mpc's range."""
-        need = _acc_bits_bound(w_q, b, w_fmt.frac + x_fmt.frac, x_fmt.bits)
-        if need <= MAX_ACC_BITS:
-            return w_q, w_fmt
-        first, fmt, q = need, w_fmt, w_q
-        while need > MAX_ACC_BITS:
-            nxt = weight_format(w, fmt.bits - 1) if fmt.bits > 2 else FixedPoint(2, fmt.frac - 1)
-            fmt = nxt if nxt.frac < fmt.frac else FixedPoint(nxt.bits, fmt.frac - 1)
-            q = kernels.saturate(kernels.round_half_even(w.astype(np.float64) * 2.0**fmt.frac), fmt.bits)
-            if not np.any(q) or fmt.frac < -MAX_FRAC or fmt.frac + x_fmt.frac < -MAX_FRAC:
-                _check_layer_scale(node, w, b, w_fmt, x_fmt)  # names the bias, when it is the reason
-                raise PassError(
-                    f"lower: layer {node.name!r} needs a {first}-bit accumulator; at most {MAX_ACC_BITS} are "
-                    "supported, and no narrower weight format leaves a nonzero weight (rescale the model)"
-                )
-            need = _acc_bits_bound(q, b, fmt.frac + x_fmt.frac, x_fmt.bits)
-        self.narrowed[node.name] = {
-            "needed_acc_bits": first,
-            "max_acc_bits": MAX_ACC_BITS,
-            "weight_format_from": w_fmt.to_dict(),
-            "weight_format_to": fmt.to_dict(),
-        }
-        return q.astype(np.int64), fmt
-
-    def _carried_annotations(self, node: Node) -> dict:
+    def carried_annotations(self, node: Node) -> dict:
         """What earlier passes learned, less admm's weight grid (now the node's weight_format attr),
         plus `narrowed` where lower chose narrower weights to fit the accumulator."""
         carried = {k: v for k, v in node.annotations.items() if k != "weight_format"}
@@ -315,148 +246,11 @@ class _Lowering:
             carried["narrowed"] = self.narrowed[node.name]
         return carried
 
-    def _lower_conv2d(self, node: Node) -> None:
-        self._to_activation(node)
-        opts = self.ctx.layer_options("lower", node.name)
-        inputs, attrs, (w_q, b_q) = self._quantize_layer(node, opts)
-        acc_bits = _checked_acc_bits(node, kernels.conv_accumulator_bits(w_q, b_q, self.cur_fmt.bits))
-        out_shape = self._float_shape(node.outputs[0])
-        if (circulant := _conv_circulant(node, w_q)) is not None:
-            attrs["circulant"] = circulant
-        attrs |= {
-            "kernel": list(node.attrs["kernel"]),
-            "stride": int(node.attrs["stride"][0]),
-            "pads": list(node.attrs["pads"]),
-            "acc_bits": acc_bits,
-            "in_shape": list(self.cur_shape),
-            "out_shape": list(out_shape),
-        }
-        self._emit(
-            Node(
-                "conv2d", node.name, inputs, [node.outputs[0]], attrs=attrs, annotations=self._carried_annotations(node)
-            ),
-            FixedPoint(acc_bits, attrs["acc_frac"]),
-            is_acc=True,
-            shape=out_shape,
-        )
-
-    def _lower_pool(self, node: Node) -> None:
-        """Pools keep their input's format exactly (max picks an element; average rounds the
-        mean, which lies within the input's range)."""
-        self._to_activation(node)
-        out_shape = self._float_shape(node.outputs[0])
-        if node.op == "global_avgpool":
-            window = {"kernel": list(self.cur_shape[1:]), "stride": 1, "pads": [0, 0, 0, 0]}
-        else:
-            window = {
-                "kernel": list(node.attrs["kernel"]),
-                "stride": int(node.attrs["stride"][0]),
-                "pads": list(node.attrs["pads"]),
-            }
-            if node.op == "avgpool2d":
-                window["count_include_pad"] = bool(node.attrs["count_include_pad"])
-        attrs = window | {
-            "format": self.cur_fmt.to_dict(),
-            "in_shape": list(self.cur_shape),
-            "out_shape": list(out_shape),
-        }
-        self._emit(
-            Node(node.op, node.name, [self.cur], [node.outputs[0]], attrs=attrs),
-            self.cur_fmt,
-            is_acc=False,
-            shape=out_shape,
-        )
-
-    _lower_maxpool2d = _lower_avgpool2d = _lower_global_avgpool = _lower_pool
-
-    def _lower_activation(self, node: Node) -> None:
-        """An activation (docs/fixed-point.md "table"): an accumulator is requantized to the
-        calibrated format of the activation's input first; then a `table` maps every input code
-        to the calibrated output format (relu stays the requantize's fused ReLU)."""
-        self._to_activation(node)
-        attrs = dict(node.attrs)
-        if node.op == "prelu":
-            slope = np.asarray(self.graph.params[node.inputs[1]], dtype=np.float64).ravel()
-            if slope.size == 0 or np.any(slope != slope[0]):
-                raise PassError(
-                    f"lower: PRelu {node.name!r} has {slope.size} different slopes (one per channel); "
-                    "only a single slope is supported (one table per activation)"
-                )
-            attrs["slope"] = float(slope[0])
-        in_fmt = self.cur_fmt
-        out_fmt = _checked_activation_format(self.acts[node.outputs[0]], self.act_bits, f"the output of {node.name!r}")
-        table = activation_table(node.op, attrs, in_fmt.bits, in_fmt.frac, out_fmt.bits, out_fmt.frac)
-        self.params[f"{node.name}.table"] = table.astype(np.int32)
-        attrs = {
-            "function": node.op,
-            "function_attrs": attrs,
-            "input_format": in_fmt.to_dict(),
-            "format": out_fmt.to_dict(),
-            "shape": list(self.cur_shape),
-        }
-        table_node = Node("table", node.name, [self.cur, f"{node.name}.table"], [node.outputs[0]], attrs=attrs)
-        self._emit(table_node, out_fmt, is_acc=False)
-
-    _lower_sigmoid = _lower_tanh = _lower_leaky_relu = _lower_prelu = _lower_elu = _lower_activation
-    _lower_selu = _lower_hard_sigmoid = _lower_hard_swish = _lower_clip = _lower_activation
-
-    def _lower_dense(self, node: Node) -> None:
-        self._to_activation(node)  # e.g. two dense layers in a row
-        opts = self.ctx.layer_options("lower", node.name)
-        block = _circulant_block(node, self.ctx.layer_options("plan", node.name)["engine"])
-        # a circulant node always has a bias input (zeros if none)
-        inputs, attrs, (w_q, b_q) = self._quantize_layer(node, opts, force_bias=bool(block))
-        x_fmt, acc_frac = self.cur_fmt, attrs["acc_frac"]
-        if self.flattened_chw:
-            chw, self.flattened_chw = self.flattened_chw, None
-            if block and stream_reorders(chw):
-                w_q = self._stream_order_input(node, chw, inputs[1], w_q)
-            else:
-                attrs["input_chw"] = chw  # its input is an image streamed channel-last
-        annotations = self._carried_annotations(node)
-        op = "dense"
-        if block:
-            op = "circulant"
-            layer = _plan_circulant_layer(node, w_q, b_q, block, x_fmt.bits, opts)
-            acc_bits = layer.acc_bits
-            inputs += [f"{node.name}.spectra_re", f"{node.name}.spectra_im"]
-            self.params[inputs[3]], self.params[inputs[4]] = layer.spectra_re, layer.spectra_im
-            attrs["circulant"] = layer.attrs()
-        else:
-            acc_bits = kernels.dense_accumulator_bits(w_q, b_q, x_fmt.bits)
-        attrs["acc_bits"] = _checked_acc_bits(node, acc_bits)
-        self._emit(
-            Node(op, node.name, inputs, [node.outputs[0]], attrs=attrs, annotations=annotations),
-            FixedPoint(acc_bits, acc_frac),
-            is_acc=True,
-            shape=(w_q.shape[0],),
-        )
-
-    def _stream_order_input(self, node: Node, chw: list[int], weight: str, w_q: np.ndarray) -> np.ndarray:
-        """A block-circulant layer after a flatten of a [C, H, W] image the hardware streams
-        channel-last: the `circulant` pass made its stream-order matrix block-circulant
-        (annotations["circulant"]["input_chw"]), so the integer flatten emits the channel-last
-        order (attr `order` = "hwc") and the layer stores its columns in that order: the same
-        products, and a weight matrix the FFT engine takes as it is."""
-        made = node.annotations.get("circulant", {}).get("input_chw")
-        if made is None or list(made) != list(chw):
-            how = "in the graph's row-major column order" if made is None else f"for a {list(made)} image"
-            raise PassError(
-                f"lower: layer {node.name!r} was made block-circulant {how}, but reads a flattened "
-                f"{chw} image, which the hardware streams channel-last: run the circulant pass on this "
-                "graph again (it defines the structure in stream order), or give the layer block_size = 1"
-            )
-        assert self.flatten_node is not None
-        self.flatten_node.attrs["order"] = "hwc"
-        w_s = stream_weight_matrix(w_q, chw)
-        self.params[weight] = w_s.astype(np.int32)
-        return w_s
-
-    def _requantize(self, name: str, out: str, relu: bool) -> None:
+    def requantize(self, name: str, out: str, relu: bool) -> None:
         """acc (or an activation, for a standalone relu) -> calibrated activation format."""
         src_frac = self.cur_fmt.frac
         float_name = out if out in self.acts else self.cur
-        fmt = _quant_format(self.graph, (out, float_name), max_frac=src_frac) or _checked_activation_format(
+        fmt = quant_format(self.graph, (out, float_name), max_frac=src_frac) or checked_activation_format(
             self.acts[float_name], self.act_bits, f"the output of {name!r}", max_frac=src_frac
         )
         if src_frac - fmt.frac > MAX_SHIFT:
@@ -467,246 +261,4 @@ class _Lowering:
                 "inputs' steps: rescale the model)"
             )
         attrs = {"shift": src_frac - fmt.frac, "bits": fmt.bits, "relu": relu, "out_frac": fmt.frac}
-        self._emit(Node("requantize", name, [self.cur], [out], attrs=attrs), fmt, is_acc=False)
-
-
-def _quant_format(graph: Graph, tensors: tuple[str, ...], max_frac: int | None = None) -> FixedPoint | None:
-    """The activation format a QONNX Quant fixed for one of `tensors` (compiler/frontend/qonnx.py),
-    instead of calibration; its frac capped at `max_frac` (a requantize never shifts left)."""
-    fixed = graph.meta.get("qonnx", {}).get("activations", {})
-    name = next((t for t in tensors if t in fixed), None)
-    if name is None:
-        return None
-    fmt = FixedPoint.from_dict(fixed[name])
-    return fmt if max_frac is None or fmt.frac <= max_frac else FixedPoint(fmt.bits, max_frac)
-
-
-def _frac_range(bits: int) -> tuple[float, float]:
-    """The largest magnitudes a power-of-two format of `bits` covers with frac MAX_FRAC and
-    -MAX_FRAC: a tensor's peak must lie between them."""
-    top = (1 << (bits - 1)) - 0.5
-    return top * 2.0 ** -(MAX_FRAC + 1), top * 2.0**MAX_FRAC
-
-
-def _checked_activation_format(values: np.ndarray, bits: int, what: str, max_frac: int | None = None) -> FixedPoint:
-    """choose_format, refusing values no format of mpc can hold (NaN/Inf, or beyond 2**±MAX_FRAC steps)."""
-    if values.size and not np.all(np.isfinite(values)):
-        raise PassError(
-            f"lower: {what}: the float model's values on the calibration data (x_train) reach NaN or Inf "
-            "(weights or inputs too large for float32?)"
-        )
-    fmt = choose_format(values, bits, max_frac)
-    if abs(fmt.frac) > MAX_FRAC:
-        lo, hi = _frac_range(bits)
-        peak = float(np.max(np.abs(values)))
-        raise PassError(
-            f"lower: {what}: calibrated values up to {peak:.3g} need the format Q({bits}, {fmt.frac}); "
-            f"mpc's formats have |frac| <= {MAX_FRAC}, so a tensor's largest value must lie in "
-            f"[{lo:.3g}, {hi:.3g}] (rescale the model or the data)"
-        )
-    return fmt
-
-
-def _check_finite(node: Node, w: np.ndarray, b: np.ndarray | None) -> None:
-    for what, v in (("weights", w), ("biases", b)):
-        if v is not None and not np.all(np.isfinite(v)):
-            raise PassError(f"lower: layer {node.name!r}: its {what} contain NaN or Inf")
-
-
-def _check_layer_scale(node: Node, w: np.ndarray, b: np.ndarray | None, w_fmt: FixedPoint, x_fmt: FixedPoint) -> None:
-    """The layer's weights and biases must fit the formats mpc has: a weight format with
-    |frac| <= MAX_FRAC, an accumulator scale 2**-(w_frac + x_frac) within the same range, and
-    biases at that scale within the MAX_ACC_BITS-bit accumulator."""
-    peak = float(np.max(np.abs(w), initial=0.0))
-    acc_frac = w_fmt.frac + x_fmt.frac
-    if abs(w_fmt.frac) > MAX_FRAC:
-        lo, hi = _frac_range(w_fmt.bits)
-        raise PassError(
-            f"lower: layer {node.name!r}: its largest weight {peak:.3g} needs the format "
-            f"Q({w_fmt.bits}, {w_fmt.frac}); mpc's formats have |frac| <= {MAX_FRAC}, so a layer's largest "
-            f"weight must lie in [{lo:.3g}, {hi:.3g}] (rescale the model's weights)"
-        )
-    if abs(acc_frac) > MAX_FRAC:
-        raise PassError(
-            f"lower: layer {node.name!r}: weights in Q({w_fmt.bits}, {w_fmt.frac}) times inputs in "
-            f"Q({x_fmt.bits}, {x_fmt.frac}) give an accumulator with steps of 2**{-acc_frac}; mpc's formats "
-            f"have |frac| <= {MAX_FRAC} (largest weight {peak:.3g}: rescale the model's weights)"
-        )
-    b_peak = float(np.max(np.abs(b), initial=0.0)) if b is not None else 0.0
-    limit = 2.0 ** (MAX_ACC_BITS - 1)
-    if b_peak * 2.0**acc_frac >= limit - 0.5:
-        raise PassError(
-            f"lower: layer {node.name!r}: its largest bias {b_peak:.3g} does not fit the "
-            f"{MAX_ACC_BITS}-bit accumulator at the layer's scale 2**{-acc_frac} (weights Q({w_fmt.bits}, "
-            f"{w_fmt.frac}) times inputs Q({x_fmt.bits}, {x_fmt.frac})), which holds biases below "
-            f"{(limit - 0.5) * 2.0**-acc_frac:.3g}: the biases are too large for the weights"
-        )
-
-
-def _checked_acc_bits(node: Node, acc_bits: int) -> int:
-    if acc_bits > MAX_ACC_BITS:
-        raise PassError(
-            f"lower: layer {node.name!r} needs a {acc_bits}-bit accumulator; at most "
-            f"{MAX_ACC_BITS} are supported (use fewer weight/activation bits)"
-        )
-    return acc_bits
-
-
-def _acc_bits_bound(w_q: np.ndarray, b: np.ndarray | None, acc_frac: int, in_bits: int) -> int:
-    """The accumulator width of docs/fixed-point.md (kernels.dense_accumulator_bits, per output
-    row of a dense or conv weight) in float64, so that a bias far beyond int64 is measured, not
-    wrapped: exact wherever it decides (below 2**53)."""
-    rows = np.abs(np.asarray(w_q, dtype=np.float64)).reshape(len(w_q), -1).sum(axis=1)
-    worst = rows * float(1 << (in_bits - 1))
-    if b is not None:
-        worst = worst + np.abs(np.rint(np.asarray(b, dtype=np.float64).reshape(-1) * 2.0**acc_frac))
-    peak = float(np.max(worst, initial=0.0))
-    return math.ceil(math.log2(peak + 1)) + 1
-
-
-def _circulant_block(node: Node, engine: str) -> int | None:
-    """The block size of a layer to lower as a `circulant` node, or None (a `dense` node): the
-    plan's `engine` option dense or sparse asks for its exact product on that engine instead."""
-    block = int(node.annotations.get("block_size", 1))
-    if block <= 1 or engine in ("dense", "sparse"):
-        return None  # not circulant, or the recipe asks for the exact product on another engine
-    return block
-
-
-def _conv_circulant(node: Node, w_q: np.ndarray) -> dict | None:
-    """The channel structure of a conv the `circulant` pass made block-circulant
-    (`annotations["block_size"]` = b > 1): {"block": b, "p": p, "q": q}, after checking that the
-    quantized weights are still exactly block-circulant at every kernel position (elementwise
-    quantization keeps that). None for a dense conv. The product stays conv2d's exact MAC; the
-    structure only lets model.int.onnx and the conv engine store the defining vectors."""
-    block = int(node.annotations.get("block_size", 1))
-    if block <= 1:
-        return None
-    try:
-        vectors = conv_circulant_vectors(w_q, block)
-    except ValueError as e:
-        raise PassError(
-            f"lower: conv layer {node.name!r} was made block-circulant (block size {block}) but its "
-            f"weights are no longer ({e}): a pass after circulant changed them (admm? run it before "
-            "circulant, giving that layer block_size = 1)"
-        ) from None
-    p, q = vectors.shape[:2]
-    return {"block": block, "p": int(p), "q": int(q)}
-
-
-def _plan_circulant_layer(node: Node, w_q: np.ndarray, b_q: np.ndarray, block: int, in_bits: int, opts: dict):
-    """Spectra, shifts and widths of a block-circulant layer (kernels.circulant_mac.plan_circulant)."""
-    n_out, n_in = w_q.shape
-    try:
-        vectors = circulant_vectors(w_q, block)
-    except ValueError:
-        raise PassError(
-            f"lower: layer {node.name!r} was made block-circulant (block size {block}) but its "
-            "weights are no longer: a pass after circulant changed them (admm? run it before "
-            "circulant, giving that layer block_size = 1)"
-        ) from None
-    guard = None if opts["fft_guard"] == "auto" else opts["fft_guard"]
-    try:
-        return plan_circulant(
-            vectors,
-            b_q,
-            n_in,
-            n_out,
-            in_bits=in_bits,
-            twiddle_frac=opts["twiddle_frac"],
-            spectrum_bits=opts["spectrum_bits"],
-            fft_guard=guard,
-            ifft_guard=opts["ifft_guard"],
-        )
-    except ValueError as e:
-        raise PassError(f"lower: circulant layer {node.name!r}: {e}") from None
-
-
-def _quantize_weights(node: Node, w: np.ndarray, bits: int) -> tuple[np.ndarray, FixedPoint]:
-    """Round weights onto Q(bits, f); keep admm's grid exactly where it set one."""
-    fixed = node.annotations.get("weight_format")
-    if fixed is not None:
-        fmt = FixedPoint.from_dict(fixed)
-        scaled = w.astype(np.float64) * 2.0**fmt.frac
-        w_q = np.rint(scaled)
-        if (
-            np.max(np.abs(scaled - w_q), initial=0.0) > 1e-3
-            or w_q.min(initial=0) < fmt.min_int
-            or w_q.max(initial=0) > fmt.max_int
-        ):
-            raise PassError(
-                f"lower: layer {node.name!r} claims weight format {fixed} but its weights are off that grid"
-            )
-        return w_q.astype(np.int64), fmt
-    fmt = weight_format(w, bits)
-    w_q = kernels.saturate(kernels.round_half_even(w.astype(np.float64) * 2.0**fmt.frac), bits)
-    return w_q.astype(np.int64), fmt
-
-
-def _measure_circulant(graph: Graph, data, calibration_samples: int) -> None:
-    """The fixed-point FFT's accuracy cost, per circulant layer, in its annotations:
-    `fft_error` = kernels.circulant_error (accumulator LSBs against the exact integer product) on
-    the layer's integer inputs from the calibration rows of x_train and from x_test, and
-    `test_accuracy_exact_product` = the integer graph's test accuracy with this layer's exact
-    product in place of its FFT (the graph's own accuracy is the FFT's)."""
-    circulant = [n for n in graph.nodes if n.op == "circulant"]
-    if not circulant or data is None:
-        return
-    names = {n.name for n in circulant}
-    splits = {"calibration": data.x_train[:calibration_samples], "test": data.x_test}
-    inputs: dict[str, dict] = {}
-    for split, x in splits.items():
-        inputs[split] = {}
-        golden.run_integer(graph, golden.quantize_input(graph, x), record=inputs[split])
-    for node in circulant:
-        layer = golden.circulant_layer(graph, node)
-        node.annotations["fft_error"] = {
-            split: circulant_error(inputs[split][node.name], layer) | {"samples": len(splits[split])}
-            for split in splits
-        }
-        exact = golden.run(graph, data.x_test, exact={node.name})
-        node.annotations["test_accuracy_exact_product"] = float(np.mean(exact.classes == data.y_test))
-    graph.meta["circulant_test_accuracy_exact_product"] = float(
-        np.mean(golden.run(graph, data.x_test, exact=names).classes == data.y_test)
-    )
-
-
-def _flatten_order(graph: Graph, node: Node) -> str:
-    """The `order` of the integer flatten a layer reads (through elementwise nodes), or
-    "row-major" (also when it reads no flatten)."""
-    producers = {t: n for n in graph.nodes for t in n.outputs}
-    tensor = node.inputs[0]
-    while (src := producers.get(tensor)) is not None and src.op in ("requantize", "table", "flatten"):
-        if src.op == "flatten":
-            return src.attrs.get("order", "row-major")
-        tensor = src.inputs[0]
-    return "row-major"
-
-
-def _measure_narrowed(float_graph: Graph, lowered: Graph, data) -> None:
-    """The accuracy cost of each layer whose weights lower narrowed to fit MAX_ACC_BITS, in its
-    `narrowed` annotation: the float model's test accuracy, and the same with only this layer's
-    weights on the narrower grid. All of them also go to meta["narrowed_layers"] (the report)."""
-    narrowed = [n for n in lowered.nodes if "narrowed" in n.annotations]
-    if not narrowed:
-        return
-    from compiler.exec import torch as torch_exec
-
-    def accuracy(graph: Graph) -> float | None:
-        if data is None or not len(data.x_test):
-            return None
-        return float(np.mean(np.argmax(torch_exec.run(graph, data.x_test), axis=1) == data.y_test))
-
-    base = accuracy(float_graph)
-    for node in narrowed:
-        info = node.annotations["narrowed"]
-        weight = next(n for n in float_graph.nodes if n.name == node.name).inputs[1]
-        trial = float_graph.copy()
-        frac = info["weight_format_to"]["frac"]
-        w_q = lowered.params[node.inputs[1]]
-        if _flatten_order(lowered, node) == "hwc":  # stored in stream order: back to the graph's
-            w_q = unstream(w_q, stream_order(w_q.shape, node.annotations["circulant"]["input_chw"]))
-        trial.params[weight] = (w_q * 2.0**-frac).astype(np.float32)
-        info["float_test_accuracy"] = base
-        info["float_test_accuracy_narrowed"] = accuracy(trial)
-    lowered.meta["narrowed_layers"] = {n.name: n.annotations["narrowed"] for n in narrowed}
+        self.emit(Node("requantize", name, [self.cur], [out], attrs=attrs), fmt, is_acc=False)

@@ -4,7 +4,7 @@ import pytest
 import kernels
 from compiler.exec import predict_classes
 from compiler.ir import FixedPoint
-from compiler.passes.lower import choose_format
+from compiler.ops.formats import choose_format
 from tests.conftest import EXAMPLES, lower_model
 
 

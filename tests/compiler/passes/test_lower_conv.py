@@ -85,7 +85,7 @@ def test_golden_conv_equals_float_conv_on_the_dequantized_grid(cnn_lowered, cnn_
     record = {}
     x_q = golden.quantize_input(low, cnn_data.x_test[:16])
     golden.run_integer(low, x_q, record=record)
-    acc = golden._conv2d(low, conv, record[conv.name])
+    acc = golden.step(low, conv, record[conv.name])
     w = low.params[conv.inputs[1]] * 2.0 ** -conv.attrs["weight_format"]["frac"]
     b = low.params[conv.inputs[2]] * 2.0 ** -conv.attrs["acc_frac"]
     x = x_q * 2.0 ** -conv.attrs["input_format"]["frac"]

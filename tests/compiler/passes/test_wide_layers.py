@@ -16,7 +16,7 @@ from torch import nn
 
 from compiler import api
 from compiler.ir import Graph
-from compiler.passes.lower import MAX_ACC_BITS
+from compiler.ops.formats import MAX_ACC_BITS
 
 WIDTHS = [16, 64, 64, 64, 64, 64, 5]
 
@@ -154,7 +154,7 @@ def test_a_wide_last_layer_outputs_int64_logits_identical_to_golden(tmp_path):
 
 
 def test_wide_conv_sums_split_into_int32_channel_groups():
-    from compiler.backends.onnx import _int32_channel_groups
+    from compiler.ops.conv2d import int32_channel_groups as _int32_channel_groups
 
     w = np.full((2, 300_000, 1, 1), 127, np.int64)
     w[1, 5] = -128

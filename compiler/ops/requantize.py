@@ -1,0 +1,68 @@
+"""requantize: an accumulator (or activation) -> a narrower activation, rounding half up with
+saturation and an optional fused ReLU (docs/fixed-point.md "requantize"). The float `relu`
+lowers to one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import kernels
+from compiler.ir import FixedPoint
+from compiler.ops.base import Op, register
+
+
+@register
+class Requantize(Op):
+    name = "requantize"
+
+    def golden(self, graph, node, xs):
+        a = node.attrs
+        return kernels.requantize(xs[0], a["shift"], a["bits"], a["relu"])
+
+    def stand_in(self, graph, node, xs, params, values):
+        """Times 2**-shift, zero where the output saturated or the ReLU cut it."""
+        import torch
+
+        a = node.attrs
+        exact = values[node.outputs[0]]
+        lo, hi = -(1 << (a["bits"] - 1)), (1 << (a["bits"] - 1)) - 1
+        passes = (exact > (0 if a["relu"] else lo)) & (exact < hi)
+        return xs[0] * 2.0 ** -a["shift"] * torch.as_tensor(passes, dtype=torch.float64)
+
+    def emit(self, b, graph, node, xs):
+        """An exact float64 floor of (acc + 2**(s-1)) * 2**-s, then a clip (int64 for a wide
+        layer's accumulator up to the clip: its shifted value may exceed int32)."""
+        from onnx import TensorProto
+
+        from compiler.ops.onnx_util import acc_type
+
+        shift, bits, relu = node.attrs["shift"], node.attrs["bits"], node.attrs["relu"]
+        name = node.outputs[0]
+        t = acc = xs[0]
+        int_type = acc_type(graph, node.inputs[0])
+        np_int = np.int64 if int_type == TensorProto.INT64 else np.int32
+        if shift > 0:  # exact in float64: |acc| < 2**48 (lower's limit) and scaling by powers of two
+            d = b.op("Cast", [acc], f"{name}__f64", to=TensorProto.DOUBLE)
+            d = b.op("Add", [d, b.const(2.0 ** (shift - 1), np.float64, "round")], f"{name}__round")
+            d = b.op("Mul", [d, b.const(2.0**-shift, np.float64, "shift")], f"{name}__scaled")
+            d = b.op("Floor", [d], f"{name}__floor")
+            t = b.op("Cast", [d], f"{name}__i32", to=int_type)
+        fmt = FixedPoint(bits, 0)
+        lo = 0 if relu else fmt.min_int  # clip then ReLU == clip to [0, hi]
+        t = b.op("Clip", [t, b.const(lo, np_int, "lo"), b.const(fmt.max_int, np_int, "hi")], f"{name}__clip")
+        return b.op("Cast", [t], f"{name}__int8", to=TensorProto.INT8)
+
+
+@register
+class Relu(Op):
+    """Float only: lowers to a requantize with its ReLU fused."""
+
+    name = "relu"
+
+    def forward(self, node, args):
+        from torch.nn import functional as F
+
+        return F.relu(args[0])
+
+    def lower(self, lowering, node):
+        lowering.requantize(node.name, node.outputs[0], relu=True)
