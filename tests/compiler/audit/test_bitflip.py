@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from compiler import api
-from compiler.audit.bitflip import BitflipConfig, Rom, StoredDesign, physical_flips, word_cost
+from compiler.audit.bitflip import BitflipConfig
+from compiler.audit.rom_bits import Rom, StoredDesign, physical_flips, word_cost
+from compiler.build import open_build
 from compiler.exec import golden
 from compiler.hw import RomImage
-from compiler.ir import Graph
 from kernels.rom_protect import decode
 from tests.compiler.audit.conftest import QUIET
 
@@ -48,7 +49,7 @@ def builds(tmp_path_factory):
 
 
 def _stored(out: Path) -> StoredDesign:
-    return StoredDesign(out, Graph.load(out), json.loads((out / "rtl" / "design.json").read_text()))
+    return StoredDesign(open_build(out, rtl=True))
 
 
 @pytest.mark.parametrize("kind", ["dense", "sparse", "circulant", "conv"])
