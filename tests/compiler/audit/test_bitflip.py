@@ -75,6 +75,15 @@ def test_a_damaged_rom_file_is_named(builds, tmp_path):
         _stored(out)
 
 
+def test_a_truncated_rom_file_is_named_by_the_build_reader(builds, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(builds["dense"], out)
+    mem = out / "rtl" / "layer0_w.mem"
+    mem.write_text("\n".join(mem.read_text().splitlines()[:3]) + "\n")
+    with pytest.raises(ValueError, match="layer0_w.mem: 3 words, the design has .*; recompile"):
+        _stored(out)
+
+
 def test_a_dense_weight_flip_changes_the_weight_the_rom_layout_names(builds):
     """Independent of the layout code: word o*NCH + c, bit p*bits + j of rtl/dense_mac.v's ROM is
     bit j of W[o, c*P + p] (kernels/rom.py)."""
