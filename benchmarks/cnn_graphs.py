@@ -241,8 +241,8 @@ def simulate_graph(graph: Graph, x_q: np.ndarray, folder, simulator: str = "icar
     import json
     from pathlib import Path
 
-    from compiler.api import _write_stimulus
     from compiler.backends.verilog import write_verilog
+    from compiler.simulate import _write_stimulus
     from sim.runner import run_cocotb
 
     folder = Path(folder).resolve()

@@ -51,6 +51,7 @@ from benchmarks.datasets import (
 )
 from compiler import api
 from compiler.audit.targets import checkpoint_names, load_target
+from compiler.build import open_build
 from compiler.exec.train import TrainConfig
 from compiler.passes.base import REGISTRY
 
@@ -212,13 +213,13 @@ def resolve_target(out: Path, target: str) -> str:
     """ "float": the last float checkpoint before `lower` (the flow's compressed float model)."""
     if target != "float":
         return target
-    floats = [n for n in checkpoint_names(out) if not n.endswith("-lower")]
+    floats = [n for n in checkpoint_names(open_build(out, checkpoints=True)) if not n.endswith("-lower")]
     return floats[-1]
 
 
 def kept_weights(out: Path, target: str) -> float:
     """Stored weights over the dense model's: nonzeros, or one length-b vector per circulant block."""
-    graph = load_target(out, target).graph
+    graph = load_target(open_build(out, checkpoints=True), target).graph
     stored = dense = 0
     for node in graph.weighted_nodes():
         w = graph.params[node.inputs[1]]

@@ -10,16 +10,12 @@ complete, so a failure never leaves a half-written OUT. Every error a user can a
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-import kernels
 from compiler import passes  # noqa: F401  (registers every pass)
-from compiler.build import BuildError
 from compiler.data import Dataset, load_data
 from compiler.errors import MpcError
 from compiler.frontend.onnx import load_onnx
@@ -29,14 +25,13 @@ from compiler.outdir import (
     check_target,
     handle_signals,
     place,
-    record_files,
-    record_folders,
     staging,
     write_error,
 )
 from compiler.passes.base import Context, PassError
 from compiler.passes.manager import run_flow
 from compiler.recipe import check_flow, read_flow
+from compiler.simulate import simulate  # noqa: F401  (the public api.simulate)
 
 MAX_TEST_VECTORS = 10_000
 
@@ -220,195 +215,3 @@ def _check_onnx_against_golden(path: Path, graph: Graph, data: Dataset | None) -
             f"{int((logits_q != ref.logits_q).any(axis=1).sum())} test samples"
         )
     return {"checked_samples": int(len(data.x_test)), "identical": identical}
-
-
-def simulate(out: str | Path, samples: int = 64, simulator: str = "icarus", log=print, serial: bool = False) -> dict:
-    """Simulate OUT/rtl on the first `samples` test vectors against the golden executor.
-
-    Writes OUT/sim.json and adds the measured cycles to OUT/report.json/.md. Returns the sim
-    result; `result["mismatches"] > 0` means the hardware is not bit-exact. `serial`: simulate
-    the board top instead (rtl/serial_top.v through its UART pins, sim/test_serial_top.py) and
-    write OUT/sim_serial.json; the report is left as it is."""
-    from compiler.build import BuildError, open_build
-    from compiler.report.report import set_cycles, write_report
-    from sim.runner import SimulationError, run_cocotb
-
-    out = Path(out).resolve()  # the simulator runs in its own folder: hand it absolute paths
-    try:  # every file read is checked: a damaged one is named, with "recompile"
-        build = open_build(out, rtl=True, vectors=True)
-    except BuildError as e:
-        raise MpcError(str(e)) from None
-    graph, design, report = build.graph, build.design or {}, build.report
-    assert build.x_q is not None
-    if simulator not in ("icarus", "verilator"):
-        raise MpcError(f"unknown simulator {simulator!r} (icarus or verilator)")
-    available = len(build.x_q)
-    if not 1 <= samples <= available:
-        raise MpcError(f"--samples must be in 1..{available} (the build holds {available} test vectors)")
-    x_q = build.x_q[:samples].astype(np.int64)
-    if serial:
-        return _simulate_serial(out, build, x_q, simulator, log)
-    work = out / "sim_build" / simulator
-    record_folders(out, [work])  # the build's manifest: mpc's own, before anything is written there
-    stimulus = _write_stimulus(work, out, graph, design, x_q)
-    log(f"simulating {samples} samples with {simulator} ...")
-    start = time.perf_counter()
-    result_path = work / "result.json"
-    try:
-        run = run_cocotb(
-            [out / "rtl" / s for s in design["sources"]],
-            design["top"],
-            "test_design",
-            work,
-            simulator=simulator,
-            extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)},
-        )
-    except SimulationError as e:
-        raise MpcError(str(e)) from None
-    if not result_path.exists():
-        raise MpcError(f"the {simulator} simulation ended without a result (see {work / 'sim.log'})")
-    sim = json.loads(result_path.read_text())
-    result = {
-        "simulator": simulator,
-        "samples": samples,
-        "mismatches": sim["mismatches"],
-        "cycles_per_inference": sim["latency_first_sample"],  # one inference, empty pipeline
-        "initiation_interval": sim.get("initiation_interval"),  # steady state, back to back
-        "mean_latency_streaming": sim["cycles_per_inference"],
-        "first_mismatches": sim.get("first_mismatches", []),
-        "error": sim.get("error"),  # the testbench broke off
-        "wall_seconds": round(time.perf_counter() - start, 2),  # build + run
-        "run_seconds": _simulation_seconds(run["results_xml"]),
-    }  # the testbench alone
-    (out / "sim.json").write_text(json.dumps(result, indent=1))
-    report["simulation"] = result
-    if result["cycles_per_inference"] is not None:
-        set_cycles(report["hardware"], result["cycles_per_inference"], "simulation", result["initiation_interval"])
-    write_report(report, out)
-    record_files(out, ["sim.json", "report.json", "report.md"])
-    return result
-
-
-SERIAL_SIM_PARAMETERS = {"CLKS_PER_BIT": 8, "IDLE_BITS": 64}  # a short line in simulation
-
-
-def _simulate_serial(out: Path, build, x_q: np.ndarray, simulator: str, log) -> dict:
-    """`simulate(serial=True)`: the design's serial_top (design.json) driven through rx/tx."""
-    from compiler.build import serial_top
-    from sim.runner import SimulationError, run_cocotb
-
-    try:
-        entry = serial_top(build)
-    except BuildError as e:
-        raise MpcError(str(e)) from None
-    work = out / "sim_build" / f"serial_{simulator}"
-    record_folders(out, [work])
-    stimulus = _write_stimulus(work, out, build.graph, build.design, x_q)
-    params = entry["parameters"] | SERIAL_SIM_PARAMETERS
-    log(f"simulating {len(x_q)} samples through the serial top with {simulator} ...")
-    start, result_path = time.perf_counter(), work / "result.json"
-    env = {
-        "MPC_STIMULUS": str(stimulus),
-        "MPC_SIM_RESULT": str(result_path),
-        "MPC_SERIAL_PARAMETERS": json.dumps(params),
-    }
-    try:
-        run = run_cocotb(
-            [out / "rtl" / s for s in entry["sources"]], entry["module"], "test_serial_top", work,
-            simulator=simulator, parameters=params, extra_env=env,
-        )  # fmt: skip
-    except SimulationError as e:
-        raise MpcError(str(e)) from None
-    if not result_path.exists():
-        raise MpcError(f"the {simulator} simulation ended without a result (see {work / 'sim.log'})")
-    sim = json.loads(result_path.read_text())
-    keys = ("mismatches", "first_mismatches", "error", "clks_per_bit", "window", "bytes_in", "bytes_out")
-    result = {"simulator": simulator, "samples": len(x_q), "top": entry["module"]} | {k: sim.get(k) for k in keys}
-    result |= {
-        "latency_first_vector": sim.get("latency_first_vector"),  # cycles, first byte in -> last byte out
-        "cycles_per_vector": sim.get("cycles_per_vector"),  # back to back, the host's window full
-        "wall_seconds": round(time.perf_counter() - start, 2),
-        "run_seconds": _simulation_seconds(run["results_xml"]),
-    }
-    (out / "sim_serial.json").write_text(json.dumps(result, indent=1))
-    record_files(out, ["sim_serial.json"])
-    return result
-
-
-def simulate_design(
-    out: Path,
-    work: Path,
-    graph: Graph,
-    design: dict,
-    x_q: np.ndarray,
-    roms: dict,
-    simulator: str = "icarus",
-    expect_fault: bool = False,
-) -> dict:
-    """The design of OUT simulated in `work` (mpc's own folder) with some ROM files replaced
-    (`roms`: {file: (codewords, width)}) against the golden executor on `graph`, accumulators
-    wrapped as the registers hold them (the bit-flip audit's flipped designs). The bench's
-    summary (sim/test_design.py), with its `fault`; `expect_fault`: the bench checks only that
-    the design raises fault (a detected ROM error), not its outputs."""
-    from kernels.rom import write_mem
-    from sim.runner import SimulationError, run_cocotb
-
-    record_folders(out, [work])
-    stimulus = _write_stimulus(work, out, graph, design, x_q, wrap=True)
-    for name, (codes, width) in roms.items():
-        write_mem(work / name, codes, width)  # codewords as they are: protection bits included
-    result_path = work / "result.json"
-    try:
-        run_cocotb(
-            [out / "rtl" / s for s in design["sources"]], design["top"], "test_design", work, simulator=simulator,
-            extra_env={"MPC_STIMULUS": str(stimulus), "MPC_SIM_RESULT": str(result_path)}
-            | ({"MPC_EXPECT_FAULT": "1"} if expect_fault else {}),
-        )  # fmt: skip
-    except SimulationError as e:
-        if not result_path.exists():
-            raise MpcError(str(e)) from None
-    if not result_path.exists():
-        raise MpcError(f"the {simulator} simulation ended without a result (see {work / 'sim.log'})")
-    return json.loads(result_path.read_text())
-
-
-def _write_stimulus(work: Path, out: Path, graph: Graph, design: dict, x_q: np.ndarray, wrap: bool = False) -> Path:
-    """A fresh simulation folder: the ROM images ($readmemh resolves names from the simulator's
-    folder) and the inputs with the golden executor's expected outputs."""
-    from compiler.exec import golden
-
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    for mem in (out / "rtl").glob("*.mem"):
-        shutil.copy(mem, work / mem.name)
-    expected = golden.run_integer(graph, x_q, wrap=wrap)
-    stimulus = work / "stimulus.npz"
-    np.savez(
-        stimulus,
-        x_q=stream_order(x_q, design),
-        expected_logits=expected.logits_q,
-        # what the design's argmax stage emits (for a binary classifier, whose class is its one
-        # output against a threshold, that is index 0; the output itself is compared bit for bit)
-        expected_argmax=kernels.argmax(expected.logits_q),
-        in_bits=design["in_bits"],
-        logit_bits=design["logit_bits"],
-        n_classes=design["n_classes"],
-    )
-    return stimulus
-
-
-def stream_order(x_q: np.ndarray, design: dict) -> np.ndarray:
-    """[N, elements] in the order the design's input stream takes them: an image [N, C, H, W]
-    channel-last (design.json "input_order": "hwc", for y, for x, for c), anything else row-major."""
-    if design.get("input_order") == "hwc":
-        x_q = x_q.reshape(len(x_q), *design["input_shape"]).transpose(0, 2, 3, 1)
-    return x_q.reshape(len(x_q), -1)
-
-
-def _simulation_seconds(results_xml: str) -> float | None:
-    """Real time the testbench ran (cocotb's results.xml), without the simulator's build."""
-    import xml.etree.ElementTree as ET
-
-    case = ET.parse(results_xml).find(".//testcase")
-    return None if case is None else float(case.get("time", "nan"))

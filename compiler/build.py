@@ -1,16 +1,18 @@
-"""Reading a build (OUT/, written by `mpc compile`) for `mpc simulate` and `mpc audit`.
+"""Reading a build (OUT/, written by `mpc compile`): the one reader of a build folder, for
+`mpc simulate`, `mpc audit` and the bit-flip audit.
 
 Every file read is checked before anything runs on it: graph.json + params.npz (each graph
-folder: the build's and its checkpoints'), rtl/design.json and the files it lists,
-test_vectors.npz (never unpickled) and report.json. A missing or damaged file raises BuildError
-naming the file and saying to recompile; the API prints it as one line.
+folder: the build's and its checkpoints'), rtl/design.json and the files it lists, the ROM
+images' words (`Build.rom`), test_vectors.npz (never unpickled) and report.json. A missing or
+damaged file raises BuildError naming the file and saying to recompile; the API prints it as
+one line.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ import numpy as np
 
 from compiler.errors import MpcError
 from compiler.ir import Graph
+from kernels.rom import read_mem
+from kernels.rom_protect import PROTECTIONS
 
 RECOMPILE = "recompile the build (`mpc compile`)"
 
@@ -34,6 +38,21 @@ class Build:
     design: dict | None = None
     x_q: np.ndarray | None = None  # test vectors: quantized inputs [N, *input shape]
     y: np.ndarray | None = None  # their labels [N]
+    checkpoints: dict[str, Graph] = field(default_factory=dict)  # folder name (00-import, ...) -> graph
+
+    def rom(self, file: str, words: int, width: int) -> list[int]:
+        """The words of the ROM image rtl/FILE ($readmemh, kernels.rom.read_mem), checked: `words`
+        of them, each within `width` stored bits (data and check bits)."""
+        assert self.design is not None, "open the build with rtl=True"
+        path = self.out / "rtl" / file
+        if not _plain_name(file) or not path.is_file():
+            raise BuildError(f"{path}: missing (the bit-flip audit reads the design's ROM files); recompile")
+        try:
+            return read_mem(path, words, width)
+        except OSError as e:
+            raise damaged(path, f"unreadable: {e.strerror}") from None
+        except ValueError as e:  # the count, a line that is no hex word, a word wider than the ROM
+            raise BuildError(f"{e}; recompile") from None
 
 
 def open_build(out: str | Path, rtl: bool = False, vectors: bool = False, checkpoints: bool = False) -> Build:
@@ -47,7 +66,7 @@ def open_build(out: str | Path, rtl: bool = False, vectors: bool = False, checkp
     report = _load_report(out)
     build = Build(out, graph, report)
     if rtl:
-        build.design = _load_design(out, graph)
+        open_rtl(build)
     if vectors:
         build.x_q, build.y = _load_vectors(out, graph)
         _smoke_run(out, graph, build.x_q[:1])
@@ -55,9 +74,15 @@ def open_build(out: str | Path, rtl: bool = False, vectors: bool = False, checkp
         folder = out / "checkpoints"
         if not (folder / "00-import" / "graph.json").is_file():
             raise _missing(folder / "00-import" / "graph.json")
-        for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-            load_graph(sub)
+        build.checkpoints = {sub.name: load_graph(sub) for sub in sorted(p for p in folder.iterdir() if p.is_dir())}
     return build
+
+
+def open_rtl(build: Build) -> dict:
+    """rtl/design.json and every file it names, checked, into `build.design` (open_build's `rtl`,
+    for a caller that decides on the design after opening the build)."""
+    build.design = _load_design(build.out, build.graph)
+    return build.design
 
 
 def damaged(path: Path, why: str) -> BuildError:
@@ -225,6 +250,7 @@ def _load_design(out: Path, graph: Graph) -> dict:
         problems.append(f"'input_order' {design.get('input_order')!r} is neither 'row-major' nor 'hwc'")
     if _positive_int(design.get("n_classes")) and design["n_classes"] != int(np.prod(graph.outputs[0].shape)):
         problems.append(f"'n_classes' {design['n_classes']} does not match graph.json's {graph.outputs[0].shape}")
+    problems += _engine_problems(design.get("engines"))
     if problems:
         raise damaged(path, "; ".join(problems))
     roms = {
@@ -240,6 +266,16 @@ def _load_design(out: Path, graph: Graph) -> dict:
         if not (rtl / name).is_file():
             raise BuildError(f"{rtl / name}: missing (listed in rtl/design.json); {RECOMPILE}")
     return design
+
+
+def _engine_problems(engines: Any) -> list[str]:
+    """design.json's engine tables, as far as a reader of the design's ROMs relies on them."""
+    tables = isinstance(engines, list) and all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in engines)
+    if not tables:
+        return ["'engines' is not a list of tables with a 'name'"]
+    if any(e.get("protection", "none") not in PROTECTIONS for e in engines):
+        return [f"an engine's 'protection' is none of {', '.join(PROTECTIONS)}"]
+    return []
 
 
 def serial_top(build: Build) -> dict:

@@ -11,7 +11,13 @@ Row-count ROM: one unsigned word per row, the number of entry words of that row 
 Protected ROMs (kernels/rom_protect.py, docs/fixed-point.md "Protected ROMs"): write_mem with
 protection "parity" or "secded" stores each word as its codeword, the data bits low and the
 check bits above them; the layouts above describe the data bits.
+
+Reading back (the bit-flip audit): read_mem is write_mem's inverse, and field_values reads one
+field of a layout out of the data words.
 """
+
+import re
+from pathlib import Path
 
 import numpy as np
 
@@ -86,3 +92,36 @@ def write_mem(path, words: list[int], width: int, protection: str = "none", lane
     with open(path, "w") as f:
         for word in words:
             f.write(f"{word:0{digits}x}\n")
+
+
+def read_mem(path, words: int, width: int) -> list[int]:
+    """The words of a $readmemh file as write_mem writes it: one hex word per line, `words` of
+    them, each within `width` stored bits (the codeword's, with any check bits). ValueError
+    naming the file when it is not such a file; OSError when it cannot be read."""
+    lines = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+    if len(lines) != words:
+        raise ValueError(f"{path}: {len(lines)} words, the design has {words}")
+    if not all(re.fullmatch(r"[0-9a-fA-F]+", ln) for ln in lines):  # no sign, "0x" or "_", which int() takes
+        raise ValueError(f"{path}: not a $readmemh file")
+    values = [int(ln, 16) for ln in lines]
+    wide = next((w for w, v in enumerate(values) if v >> width), None)
+    if wide is not None:
+        raise ValueError(f"{path}: word {wide} is wider than the ROM's {width} bits")
+    return values
+
+
+def signed_field(u: int, bits: int) -> int:
+    """An unsigned `bits`-bit ROM field read as two's complement (twos_complement's inverse)."""
+    return u - (1 << bits) if u >> (bits - 1) else u
+
+
+def field_values(words: list[int], index: np.ndarray, offsets, bits: int, signed: bool) -> np.ndarray:
+    """One field of a ROM layout read out of its data words, as a flat array indexed like the
+    stored array: `index[w, s]` is the element slot s of word w holds (-1: padding), at bits
+    [offsets[s], offsets[s] + bits); 0 where no slot holds an element."""
+    values = np.zeros(int(index.max(initial=-1)) + 1, dtype=np.int64)
+    mask = (1 << bits) - 1
+    for w, s in zip(*np.nonzero(index >= 0)):
+        u = (words[w] >> offsets[s]) & mask
+        values[index[w, s]] = signed_field(u, bits) if signed else u
+    return values

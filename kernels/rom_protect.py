@@ -193,3 +193,26 @@ def _decode_one(code: int, data_bits: int, protection: str) -> tuple[int, int]:
 def encode_words(words, data_bits: int, protection: str, lanes: int = 1) -> list[int]:
     """`encode` of every word of a ROM image."""
     return [encode(w, data_bits, protection, lanes) for w in words]
+
+
+# ---- what a changed word costs an attacker who knows the code (the bit-flip audit)
+def code_lane(position: int, data_bits: int, protection: str, lanes: int = 1) -> int:
+    """The code lane a codeword bit belongs to: data bits low, lane by lane, then each lane's
+    check bits above them (see `encode`)."""
+    if position < data_bits:
+        return position // (data_bits // lanes)
+    return (position - data_bits) // max(1, check_bits(data_bits // lanes, protection))
+
+
+def undetected_flips(old: int, new: int, data_bits: int, protection: str, lanes: int = 1) -> list[int]:
+    """The stored bits to flip so that the codeword of data word `old` decodes as `new` without a
+    fault: every bit in which the two codewords differ, except, under secded, one per changed
+    lane, which the decoder then "corrects" into the new word. [] when the word is unchanged."""
+    if new == old:
+        return []
+    diff = encode(new, data_bits, protection, lanes) ^ encode(old, data_bits, protection, lanes)
+    positions = [k for k in range(diff.bit_length()) if diff >> k & 1]
+    if protection != "secded":
+        return positions
+    corrected = set({code_lane(k, data_bits, protection, lanes): k for k in positions}.values())  # each lane's last
+    return [k for k in positions if k not in corrected]

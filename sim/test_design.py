@@ -2,7 +2,7 @@
 
 Environment:
   MPC_STIMULUS    .npz with x_q [N, n_in] in the design's stream order (an image channel-last:
-                  compiler.api.stream_order), expected_logits [N, n_classes], expected_argmax [N]
+                  compiler.simulate.stream_order), expected_logits [N, n_classes], expected_argmax [N]
                   (int64) and scalars in_bits, logit_bits, n_classes.
   MPC_SIM_RESULT  path of the JSON summary written here: samples, mismatches,
                   first_mismatches, cycles_per_inference (mean, first input accepted -> output

@@ -6,7 +6,8 @@ written in OUT/rtl: two's-complement words at their bit width, sparse entries' v
 indices, circulant weight spectra, biases. Each iteration:
 
 1. gradients of the loss on the attacker's batch with respect to every stored integer
-   (compiler/exec/gradient.py), pulled back to the ROM fields (Engine.stored);
+   (compiler/exec/gradient.py), pulled back to the ROM fields (Engine.stored; the ROMs as
+   attackable bits: rom_bits.py);
 2. per layer, the bits whose flip raises the loss most to first order (value change times
    gradient; sparse delta bits, which move entries, on a seeded sample scored through the
    layer's matrix), each then judged exactly: the golden executor on the flipped design;
@@ -25,26 +26,26 @@ design bench against the golden executor's outputs.
 Protection (`[plan] rom_protection`, kernels/rom_protect.py): the attacker knows the code. A
 changed data word must still decode without a fault, so it costs the distance between the two
 codewords (parity) or that distance minus one (SECDED: the decoder "corrects" the last bit into
-the attacker's word). The search runs on data bits as before and counts physical flips by that
-rule; `naive_attack` replays the search that ignores protection on the protected ROMs.
+the attacker's word: kernels/rom_protect.py `undetected_flips`). The search runs on data bits
+as before and counts physical flips by that rule; `naive_attack` replays the search that
+ignores protection on the protected ROMs.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from compiler import hw
-from compiler.backends.verilog import engine_specs
+from compiler.audit.rom_bits import Bit, BitGroup, StoredDesign, open_design, physical_flips, word_cost
+from compiler.build import Build
 from compiler.errors import MpcError
 from compiler.exec import golden
 from compiler.exec.gradient import integer_gradients
 from compiler.ir import Graph
-from kernels.rom_protect import check_bits, codeword_bits, decode, encode
+from compiler.simulate import simulate_design
 
 BITFLIP = "bitflip"
 
@@ -64,219 +65,8 @@ class BitflipConfig:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class Bit:
-    layer: int
-    image: int
-    word: int
-    bit: int  # within the data word
-    store: str
-    element: int
-    j: int  # bit within the field
-    bits: int
-    signed: bool
-
-
-@dataclass
-class BitGroup:
-    """The attackable bits of one field of one ROM, as arrays (one entry per bit)."""
-
-    layer: int
-    rom: int
-    spec: hw.RomField
-    word: np.ndarray
-    bit: np.ndarray  # within the data word
-    element: np.ndarray  # into the layer's stored array `field.store`
-    j: np.ndarray  # within the field
-    done: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-
-    def __post_init__(self):
-        self.done = np.zeros(len(self.word), dtype=bool)
-
-    def at(self, k: int) -> Bit:
-        f = self.spec
-        return Bit(self.layer, self.rom, int(self.word[k]), int(self.bit[k]), f.store, int(self.element[k]),
-                   int(self.j[k]), f.bits, f.signed)  # fmt: skip
-
-    def deltas(self, values: np.ndarray) -> np.ndarray:
-        """Value change of flipping each bit, from the store's current values."""
-        bits = self.spec.bits
-        v = values.ravel()[self.element]
-        u = (v & ((1 << bits) - 1)) ^ (np.int64(1) << self.j)
-        if self.spec.signed:
-            u = np.where(u >> (bits - 1) & 1, u - (1 << bits), u)
-        return u - v
-
-
-@dataclass
-class Rom:
-    """One attackable ROM file: its codewords as written and its current data words."""
-
-    layer: int
-    image: hw.RomImage
-    protection: str
-    codes: list[int]
-    data: list[int] = field(default_factory=list)
-    lanes: int = 1  # code lanes of a word (rom_protection_unit = "weight": one per weight)
-
-    def original_data(self, w: int) -> int:
-        return self.codes[w] & ((1 << self.image.width) - 1)
-
-    def encode(self, data: int) -> int:
-        return encode(data, self.image.width, self.protection, self.lanes)
-
-    def decode(self, code: int) -> tuple[int, int]:
-        return decode(code, self.image.width, self.protection, self.lanes)
-
-    @property
-    def code_bits(self) -> int:
-        """Stored bits of one word: data and check bits."""
-        return codeword_bits(self.image.width, self.protection, self.lanes)
-
-    def lane_of(self, position: int) -> int:
-        """The code lane a codeword bit belongs to (data bits low, each lane's check bits above)."""
-        width = self.image.width
-        if position < width:
-            return position // (width // self.lanes)
-        return (position - width) // max(1, check_bits(width // self.lanes, self.protection))
-
-
 class BitflipError(MpcError, ValueError):
     pass
-
-
-# ---------------------------------------------------------------------------------- the design
-class StoredDesign:
-    """The build's ROMs as stored arrays per layer, and the graph any flipped state gives."""
-
-    def __init__(self, out: Path, graph: Graph, design: dict):
-        self.graph = hw.base.with_zero_biases(graph)
-        specs = engine_specs(self.graph)
-        entries = {e["name"]: e for e in design["engines"]}
-        self.layers: list[hw.StoredLayer] = []
-        self.roms: list[Rom] = []
-        for spec in specs:
-            stored = hw.engine(spec.engine).stored(self.graph, spec)
-            if stored is None:
-                continue
-            entry = entries.get(spec.name, {})
-            protection = entry.get("protection", "none")
-            for image in stored.images:
-                codes = read_mem(out / "rtl" / image.file, image.words)
-                lanes = image.lanes if entry.get("protect_lanes") else 1
-                self.roms.append(Rom(len(self.layers), image, protection, codes, lanes=lanes))
-            self.layers.append(stored)
-        for rom in self.roms:
-            rom.data = [rom.original_data(w) for w in range(rom.image.words)]
-        self._check_roms_hold_the_graph()
-        self.bits = self._bit_table()
-
-    @property
-    def protection(self) -> str:
-        kinds = {r.protection for r in self.roms}
-        return kinds.pop() if len(kinds) == 1 else "mixed"
-
-    def _check_roms_hold_the_graph(self) -> None:
-        """The ROM files decode to exactly the integers of the build's graph (else: recompile)."""
-        for rom in self.roms:
-            layer = self.layers[rom.layer]
-            for f in rom.image.fields:
-                decoded = unpack_field(rom.data, f)
-                want = np.asarray(layer.arrays[f.store]).ravel()
-                used = f.index >= 0
-                if not np.array_equal(decoded[f.index[used]], want[f.index[used]]):
-                    where = f"rtl/{rom.image.file}"
-                    raise BitflipError(f"{where} does not hold layer {layer.layer!r}'s {f.store}; recompile")
-
-    def _bit_table(self) -> list[BitGroup]:
-        groups = []
-        for r, rom in enumerate(self.roms):
-            for f in rom.image.fields:
-                words, slots = np.nonzero(f.index >= 0)
-                j = np.tile(np.arange(f.bits), len(words))
-                words, slots = np.repeat(words, f.bits), np.repeat(slots, f.bits)
-                offsets = np.asarray(f.offsets, dtype=np.int64)[slots]
-                groups.append(BitGroup(rom.layer, r, f, words, offsets + j, f.index[words, slots], j))
-        return groups
-
-    @property
-    def n_bits(self) -> int:
-        return sum(len(g.word) for g in self.bits)
-
-    def arrays(self, flips: dict[tuple[int, int], int], only: int | None = None) -> list[dict[str, np.ndarray]]:
-        """Stored arrays of every layer (or of layer `only`, the others left empty) with the data
-        words {(rom, word): data} changed."""
-        out: list[dict[str, np.ndarray]] = [
-            {k: np.array(v, dtype=np.int64) for k, v in layer.arrays.items()} if only in (None, i) else {}
-            for i, layer in enumerate(self.layers)
-        ]
-        for (r, w), data in flips.items():
-            if only in (None, self.roms[r].layer):
-                self.set_word(out, r, w, data)
-        return out
-
-    def set_word(self, arrays: list[dict[str, np.ndarray]], r: int, w: int, data: int) -> None:
-        """Write data word w of ROM r into the stored arrays (in place)."""
-        rom = self.roms[r]
-        for f in rom.image.fields:
-            for s, off in enumerate(f.offsets):
-                e = int(f.index[w, s])
-                if e >= 0:
-                    arrays[rom.layer][f.store].flat[e] = field_value((data >> off) & ((1 << f.bits) - 1), f)
-
-    def graph_for(self, arrays: list[dict[str, np.ndarray]], layers: set[int]) -> Graph:
-        """The integer graph whose params the (changed) stored arrays of `layers` give;
-        ValueError where the hardware would leave what the golden executor models."""
-        params = dict(self.graph.params)
-        for i in layers:
-            params.update(self.layers[i].to_params(arrays[i]))
-        return Graph(self.graph.inputs, self.graph.outputs, self.graph.nodes, params, self.graph.meta)
-
-
-def read_mem(path: Path, words: int) -> list[int]:
-    if not path.is_file():
-        raise BitflipError(f"{path}: missing (the bit-flip audit reads the design's ROM files); recompile")
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    if len(lines) != words:
-        raise BitflipError(f"{path}: {len(lines)} words, the design has {words}; recompile")
-    try:
-        return [int(ln, 16) for ln in lines]
-    except ValueError:
-        raise BitflipError(f"{path}: not a $readmemh file; recompile") from None
-
-
-def field_value(u: int, f: hw.RomField) -> int:
-    return u - (1 << f.bits) if f.signed and u >> (f.bits - 1) else u
-
-
-def unpack_field(data: list[int], f: hw.RomField) -> np.ndarray:
-    """The field's values as a flat array indexed like its store (0 where no slot holds one)."""
-    size = int(f.index.max(initial=-1)) + 1
-    values = np.zeros(size, dtype=np.int64)
-    mask = (1 << f.bits) - 1
-    for w, s in zip(*np.nonzero(f.index >= 0)):
-        values[f.index[w, s]] = field_value((data[w] >> f.offsets[s]) & mask, f)
-    return values
-
-
-# ---------------------------------------------------------------------------------- protection
-def word_cost(rom: Rom, w: int, data: int) -> int:
-    """Physical flips that turn word w's stored codeword into one the decoder reads as `data`
-    without a fault (0 if unchanged)."""
-    return len(physical_flips(rom, w, data))
-
-
-def physical_flips(rom: Rom, w: int, data: int) -> list[int]:
-    """The codeword bits to flip: every bit in which the two codewords differ, except, under
-    SECDED, one per changed code lane, which the decoder then "corrects" into the new word."""
-    if data == rom.original_data(w):
-        return []
-    diff = rom.encode(data) ^ rom.encode(rom.original_data(w))
-    positions = [k for k in range(diff.bit_length()) if diff >> k & 1]
-    if rom.protection != "secded":
-        return positions
-    last = {rom.lane_of(k): k for k in positions}  # the highest differing bit of each lane
-    return [k for k in positions if k not in set(last.values())]
 
 
 # ---------------------------------------------------------------------------------- the attack
@@ -483,13 +273,10 @@ class Attack:
 
 
 # ---------------------------------------------------------------------------------- entry point
-def bitflip_attack(out: Path, graph: Graph, data, config: BitflipConfig, log=print) -> dict:
-    """The audit entry `targets.compiled.attacks.bitflip` of the build in OUT."""
-    design_path = Path(out) / "rtl" / "design.json"
-    if not design_path.is_file():
-        raise BitflipError(f"{out}: no rtl/design.json (the bit-flip audit attacks the design's ROMs); recompile")
-    design = json.loads(design_path.read_text())
-    stored = StoredDesign(Path(out), graph, design)
+def bitflip_attack(build: Build, data, config: BitflipConfig, log=print) -> dict:
+    """The audit entry `targets.compiled.attacks.bitflip` of the build (its compiled graph's ROMs)."""
+    design = build.design if build.design is not None else open_design(build)
+    stored = StoredDesign(build)
     attack = Attack(stored, data, config, log)
     protection = stored.protection
     log(f"  bit-flip search on {stored.n_bits} ROM data bits ({protection} protection), target {attack.target}")
@@ -515,7 +302,7 @@ def bitflip_attack(out: Path, graph: Graph, data, config: BitflipConfig, log=pri
     cap = config.random_max if config.random_max is not None else max(100 * max(committed, 1), 1024)
     result |= attack.random_baseline(goal, cap)
     if config.simulate:
-        result["simulation"] = simulate_flips(Path(out), stored, attack, found["state"], design, config, log)
+        result["simulation"] = simulate_flips(build.out, stored, attack, found["state"], design, config, log)
     return result
 
 
@@ -551,8 +338,6 @@ def simulate_flips(out: Path, stored: StoredDesign, attack: Attack, flips: dict,
     """The flips written into a copy of the ROM files (OUT/sim_build/bitflip) and the design
     simulated on the first `config.simulate` evaluation rows against the golden executor on the
     flipped integers."""
-    from compiler.api import simulate_design
-
     work = out / "sim_build" / "bitflip"
     files: dict[str, list[int]] = {}
     for (r, w), data in flips.items():

@@ -43,8 +43,10 @@ from compiler.audit.options import (
 )
 from compiler.audit.plot import plot_roc
 from compiler.audit.replay import Replay, ReplayError, build_replay
+from compiler.audit.rom_bits import open_design
 from compiler.audit.shadows import ShadowSet, derived_seed, replay_shadows, train_shadows
 from compiler.audit.targets import Target, TargetError, load_target, shadow_architecture
+from compiler.build import Build, BuildError, open_build
 from compiler.data import Dataset, load_data
 from compiler.exec.train import TrainConfig
 from compiler.ir import Graph
@@ -85,12 +87,12 @@ def audit(
     _check_trigger_given(attack_names, trigger)
     if BITFLIP in attack_names and "compiled" not in target_names:
         raise AuditError("the bitflip attack flips the design's ROM bits: add compiled to --targets")
-    _check_build(out)
+    build = _open_build(out, rtl=BITFLIP in attack_names)
     needs_shadows = _check_shadow_count(attack_names, shadows)
     start = time.perf_counter()
-    loaded = _load_targets(out, target_names)
-    dataset = _load_dataset(out, data)
-    stamp = _load_trigger(out, trigger) if trigger is not None else None
+    loaded = _load_targets(build, target_names)
+    dataset = _load_dataset(build, data)
+    stamp = _load_trigger(build, trigger) if trigger is not None else None
     x, y, is_member = evaluation_set(dataset, seed)
     n = int(is_member.sum())
     log(f"audit: {n} members (x_train) vs {n} non-members (x_test), attacks {', '.join(attack_names)}")
@@ -98,7 +100,7 @@ def audit(
     if adaptive and not needs_shadows:
         raise AuditError("--adaptive replays the recipe on shadow models, and the chosen attacks use none")
     if needs_shadows:
-        arch_source, arch = shadow_architecture(out)
+        arch_source, arch = shadow_architecture(build)
         replay = _replay(out, arch_source, adaptive)
         log(
             f"shadow models: {shadows} x {arch_source}, {n} points each, {shadow_training.epochs} epochs"
@@ -123,7 +125,7 @@ def audit(
         "targets": {},
     }
     curves = {}
-    context = {"out": out, "bitflip": bitflip or BitflipConfig(seed=seed), "replay": replay}
+    context = {"build": build, "bitflip": bitflip or BitflipConfig(seed=seed), "replay": replay}
     for target in loaded:
         result["targets"][target.name], curves[target.name] = _audit_target(
             target, dataset, x, y, is_member, attack_names, shadow_set, seed, log, stamp, context
@@ -142,8 +144,8 @@ def _check_trigger_given(attack_names: list[str], trigger) -> None:
         raise AuditError("--trigger is read by the backdoor attack only: add backdoor to --attacks")
 
 
-def _load_trigger(out: Path, path) -> Trigger:
-    original = Graph.load(out / "checkpoints" / "00-import")
+def _load_trigger(build: Build, path) -> Trigger:
+    original = build.checkpoints["00-import"]
     try:
         return load_trigger(
             path,
@@ -177,34 +179,37 @@ def _check_shadow_count(attack_names: list[str], shadows: int) -> bool:
     return bool(needing)
 
 
-def _load_targets(out: Path, names: list[str]) -> list[Target]:
+def _load_targets(build: Build, names: list[str]) -> list[Target]:
     try:
-        return [load_target(out, name) for name in names]
+        return [load_target(build, name) for name in names]
     except TargetError as e:
         raise AuditError(str(e)) from None
 
 
-def _check_build(out: Path) -> None:
+def _open_build(out: Path, rtl: bool) -> Build:
     """Every file the audit reads (report.json, graph.json + params.npz of the build and of each
-    checkpoint), checked: a damaged one is named, with "recompile" (compiler/build.py)."""
-    from compiler.build import BuildError, open_build
-
+    checkpoint; `rtl`: the design and its ROM files, for the bit-flip attack), checked before
+    anything runs: a damaged one is named, with "recompile" (compiler/build.py)."""
     try:
-        open_build(out, checkpoints=True)
+        build = open_build(out, checkpoints=True)
+        if rtl:
+            open_design(build)
     except BuildError as e:
         raise AuditError(str(e)) from None
+    return build
 
 
-def _load_dataset(out: Path, data) -> Dataset:
+def _load_dataset(build: Build, data) -> Dataset:
+    out = build.out
     if data is None:
-        data = json.loads((out / "report.json").read_text()).get("data")
+        data = build.report.get("data")
         if data is None:
             raise AuditError(f"{out}: the build was compiled without data; give --data DATA.npz")
         if not isinstance(data, str) or not data:
             raise AuditError(f"{out}/report.json: damaged (its 'data' is not a file name); recompile the build")
         if not Path(data).is_file():
             raise AuditError(f"{data} (the build's data, from report.json): no such file; give --data DATA.npz")
-    original = Graph.load(out / "checkpoints" / "00-import")
+    original = build.checkpoints["00-import"]
     return load_data(
         data,
         original.inputs[0].shape,
@@ -300,7 +305,7 @@ def _audit_target(
             continue
         if name == BITFLIP:
             if target.name == "compiled":  # the ROMs are the design's: only the compiled model has them
-                entry["attacks"][name] = _bitflip(context, target, data, log)
+                entry["attacks"][name] = _bitflip(context, data, log)
             continue
         entry["attacks"][name], curves[""][name] = _attack(name, logits, y, is_member, shadow_set, seed)
         if context["replay"] is not None:
@@ -322,10 +327,11 @@ def _attack(name: str, logits, y, is_member, shadow_set, seed) -> tuple[dict, tu
     return metrics, (fpr, tpr, metrics["auc"])
 
 
-def _bitflip(context: dict, target: Target, data: Dataset, log) -> dict:
+def _bitflip(context: dict, data: Dataset, log) -> dict:
+    """The bit-flip attack on the build's design: its ROMs hold the compiled target's graph."""
     try:
-        return bitflip_attack(context["out"], target.graph, data, context["bitflip"], log)
-    except BitflipError as e:
+        return bitflip_attack(context["build"], data, context["bitflip"], log)
+    except (BitflipError, BuildError) as e:
         raise AuditError(str(e)) from None
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from compiler.build import Build
 from compiler.errors import MpcError
 from compiler.exec import class_logits, golden, predict_logits
 from compiler.ir import Graph
@@ -36,33 +36,32 @@ class Target:
         return "integer" if self.graph.is_integer else "float"
 
 
-def checkpoint_names(out: Path) -> list[str]:
-    folder = Path(out) / "checkpoints"
-    return sorted(p.name for p in folder.iterdir() if (p / "graph.json").is_file()) if folder.is_dir() else []
+def checkpoint_names(build: Build) -> list[str]:
+    return sorted(build.checkpoints)
 
 
-def load_target(out: Path, name: str) -> Target:
-    out = Path(out)
+def load_target(build: Build, name: str) -> Target:
+    """The target `name` of a build opened with its checkpoints (compiler/build.py open_build)."""
     if name == "original":
-        return _target(name, out, "checkpoints/00-import")
+        return _target(name, build, "00-import")
     if name == "compiled":
-        graph = Graph.load(out)
+        graph = build.graph
         return Target(name, ".", graph, lambda x: class_logits(graph, golden.run(graph, x).logits))
-    if name in checkpoint_names(out):
-        return _target(name, out, f"checkpoints/{name}")
-    known = ", ".join(["original", "compiled", *checkpoint_names(out)])
+    if name in build.checkpoints:
+        return _target(name, build, name)
+    known = ", ".join(["original", "compiled", *checkpoint_names(build)])
     raise TargetError(f"unknown target {name!r} (known: {known})")
 
 
-def _target(name: str, out: Path, source: str) -> Target:
-    graph = Graph.load(out / source)
-    return Target(name, source, graph, lambda x: class_logits(graph, predict_logits(graph, x)))
+def _target(name: str, build: Build, checkpoint: str) -> Target:
+    graph = build.checkpoints[checkpoint]
+    return Target(name, f"checkpoints/{checkpoint}", graph, lambda x: class_logits(graph, predict_logits(graph, x)))
 
 
-def shadow_architecture(out: Path) -> tuple[str, Graph]:
+def shadow_architecture(build: Build) -> tuple[str, Graph]:
     """The float graph the shadows copy: the canonicalized checkpoint when the flow has one
     (biases fused into dense layers, so `reinitialize` resets every weight), else the import."""
-    for name in checkpoint_names(out):
+    for name in checkpoint_names(build):
         if name.endswith("-canonicalize"):
-            return f"checkpoints/{name}", Graph.load(Path(out) / "checkpoints" / name)
-    return "checkpoints/00-import", Graph.load(Path(out) / "checkpoints" / "00-import")
+            return f"checkpoints/{name}", build.checkpoints[name]
+    return "checkpoints/00-import", build.checkpoints["00-import"]

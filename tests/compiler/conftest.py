@@ -1,5 +1,6 @@
-"""Fixtures shared by tests/compiler: A tiny MLP (8-6-3, Gemm + Relu, written with onnx.helper) and its data: small enough that
-yosys synthesizes it in about a second, so the quick suite can synthesize for real."""
+"""Fixtures shared by tests/compiler: a tiny MLP (8-6-3, Gemm + Relu, written with onnx.helper) and
+its data, small enough that yosys synthesizes it in about a second, so the quick suite can
+synthesize for real."""
 
 from pathlib import Path
 

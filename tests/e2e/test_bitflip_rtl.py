@@ -3,7 +3,6 @@ ROM files, give in simulation exactly the golden executor's outputs on the flipp
 SECDED design the protection-aware attack's flips pass undetected and a double flip in one word
 raises `fault`."""
 
-import json
 import shutil
 from pathlib import Path
 
@@ -11,9 +10,11 @@ import numpy as np
 import pytest
 
 from compiler import api
-from compiler.audit.bitflip import BitflipConfig, StoredDesign
+from compiler.audit.bitflip import BitflipConfig
+from compiler.audit.rom_bits import StoredDesign
+from compiler.build import open_build
 from compiler.exec import golden
-from compiler.ir import Graph
+from compiler.simulate import simulate_design
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -51,14 +52,15 @@ def test_the_found_flips_reproduce_in_rtl_simulation(tmp_path, protection, unit)
 
 def test_a_double_flip_in_one_secded_word_raises_fault(tmp_path):
     out = _build(tmp_path, '[plan]\nrom_protection = "secded"\n')
-    graph, design = Graph.load(out), json.loads((out / "rtl" / "design.json").read_text())
-    stored = StoredDesign(out, graph, design)
+    build = open_build(out, rtl=True)
+    graph, design = build.graph, build.design
+    stored = StoredDesign(build)
     x_q = golden.quantize_input(graph, np.load(EXAMPLES / "digits.npz")["x_test"][:4])
     for file, word in (("layer0_w.mem", 7), ("layer1_b.mem", 3)):
         rom = next(r for r in stored.roms if r.image.file == file)
         codes = list(rom.codes)
         codes[word] ^= 0b101  # two data bits of one word
-        sim = api.simulate_design(
+        sim = simulate_design(
             out, out / "sim_build" / f"double_{file}", graph, design, x_q, {file: (codes, rom.code_bits)},
             expect_fault=True,
         )  # fmt: skip
@@ -67,7 +69,7 @@ def test_a_double_flip_in_one_secded_word_raises_fault(tmp_path):
     rom = next(r for r in stored.roms if r.image.file == "layer0_w.mem")
     codes = list(rom.codes)
     codes[7] ^= 0b100
-    sim = api.simulate_design(
+    sim = simulate_design(
         out, out / "sim_build" / "single", graph, design, x_q, {"layer0_w.mem": (codes, rom.code_bits)}
     )
     assert sim["mismatches"] == 0 and sim["fault"] == 0

@@ -141,6 +141,11 @@ CASES = {
         "rtl/design.json",
         SIM,
     ),
+    "design_engines_type": (
+        lambda c: edit_json(c / "rtl" / "design.json", lambda d: d.update(engines="all of them")),
+        "rtl/design.json",
+        SIM,
+    ),
     "rtl_source_deleted": (lambda c: (c / "rtl" / "mpc_top.v").unlink(), "rtl/mpc_top.v", SIM),
     "rtl_rom_deleted": (lambda c: (c / "rtl" / "layer0_w.mem").unlink(), "rtl/layer0_w.mem", SIM),
     "vectors_deleted": (lambda c: (c / "test_vectors.npz").unlink(), "test_vectors.npz", SIM),

@@ -1,11 +1,13 @@
-"""kernels/rom_protect.py: the protected-ROM codewords (parity, SECDED) and kernels.rom.write_mem."""
+"""kernels/rom_protect.py: the protected-ROM codewords (parity, SECDED), what changing a word costs an
+attacker who knows the code, and kernels.rom.write_mem / read_mem."""
 
 import itertools
 import random
+import re
 
 import pytest
 
-from kernels.rom import write_mem
+from kernels.rom import read_mem, write_mem
 from kernels.rom_protect import (
     CLEAN,
     CORRECTED,
@@ -19,6 +21,7 @@ from kernels.rom_protect import (
     encode,
     encode_words,
     hamming_bits,
+    undetected_flips,
 )
 
 DOUBLE_FLIP_WIDTHS = (1, 4, 8, 11, 32, 64, 128)
@@ -239,3 +242,38 @@ def test_write_mem_with_lanes(tmp_path):
     lines = path.read_text().split()
     assert all(len(x) == 7 for x in lines)  # 16 + 2 * 5 = 26 bits: 7 hex digits
     assert [int(x, 16) for x in lines] == encode_words(words, 16, "secded", 2)
+
+
+@pytest.mark.parametrize("protection, lanes", [("none", 1), ("parity", 1), ("secded", 1), ("secded", 2), ("parity", 2)])
+def test_undetected_flips_turn_the_word_into_the_new_one_without_a_fault(protection, lanes):
+    rng = random.Random(3)
+    for _ in range(50):
+        old, new = rng.getrandbits(16), rng.getrandbits(16)
+        code = encode(old, 16, protection, lanes)
+        flips = undetected_flips(old, new, 16, protection, lanes)
+        for k in flips:
+            code ^= 1 << k
+        data, status = decode(code, 16, protection, lanes)
+        assert data == new and status != DETECTED
+        distance = bin(encode(new, 16, protection, lanes) ^ encode(old, 16, protection, lanes)).count("1")
+        changed_lanes = sum((old ^ new) >> (i * 16 // lanes) & ((1 << 16 // lanes) - 1) != 0 for i in range(lanes))
+        assert len(flips) == distance - (changed_lanes if protection == "secded" else 0)
+    assert undetected_flips(0x1234, 0x1234, 16, protection, lanes) == []
+
+
+def test_read_mem_reads_what_write_mem_wrote(tmp_path):
+    words = _random_words(12, 20, seed=5)
+    write_mem(tmp_path / "a.mem", words, 12, "secded", 1)
+    width = codeword_bits(12, "secded")
+    assert read_mem(tmp_path / "a.mem", len(words), width) == encode_words(words, 12, "secded")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("1f\n2e\n", "2 words, the design has 3"), ("1f\n-2\n0\n", "not a $readmemh file"),
+     ("0x1f\n2\n0\n", "not a $readmemh file"), ("1f\n200\n0\n", "word 1 is wider than the ROM's 8 bits")],
+)  # fmt: skip
+def test_read_mem_names_a_damaged_file(tmp_path, text, message):
+    (tmp_path / "a.mem").write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_mem(tmp_path / "a.mem", 3, 8)

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from compiler import api
-from compiler.audit.bitflip import BitflipConfig, Rom, StoredDesign, physical_flips, word_cost
+from compiler.audit.bitflip import BitflipConfig
+from compiler.audit.rom_bits import Rom, StoredDesign, physical_flips, word_cost
+from compiler.build import open_build
 from compiler.exec import golden
 from compiler.hw import RomImage
-from compiler.ir import Graph
 from kernels.rom_protect import decode
 from tests.compiler.audit.conftest import QUIET
 
@@ -48,7 +49,7 @@ def builds(tmp_path_factory):
 
 
 def _stored(out: Path) -> StoredDesign:
-    return StoredDesign(out, Graph.load(out), json.loads((out / "rtl" / "design.json").read_text()))
+    return StoredDesign(open_build(out, rtl=True))
 
 
 @pytest.mark.parametrize("kind", ["dense", "sparse", "circulant", "conv"])
@@ -71,6 +72,15 @@ def test_a_damaged_rom_file_is_named(builds, tmp_path):
     lines[3] = f"{int(lines[3], 16) ^ 1:0{len(lines[3])}x}"
     mem.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match="layer0_w.mem does not hold layer"):
+        _stored(out)
+
+
+def test_a_truncated_rom_file_is_named_by_the_build_reader(builds, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(builds["dense"], out)
+    mem = out / "rtl" / "layer0_w.mem"
+    mem.write_text("\n".join(mem.read_text().splitlines()[:3]) + "\n")
+    with pytest.raises(ValueError, match="layer0_w.mem: 3 words, the design has .*; recompile"):
         _stored(out)
 
 

@@ -10,10 +10,10 @@ import pytest
 import kernels
 import rtl
 from benchmarks.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool, random_inputs
-from compiler.api import stream_order
 from compiler.backends.verilog import VerilogBackendError, engine_specs, write_verilog
 from compiler.exec import golden
 from compiler.hw import dense as hw_dense
+from compiler.simulate import stream_order
 from kernels.sparse_mac import encode_sparse, sparse_mac
 from tests.conftest import EXAMPLES, lower_model
 

@@ -220,7 +220,8 @@ def test_lenet5_conv2_plan_figures():
 def test_compile_and_simulate_a_circulant_cnn(cnn_data, digits_npz, tmp_path):
     """The whole flow from a checkpoint of the circulant CNN: 0 mismatches in Icarus, ROM files
     that decode to the graph (the bit-flip audit's layouts)."""
-    from compiler.audit.bitflip import StoredDesign
+    from compiler.audit.rom_bits import StoredDesign
+    from compiler.build import open_build
 
     checkpoints = tmp_path / "ck"
     load_onnx(EXAMPLES / "digits_cnn.onnx").save(checkpoints / "00-import")
@@ -233,5 +234,5 @@ def test_compile_and_simulate_a_circulant_cnn(cnn_data, digits_npz, tmp_path):
     result = api.simulate(out, samples=4, simulator="icarus", log=lambda *_: None)
     assert result["mismatches"] == 0 and result["error"] is None
     assert result["cycles_per_inference"] == design["estimated_latency"]
-    stored = StoredDesign(out, Graph.load(out), design)  # raises unless every ROM file decodes
+    stored = StoredDesign(open_build(out, rtl=True))  # raises unless every ROM file decodes
     assert {layer.engine for layer in stored.layers} >= {"conv"}
