@@ -4,7 +4,10 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.mpc-installed
 # Locally `make test` runs the quick subset; CI (CI=true) runs everything, slow cases included.
+# Every run prints its 25 slowest tests and fails a test that runs past TEST_TIMEOUT seconds.
+TEST_TIMEOUT ?= 900
 PYTEST_ARGS ?= $(if $(filter true 1,$(CI)),,-m "not slow")
+PYTEST_COMMON := --durations=25 --timeout=$(TEST_TIMEOUT)
 
 .PHONY: setup demo test test-all lint tools bench clean
 
@@ -36,16 +39,18 @@ demo: setup
 	@cat build/demo/report.md
 
 test: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 $(PYTEST_COMMON) $(PYTEST_ARGS)
 
 test-all: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 $(PYTEST_COMMON)
 
-# ruff (lint + format check) and mypy, configured in pyproject.toml.
+# ruff (lint + format check), mypy, and lint-imports (the layer table of docs/architecture.md as
+# import-linter contracts), all configured in pyproject.toml.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 BENCHMARKS := compile_and_simulate admm_compression circulant_speed circulant_hardware hardware_sweep privacy cnn frontend_coverage explore_speedup backdoor fpga_targets
 
