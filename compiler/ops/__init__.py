@@ -7,6 +7,7 @@ Adding an integer op: its kernel (kernels/), its module here, an engine module
 """
 
 from compiler.ops import (  # imported to register their ops
+    add,
     avgpool2d,
     canonical,
     circulant,
