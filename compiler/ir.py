@@ -44,6 +44,7 @@ FLOAT_OPS = {
     "hard_sigmoid",
     "hard_swish",
     "clip",
+    "add",  # the elementwise sum of two streams (a residual join); not lowered yet
 }  # docs/ir.md: attrs, semantics
 INTEGER_OPS = {
     "quantize",
@@ -57,6 +58,7 @@ INTEGER_OPS = {
     "avgpool2d",
     "global_avgpool",
     "table",  # an activation as a lookup table indexed by the input code
+    "add",  # two activation streams aligned, summed and requantized (a residual join)
 }  # docs/fixed-point.md
 OPS = FLOAT_OPS | INTEGER_OPS
 # Op groups, defined here once.

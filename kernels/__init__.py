@@ -5,6 +5,7 @@ cocotb scoreboards call these; rtl/ and the ONNX backend are tested against them
 Imports numpy only.
 """
 
+from kernels.add import add
 from kernels.argmax import argmax
 from kernels.conv2d import conv2d, conv_accumulator_bits
 from kernels.dense_mac import dense_accumulator_bits, dense_mac
@@ -23,6 +24,7 @@ __all__ = [
     "dense_mac",
     "dense_accumulator_bits",
     "requantize",
+    "add",
     "argmax",
     "conv2d",
     "conv_accumulator_bits",

@@ -40,12 +40,14 @@ def to_signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-async def start_clock_and_reset(dut, cycles: int = 3) -> None:
-    """Start the clock, hold rst for `cycles` edges; return just after a falling edge."""
+async def start_clock_and_reset(dut, cycles: int = 3, inputs: tuple[str, ...] = ("in",)) -> None:
+    """Start the clock, hold rst for `cycles` edges; return just after a falling edge. `inputs`:
+    the input streams' port prefixes (a join has two: in_a, in_b), held idle."""
     Clock(dut.clk, CLOCK_NS, unit="ns").start()
     dut.rst.value = 1
-    dut.in_valid.value = 0
-    dut.in_data.value = 0
+    for port in inputs:
+        getattr(dut, f"{port}_valid").value = 0
+        getattr(dut, f"{port}_data").value = 0
     dut.out_ready.value = 0
     for _ in range(cycles):
         await RisingEdge(dut.clk)

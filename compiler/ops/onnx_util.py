@@ -11,7 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.errors import MpcError
-from compiler.ir import Graph, Node
+from compiler.ir import FixedPoint, Graph, Node
 
 ONNX_INT32_ACC_BITS = 32  # MatMulInteger / ConvInteger accumulate in int32
 
@@ -63,6 +63,15 @@ def rshift_round(b: Builder, v: str, s: int, name: str) -> str:
     r = b.op("Mod", [t, b.const(1 << s, np.int64, "mod")], f"{name}__mod", fmod=0)  # in [0, 2**s)
     d = b.op("Sub", [t, r], f"{name}__sub")
     return b.op("Div", [d, b.const(1 << s, np.int64, "div")], f"{name}__rsh")  # exact division
+
+
+def saturate_to_int8(b: Builder, t: str, bits: int, relu: bool, np_int, name: str) -> str:
+    """requantize's saturation to `bits` (and its ReLU: clip then ReLU == clip to [0, hi]) of an
+    integer tensor of numpy type `np_int`, cast to the int8 that carries activations."""
+    fmt = FixedPoint(bits, 0)
+    lo = 0 if relu else fmt.min_int
+    t = b.op("Clip", [t, b.const(lo, np_int, "lo"), b.const(fmt.max_int, np_int, "hi")], f"{name}__clip")
+    return b.op("Cast", [t], f"{name}__int8", to=TensorProto.INT8)
 
 
 def onnx_pads(pads) -> list[int]:

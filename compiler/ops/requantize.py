@@ -7,8 +7,20 @@ from __future__ import annotations
 import numpy as np
 
 import kernels
-from compiler.ir import FixedPoint
 from compiler.ops.base import Op, register
+
+
+def requantize_stand_in(x, node, values):
+    """The gradient stand-in of requantize's rounding and saturation (exec/gradient.py): x (the
+    value before the shift) times 2**-shift, zero where the output saturated or the ReLU cut it.
+    Also add's, whose sum is requantized the same way."""
+    import torch
+
+    a = node.attrs
+    exact = values[node.outputs[0]]
+    lo, hi = -(1 << (a["bits"] - 1)), (1 << (a["bits"] - 1)) - 1
+    passes = (exact > (0 if a["relu"] else lo)) & (exact < hi)
+    return x * 2.0 ** -a["shift"] * torch.as_tensor(passes, dtype=torch.float64)
 
 
 @register
@@ -20,21 +32,14 @@ class Requantize(Op):
         return kernels.requantize(xs[0], a["shift"], a["bits"], a["relu"])
 
     def stand_in(self, graph, node, xs, params, values):
-        """Times 2**-shift, zero where the output saturated or the ReLU cut it."""
-        import torch
-
-        a = node.attrs
-        exact = values[node.outputs[0]]
-        lo, hi = -(1 << (a["bits"] - 1)), (1 << (a["bits"] - 1)) - 1
-        passes = (exact > (0 if a["relu"] else lo)) & (exact < hi)
-        return xs[0] * 2.0 ** -a["shift"] * torch.as_tensor(passes, dtype=torch.float64)
+        return requantize_stand_in(xs[0], node, values)
 
     def emit(self, b, graph, node, xs):
         """An exact float64 floor of (acc + 2**(s-1)) * 2**-s, then a clip (int64 for a wide
         layer's accumulator up to the clip: its shifted value may exceed int32)."""
         from onnx import TensorProto
 
-        from compiler.ops.onnx_util import acc_type
+        from compiler.ops.onnx_util import acc_type, saturate_to_int8
 
         shift, bits, relu = node.attrs["shift"], node.attrs["bits"], node.attrs["relu"]
         name = node.outputs[0]
@@ -47,10 +52,7 @@ class Requantize(Op):
             d = b.op("Mul", [d, b.const(2.0**-shift, np.float64, "shift")], f"{name}__scaled")
             d = b.op("Floor", [d], f"{name}__floor")
             t = b.op("Cast", [d], f"{name}__i32", to=int_type)
-        fmt = FixedPoint(bits, 0)
-        lo = 0 if relu else fmt.min_int  # clip then ReLU == clip to [0, hi]
-        t = b.op("Clip", [t, b.const(lo, np_int, "lo"), b.const(fmt.max_int, np_int, "hi")], f"{name}__clip")
-        return b.op("Cast", [t], f"{name}__int8", to=TensorProto.INT8)
+        return saturate_to_int8(b, t, bits, relu, np_int, name)
 
 
 @register

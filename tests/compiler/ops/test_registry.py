@@ -42,6 +42,12 @@ def test_every_float_op_lower_accepts_has_a_lowering_rule_and_no_other_op_has_on
     assert {name for name in ops.names() if ops.get(name).defines("lower")} == LOWERED
 
 
+def test_the_ops_lower_refuses_by_name_are_the_ones_with_no_integer_form_or_no_chain():
+    # batchnorm: canonicalize left it unfolded; add: a join, which lower's chain walk cannot take
+    assert {name for name in ops.names() if ops.get(name).unlowerable} == {"batchnorm", "add"}
+    assert all("{names}" in ops.get(name).unlowerable for name in ("batchnorm", "add"))
+
+
 def test_the_op_attributes_agree_with_the_ir_groups():
     assert {n for n in ops.names() if ops.get(n).layer} == set(ir.LAYER_OPS)
     assert {n for n in ops.names() if ops.get(n).dropped_at_output} == set(ir.SOFTMAX_OPS)
