@@ -84,7 +84,7 @@ module circulant_mac #(
     parameter SHIFT      = 10,
     parameter RELU       = 1,
     parameter REQUANT    = 1,
-    parameter PROTECT    = 0,      // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
+    parameter PROTECT    = 0,      // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_port.v)
     parameter PROTECT_LANES = 0,   // 0 one code per ROM word; 1 one code per re/im, cos/sin lane
     parameter W_FILE     = "spectra.mem",
     parameter TW_FILE    = "twiddles.mem",
@@ -178,8 +178,9 @@ module circulant_mac #(
 
     // ---------------------------------------------------------------- lanes
     // Butterfly lane u (< BF) works on butterfly m = idx*BF + u of the stage (rtl/circulant_butterfly.v;
-    // and fills input n = idx*BF + u, stores bin k = idx*BF + u); multiplier lane u (< U) is
-    // shared by butterfly lane u and spectral lane u (< SM: input block j = blk_j*SM + u of bin k = idx).
+    // and fills input n = idx*BF + u, stores bin k = idx*BF + u); multiplier lane u (< U) is shared
+    // by butterfly lane u and spectral lane u (< SM, rtl/circulant_spectral.v: input block
+    // j = blk_j*SM + u of bin k = idx).
     wire [BF*L-1:0]          bf_top_a, bf_bot_a, fill_a;
     wire [BF*DATA_BITS-1:0]  nt_re, nt_im, nb_re, nb_im, fill_v;
     wire [BF*DATA_BITS-1:0]  top_re_f, top_im_f, bot_re_f, bot_im_f;

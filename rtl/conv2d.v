@@ -41,9 +41,8 @@
 // PROTECT = 1 (even parity) or 2 (SECDED) each word of both ROMs is stored as its codeword, the
 // data bits low and the check bits above them (kernels.rom.write_mem(..., protection=...)):
 // W_FILE words are WD + C(WD) bits (WD = SW*W_BITS, SW = P_CO*P_K*P_CI / max(CIRC_B, 1) stored
-// weights), B_FILE words P_CO*B_BITS +
-// C(P_CO*B_BITS), with C(D) = 0 (PROTECT 0), 1 (PROTECT 1) or $clog2(D + 1 + $clog2(D + 1)) + 1
-// (PROTECT 2). Each registered read is decoded by rtl/rom_check.v in the same cycle (no added
+// weights), B_FILE words P_CO*B_BITS + C(P_CO*B_BITS), with C(D) the check bits of D data
+// bits. Each registered read is decoded by rtl/rom_port.v (which defines C) in the same cycle (no added
 // cycle: the timing below holds for every PROTECT). `fault` is sticky, cleared by rst: it rises
 // at the edge after a used word decodes as detected (parity: an odd number of flips; SECDED:
 // two): a weight word read for an output, the bias word at a group's first read. SECDED
@@ -112,7 +111,7 @@ module conv2d #(
     parameter SHIFT    = 7,
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
-    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
+    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_port.v)
     parameter PROTECT_LANES = 0,       // 0 one code per ROM word; 1 one code per weight / bias
     parameter W_FILE   = "conv_w.mem",
     parameter B_FILE   = "conv_b.mem"
@@ -280,25 +279,10 @@ module conv2d #(
         .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
     );
 
-    // Block-circulant expansion, pure wiring: lane (co*P_K + jj)*P_CI + l takes element
-    // (co - l) mod CIRC_B of vector ((co/CIRC_B)*P_K + jj)*(P_CI/CIRC_B) + l/CIRC_B.
-    genvar eco, ejj, el;
-    generate
-        if (CIRC_B > 0) begin : g_circ
-            for (eco = 0; eco < P_CO; eco = eco + 1) begin : g_co
-                for (ejj = 0; ejj < P_K; ejj = ejj + 1) begin : g_k
-                    for (el = 0; el < P_CI; el = el + 1) begin : g_ci
-                        localparam integer VEC = ((eco / CIRC_B) * P_K + ejj) * (P_CI / CIRC_B) + el / CIRC_B;
-                        localparam integer ELT = ((eco % CIRC_B) - (el % CIRC_B) + CIRC_B) % CIRC_B;
-                        assign w_full[((eco * P_K + ejj) * P_CI + el) * W_BITS +: W_BITS] =
-                            w_word[(VEC * CIRC_B + ELT) * W_BITS +: W_BITS];
-                    end
-                end
-            end
-        end else begin : g_dense
-            assign w_full = w_word;
-        end
-    endgenerate
+    // Block-circulant expansion, pure wiring (rtl/circulant_word_expand.v; CIRC_B = 0: the word).
+    circulant_word_expand #(.P_CO(P_CO), .P_K(P_K), .P_CI(P_CI), .CIRC_B(CIRC_B), .W_BITS(W_BITS)) u_expand (
+        .word(w_word), .weights(w_full)
+    );
 
     always @(posedge clk) begin
         if (rst) begin
