@@ -41,9 +41,8 @@
 // PROTECT = 1 (even parity) or 2 (SECDED) each word of both ROMs is stored as its codeword, the
 // data bits low and the check bits above them (kernels.rom.write_mem(..., protection=...)):
 // W_FILE words are WD + C(WD) bits (WD = SW*W_BITS, SW = P_CO*P_K*P_CI / max(CIRC_B, 1) stored
-// weights), B_FILE words P_CO*B_BITS +
-// C(P_CO*B_BITS), with C(D) = 0 (PROTECT 0), 1 (PROTECT 1) or $clog2(D + 1 + $clog2(D + 1)) + 1
-// (PROTECT 2). Each registered read is decoded by rtl/rom_check.v in the same cycle (no added
+// weights), B_FILE words P_CO*B_BITS + C(P_CO*B_BITS), with C(D) the check bits of D data
+// bits. Each registered read is decoded by rtl/rom_port.v (which defines C) in the same cycle (no added
 // cycle: the timing below holds for every PROTECT). `fault` is sticky, cleared by rst: it rises
 // at the edge after a used word decodes as detected (parity: an odd number of flips; SECDED:
 // two): a weight word read for an output, the bias word at a group's first read. SECDED
@@ -112,7 +111,7 @@ module conv2d #(
     parameter SHIFT    = 7,
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
-    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
+    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_port.v)
     parameter PROTECT_LANES = 0,       // 0 one code per ROM word; 1 one code per weight / bias
     parameter W_FILE   = "conv_w.mem",
     parameter B_FILE   = "conv_b.mem"
@@ -148,7 +147,7 @@ module conv2d #(
     localparam SPAN      = H + W + PAD_T + PAD_B + PAD_L + PAD_R + KH + KW + 2 * STRIDE
                            + LB_DEPTH + NCG + P_K;
     localparam CB        = $clog2(SPAN) + 2;
-    // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
+    // ROM words: data bits, then check bits (their width: rtl/rom_port.v).
     localparam CB_DIV    = (CIRC_B > 0) ? CIRC_B : 1;
     localparam SW        = P_CO * LANES / CB_DIV;         // stored weights per ROM word
     localparam WD        = SW * W_BITS;
@@ -156,10 +155,6 @@ module conv2d #(
     localparam BD        = P_CO * B_BITS;
     localparam W_LANES   = (PROTECT_LANES != 0) ? SW : 1;             // codes per weight word
     localparam B_LANES   = (PROTECT_LANES != 0) ? P_CO : 1;           // codes per bias word
-    localparam WL        = WD / W_LANES;
-    localparam BL        = BD / B_LANES;
-    localparam W_CODE    = WD + W_LANES * ((PROTECT == 2) ? $clog2(WL + 1 + $clog2(WL + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
-    localparam B_CODE    = BD + B_LANES * ((PROTECT == 2) ? $clog2(BL + 1 + $clog2(BL + 1)) + 1 : (PROTECT == 1) ? 1 : 0);
 
     // Constants at the widths they are used at.
     localparam [31:0] H_32 = H, W_32 = W, S_32 = STRIDE, PL_32 = PAD_L;
@@ -185,15 +180,8 @@ module conv2d #(
     localparam signed [CB-1:0] C_NROWS = NROWS_32[CB-1:0];
     localparam signed [CB-1:0] C_RW    = RW_32[CB-1:0];
 
-    // ---------------------------------------------------------------- memories
-    reg [W_CODE-1:0]            w_rom [0:W_DEPTH-1];   // codewords (PROTECT = 0: the words)
-    reg [B_CODE-1:0]            b_rom [0:NCG-1];
-    // the line-buffer ring: P_K copies in g_lane below
-
-    initial begin
-        $readmemh(W_FILE, w_rom);
-        $readmemh(B_FILE, b_rom);
-    end
+    // Memories: the ROMs are rtl/rom_port.v instances (stage 1), the line-buffer ring P_K copies
+    // in g_lane below.
 
     wire advance;                                        // compute pipeline moves
 
@@ -273,50 +261,28 @@ module conv2d #(
     end
 
     // ---------------------------------------------------------------- stage 1: reads
-    // Registered ROM reads, decoded by rtl/rom_check.v (combinational; a pass-through with
-    // PROTECT = 0).
-    reg [W_CODE-1:0]            w_code;
-    reg [B_CODE-1:0]            b_code;
+    // Registered ROM reads enabled by `advance`, decoded after their registers (rtl/rom_port.v;
+    // a pass-through with PROTECT = 0).
     wire [P_K*XW-1:0]           x_eff;    // the P_K words read, padding zeroed
     reg rd_valid, rd_first, rd_last, rd_cg_last;
-
-    always @(posedge clk) begin
-        if (advance) begin
-            w_code <= w_rom[w_addr];
-            b_code <= b_rom[b_addr];
-        end
-    end
 
     wire [WD-1:0] w_word;                 // the stored weights of the word
     wire [FD-1:0] w_full;                 // all P_CO*LANES weights (CIRC_B: expanded by wiring)
     wire [BD-1:0] b_word;
     wire          w_detected, b_detected, unused_w_corrected, unused_b_corrected;
-    rom_check #(.DATA_BITS(WD), .PROTECT(PROTECT), .LANES(W_LANES)) u_w_check (
-        .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
+    rom_port #(.DEPTH(W_DEPTH), .DATA_BITS(WD), .PROTECT(PROTECT), .LANES(W_LANES), .FILE(W_FILE)) u_w_rom (
+        .clk(clk), .en(advance), .addr(w_addr),
+        .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
     );
-    rom_check #(.DATA_BITS(BD), .PROTECT(PROTECT), .LANES(B_LANES)) u_b_check (
-        .code(b_code), .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
+    rom_port #(.DEPTH(NCG), .DATA_BITS(BD), .PROTECT(PROTECT), .LANES(B_LANES), .FILE(B_FILE)) u_b_rom (
+        .clk(clk), .en(advance), .addr(b_addr),
+        .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
     );
 
-    // Block-circulant expansion, pure wiring: lane (co*P_K + jj)*P_CI + l takes element
-    // (co - l) mod CIRC_B of vector ((co/CIRC_B)*P_K + jj)*(P_CI/CIRC_B) + l/CIRC_B.
-    genvar eco, ejj, el;
-    generate
-        if (CIRC_B > 0) begin : g_circ
-            for (eco = 0; eco < P_CO; eco = eco + 1) begin : g_co
-                for (ejj = 0; ejj < P_K; ejj = ejj + 1) begin : g_k
-                    for (el = 0; el < P_CI; el = el + 1) begin : g_ci
-                        localparam integer VEC = ((eco / CIRC_B) * P_K + ejj) * (P_CI / CIRC_B) + el / CIRC_B;
-                        localparam integer ELT = ((eco % CIRC_B) - (el % CIRC_B) + CIRC_B) % CIRC_B;
-                        assign w_full[((eco * P_K + ejj) * P_CI + el) * W_BITS +: W_BITS] =
-                            w_word[(VEC * CIRC_B + ELT) * W_BITS +: W_BITS];
-                    end
-                end
-            end
-        end else begin : g_dense
-            assign w_full = w_word;
-        end
-    endgenerate
+    // Block-circulant expansion, pure wiring (rtl/circulant_word_expand.v; CIRC_B = 0: the word).
+    circulant_word_expand #(.P_CO(P_CO), .P_K(P_K), .P_CI(P_CI), .CIRC_B(CIRC_B), .W_BITS(W_BITS)) u_expand (
+        .word(w_word), .weights(w_full)
+    );
 
     always @(posedge clk) begin
         if (rst) begin

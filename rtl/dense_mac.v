@@ -13,9 +13,9 @@
 // Protected ROMs (PROTECT; kernels/rom_protect.py, docs/fixed-point.md "Protected ROMs"): with
 // PROTECT = 1 (even parity) or 2 (SECDED) each ROM word above is stored as its codeword, the
 // data bits low and the check bits above them (kernels.rom.write_mem(..., protection=...)):
-// W_FILE words are P*W_BITS + C(P*W_BITS) bits, B_FILE words B_BITS + C(B_BITS), with C(D) = 0
-// (PROTECT 0), 1 (PROTECT 1) or $clog2(D + 1 + $clog2(D + 1)) + 1 (PROTECT 2). Each registered
-// read is decoded by rtl/rom_check.v in the same cycle (no added cycle: the timing below holds
+// W_FILE words are P*W_BITS + C(P*W_BITS) bits, B_FILE words B_BITS + C(B_BITS), with C(D)
+// the check bits of D data bits. Each registered read is decoded by rtl/rom_port.v (which
+// defines C) in the same cycle (no added cycle: the timing below holds
 // for every PROTECT). `fault` is sticky, cleared by rst: it rises at the edge after a read whose
 // word the engine uses (a weight word of a computed vector; the bias word at the first word of
 // an output) decodes as detected (parity: an odd number of flips; SECDED: two). SECDED corrects
@@ -58,7 +58,7 @@ module dense_mac #(
     parameter SHIFT    = 7,
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
-    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
+    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_port.v)
     parameter PROTECT_LANES = 0,       // 0 one code per ROM word; 1 one code per weight (P lanes)
     parameter W_FILE   = "weights.mem",
     parameter B_FILE   = "bias.mem"
@@ -83,26 +83,15 @@ module dense_mac #(
     localparam [31:0] OIDX_END_32 = N_OUT - 1;
     localparam [CH_BITS-1:0]   CH_END    = CH_END_32[CH_BITS-1:0];
     localparam [OIDX_BITS-1:0] OIDX_END  = OIDX_END_32[OIDX_BITS-1:0];
-    // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
+    // ROM words: data bits, then check bits (their width: rtl/rom_port.v).
     localparam W_DATA     = P * W_BITS;
     localparam W_LANES    = (PROTECT_LANES != 0) ? P : 1;        // codes per weight word
-    localparam W_LANE     = W_DATA / W_LANES;
-    localparam W_CODE     = W_DATA + W_LANES * ((PROTECT == 2) ? $clog2(W_LANE + 1 + $clog2(W_LANE + 1)) + 1 :
-                                                (PROTECT == 1) ? 1 : 0);
-    localparam B_CODE     = B_BITS + ((PROTECT == 2) ? $clog2(B_BITS + 1 + $clog2(B_BITS + 1)) + 1 :
-                                      (PROTECT == 1) ? 1 : 0);
 
     // ---------------------------------------------------------------- memories
-    reg [W_CODE-1:0]    w_rom [0:ROM_DEPTH-1];     // codewords (PROTECT = 0: the words)
-    reg [B_CODE-1:0]    b_rom [0:N_OUT-1];
-    // Two input buffers (one loads while the other is read), P elements per word like w_rom;
+    // The ROMs are rtl/rom_port.v instances (stage 1 below).
+    // Two input buffers (one loads while the other is read), P elements per word like a weight ROM word;
     // buffer b, word c at address {b, c}.
     reg [P*IN_BITS-1:0] x_mem [0:(2 << CH_BITS)-1];
-
-    initial begin
-        $readmemh(W_FILE, w_rom);
-        $readmemh(B_FILE, b_rom);
-    end
 
     wire advance;                         // the pipeline moves (the output register is free)
 
@@ -144,29 +133,27 @@ module dense_mac #(
     end
 
     // ---------------------------------------------------------------- stage 1: ROM reads
-    // Registered reads (block-RAM friendly), all enabled by `advance` so a stall freezes them,
-    // then decoded (rtl/rom_check.v, combinational; a pass-through with PROTECT = 0).
-    reg [W_CODE-1:0]    w_code;
+    // Registered reads (block-RAM friendly), all enabled by `advance` so a stall freezes them;
+    // the ROM words decoded after their registers (rtl/rom_port.v; a pass-through with PROTECT = 0).
     reg [P*IN_BITS-1:0] x_word;
-    reg [B_CODE-1:0]    b_code;
     reg rd_valid, rd_first, rd_last;
 
     always @(posedge clk) begin
-        if (advance) begin
-            w_code <= w_rom[w_addr];
-            x_word <= x_mem[{read_buf, ch}];
-            b_code <= b_rom[out_idx];
-        end
+        if (advance) x_word <= x_mem[{read_buf, ch}];
     end
 
     wire [P*W_BITS-1:0] w_word;
     wire [B_BITS-1:0]   b_word;
     wire                w_detected, b_detected, unused_w_corrected, unused_b_corrected;
-    rom_check #(.DATA_BITS(W_DATA), .PROTECT(PROTECT), .LANES(W_LANES)) u_w_check (
-        .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
+    rom_port #(
+        .DEPTH(ROM_DEPTH), .DATA_BITS(W_DATA), .PROTECT(PROTECT), .LANES(W_LANES), .FILE(W_FILE)
+    ) u_w_rom (
+        .clk(clk), .en(advance), .addr(w_addr),
+        .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
     );
-    rom_check #(.DATA_BITS(B_BITS), .PROTECT(PROTECT)) u_b_check (
-        .code(b_code), .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
+    rom_port #(.DEPTH(N_OUT), .DATA_BITS(B_BITS), .PROTECT(PROTECT), .FILE(B_FILE)) u_b_rom (
+        .clk(clk), .en(advance), .addr(out_idx),
+        .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
     );
 
     always @(posedge clk) begin

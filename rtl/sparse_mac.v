@@ -24,9 +24,9 @@
 // PROTECT = 1 (even parity) or 2 (SECDED) each word of the three ROMs is stored as its
 // codeword, the data bits low and the check bits above them (kernels.rom.write_mem(...,
 // protection=...)): W_FILE words are P*(W_BITS+D_BITS) + C(P*(W_BITS+D_BITS)) bits, C_FILE
-// words CNT_BITS + C(CNT_BITS), B_FILE words B_BITS + C(B_BITS), with C(D) = 0 (PROTECT 0), 1
-// (PROTECT 1) or $clog2(D + 1 + $clog2(D + 1)) + 1 (PROTECT 2). Each registered read is decoded
-// by rtl/rom_check.v in the same cycle (no added cycle: the timing below holds for every
+// words CNT_BITS + C(CNT_BITS), B_FILE words B_BITS + C(B_BITS), with C(D) the check bits of
+// D data bits. Each registered read is decoded by rtl/rom_port.v (which defines C) in the
+// same cycle (no added cycle: the timing below holds for every
 // PROTECT). `fault` is sticky, cleared by rst: it rises at the edge after a used word decodes
 // as detected (parity: an odd number of flips; SECDED: two): an entry word of a computed
 // vector, the bias word at a row's first word, the row count at every issued read (it decides
@@ -90,7 +90,7 @@ module sparse_mac #(
     parameter SHIFT    = 7,
     parameter RELU     = 1,
     parameter REQUANT  = 1,            // 1: requantized OUT_BITS outputs; 0: raw accumulators
-    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_check.v)
+    parameter PROTECT  = 0,            // ROM words: 0 plain, 1 even parity, 2 SECDED (rtl/rom_port.v)
     parameter PROTECT_LANES = 0,       // 0 one code per ROM word; 1 one code per entry (P lanes)
     parameter W_FILE   = "entries.mem",
     parameter C_FILE   = "rows.mem",
@@ -118,30 +118,23 @@ module sparse_mac #(
     // Counter end values, sliced to the counters' widths.
     localparam [31:0] OIDX_END_32 = N_OUT - 1;
     localparam [OIDX_BITS-1:0] OIDX_END = OIDX_END_32[OIDX_BITS-1:0];
-    // Stored ROM word widths: data + check bits (rtl/rom_check.v, kernels.rom_protect.check_bits).
+    // ROM words: data bits, then check bits (their width: rtl/rom_port.v).
     localparam W_DATA     = P * E_BITS;
     localparam W_LANES    = (PROTECT_LANES != 0) ? P : 1;        // codes per entry word
-    localparam W_LANE     = W_DATA / W_LANES;
-    localparam W_CODE     = W_DATA + W_LANES * ((PROTECT == 2) ? $clog2(W_LANE + 1 + $clog2(W_LANE + 1)) + 1 :
-                                                (PROTECT == 1) ? 1 : 0);
-    localparam C_CODE     = CNT_BITS + ((PROTECT == 2) ? $clog2(CNT_BITS + 1 + $clog2(CNT_BITS + 1)) + 1 :
-                                        (PROTECT == 1) ? 1 : 0);
-    localparam B_CODE     = B_BITS + ((PROTECT == 2) ? $clog2(B_BITS + 1 + $clog2(B_BITS + 1)) + 1 :
-                                      (PROTECT == 1) ? 1 : 0);
 
     // ---------------------------------------------------------------- memories
-    reg [W_CODE-1:0]   w_rom [0:N_WORDS-1];      // codewords (PROTECT = 0: the words)
-    reg [C_CODE-1:0]   c_rom [0:N_OUT-1];
-    reg [B_CODE-1:0]   b_rom [0:N_OUT-1];
-
-    initial begin
-        $readmemh(W_FILE, w_rom);
-        $readmemh(C_FILE, c_rom);
-        $readmemh(B_FILE, b_rom);
+    // The ROMs are rtl/rom_port.v instances (the count ROM and stage 1 below).
 `ifndef SYNTHESIS
-        check_rom_counts;
-`endif
+    // At the first clock edge, so after the count ROM's $readmemh (in u_c_rom's initial block).
+    reg rom_counts_checked;
+    initial rom_counts_checked = 1'b0;
+    always @(posedge clk) begin
+        if (!rom_counts_checked) begin
+            check_rom_counts;
+            rom_counts_checked <= 1'b1;
+        end
     end
+`endif
 
 `ifndef SYNTHESIS
     // Simulation-only sanity check of the ROM images (see "Requirements" above).
@@ -151,7 +144,7 @@ module sparse_mac #(
         begin
             words = 0;
             for (row = 0; row < N_OUT; row = row + 1) begin
-                count = c_rom[row][CNT_BITS-1:0];   // the data bits (check bits above them)
+                count = u_c_rom.rom[row][CNT_BITS-1:0];   // the data bits (check bits above them)
                 if (count == {CNT_BITS{1'b0}}) begin
                     $display("sparse_mac: %s: row %0d has 0 words (must be >= 1)", C_FILE, row);
                     $finish;
@@ -187,8 +180,7 @@ module sparse_mac #(
     reg [ADDR_BITS-1:0] w_addr;           // word index within the vector's R words
     reg [CNT_BITS-1:0]  ch;               // word index within row out_idx
     reg [OIDX_BITS-1:0] out_idx;          // o
-    reg [C_CODE-1:0]    row_code;         // C[out_idx] (its codeword), read with out_idx's next value
-    wire [CNT_BITS-1:0] row_words;        // ... decoded (rtl/rom_check.v)
+    wire [CNT_BITS-1:0] row_words;        // C[out_idx], read with out_idx's next value (decoded)
     wire                c_detected, unused_c_corrected;
     assign issue      = buf_full && advance;
     wire ch_last      = (ch == row_words - 1'b1);
@@ -200,12 +192,9 @@ module sparse_mac #(
 
     // Registered read addressed by the next row index, so row_words always holds the count
     // of the row being issued (also right after reset, where out_idx_next is 0).
-    always @(posedge clk) begin
-        row_code <= c_rom[rst ? {OIDX_BITS{1'b0}} : out_idx_next];
-    end
-
-    rom_check #(.DATA_BITS(CNT_BITS), .PROTECT(PROTECT)) u_c_check (
-        .code(row_code), .data(row_words), .corrected(unused_c_corrected), .detected(c_detected)
+    rom_port #(.DEPTH(N_OUT), .DATA_BITS(CNT_BITS), .PROTECT(PROTECT), .FILE(C_FILE)) u_c_rom (
+        .clk(clk), .en(1'b1), .addr(rst ? {OIDX_BITS{1'b0}} : out_idx_next),
+        .data(row_words), .corrected(unused_c_corrected), .detected(c_detected)
     );
 
     always @(posedge clk) begin
@@ -221,27 +210,22 @@ module sparse_mac #(
     end
 
     // ---------------------------------------------------------------- stage 1: ROM reads
-    // Registered reads (block-RAM friendly), all enabled by `advance` so a stall freezes them,
-    // then decoded (rtl/rom_check.v, combinational; a pass-through with PROTECT = 0).
-    reg [W_CODE-1:0]   w_code;
-    reg [B_CODE-1:0]   b_code;
+    // Registered reads (block-RAM friendly), all enabled by `advance` so a stall freezes them;
+    // the ROM words decoded after their registers (rtl/rom_port.v; a pass-through with PROTECT = 0).
     reg rd_valid, rd_first, rd_last, rd_buf;
-
-    always @(posedge clk) begin
-        if (advance) begin
-            w_code <= w_rom[w_addr];
-            b_code <= b_rom[out_idx];
-        end
-    end
 
     wire [P*E_BITS-1:0] w_word;
     wire [B_BITS-1:0]   b_word;
     wire                w_detected, b_detected, unused_w_corrected, unused_b_corrected;
-    rom_check #(.DATA_BITS(W_DATA), .PROTECT(PROTECT), .LANES(W_LANES)) u_w_check (
-        .code(w_code), .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
+    rom_port #(
+        .DEPTH(N_WORDS), .DATA_BITS(W_DATA), .PROTECT(PROTECT), .LANES(W_LANES), .FILE(W_FILE)
+    ) u_w_rom (
+        .clk(clk), .en(advance), .addr(w_addr),
+        .data(w_word), .corrected(unused_w_corrected), .detected(w_detected)
     );
-    rom_check #(.DATA_BITS(B_BITS), .PROTECT(PROTECT)) u_b_check (
-        .code(b_code), .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
+    rom_port #(.DEPTH(N_OUT), .DATA_BITS(B_BITS), .PROTECT(PROTECT), .FILE(B_FILE)) u_b_rom (
+        .clk(clk), .en(advance), .addr(out_idx),
+        .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
     );
 
     always @(posedge clk) begin

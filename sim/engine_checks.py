@@ -65,9 +65,32 @@ def check_row_timing(accepted, out_edges, schedule: RomSchedule) -> None:
 _APPLIED_FLIPS: set[tuple[str, int, tuple[int, ...]]] = set()
 
 
+# Where each engine keeps a ROM's array: the memory of an rtl/rom_port.v instance ("rom"), at
+# the first of these instance paths the DUT has.
+_ROM_INSTANCES = {
+    "w_rom": ("u_w_rom",),
+    "b_rom": ("u_b_rom", "u_output.u_b_rom"),  # circulant_mac: in its rtl/circulant_output.v
+    "c_rom": ("u_c_rom",),
+    "tw_rom": ("u_butterfly.u_tw_rom",),  # circulant_mac: in its rtl/circulant_butterfly.v
+}
+
+
+def rom_array(dut, rom: str):
+    """The DUT's array of ROM `rom` (w_rom, b_rom, c_rom, tw_rom): one codeword per entry."""
+    for path in _ROM_INSTANCES[rom]:
+        handle = dut
+        for name in path.split("."):
+            handle = getattr(handle, name, None)
+            if handle is None:
+                break
+        else:
+            return handle.rom
+    raise AssertionError(f"{dut._name} has no ROM {rom} (looked at {', '.join(_ROM_INSTANCES[rom])})")
+
+
 def apply_rom_flips(dut, cfg: dict) -> None:
     """Flip bits of the DUT's ROM words as the bench config says: cfg["flips"] = [{"rom": the
-    array's name (w_rom, b_rom, c_rom, tw_rom), "word": its index, "bits": codeword bits to
+    ROM's name (w_rom, b_rom, c_rom, tw_rom), "word": its index, "bits": codeword bits to
     flip}], each once per simulation. Call after reset (the $readmemh has run) and before the
     first input, so every read of the run sees the flipped codeword."""
     for flip in cfg.get("flips", []):
@@ -75,7 +98,7 @@ def apply_rom_flips(dut, cfg: dict) -> None:
         key = (str(flip["rom"]), int(flip["word"]), bits)
         if key in _APPLIED_FLIPS:
             continue
-        entry = getattr(dut, key[0])[key[1]]
+        entry = rom_array(dut, key[0])[key[1]]
         width = len(entry)
         assert all(0 <= b < width for b in bits), f"flip {flip}: {key[0]} words have {width} bits"
         mask = sum(1 << b for b in set(bits))

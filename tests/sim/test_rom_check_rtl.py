@@ -11,10 +11,13 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import rtl
 from compiler.backends import serial
+from kernels.rom import write_mem
+from kernels.rom_protect import PROTECTIONS, check_bits
 from sim.runner import lint_verilator, run_cocotb
 from tests.sim.test_rtl_modules import (
     STALL_ENV,
@@ -31,6 +34,13 @@ TOP = "rom_check"
 WIDTHS = (1, 8, 13, 64, 130)
 
 
+def decoder_parameters(data_bits: int, protect: int, lanes: int) -> dict:
+    """rom_check's parameters: its lanes' check bits come from its instantiator (rtl/rom_port.v
+    computes them; here the kernel does)."""
+    check = check_bits(data_bits // lanes, PROTECTIONS[protect])
+    return {"DATA_BITS": data_bits, "PROTECT": protect, "CHECK_BITS": check} | ({"LANES": lanes} if lanes > 1 else {})
+
+
 # (DATA_BITS, LANES): one code per word at several widths; LANES > 1, one code per lane.
 SPLITS = tuple((d, 1) for d in WIDTHS) + ((16, 2), (32, 4), (72, 9), (24, 2))
 
@@ -38,7 +48,7 @@ SPLITS = tuple((d, 1) for d in WIDTHS) + ((16, 2), (32, 4), (72, 9), (24, 2))
 @pytest.mark.parametrize("protect", [0, 1, 2], ids=["none", "parity", "secded"])
 @pytest.mark.parametrize(("data_bits", "lanes"), SPLITS, ids=[f"{d}x{n}" for d, n in SPLITS])
 def test_rom_check_matches_kernel(data_bits, lanes, protect, tmp_path):
-    params = {"DATA_BITS": data_bits, "PROTECT": protect} | ({"LANES": lanes} if lanes > 1 else {})
+    params = decoder_parameters(data_bits, protect, lanes)
     lint_verilator(SOURCES, TOP, params)
     config = {"parameters": params, "samples": 150, "seed": data_bits * 7 + lanes * 3 + protect}
     result = run_cocotb(
@@ -62,7 +72,7 @@ def test_rom_check_is_in_the_engines_sources():
 @pytest.mark.parametrize("lanes", [1, 8])
 @pytest.mark.parametrize("protect", [1, 2], ids=["parity", "secded"])
 def test_rom_check_synthesizes_without_latches(protect, lanes, tmp_path: Path):
-    log = synthesize(tmp_path, SOURCES, TOP, {"DATA_BITS": 64, "PROTECT": protect, "LANES": lanes})
+    log = synthesize(tmp_path, SOURCES, TOP, decoder_parameters(64, protect, lanes) | {"LANES": lanes})
     assert "Printing statistics" in log and latch_report(log) == []
 
 
@@ -104,5 +114,52 @@ def test_serial_top_error_pin_shows_a_rom_fault(flips, tmp_path):
         parameters=serial_params,
         work_dir=tmp_path,
         extra_env=env,
+    )
+    _assert_passed(result)
+
+
+# ------------------------------------------------------------------------ rtl/rom_port.v
+# (DEPTH, DATA_BITS, PROTECT, LANES, PORTS, REGISTERED)
+PORT_CASES = {
+    "plain_registered": (5, 12, 0, 1, 1, 1),
+    "parity_two_ports": (7, 16, 1, 1, 2, 0),
+    "secded_registered": (9, 24, 2, 1, 1, 1),
+    "secded_lanes_three_ports": (6, 32, 2, 4, 3, 0),
+    "parity_lanes_registered": (4, 18, 1, 2, 1, 1),
+}
+
+
+@pytest.mark.parametrize("case", PORT_CASES, ids=list(PORT_CASES))
+def test_rom_port_stores_the_kernels_codewords(case, tmp_path):
+    """rtl/rom_port.v, the one definition of the stored width: its array is as wide as
+    kernels.rom_protect's codewords, and every port reads back the image written by
+    kernels.rom.write_mem (a flipped bit corrected by SECDED, detected by parity)."""
+    depth, data_bits, protect, lanes, ports, registered = PORT_CASES[case]
+    rng = np.random.default_rng(depth * 31 + data_bits)
+    words = [int(w) for w in rng.integers(0, 1 << data_bits, size=depth, dtype=np.uint64)]
+    rom_file = tmp_path / "rom.mem"
+    write_mem(rom_file, words, data_bits, PROTECTIONS[protect], lanes)
+    flipped = {}
+    if protect:
+        flip_mem_bits(rom_file, 1, [3])
+        flipped = {1: 3}
+    params = {
+        "DEPTH": depth,
+        "DATA_BITS": data_bits,
+        "PROTECT": protect,
+        "LANES": lanes,
+        "PORTS": ports,
+        "REGISTERED": registered,
+        "FILE": str(rom_file),
+    }
+    lint_verilator(rtl.paths("rom_port.v"), "rom_port", params)
+    config = {"parameters": params, "words": words, "flipped": flipped}
+    result = run_cocotb(
+        rtl.paths("rom_port.v"),
+        "rom_port",
+        "test_rom_port",
+        tmp_path / "build",
+        parameters=params,
+        extra_env={"MPC_TB_CONFIG": json.dumps(config)},
     )
     _assert_passed(result)

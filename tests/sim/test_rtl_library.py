@@ -19,6 +19,7 @@ def test_dependencies_come_first_and_are_complete():
         "mac_input.v",
         "mac_lanes.v",
         "rom_check.v",
+        "rom_port.v",
         "dense_mac.v",
     ]
     assert {"line_rows.v", "mac_lanes.v", "engine_output.v"} <= set(rtl.DEPENDENCIES["conv2d.v"])

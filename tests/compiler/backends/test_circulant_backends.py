@@ -120,9 +120,15 @@ def test_verilog_backend_writes_circulant_engines(graphs, tmp_path):
     graph = graphs["b4_all_padded"]
     design = write_verilog(graph, tmp_path)
     assert design["sources"] == [
+        "circulant_round.v",
+        "rom_check.v",
+        "rom_port.v",
+        "circulant_butterfly.v",
+        "circulant_control.v",
         "requantize.v",
         "engine_output.v",
-        "rom_check.v",
+        "circulant_output.v",
+        "circulant_spectral.v",
         "circulant_mac.v",
         "argmax.v",
         "mpc_top.v",
