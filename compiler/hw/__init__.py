@@ -33,7 +33,14 @@ from compiler.hw.registry import (
 
 # Every other module of this package is an engine module, and importing it registers it: a new
 # engine is one new file here, listed nowhere else.
-_INFRASTRUCTURE = {"argmax", "base", "design", "registry", "timing"}  # argmax: the fixed last stage, not a layer engine
+_INFRASTRUCTURE = {
+    "argmax",
+    "base",
+    "design",
+    "line_timing",
+    "registry",
+    "timing",
+}  # argmax: the fixed last stage, not a layer engine
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE:
         importlib.import_module(f"{__name__}.{_module.name}")
