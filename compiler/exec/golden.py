@@ -34,6 +34,7 @@ class GoldenResult:
 
 
 def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
+    _require_integer(graph)
     fmt = FixedPoint.from_dict(graph.meta["input_format"])
     return kernels.quantize(x, fmt.frac, fmt.bits)
 
@@ -56,8 +57,7 @@ def run_integer(
     accumulator taken modulo 2**acc_bits as the hardware's register holds it, which matters only
     for weights changed after lower sized the accumulators (the bit-flip audit); lower's widths
     never overflow otherwise. `values`: filled with {tensor name: its integer value}."""
-    if not graph.is_integer:
-        raise ValueError("the golden executor runs integer graphs (run the lower pass first)")
+    _require_integer(graph)
     env = {graph.nodes[0].outputs[0]: np.asarray(x_q, dtype=np.int64)}
     for node in graph.nodes[1:]:
         op = ops.get(node.op)
@@ -74,6 +74,11 @@ def run_integer(
             y = wrap_signed(y, node.attrs["acc_bits"])
         env[node.outputs[0]] = y
     raise ValueError("integer graph has no dequantize output node")
+
+
+def _require_integer(graph: Graph) -> None:
+    if not graph.is_integer:
+        raise ValueError("the golden executor runs integer graphs (run the lower pass first)")
 
 
 def wrap_signed(v: np.ndarray, bits: int) -> np.ndarray:

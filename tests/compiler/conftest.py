@@ -1,6 +1,6 @@
-"""Fixtures shared by tests/compiler: a tiny MLP (8-6-3, Gemm + Relu, written with onnx.helper) and
-its data, small enough that yosys synthesizes it in about a second, so the quick suite can
-synthesize for real."""
+"""Fixtures shared by tests/compiler: the canonicalized digits MLP (`float_graph`), and a tiny
+MLP (8-6-3, Gemm + Relu, written with onnx.helper) and its data, small enough that yosys
+synthesizes it in about a second, so the quick suite can synthesize for real."""
 
 from pathlib import Path
 
@@ -81,3 +81,13 @@ def fpga_build(tiny_compile, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def asic_build(tiny_compile, tmp_path_factory) -> Path:
     return tiny_compile(tmp_path_factory.mktemp("builds") / "tiny-asic", target="asic")
+
+
+@pytest.fixture(scope="module")
+def float_graph(digits_model):
+    """The bundled digits MLP, canonicalized: what the executors and the training passes run."""
+    from compiler.frontend.onnx import load_onnx
+    from compiler.passes.base import Context, get_pass
+
+    quiet = Context(log=lambda *_: None, progress=False)
+    return get_pass("canonicalize").run(load_onnx(digits_model), quiet)
