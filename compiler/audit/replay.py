@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler.build import Build, open_build
 from compiler.data import Dataset
 from compiler.errors import MpcError
 from compiler.ir import Graph
@@ -71,16 +72,19 @@ def _checkpoint_index(name: str) -> int:
     return int(name.split("-", 1)[0])
 
 
-def build_replay(out: Path, start_source: str) -> Replay:
-    """The replay of the build in `out` for shadows that copy `start_source`
-    ("checkpoints/NN-name", from targets.shadow_architecture)."""
-    path = Path(out) / "report.json"
-    report = json.loads(path.read_text())
+def build_replay(build: Build | str | Path, start_source: str) -> Replay:
+    """The replay of a build (opened, or its folder) for shadows that copy `start_source`
+    ("checkpoints/NN-name", from targets.shadow_architecture), from its checked report.json."""
+    if not isinstance(build, Build):
+        build = open_build(build)
+    path, report = build.out / "report.json", build.report
     if "recipe" not in report:
         raise ReplayError(
             f"{path}: no recipe recorded (the build predates `mpc audit --adaptive`); recompile it to "
             "audit it adaptively, or pass --no-adaptive"
         )
+    if not isinstance(report["recipe"], dict):
+        raise ReplayError(f"{path}: its recorded recipe is not a table; recompile the build")
     names = [p["name"] for p in report.get("passes", [])]
     start = Path(start_source).name
     after = _checkpoint_index(start)  # the passes after the checkpoint the shadows copy

@@ -101,7 +101,7 @@ def audit(
         raise AuditError("--adaptive replays the recipe on shadow models, and the chosen attacks use none")
     if needs_shadows:
         arch_source, arch = shadow_architecture(build)
-        replay = _replay(out, arch_source, adaptive)
+        replay = _replay(build, arch_source, adaptive)
         log(
             f"shadow models: {shadows} x {arch_source}, {n} points each, {shadow_training.epochs} epochs"
             + (f"; then the build's passes ({', '.join(replay.passes) or 'none'}): adaptive" if replay else "")
@@ -157,13 +157,13 @@ def _load_trigger(build: Build, path) -> Trigger:
         raise AuditError(str(e)) from None
 
 
-def _replay(out: Path, arch_source: str, adaptive: bool | None) -> Replay | None:
+def _replay(build: Build, arch_source: str, adaptive: bool | None) -> Replay | None:
     """The recipe replay when the audit is adaptive; `None` (auto) is adaptive when the replay is
     affordable: recorded, and training nothing (canonicalize, lower: a quantized build)."""
     if adaptive is False:
         return None
     try:
-        replay = build_replay(out, arch_source)
+        replay = build_replay(build, arch_source)
     except ReplayError as e:
         if adaptive:
             raise AuditError(str(e)) from None
