@@ -10,7 +10,7 @@
 // Stream interface as every engine: one element per in_valid/in_ready handshake, one per
 // out_valid/out_ready handshake, in the same order (elementwise: any stream order).
 //
-// Timing contract: the looked-up value enters a 2-entry output FIFO at the edge its input is
+// Timing contract: the looked-up value enters a 2-entry output FIFO (rtl/fifo2.v) at the edge its input is
 // accepted. An element accepted at edge e can leave at edge e + 1 (one edge of latency).
 // in_ready = (FIFO holds fewer than 2 elements) is a register output, so no combinational path
 // runs from out_ready to in_ready; with out_ready high the engine accepts and emits one element
@@ -43,36 +43,21 @@ module activation #(
     wire [IN_BITS-1:0] addr = {~in_data[IN_BITS-1], in_data[IN_BITS-2:0]};
     wire [OUT_BITS-1:0] looked_up = rom[addr];
 
-    reg [OUT_BITS-1:0] head;   // FIFO entry 0 (out_data)
-    reg [OUT_BITS-1:0] tail;   // FIFO entry 1
-    reg [1:0]          count;  // elements held: 0, 1 or 2
+    wire room;
 
-    wire take = in_valid && in_ready;
-    wire give = out_valid && out_ready;
-    // where the new element goes: the slot after those that stay
-    wire to_head = (count == 2'd0) || (count == 2'd1 && give);
+    assign in_ready = room;
 
-    assign in_ready  = (count != 2'd2);
-    assign out_valid = (count != 2'd0);
-    assign out_data  = head;
-
-    always @(posedge clk) begin
-        if (rst) begin
-            count <= 2'd0;
-        end else begin
-            count <= count + {1'b0, take} - {1'b0, give};
-        end
-    end
-
-    always @(posedge clk) begin
-        if (take && to_head) begin
-            head <= looked_up;
-        end else if (give && count == 2'd2) begin
-            head <= tail;
-        end
-        if (take && !to_head) begin
-            tail <= looked_up;
-        end
-    end
+    fifo2 #(
+        .WIDTH(OUT_BITS)
+    ) u_out (
+        .clk      (clk),
+        .rst      (rst),
+        .push     (in_valid && room),
+        .data     (looked_up),
+        .room     (room),
+        .out_valid(out_valid),
+        .out_ready(out_ready),
+        .out_data (out_data)
+    );
 endmodule
 `default_nettype wire

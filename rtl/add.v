@@ -14,7 +14,7 @@
 // raise valid without waiting for ready, as every engine of the library does.
 //
 // Timing contract (rtl/activation.v's; kernels.add.AddSchedule): the pair's result enters a
-// 2-entry output FIFO at the edge the pair is accepted and can leave at the next edge (one edge
+// 2-entry output FIFO (rtl/fifo2.v) at the edge the pair is accepted and can leave at the next edge (one edge
 // of latency). room = (FIFO holds fewer than 2 elements) is a register, so no combinational path
 // runs from out_ready to either ready; with both inputs valid and out_ready high the engine takes
 // and emits one pair every edge (full rate), and it absorbs one edge of back-pressure before its
@@ -62,38 +62,22 @@ module add #(
         .y  (y)
     );
 
-    reg [OUT_BITS-1:0] head;   // FIFO entry 0 (out_data)
-    reg [OUT_BITS-1:0] tail;   // FIFO entry 1
-    reg [1:0]          count;  // elements held: 0, 1 or 2
-
-    wire room = (count != 2'd2);
-    wire take = in_a_valid && in_b_valid && room;  // a pair, both handshakes at once
-    wire give = out_valid && out_ready;
-    // where the new element goes: the slot after those that stay
-    wire to_head = (count == 2'd0) || (count == 2'd1 && give);
+    wire room;
 
     assign in_a_ready = room && in_b_valid;
     assign in_b_ready = room && in_a_valid;
-    assign out_valid  = (count != 2'd0);
-    assign out_data   = head;
 
-    always @(posedge clk) begin
-        if (rst) begin
-            count <= 2'd0;
-        end else begin
-            count <= count + {1'b0, take} - {1'b0, give};
-        end
-    end
-
-    always @(posedge clk) begin
-        if (take && to_head) begin
-            head <= y;
-        end else if (give && count == 2'd2) begin
-            head <= tail;
-        end
-        if (take && !to_head) begin
-            tail <= y;
-        end
-    end
+    fifo2 #(
+        .WIDTH(OUT_BITS)
+    ) u_out (
+        .clk      (clk),
+        .rst      (rst),
+        .push     (in_a_valid && in_b_valid && room),  // a pair, both handshakes at once
+        .data     (y),
+        .room     (room),
+        .out_valid(out_valid),
+        .out_ready(out_ready),
+        .out_data (out_data)
+    );
 endmodule
 `default_nettype wire
