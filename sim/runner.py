@@ -128,14 +128,15 @@ def _make_overrides(simulator: str):
 
 @contextlib.contextmanager
 def _python_path_for_testbenches():
-    """cocotb hands sys.path to the simulator's Python: make kernels and sim/ importable."""
-    added = [str(p) for p in (REPO_ROOT, SIM_DIR) if str(p) not in sys.path]
-    sys.path[:0] = added
+    """cocotb hands sys.path to the simulator's Python: make kernels and sim/ importable, sim/
+    first, so that a bench's module name (test_circulant_mac) never resolves to a pytest file of
+    the same name that pytest put on the path earlier (tests/kernels/test_circulant_mac.py)."""
+    saved = list(sys.path)
+    sys.path[:0] = [str(SIM_DIR), str(REPO_ROOT)]
     try:
         yield
     finally:
-        for entry in added:
-            sys.path.remove(entry)
+        sys.path[:] = saved
 
 
 def _first_error_line(log: Path) -> str:
