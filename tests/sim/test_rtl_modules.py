@@ -467,7 +467,7 @@ def test_verilator_builds_a_design_split_into_many_cpp_files(tmp_path):
         simulator="verilator",
         parameters=params,
         extra_env={"MPC_TB_CONFIG": json.dumps(config), **STALL_ENV},
-        extra_build_args=["--output-split", "1", "--output-split-cfuncs", "1"],
+        extra_build_args=["--output-split", "400", "--output-split-cfuncs", "400"],
     )
     _assert_passed(result)
     assert len(list((tmp_path / "build").glob("Vtop*.cpp"))) > 3
