@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 import kernels
-from compiler.hw import dense as hw_dense
 from compiler.hw import sparse as hw_sparse
 from compiler.ir import FixedPoint, Graph, Node, TensorSpec
 from kernels.conv2d import conv_output_size
+from kernels.stream_order import stream_weight_matrix
 
 ACT = FixedPoint(8, 5)  # every activation (and the input)
 WEIGHT = FixedPoint(8, 6)
@@ -175,7 +175,7 @@ class _Builder:
         if self.flat_chw:
             attrs["input_chw"], self.flat_chw = self.flat_chw, None
         if spec["engine"] == "sparse":
-            w_hw = hw_dense.stream_weight_matrix(w_q, attrs.get("input_chw"))
+            w_hw = stream_weight_matrix(w_q, attrs.get("input_chw"))
             annotations["delta_bits"] = int(
                 hw_sparse.sparse_encoding(w_hw, spec["multipliers"], WEIGHT.bits).delta_bits
             )

@@ -208,7 +208,7 @@ def _load_report(out: Path) -> dict:
     report = _read_json(path)
     if not isinstance(report, dict) or not isinstance(report.get("hardware"), dict):
         raise damaged(path, "not an mpc report (no 'hardware' table)")
-    from compiler.report.report import render_markdown
+    from compiler.report.markdown import render_markdown
 
     try:
         render_markdown(report)  # what simulate and audit do with it after updating it

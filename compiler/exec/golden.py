@@ -21,8 +21,6 @@ import numpy as np
 import kernels
 from compiler import ops
 from compiler.ir import BINARY_THRESHOLDS, FixedPoint, Graph, binary_output
-from compiler.ops.circulant import circulant_layer as circulant_layer  # re-exported: its users' old home
-from compiler.ops.flatten import flatten as flatten  # re-exported: its users' old home
 from kernels.argmax import binary_classes
 
 

@@ -15,7 +15,7 @@ import io
 import itertools
 import json
 
-from compiler.report.report import printable
+from compiler.report.text import printable
 
 MAX_PLOTTED_OBJECTIVES = 4  # the first four: six plots of pairs at most
 DPI = 100

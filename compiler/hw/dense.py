@@ -31,12 +31,7 @@ from compiler.hw.timing import register_model
 from compiler.ir import Graph, Node
 from kernels.dense_mac import RomSchedule, dense_schedule
 from kernels.rom import dense_rom_words, vector_rom_words, write_mem
-
-# the stream order of a layer's inputs: in kernels (lowering needs it too), re-exported for the engines
-from kernels.stream_order import stream_order as stream_order
-from kernels.stream_order import stream_reorders as stream_reorders
-from kernels.stream_order import stream_weight_matrix as stream_weight_matrix
-from kernels.stream_order import unstream as unstream
+from kernels.stream_order import stream_order, stream_reorders, stream_weight_matrix, unstream
 
 
 def rom_cost(engine: str, schedule: RomSchedule, weight_bits: int, bias_bits: int) -> EngineCost:

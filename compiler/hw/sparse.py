@@ -30,9 +30,6 @@ from compiler.hw.dense import (
     planned_matrix,
     rom_cost,
     rom_parameters,
-    stream_order,
-    stream_weight_matrix,
-    unstream,
 )
 from compiler.hw.registry import register, register_choice
 from kernels.rom import row_count_words, sparse_rom_words, vector_rom_words, write_mem
@@ -44,6 +41,7 @@ from kernels.sparse_mac import (
     sparse_rom_bits,
     sparse_schedule,
 )
+from kernels.stream_order import stream_order, stream_weight_matrix, unstream
 
 
 def sparse_cost(enc: SparseEncoding, w_bits: int, bias_bits: int) -> EngineCost:

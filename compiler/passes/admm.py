@@ -30,8 +30,8 @@ import torch
 
 from compiler.exec.train import Penalty, TrainConfig, train
 from compiler.ir import FixedPoint, Graph
+from compiler.ops.formats import weight_format
 from compiler.passes.base import Option, Pass, float_in, int_in, is_bool, one_of, register
-from compiler.passes.lower import weight_format
 from compiler.passes.shrink import remove_and_log
 
 WHOLE_OUTPUTS = ("rows", "filters")  # dense rows / conv filters W[co]: same thing, either name

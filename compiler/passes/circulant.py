@@ -40,11 +40,11 @@ import numpy as np
 import torch
 
 from compiler.exec.train import SCHEDULES, TrainConfig, fit, holdout_split, teacher_logits
-from compiler.hw.dense import stream_order, stream_reorders, stream_weight_matrix, unstream
 from compiler.ir import Graph, Node
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, one_of, register
 from kernels.circulant_conv import conv_circulant_expand, conv_circulant_project
 from kernels.circulant_mac import block_grid, circulant_expand, circulant_project
+from kernels.stream_order import stream_order, stream_reorders, stream_weight_matrix, unstream
 
 DENSE = 1  # block size that keeps a layer dense
 AUTO = "auto"  # block size chosen per layer by the held-out accuracy

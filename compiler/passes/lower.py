@@ -58,7 +58,6 @@ from compiler.ops.formats import (
     quant_format,
     quantize_weights,
 )
-from compiler.ops.formats import weight_format as weight_format  # re-exported: admm and mia_quant use it
 from compiler.passes.base import Option, Pass, PassError, int_in, register
 from compiler.passes.lower_measure import measure_circulant, measure_narrowed
 from kernels.circulant_mac import FFT_EXTRA_GUARD, IFFT_GUARD, SPECTRUM_BITS, TWIDDLE_FRAC

@@ -72,9 +72,9 @@ from compiler.exec import class_logits, classes_from_outputs, predict_logits
 from compiler.exec.torch import GraphModule, fixed_threads
 from compiler.exec.train import AfterStep, Penalty, TrainConfig, reinitialize, train, training_logits
 from compiler.ir import FixedPoint, Graph, Node, binary_output
+from compiler.ops.formats import weight_format
 from compiler.passes.admm import project_quantized
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
-from compiler.passes.lower import weight_format
 from compiler.passes.minmax import MinMaxGame
 
 MEMBERSHIP_TERMS = ("confidence_gap", "adversarial")

@@ -16,7 +16,6 @@ from compiler.jsonsafe import to_json as recipe_to_json
 from compiler.report.energy import energy_section, imported_layers
 from compiler.report.markdown import render_markdown
 from compiler.report.sections import PASS_SECTIONS
-from compiler.report.text import printable as printable  # re-exported: older importers read it here
 from compiler.targets import SYNTHESIS_FLOWS, synthesis_flow
 
 SCHEMA_VERSION = 1

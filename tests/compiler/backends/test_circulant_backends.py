@@ -12,6 +12,7 @@ from compiler.backends.verilog import write_verilog
 from compiler.exec import golden
 from compiler.hw import circulant as hw_circulant
 from compiler.ir import Graph
+from compiler.ops.circulant import circulant_layer
 from kernels.circulant_mac import circulant_exact, circulant_mac, circulant_vectors, plan_circulant
 from kernels.circulant_rom import bias_rom_words, spectra_rom_words, twiddle_rom_words
 from tests.conftest import EXAMPLES, lower_model
@@ -59,9 +60,7 @@ def test_integer_onnx_is_bit_exact_with_golden_on_all_of_x_test(graphs, digits_d
 
 
 def test_the_cases_cover_padding_and_both_shift_directions(graphs):
-    layers = {
-        case: [golden.circulant_layer(g, n) for n in g.nodes if n.op == "circulant"] for case, g in graphs.items()
-    }
+    layers = {case: [circulant_layer(g, n) for n in g.nodes if n.op == "circulant"] for case, g in graphs.items()}
     assert layers["b4_all_padded"][-1].n_out == 10 and layers["b4_all_padded"][-1].grid == (3, 4)
     assert [layer.block for layer in layers["b2_and_b16"]] == [16, 2]
     assert all(layer.spectral_shift < 0 for layer in layers["narrow_left_shift"])
@@ -92,7 +91,7 @@ def test_golden_runs_the_fixed_point_fft_with_the_stored_spectra(graphs, digits_
     layer = plan_circulant(circulant_vectors(w_q, 8), b_q, 64, 32, in_bits=node.attrs["input_format"]["bits"])
     x = record[FIRST]
     fft = circulant_mac(x, layer)
-    assert np.array_equal(golden.circulant_layer(graph, node).spectra_re, layer.spectra_re)
+    assert np.array_equal(circulant_layer(graph, node).spectra_re, layer.spectra_re)
     assert not np.array_equal(fft, circulant_exact(x, layer))  # b = 8: the FFT rounds
     exact = golden.run(graph, digits_data.x_test, exact={FIRST, SECOND})
     plain = golden.run(graph, digits_data.x_test)
@@ -135,7 +134,7 @@ def test_verilog_backend_writes_circulant_engines(graphs, tmp_path):
     ]
     top = (tmp_path / "mpc_top.v").read_text()
     for node, eng in zip(graph.weighted_nodes(), design["engines"]):
-        layer = golden.circulant_layer(graph, node)
+        layer = circulant_layer(graph, node)
         bf, sm = eng["parameters"]["BF"], eng["parameters"]["SM"]
         assert eng["engine"] == "circulant" and eng["block_size"] == 4
         assert eng["multipliers"] == node.annotations["multipliers"] == 3 * max(bf, sm)
@@ -235,7 +234,7 @@ def test_padded_inputs_and_outputs_are_bit_exact_in_onnx(tmp_path):
         data,
         {"passes": ["canonicalize", "circulant", "lower"], "circulant": {"block_size": 8, "epochs": 1}},
     )[1]
-    layer = golden.circulant_layer(lowered, lowered.node("fc1"))
+    layer = circulant_layer(lowered, lowered.node("fc1"))
     assert layer.grid == (2, 3) and (layer.n_out, layer.n_in) == (12, 20)
     x_all = np.concatenate([x, np.full((1, 20), 1e3, np.float32), np.full((1, 20), -1e3, np.float32)])
     _, logits_q, classes = _onnx(lowered, x_all)

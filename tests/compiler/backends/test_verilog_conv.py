@@ -12,9 +12,9 @@ import rtl
 from benchmarks.cnn_graphs import avgpool, build_cnn, conv, dense, flatten, global_avgpool, maxpool, random_inputs
 from compiler.backends.verilog import VerilogBackendError, engine_specs, write_verilog
 from compiler.exec import golden
-from compiler.hw import dense as hw_dense
 from compiler.simulate import stream_order
 from kernels.sparse_mac import encode_sparse, sparse_mac
+from kernels.stream_order import stream_weight_matrix
 from tests.conftest import EXAMPLES, lower_model
 
 
@@ -85,7 +85,7 @@ def test_dense_after_flatten_stores_its_columns_channel_last(tmp_path, digits_cn
     w = digits_cnn.params[node.inputs[1]]
     rom = np.array([_fields(word, eng["w_bits"], eng["multipliers"]) for word in _words(tmp_path / eng["w_file"])])
     w_hw = rom.reshape(eng["n_out"], -1)[:, : eng["n_in"]]
-    assert np.array_equal(w_hw, hw_dense.stream_weight_matrix(w, [16, 2, 2])) and not np.array_equal(w_hw, w)
+    assert np.array_equal(w_hw, stream_weight_matrix(w, [16, 2, 2])) and not np.array_equal(w_hw, w)
     # the engine sees the pooled image channel-last: same accumulators as the graph's flatten
     x = np.random.default_rng(0).integers(-128, 128, size=(5, 16, 2, 2))
     assert np.array_equal(
@@ -104,7 +104,7 @@ def test_sparse_dense_after_flatten_encodes_the_permuted_matrix(tmp_path):
     eng = design["engines"][-1]
     assert eng["engine"] == "sparse" and "sparse_mac.v" in design["sources"]
     w = graph.params[graph.node(eng["name"]).inputs[1]]
-    w_hw = hw_dense.stream_weight_matrix(w, [8, 2, 2])
+    w_hw = stream_weight_matrix(w, [8, 2, 2])
     enc = encode_sparse(w_hw, 2, eng["delta_bits"])
     assert _words(tmp_path / eng["c_file"]) == list(enc.row_words) and eng["n_words"] == int(enc.row_words.sum())
     x = np.random.default_rng(1).integers(-128, 128, size=(3, 8, 2, 2))

@@ -17,11 +17,11 @@ from compiler.exec import golden
 from compiler.exec.gradient import integer_gradients
 from compiler.exec.torch import GraphModule
 from compiler.frontend.onnx import load_onnx
-from compiler.hw.dense import stream_order, stream_weight_matrix, unstream
 from compiler.passes.base import Context, PassError
 from compiler.passes.circulant import _projector, project_graph, stream_images
 from compiler.passes.manager import run_flow
 from kernels.circulant_mac import circulant_expand, circulant_project, circulant_vectors
+from kernels.stream_order import stream_order, stream_weight_matrix, unstream
 from tests.conftest import EXAMPLES
 
 LAYER, CHW, B = "/7/Gemm", [16, 2, 2], 4

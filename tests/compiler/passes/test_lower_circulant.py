@@ -8,6 +8,7 @@ from compiler.exec import golden
 from compiler.frontend.onnx import load_onnx
 from compiler.hw import circulant as hw_circulant
 from compiler.hw import dense as hw_dense
+from compiler.ops.circulant import circulant_layer
 from compiler.passes.base import Context, PassError
 from compiler.passes.manager import run_flow
 from compiler.recipe import RecipeError, validate_recipe
@@ -73,7 +74,7 @@ def test_circulant_layers_get_the_fft_engine_and_set_the_cycle_budget(lowered):
         n_out, n_in = lowered.params[node.inputs[1]].shape
         schedule = CirculantSchedule(n_in, n_out, 8, a["butterfly_units"], a["spectral_lanes"])
         assert a["engine"] == "circulant" and a["multipliers"] == schedule.multipliers <= 16  # [plan] default
-        layer = golden.circulant_layer(lowered, node)
+        layer = circulant_layer(lowered, node)
         want = hw_circulant.circulant_cost(
             layer.n_in,
             layer.n_out,
@@ -105,7 +106,7 @@ def test_the_fft_cost_is_measured_on_calibration_and_test_data(lowered, digits_d
         fft = node.annotations["fft_error"]
         assert fft["calibration"]["samples"] == len(digits_data.x_train)
         assert fft["test"]["samples"] == len(digits_data.x_test)
-        direct = circulant_error(record[node.name], golden.circulant_layer(lowered, node))
+        direct = circulant_error(record[node.name], circulant_layer(lowered, node))
         assert {k: fft["test"][k] for k in direct} == direct
         assert 0 < fft["test"]["max_abs"] <= fft["test"]["bound"]  # b = 8 is not exact, but bounded
         assert 0.0 < node.annotations["test_accuracy_exact_product"] <= 1.0
