@@ -20,10 +20,10 @@ import torch
 import kernels
 from compiler import ops
 from compiler.backends.onnx import to_onnx
+from compiler.data import Dataset
 from compiler.exec import golden, gradient
 from compiler.exec import torch as torch_exec
 from compiler.ir import FixedPoint, Graph, Node, TensorSpec
-from compiler.data import Dataset
 from compiler.passes.base import Context
 from compiler.passes.lower import Lower
 from kernels.activation import activation_table
