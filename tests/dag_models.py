@@ -17,7 +17,7 @@ import numpy as np
 VARIANTS = ("residual", "downsample", "concat")
 
 
-def _module(variant: str, channels: int = 4):
+def dag_module(variant: str, channels: int = 4):
     import torch
     from torch import nn
 
@@ -49,7 +49,7 @@ def export_dag(path: str | Path, variant: str, data=None, seed: int = 0, epochs:
     import torch
 
     torch.manual_seed(seed)
-    model = _module(variant)
+    model = dag_module(variant)
     if data is not None:
         x = torch.from_numpy(np.asarray(data.x_train, dtype=np.float32))
         y = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64))
