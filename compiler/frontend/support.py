@@ -115,6 +115,20 @@ def _why_join_unsupported(ctx: Ctx, n: onnx.NodeProto) -> str | None:
         return "the shapes of both inputs must be known"
     if len(shapes[0]) != len(shapes[1]) or any(p != q for p, q in zip(shapes[0][1:], shapes[1][1:])):
         return f"adding tensors of shapes {list(shapes[0])} and {list(shapes[1])} (broadcasting) is not supported"
+    return _flattened_image_input(ctx, n)
+
+
+def _flattened_image_input(ctx: Ctx, n: onnx.NodeProto) -> str | None:
+    """A join of a flattened image is refused (lower's rule): the image streams channel-last
+    while the integer graph is row-major, so the two halves of the join would not line up."""
+    producers = {o: m for m in ctx.model.graph.node for o in m.output}
+    for t in (t for t in n.input if t):
+        src = producers.get(t)
+        while src is not None and (src.op_type in ("Relu", "Identity", "Dropout") or src.op_type in ACTIVATIONS):
+            src = producers.get(src.input[0])
+        shape = ctx.shapes.get(src.input[0]) if src is not None and src.op_type in ("Flatten", "Reshape") else None
+        if shape is not None and len(shape) > 2 and int(np.prod([d or 2 for d in shape[2:]])) > 1:
+            return f"input {t!r} is a flattened image; join the images before the flatten"
     return None
 
 
@@ -134,7 +148,7 @@ def _why_concat_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict) -> str | None:
     shapes = [ctx.shapes.get(t) for t in inputs]
     if any(s is None or len(s) != rank or s[2:] != shapes[0][2:] for s in shapes):
         return f"the inputs' shapes {[list(s) if s else None for s in shapes]} must agree but in the channel axis"
-    return None
+    return _flattened_image_input(ctx, n)
 
 
 def _dims_problem(rank: int | None, what: str) -> str:

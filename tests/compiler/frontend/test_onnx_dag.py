@@ -115,3 +115,21 @@ def test_an_add_of_two_computed_tensors_is_a_join(tmp_path):
     node = helper.make_node("Add", ["a", "b"], ["y"], name="join")
     graph = load_onnx(_model(tmp_path / "m.onnx", node, [None, 2, 3, 3]))
     assert (graph.nodes[-1].op, graph.nodes[-1].inputs) == ("add", ["a", "b"])
+
+
+def test_a_join_of_flattened_images_is_refused_as_lower_would(tmp_path):
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="relu_a"),
+        helper.make_node("Flatten", ["a"], ["fa"], name="flat_a", axis=1),
+        helper.make_node("Flatten", ["x"], ["fx"], name="flat_x", axis=1),
+        helper.make_node("Concat", ["fa", "fx"], ["y"], name="cat_flat", axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 36])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "m.onnx")
+    with pytest.raises(FrontendError, match=r"node 'cat_flat' \(Concat\): input 'fa' is a flattened image; join"):
+        load_onnx(tmp_path / "m.onnx")
