@@ -110,11 +110,11 @@ def _why_join_unsupported(ctx: Ctx, n: onnx.NodeProto) -> str | None:
     """An Add of two computed tensors (a residual join): no broadcasting."""
     if len(n.input) != 2 or n.input[0] == n.input[1]:
         return "an Add of two computed tensors needs two distinct inputs"
-    shapes = [ctx.shapes.get(t) for t in n.input]
-    if any(s is None for s in shapes):
+    a, b = ctx.shapes.get(n.input[0]), ctx.shapes.get(n.input[1])
+    if a is None or b is None:
         return "the shapes of both inputs must be known"
-    if len(shapes[0]) != len(shapes[1]) or any(p != q for p, q in zip(shapes[0][1:], shapes[1][1:])):
-        return f"adding tensors of shapes {list(shapes[0])} and {list(shapes[1])} (broadcasting) is not supported"
+    if len(a) != len(b) or any(p != q for p, q in zip(a[1:], b[1:])):
+        return f"adding tensors of shapes {list(a)} and {list(b)} (broadcasting) is not supported"
     return _flattened_image_input(ctx, n)
 
 
@@ -146,7 +146,8 @@ def _why_concat_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict) -> str | None:
     if axis % rank != 1:
         return f"only a Concat along the channel axis (1) is supported (axis={axis}, rank={rank})"
     shapes = [ctx.shapes.get(t) for t in inputs]
-    if any(s is None or len(s) != rank or s[2:] != shapes[0][2:] for s in shapes):
+    known = [s for s in shapes if s is not None]
+    if len(known) < len(shapes) or any(len(s) != rank or s[2:] != known[0][2:] for s in known):
         return f"the inputs' shapes {[list(s) if s else None for s in shapes]} must agree but in the channel axis"
     return _flattened_image_input(ctx, n)
 
