@@ -4,6 +4,8 @@ does; Concat along the channel axis (also written as a negative axis, and with t
 becomes two-input `concat` nodes, other axes and broadcasting adds are refused by node name;
 `mpc check` names the joins' hardware."""
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
@@ -133,3 +135,34 @@ def test_a_join_of_flattened_images_is_refused_as_lower_would(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "m.onnx")
     with pytest.raises(FrontendError, match=r"node 'cat_flat' \(Concat\): input 'fa' is a flattened image; join"):
         load_onnx(tmp_path / "m.onnx")
+
+
+@pytest.mark.slow
+def test_the_dynamo_exporters_residual_block_imports_as_the_torchscript_one(tmp_path):
+    torch.manual_seed(0)
+    model = dag_module("downsample").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.zeros(2, 1, 8, 8),),
+            str(tmp_path / "m.onnx"),
+            dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim("n")},),
+        )
+    graph = load_onnx(tmp_path / "m.onnx")
+    assert [n.op for n in graph.nodes] == [
+        "conv2d",
+        "relu",
+        "conv2d",
+        "relu",
+        "conv2d",
+        "conv2d",
+        "add",
+        "relu",
+        "flatten",
+        "dense",
+    ]
+    x = np.random.default_rng(0).normal(size=(8, 1, 8, 8)).astype(np.float32)
+    want = model(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(torch_exec.run(graph, x), want, rtol=1e-4, atol=1e-5)
