@@ -37,8 +37,8 @@
 // wired to element (co - l) mod b of vector ((co/b)*P_K + j)*(P_CI/b) + l/b. The ROM is b
 // times narrower; multipliers, cycles and values are unchanged. CIRC_B = 0: dense words (above).
 //
-// Depthwise (DEPTHWISE = 1; group == C_IN == C_OUT, docs/fixed-point.md "Depthwise
-// convolutions"): acc[c, oy, ox] = B[c] + sum_{ky,kx} W[c, 0, ky, kx] * x_pad[c, oy*STRIDE + ky,
+// Depthwise (DEPTHWISE = 1; group == C_IN == C_OUT, docs/fixed-point.md
+// "Engines"): acc[c, oy, ox] = B[c] + sum_{ky,kx} W[c, 0, ky, kx] * x_pad[c, oy*STRIDE + ky,
 // ox*STRIDE + kx]. Requires P_CI = P_CO, C_IN = C_OUT, CIRC_B = 0. Output-channel group g reads
 // only channel word cw = g (channels g*P_CO .. g*P_CO + P_CO - 1, the group's own channels), so
 // a group takes G = NKS reads (not NKS*NCW), and multiplier lane p multiplies input lane p only.

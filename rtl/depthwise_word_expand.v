@@ -1,7 +1,7 @@
 // depthwise_word_expand: the weights of one rtl/conv2d.v weight-ROM word in depthwise mode
 // (DEPTHWISE = 1, P_CI = P_CO) for its P_CO*P_K*P_CO multiplier lanes. Pure wiring
 // (combinational, no logic); golden model: kernels.conv_rom.expand_depthwise_word;
-// docs/fixed-point.md "Depthwise convolutions".
+// docs/fixed-point.md "Engines (rtl/conv2d.v, rtl/pool2d.v)".
 //
 // The word holds P_CO*P_K weights, one per output channel and kernel position: lane p*P_K + j
 // (output channel p of the group, position j of the kernel step) at [(p*P_K + j)*W_BITS +: W_BITS].
