@@ -168,7 +168,38 @@ def window_attrs(ctx: Ctx, n: onnx.NodeProto, a: dict) -> tuple[dict, list[str]]
         problems.append("the input's height and width must be known")
     elif not problems and any(size + pads[i] + pads[i + 2] < k for i, (size, k) in enumerate(zip(hw, kernel))):
         problems.append(f"the kernel {kernel} is larger than the padded input {list(hw)}")
+    elif not problems and stride[0] != stride[1]:
+        stride = _strides_that_change_nothing(hw, kernel, stride, pads)
+    if stride[0] != stride[1] and not problems:
+        problems.append(f"strides {stride} differ per axis: {UNEQUAL_STRIDES}")
     return {"kernel": kernel, "stride": stride, "pads": pads}, problems
+
+
+UNEQUAL_STRIDES = (
+    "the line-buffered engines step both axes alike; strides must be equal "
+    "(unless the window covers the whole input plane)"
+)
+
+
+def _strides_that_change_nothing(hw, kernel: list, stride: list, pads: list) -> list:
+    """Equal strides where one axis has a single window position that stays single under the
+    other axis' stride (its stride then changes nothing: DS-CNN's (25, 5) pool over a 25 x 5
+    map); the strides as given otherwise."""
+    span = [size + pads[i] + pads[i + 2] - k for i, (size, k) in enumerate(zip(hw, kernel))]  # last window start
+    if span[0] < stride[1]:  # one row of windows whatever the row stride
+        return [stride[1], stride[1]]
+    if span[1] < stride[0]:
+        return [stride[0], stride[0]]
+    return stride
+
+
+def covers_plane(ctx: Ctx, n: onnx.NodeProto, a: dict) -> bool:
+    """A pool whose one window is the whole unpadded input plane and whose strides differ per
+    axis (they change nothing): an AveragePool of it imports as global_avgpool."""
+    window = window_attrs(ctx, n, a)[0]
+    hw = list(ctx.shapes.get(n.input[0], (None,) * 4)[2:])
+    strides = list(a.get("strides", []))
+    return bool(window) and window["kernel"] == hw and not any(window["pads"]) and len(set(strides)) > 1
 
 
 def _why_window_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict, what: str) -> str | None:
@@ -182,10 +213,7 @@ def _why_window_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict, what: str) -> 
         rank = rank if rank is not None else ctx.consts[n.input[1]].ndim
         if rank not in (3, 4):  # 3: 1-D, mapped onto 2-D with H = 1 (window_attrs)
             return _dims_problem(rank, what)
-        group = a.get("group", 1)
-        if group != 1:
-            depthwise = ", depthwise" if ctx.consts[n.input[1]].shape[1] == 1 else ""
-            problems.append(f"grouped convolution (groups={group}{depthwise}) is not supported")
+        problems += _group_problems(ctx, n, a)
     elif rank not in (3, 4):
         return _dims_problem(rank, what)
     if a.get("ceil_mode", 0):
@@ -196,6 +224,18 @@ def _why_window_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict, what: str) -> 
         problems.append("the Indices output is not supported")
     problems += window_attrs(ctx, n, a)[1]
     return "; ".join(problems) or None
+
+
+def _group_problems(ctx: Ctx, n: onnx.NodeProto, a: dict) -> list[str]:
+    """A grouped Conv imports when its group divides the channels: depthwise (group = C_in =
+    C_out) as it is, any other group as its block-diagonal group = 1 weight (convert.py)."""
+    group, w = int(a.get("group", 1)), ctx.consts[n.input[1]]
+    c_in = (ctx.shapes.get(n.input[0]) or (None, None))[1]
+    if group < 1 or w.shape[0] % group:
+        return [f"group {group} does not divide the {w.shape[0]} output channels"]
+    if c_in is not None and c_in != w.shape[1] * group:
+        return [f"{c_in} input channels but the weight {list(w.shape)} with group {group} reads {w.shape[1] * group}"]
+    return []
 
 
 def _reduce_axes(ctx: Ctx, n: onnx.NodeProto, a: dict) -> list[int] | None:
