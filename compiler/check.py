@@ -84,6 +84,8 @@ def _raw_nodes(path: Path) -> list:
 
 def _hardware(ctx, node) -> str:
     """The IR op(s) the node becomes and where each ends up in hardware."""
+    if node.op_type == "Pad":
+        return "folded into the Conv after it (its padding)"
     converted = convert_node(ctx, node, {})
     nodes = converted if isinstance(converted, list) else [converted]
     parts = [f"{n.op}: {_conv_where(node, n) or _where(n.op)}" for n in nodes]

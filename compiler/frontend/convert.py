@@ -117,6 +117,8 @@ def convert_node(ctx: Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]
             params[f"{n.name}.bias"] = ctx.consts[n.input[2]].astype(np.float32).reshape(-1)
             inputs.append(f"{n.name}.bias")
         return Node("conv2d", n.name, inputs, [n.output[0]], attrs=attrs)
+    if op == "Pad":  # the Conv reading it takes its padding (support.conv_pad)
+        return Node("identity", n.name, [n.input[0]], [n.output[0]])
     if op == "MaxPool":
         return Node("maxpool2d", n.name, [n.input[0]], [n.output[0]], attrs=window_attrs(ctx, n, a)[0])
     if op == "AveragePool" and covers_plane(ctx, n, a):  # unequal strides that change nothing

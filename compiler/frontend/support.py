@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from compiler.frontend.context import ACTIVATIONS, Ctx, node_attrs, tensor_rank
+from compiler.frontend.context import ACTIVATIONS, Ctx, live_nodes, node_attrs, tensor_rank
 
 SUPPORTED = (
     "Gemm, MatMul, Add, Relu, Flatten, Reshape-as-flatten, Identity, Dropout, Conv, MaxPool, "
     "AveragePool, GlobalAveragePool, ReduceMean over H and W, BatchNormalization, "
     "trailing Softmax/LogSoftmax, activations Sigmoid, Tanh, LeakyRelu, PRelu, Elu, Selu, HardSigmoid, "
-    "HardSwish, Clip (Relu6)"
+    "HardSwish, Clip (Relu6), a zero Pad of H and W before a Conv"
 )
 
 
@@ -61,6 +61,8 @@ def why_unsupported(ctx: Ctx, n: onnx.NodeProto) -> str | None:
         return None
     if op == "Conv":
         return _why_window_unsupported(ctx, n, a, "convolution")
+    if op == "Pad":
+        return None if conv_pad(ctx, n) is not None else PAD_REFUSED
     if op in ("MaxPool", "AveragePool"):
         return _why_window_unsupported(ctx, n, a, "max pooling" if op == "MaxPool" else "average pooling")
     if op == "GlobalAveragePool":
@@ -160,6 +162,10 @@ def window_attrs(ctx: Ctx, n: onnx.NodeProto, a: dict) -> tuple[dict, list[str]]
         pads = begin + end
     else:
         return {}, problems + [f"auto_pad={auto_pad} is not supported"]
+    before = padded_by(ctx, n) if n.op_type == "Conv" else None
+    if before is not None and (extra := conv_pad(ctx, before)) is not None and len(pads) == 4:
+        pads = [p + q for p, q in zip(pads, extra)]  # the Pad before it and its own: one zero padding
+        hw = ctx.shapes.get(before.input[0], (None,) * 4)[2:]
     if len(pads) != 4 or any(p < 0 for p in pads):
         problems.append(f"pads {pads} must be 4 non-negative numbers")
     elif n.op_type != "Conv" and any(p >= k for p, k in zip(pads, kernel + kernel)):
@@ -224,6 +230,46 @@ def _why_window_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict, what: str) -> 
         problems.append("the Indices output is not supported")
     problems += window_attrs(ctx, n, a)[1]
     return "; ".join(problems) or None
+
+
+PAD_REFUSED = (
+    "only a constant-zero Pad of H and W (non-negative, [N, C, H, W]) whose one reader is a Conv is "
+    "supported (it becomes that Conv's padding)"
+)
+
+
+def padded_by(ctx: Ctx, conv: onnx.NodeProto) -> onnx.NodeProto | None:
+    """The Pad node whose output the Conv reads, if one does."""
+    return next((m for m in live_nodes(ctx) if m.op_type == "Pad" and conv.input[0] in m.output), None)
+
+
+def conv_pad(ctx: Ctx, n: onnx.NodeProto) -> list[int] | None:
+    """[top, left, bottom, right] of a Pad the Conv after it takes as its own padding (the
+    TorchScript exporter's F.pad before a conv: TensorFlow's SAME at stride 2), else None."""
+    a = node_attrs(n)
+    if _str_attr(a.get("mode"), "constant") != "constant" or tensor_rank(ctx, n.input[0]) != 4:
+        return None
+    inputs = list(n.input) + [""] * 3
+    if ctx.opset < 11:
+        pads, value = a.get("pads"), np.asarray(a.get("value", 0.0))
+    elif inputs[1] in ctx.consts and (not inputs[2] or inputs[2] in ctx.consts) and not inputs[3]:
+        pads, value = ctx.consts[inputs[1]], ctx.consts[inputs[2]] if inputs[2] else np.zeros(1)
+    else:
+        return None
+    pads = [int(p) for p in np.asarray(pads).ravel()] if pads is not None else []
+    readers = [m for m in live_nodes(ctx) if n.output[0] in m.input]
+    if (
+        len(pads) != 8
+        or any(pads[i] for i in (0, 1, 4, 5))
+        or min(pads) < 0
+        or np.any(value != 0)
+        or n.output[0] in ctx.graph_outputs
+        or len(readers) != 1
+        or readers[0].op_type != "Conv"
+        or list(readers[0].input).index(n.output[0]) != 0
+    ):
+        return None
+    return [pads[2], pads[3], pads[6], pads[7]]
 
 
 def _group_problems(ctx: Ctx, n: onnx.NodeProto, a: dict) -> list[str]:

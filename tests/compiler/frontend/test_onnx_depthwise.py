@@ -4,7 +4,7 @@ with unequal strides, from torch.onnx through the software path (issue 27):
     frontend -> canonicalize -> lower -> golden
     == model.int.onnx (onnxruntime) on every test row
 
-A small DS-CNN (F.pad to TensorFlow's SAME at stride 2, depthwise 3x3 + BN + ReLU, pointwise
+A small DS-CNN from both exporters (F.pad to TensorFlow's SAME at stride 2, depthwise 3x3 + BN + ReLU, pointwise
 1x1 + BN + ReLU, AvgPool over the whole (5, 3) plane, Linear); a grouped conv (group 2) and a
 depthwise conv with a channel multiplier, both imported as their exact block-diagonal weight."""
 
@@ -104,10 +104,13 @@ def _assert_onnx_equals_golden(low, x):
     return ref
 
 
-@pytest.fixture(scope="module")
-def ds_cnn(tmp_path_factory):
+@pytest.fixture(scope="module", params=["torchscript", "dynamo"])
+def ds_cnn(request, tmp_path_factory):
+    """The dynamo exporter writes F.pad into the Conv's pads; the TorchScript exporter writes a
+    Pad node of computed pads, folded into the Conv at import. Both fold the batchnorms (the
+    fold into a depthwise conv is tested in tests/compiler/passes/test_canonicalize_conv.py)."""
     path = tmp_path_factory.mktemp("dscnn") / "m.onnx"
-    model = _export(TinyDSCNN(), (1, 10, 6), path, dynamo=True)
+    model = _export(TinyDSCNN(), (1, 10, 6), path, dynamo=request.param == "dynamo")
     data = _data(model, (1, 10, 6))
     graph = load_onnx(path)
     return model, data, graph, *_lower(graph, data)
@@ -123,7 +126,7 @@ def test_the_ds_cnn_imports_with_its_padding_depthwise_conv_and_global_pool(ds_c
     with torch.no_grad():
         want = model(torch.from_numpy(data.x_test)).numpy()
     np.testing.assert_allclose(torch_exec.run(graph, data.x_test), want, rtol=1e-4, atol=1e-4)
-    assert "batchnorm" not in [n.op for n in canonical.nodes]  # the dynamo exporter folds it already
+    assert not {"batchnorm", "identity"} & {n.op for n in canonical.nodes}  # both exporters fold BN; Pad is gone
     np.testing.assert_allclose(torch_exec.run(canonical, data.x_test), want, rtol=1e-4, atol=1e-4)
 
 
@@ -160,3 +163,46 @@ def test_grouped_convs_are_expanded_exactly_and_lowered(tmp_path, dynamo):
     np.testing.assert_allclose(torch_exec.run(graph, data.x_test), want, rtol=1e-5, atol=1e-5)
     _, low = _lower(graph, data)
     _assert_onnx_equals_golden(low, np.concatenate([data.x_train, data.x_test]))
+
+
+def _pad_model(path, mode: str = "constant", reader: str = "Conv"):
+    """x [1, 3, 6, 5] -> Pad (0, 0, 1, 1 on H, W) -> Conv 3x3 (pads 1) or MaxPool."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64), "pads"),
+        numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w"),
+    ]
+    second = (
+        helper.make_node("Conv", ["p", "w"], ["y"], name="conv", pads=[1, 1, 1, 1], strides=[2, 2])
+        if reader == "Conv"
+        else helper.make_node("MaxPool", ["p"], ["y"], name="pool", kernel_shape=[2, 2])
+    )
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], name="pad", mode=mode), second]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 6, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)],
+        inits,
+    )
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_a_zero_pad_before_a_conv_becomes_its_padding_and_others_are_refused(tmp_path):
+    from compiler.check import check
+    from compiler.frontend.errors import FrontendError
+
+    path = _pad_model(tmp_path / "m.onnx")
+    graph = load_onnx(path)
+    (conv,) = [n for n in graph.nodes if n.op == "conv2d"]
+    assert conv.attrs["pads"] == [1, 1, 2, 2] and conv.inputs[0] == "p"  # through an identity canonicalize drops
+    x = np.random.default_rng(1).normal(size=(2, 3, 6, 5)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(torch_exec.run(graph, x), want, rtol=1e-5, atol=1e-5)
+    assert {v.name: v.detail for v in check(path)}["pad"] == "folded into the Conv after it (its padding)"
+    for bad in (_pad_model(tmp_path / "r.onnx", mode="reflect"), _pad_model(tmp_path / "p.onnx", reader="MaxPool")):
+        with pytest.raises(FrontendError, match=r"node 'pad' \(Pad\): only a constant-zero Pad of H and W"):
+            load_onnx(bad)
