@@ -9,8 +9,9 @@ BatchNormalization into the conv/dense before it and drops Identity/Dropout. Nod
 are all constants (Transpose of a weight, Constant, shape arithmetic) are folded here with onnx's
 reference evaluator.
 
-Convolutional networks (docs/ir.md lists the ops and their attributes): 2-D Conv (groups=1, no
-dilation; pads explicit or auto_pad), MaxPool / AveragePool (2-D, ceil_mode=0, no dilation),
+Convolutional networks (docs/ir.md lists the ops and their attributes): 2-D Conv (depthwise, or
+any group as its block-diagonal weight; no dilation; pads explicit, auto_pad, or a zero Pad
+before it), MaxPool / AveragePool (2-D, ceil_mode=0, no dilation),
 GlobalAveragePool (and ReduceMean over H, W, as the dynamo exporter writes it), inference-form
 BatchNormalization over [N, C] or [N, C, H, W], and a Flatten or Reshape from NCHW to
 [N, C*H*W]. A Reshape's target shape may be computed from `Shape` of a tensor (torch's

@@ -107,3 +107,6 @@ def test_unequal_strides_are_refused_by_check_as_by_the_frontend_and_a_whole_pla
     whole = ("AveragePool", {"kernel_shape": [6, 6], "strides": [6, 3]})  # one window: the strides change nothing
     verdicts = {v.name: v for v in check(_grouped_model(tmp_path / "p.onnx", 1, pool=whole))}
     assert verdicts["pool"].status == "imported" and verdicts["pool"].detail.startswith("global_avgpool: pool engine")
+    whole_max = ("MaxPool", {"kernel_shape": [6, 6], "strides": [6, 3]})  # a maxpool2d with equal strides
+    graph = load_onnx(_grouped_model(tmp_path / "mx.onnx", 1, pool=whole_max))
+    assert graph.nodes[-1].op == "maxpool2d" and graph.nodes[-1].attrs["stride"] == [3, 3]
