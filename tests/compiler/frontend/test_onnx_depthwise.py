@@ -206,3 +206,19 @@ def test_a_zero_pad_before_a_conv_becomes_its_padding_and_others_are_refused(tmp
     for bad in (_pad_model(tmp_path / "r.onnx", mode="reflect"), _pad_model(tmp_path / "p.onnx", reader="MaxPool")):
         with pytest.raises(FrontendError, match=r"node 'pad' \(Pad\): only a constant-zero Pad of H and W"):
             load_onnx(bad)
+
+
+def test_the_ds_cnn_with_admm_sparsity_and_4_bit_weights_stays_bit_exact(ds_cnn):
+    """ADMM (80% sparsity, 4-bit weights) prunes and quantizes the depthwise conv like any other;
+    lower keeps its grid, and golden equals model.int.onnx on every row."""
+    from compiler.passes.manager import run_flow
+
+    _, data, graph, _, _ = ds_cnn
+    recipe = {"admm": {"global_sparsity": 0.8, "bits": 4, "admm_epochs": 2, "retrain_epochs": 2, "batch_size": 32}}
+    ctx = Context(data=data, recipe=recipe, log=lambda *_: None, progress=False)
+    compressed, _ = run_flow(graph, ["canonicalize", "admm"], ctx)  # plan (the hardware) is not this test's
+    low = Lower().run(compressed, ctx)
+    dw = [n for n in low.nodes if n.op == "conv2d"][1]
+    w = low.params[dw.inputs[1]]
+    assert dw.attrs["group"] == 8 and dw.attrs["weight_format"]["bits"] == 4 and 0 < np.count_nonzero(w) < w.size
+    _assert_onnx_equals_golden(low, np.concatenate([data.x_train, data.x_test]))
