@@ -36,6 +36,8 @@ HARDWARE = {
     "log_softmax": "dropped (the design outputs logits; argmax is unchanged)",
 }
 TABLE_ACTIVATION = "activation engine (lookup table)"
+DEPTHWISE = "conv engine (depthwise)"
+GROUPED = "conv engine (line-buffered; groups expanded to one block-diagonal conv)"
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,22 @@ def _raw_nodes(path: Path) -> list:
 
 def _hardware(ctx, node) -> str:
     """The IR op(s) the node becomes and where each ends up in hardware."""
+    if node.op_type == "Pad":
+        return "folded into the Conv after it (its padding)"
     converted = convert_node(ctx, node, {})
     nodes = converted if isinstance(converted, list) else [converted]
-    parts = [f"{n.op}: {_where(n.op)}" for n in nodes]
+    parts = [f"{n.op}: {_conv_where(node, n) or _where(n.op)}" for n in nodes]
     return "; ".join(parts)
+
+
+def _conv_where(onnx_node, n) -> str | None:
+    """A grouped Conv's hardware: depthwise as it is, other groups as their expansion."""
+    if n.op != "conv2d":
+        return None
+    if n.attrs.get("group", 1) != 1:
+        return DEPTHWISE
+    groups = [a.i for a in onnx_node.attribute if a.name == "group"]
+    return GROUPED if groups and groups[0] > 1 else None
 
 
 def _where(op: str) -> str:

@@ -1,11 +1,13 @@
 """Integer 2-D convolution (docs/fixed-point.md "Convolution and pooling").
 
-Per sample, NCHW; weights [C_out, C_in, kH, kW]; groups = 1; zero padding
+Per sample, NCHW; weights [C_out, C_in / group, kH, kW]; zero padding
 pads = (top, left, bottom, right); one stride for both axes:
 
-    acc[co, y, x] = b[co] + sum_{ci, ky, kx} W[co, ci, ky, kx] * x_pad[ci, y*s + ky, x*s + kx]
+    acc[co, y, x] = b[co] + sum_{ci, ky, kx} W[co, ci, ky, kx] * x_pad[g*C_in/group + ci, y*s + ky, x*s + kx]
 
-exact in int64. Imports numpy only.
+with g = co // (C_out / group), the group of output channel co (group = 1: every input channel;
+depthwise, group = C_in = C_out: acc[c] sums channel c's kH*kW products only). Exact in int64.
+Imports numpy only.
 """
 
 import math
@@ -38,28 +40,38 @@ def pad_nchw(x: np.ndarray, pads, value: int = 0) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
 
 
-def conv2d(x_q: np.ndarray, w_q: np.ndarray, b_q: np.ndarray | None, stride: int = 1, pads=0) -> np.ndarray:
-    """x_q [N, C_in, H, W] ints, w_q [C_out, C_in, kH, kW], b_q [C_out] or None
+def conv2d(
+    x_q: np.ndarray, w_q: np.ndarray, b_q: np.ndarray | None, stride: int = 1, pads=0, group: int = 1
+) -> np.ndarray:
+    """x_q [N, C_in, H, W] ints, w_q [C_out, C_in / group, kH, kW], b_q [C_out] or None
     -> [N, C_out, H_out, W_out] int64 accumulators."""
     x = np.asarray(x_q, dtype=np.int64)
     w = np.asarray(w_q, dtype=np.int64)
-    if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
-        raise ValueError(f"shapes {x.shape} and {w.shape} are not NCHW / [C_out, C_in, kH, kW]")
+    if group < 1 or x.ndim != 4 or w.ndim != 4 or x.shape[1] % group or w.shape[0] % group:
+        raise ValueError(f"group {group} does not divide the channels of {x.shape} / {w.shape}")
+    if x.shape[1] != w.shape[1] * group:
+        raise ValueError(f"shapes {x.shape} and {w.shape} are not NCHW / [C_out, C_in / {group}, kH, kW]")
     if stride < 1:
         raise ValueError("stride must be >= 1")
     t, l, b, r = _pads4(pads)
     n, _, h, wd = x.shape
-    c_out, _, kh, kw = w.shape
+    c_out, c_per, kh, kw = w.shape
     h_out = conv_output_size(h, kh, stride, t, b)
     w_out = conv_output_size(wd, kw, stride, l, r)
     xp = pad_nchw(x, (t, l, b, r))
+    per_out = c_out // group  # output channels of one group
     acc = np.zeros((n, c_out, h_out, w_out), dtype=np.int64)
     for ky in range(kh):
         for kx in range(kw):
             patch = xp[
                 :, :, ky : ky + stride * (h_out - 1) + 1 : stride, kx : kx + stride * (w_out - 1) + 1 : stride
             ]  # [N, C_in, H_out, W_out]
-            acc += np.einsum("nchw,oc->nohw", patch, w[:, :, ky, kx])
+            if group > 1 and group == c_out == c_per * group:  # depthwise: channel c times its own weights
+                acc += patch * w[:, 0, ky, kx].reshape(1, c_out, 1, 1)
+                continue
+            for g in range(group):  # each group's outputs read only its own C_in / group channels
+                outs, ins = slice(g * per_out, (g + 1) * per_out), slice(g * c_per, (g + 1) * c_per)
+                acc[:, outs] += np.einsum("nchw,oc->nohw", patch[:, ins], w[outs, :, ky, kx])
     if b_q is not None:
         acc += np.asarray(b_q, dtype=np.int64).reshape(1, c_out, 1, 1)
     return acc
@@ -67,7 +79,7 @@ def conv2d(x_q: np.ndarray, w_q: np.ndarray, b_q: np.ndarray | None, stride: int
 
 def conv_accumulator_bits(w_q: np.ndarray, b_q: np.ndarray | None, input_bits: int) -> int:
     """Accumulator width no input in Q(input_bits) can overflow: dense's rule over each
-    output channel's C_in*kH*kW weights (padding only removes terms)."""
+    output channel's C_in/group*kH*kW weights (padding only removes terms; depthwise: kH*kW)."""
     w = np.abs(np.asarray(w_q, dtype=np.int64)).reshape(np.shape(w_q)[0], -1)
     worst = w.sum(axis=1) * (1 << (input_bits - 1))
     if b_q is not None:

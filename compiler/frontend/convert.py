@@ -13,7 +13,7 @@ from compiler.frontend import qonnx
 from compiler.frontend.context import ACTIVATIONS, Ctx, live_nodes, node_attrs, tensor_rank
 from compiler.frontend.errors import FrontendError
 from compiler.frontend.normalize import LAYOUT_KEY
-from compiler.frontend.support import window_attrs
+from compiler.frontend.support import covers_plane, window_attrs
 from compiler.ir import Graph, Node, TensorSpec
 
 
@@ -110,14 +110,23 @@ def convert_node(ctx: Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]
         w = ctx.consts[n.input[1]].astype(np.float32)
         if w.ndim == 3:  # 1-D: [C_out, C_in, k] -> [C_out, C_in, 1, k]
             w = w[:, :, None, :]
+        group, attrs = int(a.get("group", 1)), window_attrs(ctx, n, a)[0]
+        if group > 1 and w.shape[0] == group and w.shape[1] == 1:  # depthwise: the IR has it as it is
+            attrs["group"] = group
+        elif group > 1:  # grouped, or depthwise with a channel multiplier: the exact group = 1 weight
+            w = block_diagonal(w, group)
         params[f"{n.name}.weight"] = np.ascontiguousarray(w)
         inputs = [n.input[0], f"{n.name}.weight"]
         if len(n.input) > 2 and n.input[2]:
             params[f"{n.name}.bias"] = ctx.consts[n.input[2]].astype(np.float32).reshape(-1)
             inputs.append(f"{n.name}.bias")
-        return Node("conv2d", n.name, inputs, [n.output[0]], attrs=window_attrs(ctx, n, a)[0])
+        return Node("conv2d", n.name, inputs, [n.output[0]], attrs=attrs)
+    if op == "Pad":  # the Conv reading it takes its padding (support.conv_pad)
+        return Node("identity", n.name, [n.input[0]], [n.output[0]])
     if op == "MaxPool":
         return Node("maxpool2d", n.name, [n.input[0]], [n.output[0]], attrs=window_attrs(ctx, n, a)[0])
+    if op == "AveragePool" and covers_plane(ctx, n, a):  # unequal strides that change nothing
+        return Node("global_avgpool", n.name, [n.input[0]], [n.output[0]])
     if op == "AveragePool":  # count_include_pad: absent before opset 7, where the default is 0
         attrs = {**window_attrs(ctx, n, a)[0], "count_include_pad": bool(a.get("count_include_pad", 0))}
         return Node("avgpool2d", n.name, [n.input[0]], [n.output[0]], attrs=attrs)
@@ -160,6 +169,18 @@ def _concat(n: onnx.NodeProto) -> Node | list[Node]:
         nodes.append(Node("concat", name, [cur, t], [out], attrs={"axis": 1}))
         cur = out
     return nodes[0] if len(nodes) == 1 else nodes
+
+
+def block_diagonal(w: np.ndarray, group: int) -> np.ndarray:
+    """The group = 1 weight [C_out, C_in, kH, kW] of a grouped conv's [C_out, C_in / group, kH, kW]:
+    output channel o of group g = o // (C_out / group) reads input channels g*C_in/group onwards;
+    every other weight is an exact zero, so the product is the grouped conv's, term for term."""
+    c_out, per_in = w.shape[:2]
+    per_out = c_out // group
+    full = np.zeros((c_out, per_in * group, *w.shape[2:]), dtype=w.dtype)
+    for g in range(group):
+        full[g * per_out : (g + 1) * per_out, g * per_in : (g + 1) * per_in] = w[g * per_out : (g + 1) * per_out]
+    return full
 
 
 def _activation(ctx: Ctx, n: onnx.NodeProto, a: dict, params: dict) -> Node:

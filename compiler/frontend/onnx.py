@@ -9,8 +9,9 @@ BatchNormalization into the conv/dense before it and drops Identity/Dropout. Nod
 are all constants (Transpose of a weight, Constant, shape arithmetic) are folded here with onnx's
 reference evaluator.
 
-Convolutional networks (docs/ir.md lists the ops and their attributes): 2-D Conv (groups=1, no
-dilation; pads explicit or auto_pad), MaxPool / AveragePool (2-D, ceil_mode=0, no dilation),
+Convolutional networks (docs/ir.md lists the ops and their attributes): 2-D Conv (depthwise, or
+any group as its block-diagonal weight; no dilation; pads explicit, auto_pad, or a zero Pad
+before it), MaxPool / AveragePool (2-D, ceil_mode=0, no dilation),
 GlobalAveragePool (and ReduceMean over H, W, as the dynamo exporter writes it), inference-form
 BatchNormalization over [N, C] or [N, C, H, W], and a Flatten or Reshape from NCHW to
 [N, C*H*W]. A Reshape's target shape may be computed from `Shape` of a tensor (torch's
@@ -178,6 +179,33 @@ def fold_constants(ctx: Ctx) -> None:
                     raise FrontendError(f"{ctx.path}: node {n.name!r} ({n.op_type}): its {what} {why}")
             if any(i in ctx.batch_dependent for i in n.input):
                 ctx.batch_dependent.update(n.output)
+    if any(n.op_type == "Pad" for n in live_nodes(ctx)):
+        _infer_after_folding(ctx)
+
+
+def _infer_after_folding(ctx: Ctx) -> None:
+    """Shapes that only the folded constants determine (the TorchScript exporter computes a
+    F.pad's pads from Shape-free constant arithmetic, so everything after the Pad is unknown
+    before folding): shape inference again over the live nodes with the folded values as
+    initializers (not the batch-dependent ones); only shapes unknown so far are filled in."""
+    live = live_nodes(ctx)
+    m = onnx.ModelProto()
+    m.CopyFrom(ctx.model)
+    del m.graph.node[:]
+    m.graph.node.extend(live)
+    del m.graph.value_info[:]
+    have = {t.name for t in m.graph.initializer}
+    for name in {i for n in live for i in n.input if i in ctx.consts} - have - ctx.batch_dependent:
+        m.graph.initializer.append(numpy_helper.from_array(np.asarray(ctx.consts[name]), name))
+    try:
+        inferred = shape_inference.infer_shapes(m, strict_mode=False)
+    except Exception:
+        return  # best effort: what stays unknown is reported by the checks that need it
+    for vi in inferred.graph.value_info:
+        known = ctx.shapes.get(vi.name)
+        if (known is None or None in known[1:]) and vi.type.tensor_type.HasField("shape"):
+            dims = vi.type.tensor_type.shape.dim
+            ctx.shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
 
 
 def _bad_values(arr: np.ndarray) -> str | None:

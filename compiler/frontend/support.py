@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from compiler.frontend.context import ACTIVATIONS, Ctx, node_attrs, tensor_rank
+from compiler.frontend.context import ACTIVATIONS, Ctx, live_nodes, node_attrs, tensor_rank
 
 SUPPORTED = (
     "Gemm, MatMul, Add (a bias vector, or two tensors of one shape), Concat on the channel axis, Relu, Flatten, "
     "Reshape-as-flatten, Identity, Dropout, Conv, MaxPool, "
     "AveragePool, GlobalAveragePool, ReduceMean over H and W, BatchNormalization, "
     "trailing Softmax/LogSoftmax, activations Sigmoid, Tanh, LeakyRelu, PRelu, Elu, Selu, HardSigmoid, "
-    "HardSwish, Clip (Relu6)"
+    "HardSwish, Clip (Relu6), a zero Pad of H and W before a Conv"
 )
 
 
@@ -66,6 +66,8 @@ def why_unsupported(ctx: Ctx, n: onnx.NodeProto) -> str | None:
         return _why_concat_unsupported(ctx, n, a)
     if op == "Conv":
         return _why_window_unsupported(ctx, n, a, "convolution")
+    if op == "Pad":
+        return None if conv_pad(ctx, n) is not None else PAD_REFUSED
     if op in ("MaxPool", "AveragePool"):
         return _why_window_unsupported(ctx, n, a, "max pooling" if op == "MaxPool" else "average pooling")
     if op == "GlobalAveragePool":
@@ -211,6 +213,10 @@ def window_attrs(ctx: Ctx, n: onnx.NodeProto, a: dict) -> tuple[dict, list[str]]
         pads = begin + end
     else:
         return {}, problems + [f"auto_pad={auto_pad} is not supported"]
+    before = padded_by(ctx, n) if n.op_type == "Conv" else None
+    if before is not None and (extra := conv_pad(ctx, before)) is not None and len(pads) == 4:
+        pads = [p + q for p, q in zip(pads, extra)]  # the Pad before it and its own: one zero padding
+        hw = ctx.shapes.get(before.input[0], (None,) * 4)[2:]
     if len(pads) != 4 or any(p < 0 for p in pads):
         problems.append(f"pads {pads} must be 4 non-negative numbers")
     elif n.op_type != "Conv" and any(p >= k for p, k in zip(pads, kernel + kernel)):
@@ -219,7 +225,38 @@ def window_attrs(ctx: Ctx, n: onnx.NodeProto, a: dict) -> tuple[dict, list[str]]
         problems.append("the input's height and width must be known")
     elif not problems and any(size + pads[i] + pads[i + 2] < k for i, (size, k) in enumerate(zip(hw, kernel))):
         problems.append(f"the kernel {kernel} is larger than the padded input {list(hw)}")
+    elif not problems and stride[0] != stride[1]:
+        stride = _strides_that_change_nothing(hw, kernel, stride, pads)
+    if stride[0] != stride[1] and not problems:
+        problems.append(f"strides {stride} differ per axis: {UNEQUAL_STRIDES}")
     return {"kernel": kernel, "stride": stride, "pads": pads}, problems
+
+
+UNEQUAL_STRIDES = (
+    "the line-buffered engines step both axes alike; strides must be equal "
+    "(unless the window covers the whole input plane)"
+)
+
+
+def _strides_that_change_nothing(hw, kernel: list, stride: list, pads: list) -> list:
+    """Equal strides where one axis has a single window position that stays single under the
+    other axis' stride (its stride then changes nothing: DS-CNN's (25, 5) pool over a 25 x 5
+    map); the strides as given otherwise."""
+    span = [size + pads[i] + pads[i + 2] - k for i, (size, k) in enumerate(zip(hw, kernel))]  # last window start
+    if span[0] < stride[1]:  # one row of windows whatever the row stride
+        return [stride[1], stride[1]]
+    if span[1] < stride[0]:
+        return [stride[0], stride[0]]
+    return stride
+
+
+def covers_plane(ctx: Ctx, n: onnx.NodeProto, a: dict) -> bool:
+    """A pool whose one window is the whole unpadded input plane and whose strides differ per
+    axis (they change nothing): an AveragePool of it imports as global_avgpool."""
+    window = window_attrs(ctx, n, a)[0]
+    hw = list(ctx.shapes.get(n.input[0], (None,) * 4)[2:])
+    strides = list(a.get("strides", []))
+    return bool(window) and window["kernel"] == hw and not any(window["pads"]) and len(set(strides)) > 1
 
 
 def _why_window_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict, what: str) -> str | None:
@@ -233,10 +270,7 @@ def _why_window_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict, what: str) -> 
         rank = rank if rank is not None else ctx.consts[n.input[1]].ndim
         if rank not in (3, 4):  # 3: 1-D, mapped onto 2-D with H = 1 (window_attrs)
             return _dims_problem(rank, what)
-        group = a.get("group", 1)
-        if group != 1:
-            depthwise = ", depthwise" if ctx.consts[n.input[1]].shape[1] == 1 else ""
-            problems.append(f"grouped convolution (groups={group}{depthwise}) is not supported")
+        problems += _group_problems(ctx, n, a)
     elif rank not in (3, 4):
         return _dims_problem(rank, what)
     if a.get("ceil_mode", 0):
@@ -247,6 +281,58 @@ def _why_window_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict, what: str) -> 
         problems.append("the Indices output is not supported")
     problems += window_attrs(ctx, n, a)[1]
     return "; ".join(problems) or None
+
+
+PAD_REFUSED = (
+    "only a constant-zero Pad of H and W (non-negative, [N, C, H, W]) whose one reader is a Conv is "
+    "supported (it becomes that Conv's padding)"
+)
+
+
+def padded_by(ctx: Ctx, conv: onnx.NodeProto) -> onnx.NodeProto | None:
+    """The Pad node whose output the Conv reads, if one does."""
+    return next((m for m in live_nodes(ctx) if m.op_type == "Pad" and conv.input[0] in m.output), None)
+
+
+def conv_pad(ctx: Ctx, n: onnx.NodeProto) -> list[int] | None:
+    """[top, left, bottom, right] of a Pad the Conv after it takes as its own padding (the
+    TorchScript exporter's F.pad before a conv: TensorFlow's SAME at stride 2), else None."""
+    a = node_attrs(n)
+    if _str_attr(a.get("mode"), "constant") != "constant" or tensor_rank(ctx, n.input[0]) != 4:
+        return None
+    inputs = list(n.input) + [""] * 3
+    if ctx.opset < 11:
+        pads, value = a.get("pads"), np.asarray(a.get("value", 0.0))
+    elif inputs[1] in ctx.consts and (not inputs[2] or inputs[2] in ctx.consts) and not inputs[3]:
+        pads, value = ctx.consts[inputs[1]], ctx.consts[inputs[2]] if inputs[2] else np.zeros(1)
+    else:
+        return None
+    pads = [int(p) for p in np.asarray(pads).ravel()] if pads is not None else []
+    readers = [m for m in live_nodes(ctx) if n.output[0] in m.input]
+    if (
+        len(pads) != 8
+        or any(pads[i] for i in (0, 1, 4, 5))
+        or min(pads) < 0
+        or np.any(value != 0)
+        or n.output[0] in ctx.graph_outputs
+        or len(readers) != 1
+        or readers[0].op_type != "Conv"
+        or list(readers[0].input).index(n.output[0]) != 0
+    ):
+        return None
+    return [pads[2], pads[3], pads[6], pads[7]]
+
+
+def _group_problems(ctx: Ctx, n: onnx.NodeProto, a: dict) -> list[str]:
+    """A grouped Conv imports when its group divides the channels: depthwise (group = C_in =
+    C_out) as it is, any other group as its block-diagonal group = 1 weight (convert.py)."""
+    group, w = int(a.get("group", 1)), ctx.consts[n.input[1]]
+    c_in = (ctx.shapes.get(n.input[0]) or (None, None))[1]
+    if group < 1 or w.shape[0] % group:
+        return [f"group {group} does not divide the {w.shape[0]} output channels"]
+    if c_in is not None and c_in != w.shape[1] * group:
+        return [f"{c_in} input channels but the weight {list(w.shape)} with group {group} reads {w.shape[1] * group}"]
+    return []
 
 
 def _reduce_axes(ctx: Ctx, n: onnx.NodeProto, a: dict) -> list[int] | None:

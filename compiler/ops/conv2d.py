@@ -3,7 +3,9 @@ dense layer is (one weight format per layer, bias at the accumulator's scale, an
 that cannot overflow). A conv the `circulant` pass made block-circulant in its channels keeps
 this exact product; lower checks its quantized weights are still exactly block-circulant and
 records attrs `circulant` = {"block", "p", "q"}, from which model.int.onnx and the conv engine
-store only the defining vectors (docs/fixed-point.md "Block-circulant convolutions")."""
+store only the defining vectors (docs/fixed-point.md "Block-circulant convolutions"). A depthwise
+conv (attr `group` = C_in = C_out, weight [C, 1, kH, kW]) sums each channel's kH*kW products
+only; attr `group` absent means 1 (the only other value the IR has)."""
 
 from __future__ import annotations
 
@@ -29,16 +31,18 @@ class Conv2d(Op):
 
     def golden(self, graph, node, xs):
         bias = graph.params[node.inputs[2]] if len(node.inputs) > 2 else None
-        return kernels.conv2d(xs[0], graph.params[node.inputs[1]], bias, node.attrs["stride"], node.attrs["pads"])
+        a = node.attrs
+        return kernels.conv2d(xs[0], graph.params[node.inputs[1]], bias, a["stride"], a["pads"], group_of(node))
 
     def forward(self, node, args):
         from torch.nn import functional as F
 
         x, w, b = args[0], args[1], (args[2] if len(args) > 2 else None)
         top, left, bottom, right = node.attrs["pads"]
+        stride, groups = tuple(node.attrs["stride"]), group_of(node)
         if top == bottom and left == right:
-            return F.conv2d(x, w, b, stride=tuple(node.attrs["stride"]), padding=(top, left))
-        return F.conv2d(pad(x, node), w, b, stride=tuple(node.attrs["stride"]))
+            return F.conv2d(x, w, b, stride=stride, padding=(top, left), groups=groups)
+        return F.conv2d(pad(x, node), w, b, stride=stride, groups=groups)
 
     def stand_in(self, graph, node, xs, params, values):
         """The same product in float (a block-circulant conv's gradient is its expanded weights',
@@ -47,7 +51,8 @@ class Conv2d(Op):
 
         t, left, bottom, r = pads4(node.attrs["pads"])
         bias = params.get(node.inputs[2]) if len(node.inputs) > 2 else None
-        return F.conv2d(F.pad(xs[0], (left, r, t, bottom)), params[node.inputs[1]], bias, stride=node.attrs["stride"])
+        x = F.pad(xs[0], (left, r, t, bottom))
+        return F.conv2d(x, params[node.inputs[1]], bias, stride=node.attrs["stride"], groups=group_of(node))
 
     def emit(self, b, graph, node, xs):
         return _emit(b, graph, node, xs[0])
@@ -60,6 +65,8 @@ class Conv2d(Op):
         out_shape = lowering.float_shape(node.outputs[0])
         if (circulant := conv_circulant(node, w_q)) is not None:
             attrs["circulant"] = circulant
+        if group_of(node) != 1:  # absent means 1: a group = 1 conv's integer node is as before
+            attrs["group"] = group_of(node)
         attrs |= {
             "kernel": list(node.attrs["kernel"]),
             "stride": int(node.attrs["stride"][0]),
@@ -75,6 +82,11 @@ class Conv2d(Op):
             is_acc=True,
             shape=out_shape,
         )
+
+
+def group_of(node: Node) -> int:
+    """The conv's `group` attr (absent: 1): 1, or C_in = C_out for a depthwise conv."""
+    return int(node.attrs.get("group", 1))
 
 
 def conv_circulant(node: Node, w_q: np.ndarray) -> dict | None:
@@ -102,10 +114,11 @@ def conv_circulant(node: Node, w_q: np.ndarray) -> dict | None:
 def _emit(b, g: Graph, node: Node, x: str) -> str:
     """ConvInteger (int8 x int8 -> int32, zero padding) + the bias per output channel. A
     block-circulant conv (attrs `circulant`) stores only its defining vectors and expands them
-    in the graph (_circulant_conv_weight)."""
+    in the graph (_circulant_conv_weight). A depthwise conv is one ConvInteger with `group` = C:
+    its kH*kW products per output always fit int32, so a wide one only adds its bias in int64."""
     from onnx import TensorProto
 
-    from compiler.ops.onnx_util import onnx_pads, slice_, wide
+    from compiler.ops.onnx_util import OnnxBackendError, onnx_pads, slice_, wide
 
     a = node.attrs
     name, w = node.outputs[0], g.params[node.inputs[1]]
@@ -118,7 +131,13 @@ def _emit(b, g: Graph, node: Node, x: str) -> str:
             return b.const(w[:, c0:c1], np.int8, "weight")
         return full if (c0, c1) == (0, w.shape[1]) else slice_(b, full, 1, c0, c1, f"{name}__w{k}")
 
-    if not wide(node):
+    if group_of(node) != 1:
+        if int32_channel_groups(w, int(a["input_format"]["bits"])) != [(0, 1)]:
+            raise OnnxBackendError(f"conv {node.name!r}: its depthwise products can exceed int32 (ConvInteger)")
+        acc = b.op("ConvInteger", [x, weight(0, w.shape[1], "")], f"{name}__conv", group=group_of(node), **window)
+        if wide(node):
+            acc = b.op("Cast", [acc], f"{name}__conv_64", to=TensorProto.INT64)
+    elif not wide(node):
         acc = b.op("ConvInteger", [x, weight(0, w.shape[1], "")], f"{name}__conv", **window)
     else:  # acc_bits > 32: int32 ConvInteger sums over input-channel groups that cannot wrap, added in int64
         acc = ""

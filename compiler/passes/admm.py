@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from compiler.exec.train import Penalty, TrainConfig, train
-from compiler.ir import FixedPoint, Graph
+from compiler.ir import FixedPoint, Graph, Node
 from compiler.ops.formats import weight_format
 from compiler.passes.base import Option, Pass, float_in, int_in, is_bool, one_of, register
 from compiler.passes.shrink import remove_and_log
@@ -37,6 +37,13 @@ from compiler.passes.shrink import remove_and_log
 WHOLE_OUTPUTS = ("rows", "filters")  # dense rows / conv filters W[co]: same thing, either name
 WHOLE_INPUTS = ("columns", "channels")  # dense columns / conv input channels W[:, ci]
 STRUCTURES = ("irregular", *WHOLE_OUTPUTS, *WHOLE_INPUTS)
+
+
+def layer_structure(node: Node, structure: str) -> str:
+    """The structure as it applies to the layer: a depthwise conv's input channel c is its filter
+    c (weight [C, 1, kH, kW]), so whole inputs are pruned as whole filters there."""
+    depthwise = node.op == "conv2d" and node.attrs.get("group", 1) != 1
+    return "filters" if depthwise and structure in WHOLE_INPUTS else structure
 
 
 def _optional_bits(v):
@@ -125,7 +132,11 @@ def layer_targets(graph: Graph, ctx, pass_name: str = "admm") -> dict[str, Layer
         sparsity = opts["sparsity"] if explicit else global_share
         if sparsity > 0 or opts["bits"]:
             targets[node.name] = LayerTarget(
-                node.name, node.inputs[1], float(sparsity), int(opts["bits"] or 0), opts["structure"]
+                node.name,
+                node.inputs[1],
+                float(sparsity),
+                int(opts["bits"] or 0),
+                layer_structure(node, opts["structure"]),
             )
     return targets
 

@@ -3,7 +3,7 @@
 Each chosen dense layer [n_out, n_in] becomes a grid of b x b circulant blocks, one length-b
 vector per block (kernels/circulant_mac.py has the convention), so it stores n_in*n_out/b
 weights and the hardware computes each block by FFT. Sizes that are not multiples of b are
-zero-padded: padded inputs are zero and padded outputs dropped. A conv layer (groups = 1,
+zero-padded: padded inputs are zero and padded outputs dropped. A conv layer (group = 1,
 weight [C_out, C_in, kh, kw]) becomes block-circulant in its channels: for every kernel
 position (ky, kx), W[:, :, ky, kx] is such a matrix [C_out, C_in] (CirCNN's conv layers). A
 dense layer reading a flattened multi-channel image is made block-circulant in the order the
@@ -72,7 +72,7 @@ class Circulant(Pass):
             _block_size,
             'block size b, a power of two (1: keep the layer dense), or "auto" (per layer, the '
             "largest b within max_accuracy_drop). Pass-wide it applies to every dense layer but the "
-            "last and to every conv (groups = 1) whose channels fit b; [circulant.layers.<node>] "
+            "last and to every conv (group = 1) whose channels fit b; [circulant.layers.<node>] "
             "sets any layer",
             per_layer=True,
         ),
@@ -309,8 +309,8 @@ def choose_auto(
 
 
 def chosen_block_sizes(graph: Graph, ctx) -> dict[str, int | str]:
-    """{layer name: b, or "auto"} for every layer made circulant (dense layers and groups = 1
-    convs); raises PassError on bad sizes, naming the layer."""
+    """{layer name: b, or "auto"} for every layer made circulant (dense layers and group = 1
+    convs; a depthwise conv stays dense); raises PassError on bad sizes, naming the layer."""
     dense = graph.weighted_nodes()
     sizes: dict[str, int | str] = {}
     for node in graph.weighted_nodes(include_conv=True):
@@ -318,14 +318,14 @@ def chosen_block_sizes(graph: Graph, ctx) -> dict[str, int | str]:
         b = ctx.layer_options("circulant", node.name)["block_size"]
         n_out, n_in = _matrix_shape(graph.params[node.inputs[1]].shape)
         if node.op == "conv2d":
-            groups = node.attrs.get("group", node.attrs.get("groups", 1))  # the IR's attr is `group`
-            if b != DENSE and groups != 1:
+            group = node.attrs.get("group", 1)
+            if b != DENSE and group != 1:  # a depthwise conv has no channel matrix to make circulant
                 if explicit:
                     raise PassError(
-                        f"circulant: layer {node.name!r} is a grouped convolution (groups={groups}); only "
-                        "groups = 1 convs can be block-circulant: give it block_size = 1"
+                        f"circulant: layer {node.name!r} is a depthwise convolution (group={group}); only "
+                        "group = 1 convs can be block-circulant: give it block_size = 1"
                     )
-                ctx.log(f"      circulant: {node.name!r} stays dense (grouped convolution, groups={groups})")
+                ctx.log(f"      circulant: {node.name!r} stays dense (depthwise convolution, group={group})")
                 continue
             smallest = b if isinstance(b, int) else 2  # "auto" tries 2 first
             if not explicit and b != DENSE and min(n_out, n_in) < smallest:

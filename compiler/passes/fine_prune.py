@@ -115,7 +115,7 @@ def chosen_layer(graph: Graph, name: str) -> Node:
             raise PassError(
                 f"fine_prune: layer {name!r} ({node.op}) has no prunable units: its output must feed one other "
                 "dense or conv2d layer through relu, pooling or flatten only (not the class outputs, a branch, "
-                "a batchnorm or a block-circulant layer)"
+                "a batchnorm, a block-circulant layer, a depthwise conv or the layer before one)"
             )
         return node
     convs = [n for n in graph.nodes if n.op == "conv2d" and n.name in prunable]

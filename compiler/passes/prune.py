@@ -19,7 +19,7 @@ import torch
 
 from compiler.exec.train import TrainConfig, train
 from compiler.ir import Graph
-from compiler.passes.admm import STRUCTURES, project_sparse, pruned_bias_masks, warn_if_classes_pruned
+from compiler.passes.admm import STRUCTURES, layer_structure, project_sparse, pruned_bias_masks, warn_if_classes_pruned
 from compiler.passes.base import Option, Pass, float_in, int_in, is_bool, one_of, register
 from compiler.passes.shrink import remove_and_log
 
@@ -51,6 +51,8 @@ class MagnitudePrune(Pass):
         opts = ctx.options(self.name)
         layers = graph.weighted_nodes(include_conv=True)
         goals = {n.inputs[1]: ctx.layer_options(self.name, n.name) for n in layers}
+        for n in layers:  # a depthwise conv prunes whole inputs as whole filters (admm.layer_structure)
+            goals[n.inputs[1]] = goals[n.inputs[1]] | {"structure": layer_structure(n, goals[n.inputs[1]]["structure"])}
         structures = {n.name: goals[n.inputs[1]]["structure"] for n in layers if goals[n.inputs[1]]["sparsity"] > 0}
         warn_if_classes_pruned(graph, ctx, structures, self.name)
         rounds = opts["steps"] if opts["schedule"] == "gradual" else 1

@@ -17,6 +17,9 @@ may have been the only reader of one of A's inputs), so it repeats until nothing
 
 Never touched: the graph input's channels (no layer produces them), the outputs of the last
 layer (the classes), block-circulant layers (deleting a row breaks the block structure),
+depthwise convs and the layer before one (a depthwise conv's output channel c is its input
+channel c: deleting it would have to run through the layer before, the depthwise conv and the
+layer after together, which this module does not do; their zeros stay in place),
 tensors read by more than one node or that are graph outputs, and the last live channel of a
 tensor (one is kept, even if dead, so every tensor keeps a shape).
 
@@ -117,13 +120,13 @@ def find_boundaries(g: Graph) -> list[Boundary]:
     """Every (A, B) pair joined only by zero-preserving single-reader tensors, in graph order."""
     found = []
     for a in g.nodes:
-        if a.op not in LAYER_OPS or _circulant(a) or _shared_params(g, a):
+        if a.op not in LAYER_OPS or _circulant(a) or _depthwise(a) or _shared_params(g, a):
             continue
         hit = _next_layer(g, a)
         if hit is None:
             continue
         b, through_relu = hit
-        if not _circulant(b) and not _shared_params(g, b) and _columns_per_channel(g, a, b):
+        if not _circulant(b) and not _depthwise(b) and not _shared_params(g, b) and _columns_per_channel(g, a, b):
             found.append(Boundary(a, b, through_relu))
     return found
 
@@ -207,6 +210,11 @@ def _weights_per_channel(g: Graph, b: Boundary) -> np.ndarray:
 
 def _circulant(node: Node) -> bool:
     return "circulant" in node.annotations or node.annotations.get("block_size", 1) != 1
+
+
+def _depthwise(node: Node) -> bool:
+    """A conv whose channel c in is its channel c out (attr `group` > 1: depthwise, docs/ir.md)."""
+    return node.attrs.get("group", 1) != 1
 
 
 def _shared_params(g: Graph, node: Node) -> bool:

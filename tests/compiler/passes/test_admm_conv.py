@@ -186,3 +186,17 @@ def test_a_shrunk_quantized_cnn_lowers_on_admms_grid(cnn_data):
     float_acc = np.mean(predict_classes(float_g, cnn_data.x_test) == cnn_data.y_test)
     int_acc = np.mean(predict_classes(lowered, cnn_data.x_test) == cnn_data.y_test)
     assert int_acc >= float_acc - 0.02
+
+
+def test_a_depthwise_conv_prunes_whole_input_channels_as_whole_filters():
+    from compiler.ir import Node
+    from compiler.passes.admm import layer_structure
+
+    depthwise = Node("conv2d", "dw", ["x", "w"], ["y"], attrs={"group": 8})
+    plain = Node("conv2d", "c", ["x", "w"], ["y"])
+    assert layer_structure(depthwise, "channels") == layer_structure(depthwise, "columns") == "filters"
+    assert layer_structure(depthwise, "irregular") == "irregular" and layer_structure(plain, "channels") == "channels"
+    w = np.random.default_rng(0).normal(size=(8, 1, 3, 3))
+    pruned = project_sparse(w, 0.5, layer_structure(depthwise, "channels"))
+    assert (~pruned.reshape(8, -1).any(axis=1)).sum() == 4  # half the channels, each whole
+    assert np.array_equal(project_sparse(w, 0.5, "channels"), w)  # what "channels" alone would do: nothing

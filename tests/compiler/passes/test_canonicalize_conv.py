@@ -205,3 +205,31 @@ def test_a_bias_that_is_not_per_channel_is_not_fused_into_the_conv(tmp_path):
     assert [n.op for n in canon.nodes] == ["conv2d", "bias_add"]  # along W: stays, lower refuses it
     x = rng.normal(size=(2, 3, 6, 6)).astype(np.float32)
     np.testing.assert_array_equal(torch_exec.run(canon, x), torch_exec.run(graph, x))
+
+
+def test_a_batchnorm_after_a_depthwise_conv_folds_per_channel():
+    """Weight [C, 1, kH, kW] times scale[c]: exact up to float rounding, the group kept."""
+    from compiler.ir import Graph, Node, TensorSpec
+
+    rng = np.random.default_rng(5)
+    params = {
+        "w": rng.normal(size=(4, 1, 3, 3)),
+        "scale": rng.uniform(0.5, 2, 4),
+        "shift": rng.normal(size=4),
+    }
+    window = {"kernel": [3, 3], "stride": [2, 2], "pads": [0, 0, 1, 1], "group": 4}
+    graph = Graph(
+        [TensorSpec("x", (4, 6, 6))],
+        [TensorSpec("y", (4, 3, 3))],
+        [
+            Node("conv2d", "dw", ["x", "w"], ["c"], attrs=window),
+            Node("batchnorm", "bn", ["c", "scale", "shift"], ["y"]),
+        ],
+        {k: v.astype(np.float32) for k, v in params.items()},
+    )
+    canon = get_pass("canonicalize").run(graph, Context())
+    (dw,) = canon.nodes
+    assert dw.attrs["group"] == 4 and dw.annotations["folded_batchnorm"] == "bn"
+    np.testing.assert_allclose(canon.params["w"], params["w"] * params["scale"].reshape(4, 1, 1, 1), rtol=1e-6)
+    x = rng.normal(size=(3, 4, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(torch_exec.run(canon, x), torch_exec.run(graph, x), rtol=1e-5, atol=1e-5)

@@ -400,11 +400,11 @@ def test_an_explicit_conv_block_size_too_large_names_the_layer(cnn_float, cnn_da
         _circulant(cnn_float, cnn_data, {"block_size": 4, "epochs": 0, "layers": layers})
 
 
-def test_a_grouped_conv_is_skipped_or_refused_by_name(cnn_float, cnn_data):
+def test_a_depthwise_conv_is_skipped_or_refused_by_name(cnn_float, cnn_data):
     g = cnn_float.copy()
-    g.node(CONV2).attrs["groups"] = 2  # as a depthwise/grouped conv would carry it
+    g.node(CONV2).attrs["group"] = 2  # as a depthwise conv carries it (docs/ir.md)
     assert chosen_block_sizes(g, _ctx(cnn_data, {"circulant": {"block_size": 4}})) == {}
-    with pytest.raises(PassError, match=r"layer '/3/Conv' is a grouped convolution \(groups=2\)"):
+    with pytest.raises(PassError, match=r"layer '/3/Conv' is a depthwise convolution \(group=2\)"):
         chosen_block_sizes(g, _ctx(cnn_data, {"circulant": {"layers": {CONV2: {"block_size": 4}}}}))
 
 

@@ -204,3 +204,35 @@ def test_the_summary_survives_a_checkpoint(cnn, tmp_path):
     loaded = Graph.load(tmp_path)
     assert loaded.meta["removed_channels"] == shrunk.meta["removed_channels"]
     assert loaded.node(FC).annotations["removed_inputs"] == [0, 1, 2, 3]
+
+
+def test_depthwise_convs_and_the_layer_before_one_are_left_alone(images):
+    """A depthwise conv's channel c in is its channel c out: a dead filter of the conv before it
+    stays (zeros in place), and the function is unchanged."""
+    rng = np.random.default_rng(0)
+    params = {
+        "a.w": rng.normal(size=(4, 1, 3, 3)),
+        "a.b": rng.normal(size=4),
+        "d.w": rng.normal(size=(4, 1, 3, 3)),
+        "d.b": rng.normal(size=4),
+        "b.w": rng.normal(size=(3, 4, 1, 1)),
+    }
+    params["a.w"][1], params["a.b"][1] = 0, 0  # a dead filter of a, read by the depthwise conv
+    params["d.w"][2] = 0  # and a depthwise filter that reads nothing
+    same = {"kernel": [3, 3], "stride": [1, 1], "pads": [1, 1, 1, 1]}
+    graph = Graph(
+        [TensorSpec("x", (1, 8, 8))],
+        [TensorSpec("y", (3, 8, 8))],
+        [
+            Node("conv2d", "a", ["x", "a.w", "a.b"], ["h"], attrs=same),
+            Node("relu", "r1", ["h"], ["hr"]),
+            Node("conv2d", "d", ["hr", "d.w", "d.b"], ["e"], attrs={**same, "group": 4}),
+            Node("relu", "r2", ["e"], ["er"]),
+            Node("conv2d", "b", ["er", "b.w"], ["y"], attrs={"kernel": [1, 1], "stride": [1, 1], "pads": [0] * 4}),
+        ],
+        {k: v.astype(np.float32) for k, v in params.items()},
+    )
+    assert find_boundaries(graph) == []
+    shrunk = remove_dead_channels(graph)
+    assert all(shrunk.params[k].shape == graph.params[k].shape for k in params)
+    _same_function(graph, shrunk, images)
