@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from compiler.exec.torch import GraphModule
 from compiler.exec.train import TrainConfig, train
 from compiler.ir import Graph
-from compiler.passes.base import Option, Pass, float_in, int_in, register
+from compiler.passes.base import Option, Pass, classification_only, float_in, int_in, register
 
 LOG_PROB_FLOOR = -30.0
 
@@ -56,6 +56,7 @@ class MinMax(Pass):
     }
 
     def apply(self, graph: Graph, ctx) -> Graph:
+        classification_only(graph, self.name, "its attack model reads class probabilities and one-hot labels")
         opts = ctx.options(self.name)
         members, reference = reference_split(len(ctx.data.x_train), opts["reference_fraction"], ctx.seed)
         x, y = ctx.data.x_train, ctx.data.y_train

@@ -27,7 +27,7 @@ import numpy as np
 from compiler.data import Dataset
 from compiler.ir import Graph
 from compiler.passes.admm import Admm, AdmmRunner, layer_targets
-from compiler.passes.base import PassError, register
+from compiler.passes.base import PassError, classification_only, register
 from compiler.passes.minmax import MinMax, MinMaxGame, reference_split
 
 GAME_OPTIONS = ("lambda_", "reference_fraction", "attack_steps", "attack_lr")
@@ -41,6 +41,7 @@ class PrivacyAdmm(Admm):
     options = {**Admm.options, **{k: MinMax.options[k] for k in GAME_OPTIONS}}
 
     def apply(self, graph: Graph, ctx) -> Graph:
+        classification_only(graph, self.name, "its attack model reads class probabilities and one-hot labels")
         targets = layer_targets(graph, ctx, self.name)
         if not targets:
             raise PassError(
