@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from compiler import api
+from compiler.audit.options import AuditError
 from compiler.cli import main
 from compiler.data import anomaly_auc, row_errors
 from compiler.exec import predict_logits
+from compiler.exec.train import TrainConfig
 from compiler.ir import Graph
 
 NORMAL_DIGITS = 5  # digits 0-4 are "normal" (the autoencoder is trained on them); 5-9 anomalous
@@ -100,10 +102,23 @@ def test_an_autoencoder_compiles_as_a_regression(build):
 def test_the_design_matches_every_output_and_the_audit_uses_the_mse(build):
     out, _ = build
     sim = api.simulate(out, samples=4, log=QUIET["log"])
-    assert sim["mismatches"] == 0 and sim["error"] is None
-    audit = api.audit(out, attacks=["threshold", "loss", "entropy"], **QUIET)
+    assert sim["mismatches"] == 0 and sim["error"] is None  # all 64 outputs of every sample, bit for bit
+    audit = api.audit(
+        out, attacks="threshold,lira,label_only", shadows=4, shadow_training=TrainConfig(epochs=10), **QUIET
+    )
     for target in audit["targets"].values():
-        assert "loss" in target["attacks"] and 0.0 <= target["attacks"]["loss"]["auc"] <= 1.0
-        assert "entropy" not in target["attacks"]  # needs class probabilities: skipped, with a note
-        assert target["test_mse"] > 0
-    assert any("entropy" in note for note in audit["notes"])
+        assert target["test_accuracy"] is None and target["test_mse"] > 0 and target["test_auc"] > 0.8
+        assert set(target["attacks"]) == {"loss_threshold", "lira_offline", "lira_online"}
+        # members (x_train, trained on) reconstruct better than non-members: the loss attack sees it
+        assert target["attacks"]["loss_threshold"]["auc"] > 0.6
+    skipped = ["confidence_threshold", "entropy_threshold", "modified_entropy_threshold", "label_only"]
+    assert [note.split()[0] for note in audit["notes"]] == skipped
+    assert "Note: label_only skipped" in (out / "report.md").read_text()
+
+
+def test_the_attacks_a_regression_cannot_have_are_refused(build):
+    out, _ = build
+    with pytest.raises(AuditError, match="bitflip attack is defined on classes"):
+        api.audit(out, attacks="bitflip", **QUIET)
+    with pytest.raises(AuditError, match="none of the chosen attacks applies to a regression"):
+        api.audit(out, attacks="label_only", **QUIET)
