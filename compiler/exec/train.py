@@ -205,6 +205,8 @@ def _train(
     trained, heldout = holdout_split(y, config.validation_fraction, seed)
     xt = torch.from_numpy(np.array(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.float32 if regression else np.int64))
+    if regression:  # target rows, compared with the flattened outputs
+        yt = yt.reshape(len(yt), -1)
     x_val, y_val = xt[heldout], yt[heldout]
     xt, yt = xt[trained], yt[trained]
     alpha, temp = config.distill, config.temperature

@@ -230,6 +230,7 @@ def train_private(
     regression = is_regression(graph)  # MSE on float targets: each row's loss is its mean squared error
     xt = torch.from_numpy(np.array(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.float32 if regression else np.int64))
+    yt = yt.reshape(len(yt), -1) if regression else yt
     with warnings.catch_warnings():
         # the input needs no gradient, so torch says the layer's backward hook sees outputs only:
         # the output gradient is all Opacus reads
