@@ -230,10 +230,8 @@ def _train(
         return 2 * float(rows.std(unbiased=False)) / math.sqrt(len(rows))
 
     top = kept = score() if len(heldout) else None  # the best held-out accuracy so far; the kept epoch's
-    kept_params, best_epoch, history = None, 0, ([top] if top is not None else [])
+    kept_params, best_epoch, history = None, 0, ([] if top is None else [-top if regression else top])
     top_margin = margin(top) if top is not None else 0.0
-    if regression and history:
-        history = [-top]
     epoch = 0
     for epoch in tqdm(range(1, config.epochs + 1), desc=desc, disable=not progress, leave=False):
         for idx in torch.randperm(len(xt), generator=gen).split(config.batch_size):
@@ -265,7 +263,7 @@ def _train(
     if top is None:
         return TrainResult(with_params(graph, module.export_params()), config.epochs, config.epochs)
     result = graph.copy() if kept_params is None else with_params(graph, kept_params)
-    if regression:
+    if regression and kept is not None:  # scored as -MSE, so that higher is better throughout
         return TrainResult(result, best_epoch, epoch, None, len(heldout), history, heldout_mse=-kept)
     return TrainResult(result, best_epoch, epoch, kept, history=history, heldout_rows=len(heldout))
 
