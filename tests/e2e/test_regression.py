@@ -122,3 +122,23 @@ def test_the_attacks_a_regression_cannot_have_are_refused(build):
         api.audit(out, attacks="bitflip", **QUIET)
     with pytest.raises(AuditError, match="none of the chosen attacks applies to a regression"):
         api.audit(out, attacks="label_only", **QUIET)
+
+
+def test_compare_and_explore_read_the_mse(build):
+    from compiler.explore.metrics import parse_objective
+    from compiler.report.compare import load_build, table_cells
+
+    out, _ = build
+    report = json.loads((out / "report.json").read_text())
+    row = load_build(out)
+    assert (
+        row["compiled_mse"] == report["compiled"]["test_mse"] and row["compiled_auc"] == report["compiled"]["test_auc"]
+    )
+    assert {"float MSE", "compiled MSE", "anomaly AUC"} <= set(table_cells([row])[0])
+    mse, auc = parse_objective("mse"), parse_objective("anomaly_auc")
+    assert (mse.key, mse.direction, auc.key, auc.direction) == (
+        "compiled.test_mse",
+        "min",
+        "compiled.test_auc",
+        "max",
+    )
