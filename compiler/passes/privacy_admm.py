@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.data import Dataset
+from compiler.data import Dataset, is_regression
 from compiler.ir import Graph
 from compiler.passes.admm import Admm, AdmmRunner, layer_targets
-from compiler.passes.base import PassError, classification_only, register
+from compiler.passes.base import PassError, register
 from compiler.passes.minmax import MinMax, MinMaxGame, reference_split
 
 GAME_OPTIONS = ("lambda_", "reference_fraction", "attack_steps", "attack_lr")
@@ -41,7 +41,6 @@ class PrivacyAdmm(Admm):
     options = {**Admm.options, **{k: MinMax.options[k] for k in GAME_OPTIONS}}
 
     def apply(self, graph: Graph, ctx) -> Graph:
-        classification_only(graph, self.name, "its attack model reads class probabilities and one-hot labels")
         targets = layer_targets(graph, ctx, self.name)
         if not targets:
             raise PassError(
@@ -52,7 +51,9 @@ class PrivacyAdmm(Admm):
         x, y = ctx.data.x_train, ctx.data.y_train
         members, reference = reference_split(len(x), opts["reference_fraction"], ctx.seed)
         n_classes = int(np.prod(graph.outputs[0].shape))
-        game = MinMaxGame(x[members], y[members], x[reference], y[reference], n_classes, opts, ctx.seed)
+        game = MinMaxGame(
+            x[members], y[members], x[reference], y[reference], n_classes, opts, ctx.seed, is_regression(graph)
+        )
         trained_on = Dataset(x[members], y[members], ctx.data.x_test, ctx.data.y_test, ctx.data.path)
         result = AdmmRunner(
             graph, ctx, opts, targets, extra_penalty=game.penalty, data=trained_on, pass_name=self.name

@@ -1,5 +1,6 @@
 """compiler/passes/base.py's task helpers: the training passes run a regression
-(graph.meta["task"]) on the MSE, and the passes defined on class labels refuse it in one line."""
+(graph.meta["task"]) on the MSE (minmax and privacy_admm with an attack on its errors), and the
+passes defined on class labels refuse it in one line."""
 
 import numpy as np
 import pytest
@@ -35,6 +36,8 @@ def _mse(graph, data) -> float:
         ("dp_sgd", {"dp_sgd": {"epochs": 3, "epsilon": 1000.0, "init": "current"}}),
         ("magnitude_prune", {"magnitude_prune": {"sparsity": 0.5, "epochs": 3}}),
         ("admm", {"admm": {"sparsity": 0.5, "admm_epochs": 2, "retrain_epochs": 2}}),
+        ("minmax", {"minmax": {"epochs": 3, "lambda_": 1.0}}),
+        ("privacy_admm", {"privacy_admm": {"sparsity": 0.5, "admm_epochs": 2, "retrain_epochs": 2}}),
     ],
 )
 def test_training_passes_fit_a_regression_on_its_mse(regression, name, recipe):
@@ -45,11 +48,21 @@ def test_training_passes_fit_a_regression_on_its_mse(regression, name, recipe):
     assert _mse(out, data) < _mse(graph, data)  # the MSE fell: trained on it (cross-entropy on floats would fail)
 
 
+def test_the_min_max_game_attacks_a_regressions_errors(regression):
+    from compiler.exec.torch import logits_module
+    from compiler.passes.minmax import ErrorAttackModel, MinMaxGame
+
+    graph, data = regression
+    opts = {"lambda_": 1.0, "attack_steps": 1, "batch_size": 16, "attack_lr": 1e-3}
+    game = MinMaxGame(data.x_train[:50], data.y_train[:50], data.x_train[50:], data.y_train[50:], 10, opts, 0, True)
+    assert isinstance(game.attack, ErrorAttackModel)
+    penalty = game.penalty(logits_module(graph), 0)
+    assert penalty.ndim == 0 and float(penalty) < 0 and np.isfinite(game.last_attack_loss)
+
+
 @pytest.mark.parametrize(
     "name, recipe, why",
     [
-        ("minmax", {}, "class probabilities and one-hot labels"),
-        ("privacy_admm", {"privacy_admm": {"sparsity": 0.5}}, "class probabilities and one-hot labels"),
         ("fine_prune", {}, "a drop in held-out accuracy"),
         ("mia_quant", {}, "a drop in class accuracy"),
         ("circulant", {"circulant": {"block_size": "auto"}}, 'block_size = "auto"'),
