@@ -82,9 +82,10 @@ def _members(path: Path) -> list[str]:
 
 
 def _task_of(arrays: dict[str, np.ndarray], outputs: int) -> str:
-    """Regression where y_train holds rows of several values (float targets), else classification."""
+    """Regression where y_train holds float rows of several values, else classification (integer
+    rows, e.g. one-hot labels, are refused there as not class labels)."""
     y = arrays["y_train"]
-    return REGRESSION if outputs > 1 and y.ndim >= 2 and y.dtype.kind in "fiu" and y.size > len(y) else CLASSIFICATION
+    return REGRESSION if outputs > 1 and y.ndim >= 2 and y.dtype.kind == "f" and y.size > len(y) else CLASSIFICATION
 
 
 def _reconstruction(path: Path, present: list[str], input_shape, layout, outputs: int) -> Dataset:

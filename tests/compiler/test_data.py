@@ -122,6 +122,7 @@ def test_anomaly_labels_are_read_for_a_regression(tmp_path):
         (_regression(outputs=4), 5, "y_train has shape (4, 4); need (4, 5) float targets"),
         (_regression() | {"y_test": np.zeros((3, 5))}, 5, "y_test has shape (3, 5); need (4, 5) float targets"),
         (_regression() | {"y_test": np.full((4, 5), np.inf)}, 5, "y_test contains NaN or Inf"),
+        (_regression() | {"y_train": np.eye(5, dtype=np.int64)[:4]}, 5, "y_train has shape (4, 5); need (4,) class"),
         (
             _regression() | {"y_train": np.zeros((4, 1))},
             5,
