@@ -64,7 +64,7 @@ def test_the_min_max_game_attacks_a_regressions_errors(regression):
     "name, recipe, why",
     [
         ("fine_prune", {}, "a drop in held-out accuracy"),
-        ("mia_quant", {}, "a drop in class accuracy"),
+        ("mia_quant", {}, "a drop in class accuracy, its signal a class loss"),
         ("circulant", {"circulant": {"block_size": "auto"}}, 'block_size = "auto"'),
     ],
 )
