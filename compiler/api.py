@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler import passes  # noqa: F401  (registers every pass)
-from compiler.data import Dataset, load_data
+from compiler.data import REGRESSION, Dataset, is_regression, load_data, regression_scores
 from compiler.errors import MpcError
 from compiler.frontend.onnx import load_onnx
 from compiler.ir import Graph
@@ -63,6 +63,7 @@ def compile(
         graph, original = _load_model(Path(model))
         flow = read_flow(recipe, graph, target, Path(model))
         dataset = _load_dataset(data, graph)
+        _record_task(graph, original, dataset)
         ctx = Context(data=dataset, recipe=flow.recipe, target=target, seed=seed, log=log, progress=progress)
         with build_lock(out):  # a second build into OUT fails at once; held through the audit
             check_target(out, force, inputs)
@@ -103,7 +104,22 @@ def _load_dataset(data, graph: Graph) -> Dataset | None:
     if data is None:
         return None
     n_classes = int(np.prod(graph.outputs[0].shape))
-    return load_data(data, graph.inputs[0].shape, n_classes, layout=graph.meta.get("input_layout"))
+    return load_data(
+        data,
+        graph.inputs[0].shape,
+        n_classes,
+        layout=graph.meta.get("input_layout"),
+        output_shape=graph.outputs[0].shape,
+    )
+
+
+def _record_task(graph: Graph, original: Graph, data: Dataset | None) -> None:
+    """The data's task into graph.meta["task"] where the flow starts: every pass copies meta, so
+    every later stage (training, lower's measures, the report, simulate, the audit) reads it.
+    Classification stays as it was (no key); a checkpoint keeps the task it was built with."""
+    if data is not None and data.regression:
+        for g in {id(graph): graph, id(original): original}.values():
+            g.meta["task"] = REGRESSION
 
 
 def _load_model(model: Path) -> tuple[Graph, Graph]:
@@ -158,7 +174,7 @@ def _build(
                 x_q = golden.quantize_input(compiled, ctx.data.x_test[:MAX_TEST_VECTORS])
                 np.savez_compressed(
                     tmp / "test_vectors.npz", x_q=x_q.astype(np.int8), y=ctx.data.y_test[:MAX_TEST_VECTORS]
-                )
+                )  # a regression's y: its float target rows
             accuracy = {
                 "float": _accuracy(original, ctx.data, predict_classes),
                 "compiled": _accuracy(compiled, ctx.data, predict_classes),
@@ -187,6 +203,11 @@ def _build(
 def _accuracy(graph: Graph, data: Dataset | None, predict_classes) -> dict:
     if data is None:
         return {"test_accuracy": None, "train_accuracy": None}
+    if is_regression(graph):  # no classes: the outputs' MSE (and the anomaly AUC with a_test) instead
+        from compiler.exec import predict_logits
+
+        scores = regression_scores(predict_logits(graph, data.x_test), data, predict_logits(graph, data.x_train))
+        return {"test_accuracy": None, "train_accuracy": None} | scores
     return {
         "test_accuracy": float((predict_classes(graph, data.x_test) == data.y_test).mean()),
         "train_accuracy": float((predict_classes(graph, data.x_train) == data.y_train).mean()),

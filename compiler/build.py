@@ -327,6 +327,10 @@ def _load_vectors(out: Path, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
         raise damaged(
             path, f"x_q is {x_q.dtype}{list(x_q.shape)}; need int8 [N, {', '.join(map(str, graph.inputs[0].shape))}]"
         )
-    if y.dtype.kind not in "iu" or y.shape != (len(x_q),):
+    if graph.meta.get("task") == "regression":  # float target rows, one per vector
+        n_out = int(np.prod(graph.outputs[0].shape))
+        if y.dtype.kind != "f" or y.shape != (len(x_q), n_out):
+            raise damaged(path, f"y is {y.dtype}{list(y.shape)}; need float targets [{len(x_q)}, {n_out}]")
+    elif y.dtype.kind not in "iu" or y.shape != (len(x_q),):
         raise damaged(path, f"y is {y.dtype}{list(y.shape)}; need integer labels [{len(x_q)}]")
     return x_q.reshape(len(x_q), *graph.inputs[0].shape), y

@@ -118,29 +118,33 @@ def _fit(phi: np.ndarray, mask: np.ndarray, per_example: bool) -> tuple[np.ndarr
     return mean, np.maximum(std, 1e-6)
 
 
-def lira_fits(y: np.ndarray, shadows: ShadowSet) -> GaussianFits:
-    phi = signals.scaled_confidence(shadows.logits, y)  # [K, n]
+def lira_fits(y: np.ndarray, shadows: ShadowSet, statistic: Signal = signals.scaled_confidence) -> GaussianFits:
+    phi = statistic(shadows.logits, y)  # [K, n]
     per_example = shadows.count >= PER_EXAMPLE_VARIANCE_FROM
     mean_in, std_in = _fit(phi, shadows.is_in, per_example)
     mean_out, std_out = _fit(phi, ~shadows.is_in, per_example)
     return GaussianFits(mean_in, std_in, mean_out, std_out)
 
 
-def lira_online(target_logits, y, shadows: ShadowSet, seed: int) -> AttackResult:
+def lira_online(
+    target_logits, y, shadows: ShadowSet, seed: int, statistic: Signal = signals.scaled_confidence
+) -> AttackResult:
     """Log likelihood ratio of the target's scaled confidence under the IN and OUT Gaussians;
     member when the ratio exceeds 1."""
-    fits = lira_fits(y, shadows)
-    phi = signals.scaled_confidence(target_logits, y)
+    fits = lira_fits(y, shadows, statistic)
+    phi = statistic(target_logits, y)
     score = norm.logpdf(phi, fits.mean_in, fits.std_in) - norm.logpdf(phi, fits.mean_out, fits.std_out)
     return AttackResult(score, score > 0)
 
 
-def lira_offline(target_logits, y, shadows: ShadowSet, seed: int) -> AttackResult:
+def lira_offline(
+    target_logits, y, shadows: ShadowSet, seed: int, statistic: Signal = signals.scaled_confidence
+) -> AttackResult:
     """One-sided test against the OUT Gaussian only: the score is the z-value of the target's
     scaled confidence (monotone in 1 - P[OUT >= phi]). A test has no balanced decision of its
     own (its natural cut is a significance level), so no calibrated decision is reported."""
-    fits = lira_fits(y, shadows)
-    phi = signals.scaled_confidence(target_logits, y)
+    fits = lira_fits(y, shadows, statistic)
+    phi = statistic(target_logits, y)
     return AttackResult((phi - fits.mean_out) / fits.std_out, None)
 
 
@@ -164,3 +168,40 @@ ATTACKS: dict[str, Callable[..., AttackResult]] = {
 }
 NEEDS_SHADOWS = {name for name in ATTACKS if name != "label_only"}
 assert tuple(ATTACKS) == ATTACK_NAMES, "compiler/audit/__init__.py lists the attacks in this order"
+
+
+# ---- a regression (graph.meta["task"]): the loss is each example's MSE ------------------------
+def regression_threshold(target_outputs, y, shadows: ShadowSet, seed: int) -> AttackResult:
+    """The loss-threshold attack on a regression: member if the example's MSE is under one
+    threshold calibrated on the shadows (no classes to calibrate per class)."""
+    threshold = best_threshold(signals.mse_signal(shadows.logits, y).ravel(), shadows.is_in.ravel())
+    margin = signals.mse_signal(target_outputs, y) - threshold
+    return AttackResult(margin, margin >= 0, {"threshold": threshold})
+
+
+def regression_shadow(target_outputs, y, shadows: ShadowSet, seed: int) -> AttackResult:
+    """Shokri et al.'s attack classifier on a regression: one classifier on each example's
+    squared errors per output (what the shadows' losses look like in and out)."""
+    features = ((shadows.logits - y) ** 2).reshape(-1, target_outputs.shape[-1])
+    with single_threaded():
+        model = HistGradientBoostingClassifier(
+            max_iter=100, max_leaf_nodes=15, learning_rate=0.1, early_stopping=False, random_state=seed
+        )
+        model.fit(features, shadows.is_in.ravel())
+        scores = model.decision_function((target_outputs - y) ** 2)
+    return AttackResult(scores, scores >= 0)
+
+
+REGRESSION_ATTACKS: dict[str, Callable[..., AttackResult]] = {
+    "loss_threshold": regression_threshold,
+    "shadow": regression_shadow,
+    "lira_offline": lambda t, y, s, seed: lira_offline(t, y, s, seed, signals.log_mse_phi),
+    "lira_online": lambda t, y, s, seed: lira_online(t, y, s, seed, signals.log_mse_phi),
+}
+# what the others need that a regression's outputs do not have
+REGRESSION_SKIPS = {
+    "confidence_threshold": "needs class probabilities",
+    "entropy_threshold": "needs class probabilities",
+    "modified_entropy_threshold": "needs class probabilities",
+    "label_only": "needs a predicted class",
+}

@@ -12,6 +12,9 @@
    (float); what differs between targets is only the outputs the attacker observes.
    Adaptive audits (replay.py) also put every shadow through the build's own passes and attack
    each target again with the shadows built like it: `adaptive_attacks` beside `attacks`.
+   A regression (graph.meta["task"]) is attacked through its loss, each example's MSE
+   (attacks.REGRESSION_ATTACKS); attacks that need class probabilities or a predicted class are
+   skipped, each with a one-line note in audit.json's `notes` and the report.
 4. Writes OUT/audit.json, OUT/audit_roc_<target>.png, and the "Membership inference" section
    of report.md (through report.json's `privacy` entry, so re-running replaces it).
 """
@@ -47,7 +50,7 @@ from compiler.audit.rom_bits import open_design
 from compiler.audit.shadows import ShadowSet, derived_seed, replay_shadows, train_shadows
 from compiler.audit.targets import Target, TargetError, load_target, shadow_architecture
 from compiler.build import Build, BuildError, open_build
-from compiler.data import Dataset, load_data
+from compiler.data import Dataset, is_regression, load_data, regression_scores
 from compiler.exec.train import TrainConfig
 from compiler.ir import Graph
 
@@ -88,6 +91,7 @@ def audit(
     if BITFLIP in attack_names and "compiled" not in target_names:
         raise AuditError("the bitflip attack flips the design's ROM bits: add compiled to --targets")
     build = _open_build(out, rtl=BITFLIP in attack_names)
+    attack_names, notes = _for_task(build, attack_names)
     needs_shadows = _check_shadow_count(attack_names, shadows)
     start = time.perf_counter()
     loaded = _load_targets(build, target_names)
@@ -124,6 +128,8 @@ def audit(
         "shadow_models": shadow_set.summary() if shadow_set else None,
         "targets": {},
     }
+    if notes:  # a regression: the attacks skipped, and why
+        result["notes"] = notes
     curves = {}
     context = {"build": build, "bitflip": bitflip or BitflipConfig(seed=seed), "replay": replay}
     for target in loaded:
@@ -155,6 +161,25 @@ def _load_trigger(build: Build, path) -> Trigger:
         )
     except TriggerError as e:
         raise AuditError(str(e)) from None
+
+
+def _for_task(build: Build, attack_names: list[str]) -> tuple[list[str], list[str]]:
+    """The attacks that apply to the build's task, and a note per attack skipped. A regression
+    has no classes: the membership attacks that read class probabilities or a predicted class
+    are skipped; the backdoor (a target class) and the bit-flip search (class accuracy) refused."""
+    if not is_regression(build.graph):
+        return attack_names, []
+    refused = [a for a in attack_names if a in SPECIAL_ATTACKS]
+    if refused:
+        raise AuditError(
+            f"the {refused[0]} attack is defined on classes; this build is a regression (task in report.json)"
+        )
+    skipped = [a for a in attack_names if a in attack_lib.REGRESSION_SKIPS]
+    kept = [a for a in attack_names if a not in skipped]
+    notes = [f"{a} skipped: a regression's outputs are values ({attack_lib.REGRESSION_SKIPS[a]})" for a in skipped]
+    if not kept:
+        raise AuditError(f"none of the chosen attacks applies to a regression ({'; '.join(notes)})")
+    return kept, notes
 
 
 def _replay(build: Build, arch_source: str, adaptive: bool | None) -> Replay | None:
@@ -210,12 +235,19 @@ def _load_dataset(build: Build, data) -> Dataset:
         if not Path(data).is_file():
             raise AuditError(f"{data} (the build's data, from report.json): no such file; give --data DATA.npz")
     original = build.checkpoints["00-import"]
-    return load_data(
+    dataset = load_data(
         data,
         original.inputs[0].shape,
         int(np.prod(original.outputs[0].shape)),
         layout=original.meta.get("input_layout"),  # an NHWC model's data stays NHWC (docs/ir.md)
+        output_shape=original.outputs[0].shape,
     )
+    if dataset.regression != is_regression(build.graph):
+        raise AuditError(
+            f"{dataset.path}: its task ({dataset.task}) is not the build's "
+            f"({build.graph.meta.get('task', 'classification')}); give the build's own DATA.npz"
+        )
+    return dataset
 
 
 def evaluation_set(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -291,13 +323,16 @@ def _audit_target(
 ):
     membership = [a for a in attack_names if a not in SPECIAL_ATTACKS]
     logits = target.predict_logits(x) if membership else None  # the pool's outputs, for membership attacks only
-    entry: dict[str, Any] = {
-        "kind": target.kind,
-        "source": target.source,
-        "test_accuracy": _accuracy(target, data.x_test, data.y_test),
-        "train_accuracy": _accuracy(target, data.x_train, data.y_train),
-        "attacks": {},
-    }
+    regression = is_regression(target.graph)
+    entry: dict[str, Any] = {"kind": target.kind, "source": target.source} | (
+        _regression_scores(target, data)
+        if regression
+        else {
+            "test_accuracy": _accuracy(target, data.x_test, data.y_test),
+            "train_accuracy": _accuracy(target, data.x_train, data.y_train),
+        }
+    )
+    entry["attacks"] = {}
     curves: dict[str, dict] = {"": {}, "_adaptive": {}}  # per ROC plot (its file name's suffix): attack -> curve
     for name in attack_names:
         if name == BACKDOOR:
@@ -307,21 +342,23 @@ def _audit_target(
             if target.name == "compiled":  # the ROMs are the design's: only the compiled model has them
                 entry["attacks"][name] = _bitflip(context, data, log)
             continue
-        entry["attacks"][name], curves[""][name] = _attack(name, logits, y, is_member, shadow_set, seed)
+        entry["attacks"][name], curves[""][name] = _attack(name, logits, y, is_member, shadow_set, seed, regression)
         if context["replay"] is not None:
             built_like = shadow_set.replayed.get(context["replay"].stage_for(target.source), shadow_set)
             adaptive = entry.setdefault("adaptive_attacks", {})
-            adaptive[name], curves["_adaptive"][name] = _attack(name, logits, y, is_member, built_like, seed)
+            adaptive[name], curves["_adaptive"][name] = _attack(
+                name, logits, y, is_member, built_like, seed, regression
+            )
     attacked = f"; {summary(entry['attacks'])}" if entry["attacks"] else ""
-    log(f"  {target.name}: test accuracy {entry['test_accuracy']:.4f}{attacked}")
+    log(f"  {target.name}: {score_line(entry)}{attacked}")
     if "adaptive_attacks" in entry:
         log(f"  {target.name}, adaptive: {summary(entry['adaptive_attacks'])}")
     return entry, curves
 
 
-def _attack(name: str, logits, y, is_member, shadow_set, seed) -> tuple[dict, tuple]:
-    """One membership attack's metrics and ROC curve."""
-    res = attack_lib.ATTACKS[name](logits, y, shadow_set, seed)
+def _attack(name: str, logits, y, is_member, shadow_set, seed, regression: bool = False) -> tuple[dict, tuple]:
+    """One membership attack's metrics and ROC curve (a regression's: on each example's MSE)."""
+    res = (attack_lib.REGRESSION_ATTACKS if regression else attack_lib.ATTACKS)[name](logits, y, shadow_set, seed)
     metrics = dict(attack_metrics(res.scores, is_member, res.decision), **(res.details or {}))
     fpr, tpr, _ = roc(res.scores, is_member)
     return metrics, (fpr, tpr, metrics["auc"])
@@ -353,6 +390,24 @@ def _classes(target: Target):
 
 def _accuracy(target: Target, x, y) -> float:
     return round(float((_classes(target)(x) == y).mean()), 6)
+
+
+def _regression_scores(target: Target, data: Dataset) -> dict:
+    """A regression target's test/train MSE (and anomaly AUC with a_test) where a classifier's
+    accuracies go; test_accuracy stays, None."""
+    scores = regression_scores(target.predict_logits(data.x_test), data, target.predict_logits(data.x_train))
+    return {"test_accuracy": None, "train_accuracy": None} | {k: _rounded(v) for k, v in scores.items()}
+
+
+def _rounded(v: float | None) -> float | None:
+    return None if v is None else round(v, 8)
+
+
+def score_line(entry: dict) -> str:
+    """A target's score for the log: its test accuracy, or a regression's test MSE."""
+    if entry.get("test_accuracy") is None and "test_mse" in entry:
+        return f"test MSE {entry['test_mse']:.6g}"
+    return f"test accuracy {entry['test_accuracy']:.4f}"
 
 
 def _write(out: Path, result: dict, curves: dict) -> list[str]:

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from compiler.audit.replay import Replay, replay, weight_sparsity
+from compiler.data import is_regression, row_errors
 from compiler.exec import class_logits, predict_logits
 from compiler.exec.train import TrainConfig, reinitialize, train
 from compiler.ir import Graph
@@ -34,8 +35,8 @@ from compiler.ir import Graph
 class ShadowSet:
     logits: np.ndarray  # [K, n_pool, classes]: each shadow's logits on every pool point
     is_in: np.ndarray  # [K, n_pool] bool: the point was in that shadow's training set
-    train_accuracy: list[float]  # per shadow, on its IN points
-    test_accuracy: list[float]  # per shadow, on its OUT points
+    train_accuracy: list[float]  # per shadow, on its IN points (a regression: its MSE there)
+    test_accuracy: list[float]  # per shadow, on its OUT points (a regression: its MSE there)
     config: TrainConfig
     seconds: float
     weight_sparsity: list[float] = field(default_factory=list)  # per shadow
@@ -44,6 +45,7 @@ class ShadowSet:
     # the plain shadows themselves: a recipe is replayed on them (and on the same ones for every
     # build of one model and data that shares them through the audit's shadow cache)
     models: list[Graph] = field(default_factory=list, repr=False)
+    score: str = "accuracy"  # what train_/test_accuracy hold: "accuracy", or a regression's "mse"
 
     @property
     def count(self) -> int:
@@ -56,15 +58,15 @@ class ShadowSet:
             "lr": self.config.lr,
             "batch_size": self.config.batch_size,
             "weight_decay": self.config.weight_decay,
-            "optimizer": "Adam, cross-entropy (exec.train)",
+            "optimizer": f"Adam, {'MSE' if self.score == 'mse' else 'cross-entropy'} (exec.train)",
         }
 
     def summary(self) -> dict:
         """What the shadows became: compare with the target's train/test accuracy."""
         summary: dict[str, Any] = {
             "count": self.count,
-            "mean_train_accuracy": round(float(np.mean(self.train_accuracy)), 6),
-            "mean_test_accuracy": round(float(np.mean(self.test_accuracy)), 6),
+            f"mean_train_{self.score}": round(float(np.mean(self.train_accuracy)), 6),
+            f"mean_test_{self.score}": round(float(np.mean(self.test_accuracy)), 6),
             "mean_weight_sparsity": round(float(np.mean(self.weight_sparsity)), 6) if self.weight_sparsity else None,
         }
         if self.replayed:
@@ -170,6 +172,7 @@ def _shadow_set(runs: list[ShadowRun], is_in: np.ndarray, config: TrainConfig, s
         config,
         seconds,
         [r.weight_sparsity for r in runs],
+        score="mse" if runs and runs[0].regression else "accuracy",
     )
 
 
@@ -182,6 +185,7 @@ class ShadowRun:
     train_accuracy: float
     test_accuracy: float
     weight_sparsity: float
+    regression: bool = False  # the accuracies are then MSEs
 
 
 def train_shadow(
@@ -214,6 +218,10 @@ def replay_shadow(
 
 
 def _run(graph: Graph, x_pool: np.ndarray, y_pool: np.ndarray, is_in: np.ndarray) -> ShadowRun:
+    if is_regression(graph):  # the outputs as they are; the score is the MSE
+        out = predict_logits(graph, x_pool)
+        errors = row_errors(out, y_pool)
+        return ShadowRun(out, float(errors[is_in].mean()), float(errors[~is_in].mean()), weight_sparsity(graph), True)
     out = class_logits(graph, predict_logits(graph, x_pool))
     correct = np.argmax(out, axis=1) == y_pool
     return ShadowRun(out, float(correct[is_in].mean()), float(correct[~is_in].mean()), weight_sparsity(graph))

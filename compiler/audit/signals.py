@@ -74,3 +74,22 @@ def scaled_confidence(logits, y):
 def correct(logits, y):
     """1.0 where the argmax is the true label: all a label-only attacker observes."""
     return (np.argmax(logits, axis=-1) == np.asarray(y)).astype(np.float64)
+
+
+# ---- a regression's signals (graph.meta["task"]): the outputs are values, y their targets ------
+def row_mse(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each example's mean squared error (the regression's loss), leading dimensions kept:
+    outputs [..., n, d] against targets y [n, d]."""
+    diff = np.asarray(outputs, np.float64) - np.asarray(y, np.float64)
+    return np.mean(diff**2, axis=-1)
+
+
+def mse_signal(outputs, y):
+    """Minus the example's MSE: members, trained on, tend to be reconstructed better."""
+    return -row_mse(outputs, y)
+
+
+def log_mse_phi(outputs, y):
+    """-log MSE: LiRA's statistic for a regression (a positive loss on a log scale is closer to
+    Gaussian across shadows than the loss itself, as LiRA's logit scaling is for a probability)."""
+    return -np.log(row_mse(outputs, y) + 1e-30)

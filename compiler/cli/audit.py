@@ -116,6 +116,7 @@ def _add_bitflip_arguments(a: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from compiler import api  # after parsing, so --help is instant
     from compiler.audit.bitflip import BitflipConfig
+    from compiler.audit.run import score_line
     from compiler.exec.train import TrainConfig
 
     if args.shadow_epochs < 1 or args.shadow_batch_size < 1 or not args.shadow_lr > 0:
@@ -146,9 +147,11 @@ def run(args) -> int:
     )
     for name, target in result["targets"].items():
         attacked = f", {attack_summary(target['attacks'])}" if target["attacks"] else ""
-        print(f"{name}: test accuracy {target['test_accuracy']:.4f}{attacked}")
+        print(f"{name}: {score_line(target)}{attacked}")
         if "adaptive_attacks" in target:
             print(f"{name}, adaptive: {attack_summary(target['adaptive_attacks'])}")
+    for note in result.get("notes", []):
+        print(f"note: {note}")
     print(f"audit: {args.out}/audit.json, {args.out}/report.md")
     return 0
 

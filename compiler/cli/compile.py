@@ -95,4 +95,9 @@ def run(args) -> int:
 def summary(report: dict, out: Path) -> str:
     f, c = report["float"]["test_accuracy"], report["compiled"]["test_accuracy"]
     acc = "" if f is None else f"float test accuracy {f:.4f}, integer {c:.4f}; "
+    if report.get("task") == "regression" and report["float"].get("test_mse") is not None:
+        fl, co = report["float"], report["compiled"]
+        acc = f"float test MSE {fl['test_mse']:.6g}, integer {co['test_mse']:.6g}; "
+        if fl.get("test_auc") is not None:
+            acc += f"anomaly AUC float {fl['test_auc']:.4f}, integer {co['test_auc']:.4f}; "
     return f"{acc}compression {report['model']['compression_ratio']}x; report: {out}/report.md"

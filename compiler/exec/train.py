@@ -22,6 +22,11 @@ of x, every epoch, the last parameters returned), for passes that retrain a comp
   The score is taken after the `after_step` hook, so a constrained model is scored as
   constrained. `patience` > 0 stops after that many epochs without one to keep.
 `fit` returns the graph with what the held-out slice said (`TrainResult`).
+
+A regression (graph.meta["task"], compiler/data.py) trains the same loop on the mean squared
+error against float targets y [N, outputs]: distillation is then the MSE to the teacher's
+outputs, the held-out slice is drawn at random (no classes to stratify) and scored by its MSE,
+and an epoch is kept within two standard errors of the best MSE.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from compiler.data import is_regression
 from compiler.exec.torch import GraphModule, fixed_threads, logits_module
 from compiler.ir import Graph, binary_output
 
@@ -63,7 +69,8 @@ class TrainResult:
     epochs_run: int
     heldout_accuracy: float | None = None  # at best_epoch (within keep_margin of the best); None without a slice
     heldout_rows: int = 0  # rows of x held out (never trained on)
-    history: list[float] = field(default_factory=list)  # held-out accuracy after epochs 0, 1, ...
+    history: list[float] = field(default_factory=list)  # held-out accuracy (regression: MSE) after epochs 0, 1, ...
+    heldout_mse: float | None = None  # a regression's held-out MSE at best_epoch (heldout_accuracy is then None)
 
 
 Penalty = Callable[[GraphModule, int], torch.Tensor]  # (module, step) -> extra loss
@@ -137,6 +144,10 @@ def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
     if fraction <= 0:
         return np.arange(len(y)), np.zeros(0, dtype=np.int64)
     rng = np.random.default_rng(seed)
+    if y.ndim > 1:  # a regression's target rows: no classes to stratify by
+        k = min(max(int(round(fraction * len(y))), 1), len(y) - 1)
+        heldout = np.sort(rng.permutation(len(y))[:k]).astype(np.int64)
+        return np.setdiff1d(np.arange(len(y)), heldout), heldout
     held = []
     for label in np.unique(y):
         rows = np.flatnonzero(y == label)
@@ -188,11 +199,14 @@ def _train(
 ) -> TrainResult:
     torch.manual_seed(seed)
     module = logits_module(graph).train()
+    regression = is_regression(graph)
     to_class_logits = training_logits(binary_output(graph))
     opt = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     trained, heldout = holdout_split(y, config.validation_fraction, seed)
     xt = torch.from_numpy(np.array(x, dtype=np.float32))
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.float32 if regression else np.int64))
+    if regression:  # target rows, compared with the flattened outputs
+        yt = yt.reshape(len(yt), -1)
     x_val, y_val = xt[heldout], yt[heldout]
     xt, yt = xt[trained], yt[trained]
     alpha, temp = config.distill, config.temperature
@@ -204,26 +218,30 @@ def _train(
 
     def score() -> float:
         with torch.no_grad():
+            if regression:  # higher is better, as for accuracy
+                return -float(((module(x_val).flatten(1) - y_val) ** 2).mean())
             return int((to_class_logits(module(x_val)).argmax(1) == y_val).sum()) / len(y_val)  # k / n exactly
 
+    def margin(best: float) -> float:
+        if not regression:
+            return keep_margin(best, len(heldout))
+        with torch.no_grad():  # two standard errors of the held-out rows' mean squared error
+            rows = ((module(x_val).flatten(1) - y_val) ** 2).mean(1).double()
+        return 2 * float(rows.std(unbiased=False)) / math.sqrt(len(rows))
+
     top = kept = score() if len(heldout) else None  # the best held-out accuracy so far; the kept epoch's
-    kept_params, best_epoch, history = None, 0, ([top] if top is not None else [])
+    kept_params, best_epoch, history = None, 0, ([] if top is None else [-top if regression else top])
+    top_margin = margin(top) if top is not None else 0.0
     epoch = 0
     for epoch in tqdm(range(1, config.epochs + 1), desc=desc, disable=not progress, leave=False):
         for idx in torch.randperm(len(xt), generator=gen).split(config.batch_size):
             for group in opt.param_groups:
                 group["lr"] = config.lr * lr_factor(config.schedule, step, total)
             opt.zero_grad()
-            logits = to_class_logits(module(xt[idx]))
-            loss = F.cross_entropy(logits, yt[idx])
-            if soft is not None:
-                kl = F.kl_div(
-                    F.log_softmax(logits / temp, dim=1),
-                    F.log_softmax(soft[idx], dim=1),
-                    log_target=True,
-                    reduction="batchmean",
-                )
-                loss = alpha * temp**2 * kl + (1 - alpha) * loss
+            if regression:
+                loss = _regression_loss(module(xt[idx]).flatten(1), yt[idx], soft, idx, alpha, temp)
+            else:
+                loss = _classification_loss(to_class_logits(module(xt[idx])), yt[idx], soft, idx, alpha, temp)
             if penalty is not None:
                 loss = loss + penalty(module, step)
             loss.backward()
@@ -235,16 +253,39 @@ def _train(
         if top is None:
             continue
         acc = score()
-        history.append(acc)
-        top = max(top, acc)
-        if acc >= top - keep_margin(top, len(heldout)) - 1e-12:
+        history.append(-acc if regression else acc)
+        if acc > top:
+            top, top_margin = acc, margin(acc)
+        if acc >= top - top_margin - 1e-12:
             kept, kept_params, best_epoch = acc, module.export_params(), epoch
         elif config.patience and epoch - best_epoch >= config.patience:
             break
     if top is None:
         return TrainResult(with_params(graph, module.export_params()), config.epochs, config.epochs)
     result = graph.copy() if kept_params is None else with_params(graph, kept_params)
+    if regression and kept is not None:  # scored as -MSE, so that higher is better throughout
+        return TrainResult(result, best_epoch, epoch, None, len(heldout), history, heldout_mse=-kept)
     return TrainResult(result, best_epoch, epoch, kept, history=history, heldout_rows=len(heldout))
+
+
+def _classification_loss(logits, y, soft, idx, alpha: float, temp: float) -> torch.Tensor:
+    """Cross-entropy; with a teacher, alpha * T^2 * KL(teacher || student at T) + (1 - alpha) * it."""
+    loss = F.cross_entropy(logits, y)
+    if soft is None:
+        return loss
+    kl = F.kl_div(
+        F.log_softmax(logits / temp, dim=1), F.log_softmax(soft[idx], dim=1), log_target=True, reduction="batchmean"
+    )
+    return alpha * temp**2 * kl + (1 - alpha) * loss
+
+
+def _regression_loss(out, y, soft, idx, alpha: float, temp: float) -> torch.Tensor:
+    """Mean squared error; with a teacher, alpha * MSE to its outputs + (1 - alpha) * it (`soft`
+    holds the teacher's outputs / T, hence the factor back)."""
+    loss = F.mse_loss(out, y)
+    if soft is None:
+        return loss
+    return alpha * F.mse_loss(out, soft[idx] * temp) + (1 - alpha) * loss
 
 
 def keep_margin(accuracy: float, n: int) -> float:

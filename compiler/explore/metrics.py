@@ -25,6 +25,9 @@ MAX, MIN = "max", "min"
 ALIASES = {
     "accuracy": "compiled.test_accuracy",
     "float_accuracy": "float.test_accuracy",
+    "mse": "compiled.test_mse",  # a regression's (report.json task "regression")
+    "float_mse": "float.test_mse",
+    "anomaly_auc": "compiled.test_auc",  # its anomaly-detection AUC (DATA.npz with a_test)
     "compression": "model.compression_ratio",
     "energy": "hardware.energy_pj.compiled",
     "energy_ratio": "hardware.energy_ratio",
@@ -52,6 +55,12 @@ DIRECTIONS = {
     "compiled.train_accuracy": MAX,
     "float.test_accuracy": MAX,
     "float.train_accuracy": MAX,
+    "compiled.test_mse": MIN,
+    "compiled.train_mse": MIN,
+    "float.test_mse": MIN,
+    "float.train_mse": MIN,
+    "compiled.test_auc": MAX,
+    "float.test_auc": MAX,
     "model.compression_ratio": MAX,
     "model.weight_bits": MIN,
     "model.bias_bits": MIN,

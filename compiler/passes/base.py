@@ -170,3 +170,13 @@ def is_bool(v) -> str | None:
 
 def one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+
+
+def classification_only(graph: Graph, pass_name: str, why: str) -> None:
+    """Refuse a regression (graph.meta["task"], from the data) in a pass whose method is defined
+    on class labels; `why` says what it needs them for."""
+    if graph.meta.get("task") == "regression":
+        raise PassError(
+            f"{pass_name}: {why}, and this model is a regression (DATA.npz has float targets, or no y); "
+            "remove the pass from the recipe"
+        )

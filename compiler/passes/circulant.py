@@ -41,7 +41,7 @@ import torch
 
 from compiler.exec.train import SCHEDULES, TrainConfig, fit, holdout_split, teacher_logits
 from compiler.ir import Graph, Node
-from compiler.passes.base import Option, Pass, PassError, float_in, int_in, one_of, register
+from compiler.passes.base import Option, Pass, PassError, classification_only, float_in, int_in, one_of, register
 from kernels.circulant_conv import conv_circulant_expand, conv_circulant_project
 from kernels.circulant_mac import block_grid, circulant_expand, circulant_project
 from kernels.stream_order import stream_order, stream_reorders, stream_weight_matrix, unstream
@@ -152,6 +152,7 @@ class Circulant(Pass):
         record: dict = {}
         fixed = {name: b for name, b in sizes.items() if isinstance(b, int)}
         if auto:
+            classification_only(graph, self.name, 'block_size = "auto" keeps held-out accuracy within a budget')
             fixed, record["auto"] = choose_auto(graph, ctx, fixed, auto, config, opts, teacher)
         if not fixed:
             ctx.log("      circulant: every layer keeps block size 1 (dense); nothing to do")
@@ -215,6 +216,8 @@ def retrain(
     training: dict = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}
     if result.heldout_accuracy is not None:
         training |= {"heldout_accuracy": result.heldout_accuracy, "heldout_rows": result.heldout_rows}
+    if result.heldout_mse is not None:  # a regression's held-out score
+        training |= {"heldout_mse": result.heldout_mse, "heldout_rows": result.heldout_rows}
     return apply_masks(project_graph(result.graph, sizes), masks), training
 
 

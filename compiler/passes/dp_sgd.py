@@ -48,6 +48,7 @@ from opacus.optimizers import DPOptimizer
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from tqdm.auto import tqdm
 
+from compiler.data import is_regression
 from compiler.exec.torch import GraphModule, fixed_threads, logits_module
 from compiler.exec.train import reinitialize, training_logits, with_params
 from compiler.ir import Graph, binary_output
@@ -226,8 +227,10 @@ def train_private(
         steps=plan.steps,
     )
     to_class_logits = training_logits(binary_output(graph))
+    regression = is_regression(graph)  # MSE on float targets: each row's loss is its mean squared error
     xt = torch.from_numpy(np.array(x, dtype=np.float32))
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.float32 if regression else np.int64))
+    yt = yt.reshape(len(yt), -1) if regression else yt
     with warnings.catch_warnings():
         # the input needs no gradient, so torch says the layer's backward hook sees outputs only:
         # the output gradient is all Opacus reads
@@ -235,7 +238,13 @@ def train_private(
         for idx in tqdm(batches, desc="dp_sgd", disable=not progress, leave=False):
             optimizer.zero_grad()
             if idx:
-                F.cross_entropy(to_class_logits(per_example(xt[idx])), yt[idx]).backward()
+                out = per_example(xt[idx])
+                loss = (
+                    F.mse_loss(out.flatten(1), yt[idx])
+                    if regression
+                    else F.cross_entropy(to_class_logits(out), yt[idx])
+                )
+                loss.backward()
             else:  # an empty Poisson sample is still a step: noise only, and the accountant counts it
                 for p in layer.parameters():
                     p.grad_sample = torch.zeros((0, *p.shape))  # type: ignore[attr-defined]  # Opacus' field

@@ -30,7 +30,7 @@ from compiler.exec import classes_from_outputs, predict_classes
 from compiler.exec.torch import GraphModule, fixed_threads
 from compiler.exec.train import TrainConfig, train
 from compiler.ir import Graph, Node
-from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, register
+from compiler.passes.base import Option, Pass, PassError, classification_only, float_in, int_in, is_bool, register
 from compiler.passes.shrink import find_boundaries, original_outputs, remove_and_log
 
 EVAL_BATCH = 1024
@@ -61,6 +61,7 @@ class FinePrune(Pass):
     }
 
     def apply(self, graph: Graph, ctx) -> Graph:
+        classification_only(graph, self.name, "its pruning budget is a drop in held-out accuracy")
         opts = ctx.options(self.name)
         layer = chosen_layer(graph, opts["layer"])
         x, y = ctx.data.x_train, ctx.data.y_train

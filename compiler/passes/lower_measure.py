@@ -1,13 +1,15 @@
 """What lower measures on the data once the integer graph is built (kept in its annotations and
 meta for the report): the fixed-point FFT's accuracy cost per circulant layer, and the float
 accuracy cost of each layer whose weights lower narrowed to fit the accumulator. These run the
-executors, so they live here, above compiler/ops (where the lowering rules are)."""
+executors, so they live here, above compiler/ops (where the lowering rules are). A regression
+(graph.meta["task"]) records the test MSE instead of the accuracy (keys `..._mse...`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from compiler import ops
+from compiler.data import is_regression, row_errors
 from compiler.exec import golden
 from compiler.ir import Graph
 from compiler.ops.circulant import circulant_layer
@@ -26,6 +28,13 @@ def measure_circulant(graph: Graph, data, calibration_samples: int) -> None:
     if not approximate or data is None:
         return
     names = {n.name for n in approximate}
+    metric = "mse" if is_regression(graph) else "accuracy"
+
+    def score(result: golden.GoldenResult) -> float:
+        if metric == "mse":
+            return float(row_errors(result.logits, data.y_test).mean())
+        return float(np.mean(result.classes == data.y_test))
+
     splits = {"calibration": data.x_train[:calibration_samples], "test": data.x_test}
     inputs: dict[str, dict] = {}
     for split, x in splits.items():
@@ -38,10 +47,8 @@ def measure_circulant(graph: Graph, data, calibration_samples: int) -> None:
             for split in splits
         }
         exact = golden.run(graph, data.x_test, exact={node.name})
-        node.annotations["test_accuracy_exact_product"] = float(np.mean(exact.classes == data.y_test))
-    graph.meta["circulant_test_accuracy_exact_product"] = float(
-        np.mean(golden.run(graph, data.x_test, exact=names).classes == data.y_test)
-    )
+        node.annotations[f"test_{metric}_exact_product"] = score(exact)
+    graph.meta[f"circulant_test_{metric}_exact_product"] = score(golden.run(graph, data.x_test, exact=names))
 
 
 def measure_narrowed(float_graph: Graph, lowered: Graph, data) -> None:
@@ -53,9 +60,13 @@ def measure_narrowed(float_graph: Graph, lowered: Graph, data) -> None:
         return
     from compiler.exec import torch as torch_exec
 
+    metric = "mse" if is_regression(float_graph) else "accuracy"
+
     def accuracy(graph: Graph) -> float | None:
         if data is None or not len(data.x_test):
             return None
+        if metric == "mse":
+            return float(row_errors(torch_exec.predict_logits(graph, data.x_test), data.y_test).mean())
         return float(np.mean(np.argmax(torch_exec.run(graph, data.x_test), axis=1) == data.y_test))
 
     base = accuracy(float_graph)
@@ -68,6 +79,6 @@ def measure_narrowed(float_graph: Graph, lowered: Graph, data) -> None:
         if flatten_order(lowered, node) == "hwc":  # stored in stream order: back to the graph's
             w_q = unstream(w_q, stream_order(w_q.shape, node.annotations["circulant"]["input_chw"]))
         trial.params[weight] = (w_q * 2.0**-frac).astype(np.float32)
-        info["float_test_accuracy"] = base
-        info["float_test_accuracy_narrowed"] = accuracy(trial)
+        info[f"float_test_{metric}"] = base
+        info[f"float_test_{metric}_narrowed"] = accuracy(trial)
     lowered.meta["narrowed_layers"] = {n.name: n.annotations["narrowed"] for n in narrowed}

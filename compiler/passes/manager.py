@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.data import is_regression, row_errors
 from compiler.ir import Graph
 from compiler.passes.base import Context, PassError, get_pass, with_plan
 
@@ -19,9 +20,11 @@ class PassRecord:
     name: str
     seconds: float
     test_accuracy: float | None
+    test_mse: float | None = None  # a regression's score after the pass (test_accuracy is then None)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "seconds": round(self.seconds, 3), "test_accuracy": self.test_accuracy}
+        record = {"name": self.name, "seconds": round(self.seconds, 3), "test_accuracy": self.test_accuracy}
+        return record if self.test_mse is None else record | {"test_mse": self.test_mse}
 
 
 def run_flow(
@@ -42,10 +45,15 @@ def run_flow(
         graph = p.run(graph, ctx)
         graph.validate()
         seconds = time.perf_counter() - start
-        accuracy = test_accuracy(graph, ctx.data) if ctx.data is not None else None
-        records.append(PassRecord(p.name, seconds, accuracy))
-        if accuracy is not None:
-            ctx.log(f"      {seconds:.1f}s, test accuracy {accuracy:.4f}")
+        if ctx.data is not None and is_regression(graph):
+            mse = test_mse(graph, ctx.data)
+            records.append(PassRecord(p.name, seconds, None, mse))
+            ctx.log(f"      {seconds:.1f}s, test MSE {mse:.6g}")
+        else:
+            accuracy = test_accuracy(graph, ctx.data) if ctx.data is not None else None
+            records.append(PassRecord(p.name, seconds, accuracy))
+            if accuracy is not None:
+                ctx.log(f"      {seconds:.1f}s, test accuracy {accuracy:.4f}")
         if checkpoint_dir is not None:
             graph.save(Path(checkpoint_dir) / f"{index:02d}-{p.name}")
     return graph, records
@@ -55,3 +63,10 @@ def test_accuracy(graph: Graph, data) -> float:
     from compiler.exec import predict_classes  # executors import torch; load lazily
 
     return float((predict_classes(graph, data.x_test) == data.y_test).mean())
+
+
+def test_mse(graph: Graph, data) -> float:
+    """A regression's test MSE (graph.meta["task"]), float or integer graph alike."""
+    from compiler.exec import predict_logits
+
+    return float(row_errors(predict_logits(graph, data.x_test), data.y_test).mean())

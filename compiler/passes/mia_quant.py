@@ -75,6 +75,7 @@ from compiler.ir import FixedPoint, Graph, Node, binary_output
 from compiler.ops.formats import weight_format
 from compiler.passes.admm import project_quantized
 from compiler.passes.base import Option, Pass, PassError, float_in, int_in, is_bool, one_of, register
+from compiler.passes.base import classification_only as needs_classes
 from compiler.passes.minmax import MinMaxGame
 
 MEMBERSHIP_TERMS = ("confidence_gap", "adversarial")
@@ -144,6 +145,7 @@ class MiaQuant(Pass):
     }
 
     def apply(self, graph: Graph, ctx) -> Graph:
+        needs_classes(graph, self.name, "its budget is a drop in class accuracy, its signal a class loss")
         opts = ctx.options(self.name)
         layers = quantizable_layers(graph, self.name)
         if opts["membership_term"] == "adversarial" and binary_output(graph) is not None:

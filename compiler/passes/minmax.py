@@ -20,6 +20,8 @@ Choices (docs/audit.md has the audit side):
   feed probabilities, which saturate at 1 for the confident outputs where members and
   non-members differ, so h (and the defense) would go blind exactly where the audit's loss and
   LiRA attacks look.
+- A regression (graph.meta["task"]): f trains on the MSE (exec.train) and h sees each example's
+  squared errors per output, log-scaled (`ErrorAttackModel`): what the audit's loss attacks see.
 - The game's member term uses its own minibatch (drawn from D) through exec.train's `penalty`
   hook, so the training loop is exec.train's: an unbiased estimate of the same objective.
 """
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from compiler.data import is_regression
 from compiler.exec.torch import GraphModule
 from compiler.exec.train import TrainConfig, train
 from compiler.ir import Graph
@@ -60,7 +63,9 @@ class MinMax(Pass):
         members, reference = reference_split(len(ctx.data.x_train), opts["reference_fraction"], ctx.seed)
         x, y = ctx.data.x_train, ctx.data.y_train
         n_classes = int(np.prod(graph.outputs[0].shape))
-        game = MinMaxGame(x[members], y[members], x[reference], y[reference], n_classes, opts, ctx.seed)
+        game = MinMaxGame(
+            x[members], y[members], x[reference], y[reference], n_classes, opts, ctx.seed, is_regression(graph)
+        )
         config = TrainConfig(epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"])
         trained = train(
             graph,
@@ -113,20 +118,43 @@ class AttackModel(torch.nn.Module):
         return self.net(torch.cat([log_probs, F.one_hot(y, self.n_classes).float()], dim=-1)).squeeze(-1)
 
 
+class ErrorAttackModel(torch.nn.Module):
+    """h(f(x), y) for a regression: a small MLP over each output's squared error, log-scaled (a
+    loss spans decades; clamped at LOG_PROB_FLOOR as the log-probabilities are)."""
+
+    def __init__(self, n_outputs: int, hidden: int = 64):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(n_outputs, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden // 2),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden // 2, 1),
+        )
+
+    def forward(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        errors = torch.log((outputs.flatten(1) - y) ** 2 + 1e-12).clamp(min=LOG_PROB_FLOOR) / -LOG_PROB_FLOOR
+        return self.net(errors).squeeze(-1)
+
+
 class MinMaxGame:
     """The inner maximization and the classifier's privacy term, as an exec.train penalty.
     Reusable by any pass that trains through exec.train (e.g. privacy-aware ADMM)."""
 
-    def __init__(self, x_members, y_members, x_reference, y_reference, n_classes: int, opts: dict, seed: int):
+    def __init__(
+        self, x_members, y_members, x_reference, y_reference, n_classes: int, opts: dict, seed: int, regression=False
+    ):
+        """`regression`: y are float target rows and `n_classes` the outputs (ErrorAttackModel)."""
         as_tensor = lambda a, dtype: torch.from_numpy(np.asarray(a, dtype))
-        self.xm, self.ym = as_tensor(x_members, np.float32), as_tensor(y_members, np.int64)
-        self.xr, self.yr = as_tensor(x_reference, np.float32), as_tensor(y_reference, np.int64)
+        y_type = np.float32 if regression else np.int64
+        self.xm, self.ym = as_tensor(x_members, np.float32), as_tensor(y_members, y_type)
+        self.xr, self.yr = as_tensor(x_reference, np.float32), as_tensor(y_reference, y_type)
         self.lam, self.steps, self.batch = opts["lambda_"], opts["attack_steps"], opts["batch_size"]
         game_seed = int(np.random.SeedSequence([seed, 0x6A4E]).generate_state(1)[0])
         self.gen = torch.Generator().manual_seed(game_seed)  # minibatches of the game
         with torch.random.fork_rng():  # h's initial weights
             torch.manual_seed(game_seed + 1)
-            self.attack = AttackModel(n_classes)
+            self.attack: torch.nn.Module = ErrorAttackModel(n_classes) if regression else AttackModel(n_classes)
         self.opt = torch.optim.Adam(self.attack.parameters(), lr=opts["attack_lr"])
         self.last_attack_loss = float("nan")
 

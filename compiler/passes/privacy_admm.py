@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.data import Dataset
+from compiler.data import Dataset, is_regression
 from compiler.ir import Graph
 from compiler.passes.admm import Admm, AdmmRunner, layer_targets
 from compiler.passes.base import PassError, register
@@ -51,7 +51,9 @@ class PrivacyAdmm(Admm):
         x, y = ctx.data.x_train, ctx.data.y_train
         members, reference = reference_split(len(x), opts["reference_fraction"], ctx.seed)
         n_classes = int(np.prod(graph.outputs[0].shape))
-        game = MinMaxGame(x[members], y[members], x[reference], y[reference], n_classes, opts, ctx.seed)
+        game = MinMaxGame(
+            x[members], y[members], x[reference], y[reference], n_classes, opts, ctx.seed, is_regression(graph)
+        )
         trained_on = Dataset(x[members], y[members], ctx.data.x_test, ctx.data.y_test, ctx.data.path)
         result = AdmmRunner(
             graph, ctx, opts, targets, extra_penalty=game.penalty, data=trained_on, pass_name=self.name

@@ -54,6 +54,9 @@ def load_build(out: str | Path) -> dict:
         "energy_ratio_float32_sram": baselines.get("float32_sram", {}).get("ratio"),
         "energy_ratio_uncompressed": baselines.get("uncompressed", {}).get("ratio"),
     }
+    if report.get("task") == "regression":  # its scores: MSE (and the anomaly AUC), no accuracy
+        f, c = report.get("float", {}), report.get("compiled", {})
+        row |= {"float_mse": f.get("test_mse"), "compiled_mse": c.get("test_mse"), "compiled_auc": c.get("test_auc")}
     row |= {k: hw.get(k) for k in ("lut", "ff", "dsp", "bram", "cells", "area_nand2")}
     row |= {"device": hw.get("device"), "fmax_mhz": hw.get("fmax_mhz"), "clock_mhz": hw.get("clock_mhz")}
     return row | _audit_fields(out)
@@ -126,7 +129,9 @@ class Column:
     header: str
     key: str
     show: Callable[[object, dict], str]
-    group: str = "always"  # a target kind ("fpga", "asic"), "device", "audit", "backdoor", "bitflip": shown
+    group: str = (
+        "always"  # a target kind ("fpga", "asic"), "device", "regression", "audit", "backdoor", "bitflip": shown
+    )
     # when some build has it
 
 
@@ -149,6 +154,9 @@ COLUMNS = [
     Column("target", "target", lambda v, row: str(v)),
     Column("float acc", "float_accuracy", _fmt(".4f")),
     Column("compiled acc", "compiled_accuracy", _fmt(".4f")),
+    Column("float MSE", "float_mse", _fmt(".4g"), "regression"),
+    Column("compiled MSE", "compiled_mse", _fmt(".4g"), "regression"),
+    Column("anomaly AUC", "compiled_auc", _fmt(".4f"), "regression"),
     Column("compression", "compression_ratio", lambda v, row: "n/a" if v is None else f"{v:.2f}x"),
     Column("weight bits", "weight_bits", _fmt(",")),
     Column("LUT", "lut", _fmt(","), "fpga"),
@@ -187,6 +195,7 @@ TEXT_COLUMNS = {"build", "target", "attack", "device", "ROM code"}
 def _columns(rows: list[dict]) -> list[Column]:
     present = {"always"} | {target_kind(str(r["target"])) for r in rows}
     present |= {"device"} if any(r.get("device") for r in rows) else set()
+    present |= {"regression"} if any("compiled_mse" in r for r in rows) else set()
     present |= {"audit"} if any("attack" in r for r in rows) else set()
     present |= {"adaptive"} if any("adaptive_attack_auc" in r for r in rows) else set()
     present |= {"backdoor"} if any("backdoor_asr" in r for r in rows) else set()

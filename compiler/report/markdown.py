@@ -22,8 +22,7 @@ def render_markdown(r: dict) -> str:
         "",
         "| | float | compiled (integer) |",
         "|---|---|---|",
-        f"| test accuracy | {pct(r['float']['test_accuracy'])} | {pct(r['compiled']['test_accuracy'])} |",
-        f"| train accuracy | {pct(r['float']['train_accuracy'])} | {pct(r['compiled']['train_accuracy'])} |",
+        *score_rows(r),
         f"| weight bits | {m['float_weight_bits']:,} | {m['weight_bits']:,} |",
         "",
         f"Compression ratio (float32 weight bits / compiled weight bits): **{m['compression_ratio']}x**. "
@@ -34,12 +33,10 @@ def render_markdown(r: dict) -> str:
         *(line for section in PASS_SECTIONS.values() for line in section.markdown(r)),
         "## Passes",
         "",
-        "| # | pass | seconds | test accuracy |",
+        f"| # | pass | seconds | {'test MSE' if _regression(r) else 'test accuracy'} |",
         "|---|---|---|---|",
     ]
-    lines += [
-        f"| {i} | {p['name']} | {p['seconds']} | {pct(p['test_accuracy'])} |" for i, p in enumerate(r["passes"], 1)
-    ]
+    lines += [f"| {i} | {p['name']} | {p['seconds']} | {_pass_score(r, p)} |" for i, p in enumerate(r["passes"], 1)]
     lines += [
         "",
         "## Layers",
@@ -67,6 +64,32 @@ def _protection_note(hw: dict) -> str:
         f"+{p['overhead']:.1%} over the data; the design "
         "raises `fault` on a detected error, docs/security.md)"
     )
+
+
+def _regression(r: dict) -> bool:
+    return r.get("task") == "regression"
+
+
+def score_rows(r: dict) -> list[str]:
+    """The float and integer models' scores: accuracy, or a regression's MSE (and anomaly AUC)."""
+    f, c = r["float"], r["compiled"]
+    if not _regression(r):
+        return [
+            f"| test accuracy | {pct(f['test_accuracy'])} | {pct(c['test_accuracy'])} |",
+            f"| train accuracy | {pct(f['train_accuracy'])} | {pct(c['train_accuracy'])} |",
+        ]
+    rows = [
+        f"| test MSE | {num(f.get('test_mse'), '.6g')} | {num(c.get('test_mse'), '.6g')} |",
+        f"| train MSE | {num(f.get('train_mse'), '.6g')} | {num(c.get('train_mse'), '.6g')} |",
+    ]
+    if f.get("test_auc") is not None or c.get("test_auc") is not None:  # a_test given: anomaly detection
+        rows.append(f"| anomaly AUC (test, by reconstruction error) | {num(f.get('test_auc'), '.4f')} | "
+                    f"{num(c.get('test_auc'), '.4f')} |")  # fmt: skip
+    return rows
+
+
+def _pass_score(r: dict, p: dict) -> str:
+    return num(p.get("test_mse"), ".6g") if _regression(r) else pct(p["test_accuracy"])
 
 
 def hardware_section(r: dict) -> list[str]:

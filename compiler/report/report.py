@@ -67,6 +67,7 @@ def build_report(
         "source": _absolute(source),  # the same whatever folder mpc ran from (and `mpc audit` finds data)
         "data": _absolute(getattr(ctx.data, "path", None)),
         "target": ctx.target,
+        "task": compiled.meta.get("task", "classification"),  # regression: float/compiled give test_mse, test_auc
         "seed": ctx.seed,
         # the recipe as run: `mpc audit --adaptive` replays it on the shadow models (audit/replay.py)
         "recipe": recipe_to_json(ctx.recipe),

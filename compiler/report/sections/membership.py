@@ -9,7 +9,18 @@ from compiler.report.text import pct
 
 def markdown(audit: dict) -> list[str]:
     rows = [(name, t, a, m) for name, t in audit["targets"].items() for a, m in t["attacks"].items() if "auc" in m]
-    return _table(audit, rows) if rows else []
+    if not rows:
+        return []
+    notes = [f"Note: {note}." for note in audit.get("notes", [])]  # a regression's skipped attacks
+    table = _table(audit, rows)
+    return table + [line for note in notes for line in (note, "")]
+
+
+def _score(target: dict) -> str:
+    """The target's test accuracy, or a regression's test MSE."""
+    if target.get("test_accuracy") is None and target.get("test_mse") is not None:
+        return f"MSE {target['test_mse']:.4g}"
+    return pct(target.get("test_accuracy"))
 
 
 def _table(audit: dict, rows: list) -> list[str]:
@@ -35,7 +46,7 @@ def _table(audit: dict, rows: list) -> list[str]:
     ]
     for name, target, attack, m in rows:
         line = (
-            f"| {name} | {pct(target['test_accuracy'])} | {attack} | {m['auc']:.3f} | "
+            f"| {name} | {_score(target)} | {attack} | {m['auc']:.3f} | "
             f"{pct(m['balanced_accuracy'])} | {pct(m['tpr_at_1pct_fpr'])} | "
             f"{pct(m['tpr_at_0_1pct_fpr'])} |"
         )

@@ -132,3 +132,48 @@ def test_every_attack_is_deterministic(name):
     a = attacks.ATTACKS[name](target, y, shadows, seed=1)
     b = attacks.ATTACKS[name](target, y, shadows, seed=1)
     np.testing.assert_array_equal(a.scores, b.scores)
+
+
+# ---- a regression: the loss is each example's MSE ---------------------------------------------
+def _regression_world(seed=0, k=8, n=300, d=6):
+    """Shadows and a target whose members (IN) are reconstructed with a smaller error than
+    non-members: outputs = y + noise of scale 0.5 (IN) or 1.0 (OUT)."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n, d))
+    is_in = membership_design(n, k, seed)
+    scale = np.where(is_in, 0.5, 1.0)[..., None]
+    shadow_outputs = y + rng.normal(size=(k, n, d)) * scale
+    member = np.arange(n) < n // 2
+    target = y + rng.normal(size=(n, d)) * np.where(member, 0.5, 1.0)[:, None]
+    return target, y, _shadows(shadow_outputs, is_in), member
+
+
+def test_regression_signals_are_the_rows_mse():
+    outputs, y = np.array([[[1.0, 3.0], [0.0, 0.0]]]), np.array([[1.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_allclose(signals.row_mse(outputs, y), [[2.0, 1.0]])
+    np.testing.assert_allclose(signals.mse_signal(outputs[0], y), [-2.0, -1.0])
+    np.testing.assert_allclose(signals.log_mse_phi(outputs[0], y), [-np.log(2.0), 0.0])
+
+
+@pytest.mark.parametrize("name", list(attacks.REGRESSION_ATTACKS))
+def test_regression_attacks_find_the_members_by_their_error(name):
+    target, y, shadows, member = _regression_world()
+    result = attacks.REGRESSION_ATTACKS[name](target, y, shadows, 0)
+    assert result.scores.shape == (len(y),)
+    assert roc_auc_score(member, result.scores) > 0.85  # members' errors are half the non-members'
+    again = attacks.REGRESSION_ATTACKS[name](target, y, shadows, 0)
+    np.testing.assert_array_equal(result.scores, again.scores)
+
+
+def test_the_regression_threshold_is_calibrated_on_the_shadows_only():
+    target, y, shadows, _ = _regression_world()
+    result = attacks.regression_threshold(target, y, shadows, 0)
+    expected = attacks.best_threshold(signals.mse_signal(shadows.logits, y).ravel(), shadows.is_in.ravel())
+    assert result.details == {"threshold": expected}
+    np.testing.assert_allclose(result.scores, signals.mse_signal(target, y) - expected)
+    np.testing.assert_array_equal(result.decision, result.scores >= 0)
+
+
+def test_every_attack_is_either_a_regressions_or_skipped_with_a_reason():
+    assert set(attacks.REGRESSION_ATTACKS) | set(attacks.REGRESSION_SKIPS) == set(attacks.ATTACKS)
+    assert not set(attacks.REGRESSION_ATTACKS) & set(attacks.REGRESSION_SKIPS)

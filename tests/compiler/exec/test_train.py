@@ -163,3 +163,46 @@ def test_the_kept_epoch_is_the_latest_within_the_margin_of_the_best(float_graph,
     best = max(result.history)
     want = max(e for e, a in enumerate(result.history) if a >= best - keep_margin(best, n) - 1e-12)
     assert result.best_epoch == want and result.heldout_accuracy == result.history[want]
+
+
+# ------------------------------------------------------------------------ a regression
+def _regression(float_graph, rows):
+    """The digits MLP as a regression (graph.meta["task"]) onto fixed random projections of x."""
+    g = float_graph.copy()
+    g.meta["task"] = "regression"
+    x = rows.x_train
+    w = np.random.default_rng(0).normal(size=(x[0].size, 10)).astype(np.float32) / 8
+    return g, x, x.reshape(len(x), -1) @ w
+
+
+def _mse(graph, x, y) -> float:
+    return float(((predict_logits(graph, x) - y) ** 2).mean())
+
+
+def test_a_regression_trains_on_the_mean_squared_error(float_graph, rows):
+    g, x, y = _regression(float_graph, rows)
+    trained = train(g, x, y, TrainConfig(epochs=15, lr=3e-3), seed=0)
+    assert trained.meta["task"] == "regression"
+    assert _mse(trained, x, y) < 0.2 * _mse(g, x, y)
+    # one step is one Adam step on F.mse_loss, as for cross-entropy on labels
+    one = train(g, x[:64], y[:64], TrainConfig(epochs=1, batch_size=64, lr=1e-3), seed=0)
+    with fixed_threads():
+        torch.manual_seed(0)
+        module = logits_module(g).train()
+        opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+        F.mse_loss(module(torch.from_numpy(x[:64])), torch.from_numpy(y[:64])).backward()
+        opt.step()
+    for name, value in module.export_params().items():
+        np.testing.assert_allclose(one.params[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_a_regressions_held_out_slice_is_random_and_scored_by_its_mse(float_graph, rows):
+    g, x, y = _regression(float_graph, rows)
+    trained, heldout = holdout_split(y, 0.2, seed=3)
+    assert len(heldout) == round(0.2 * len(y)) and np.array_equal(np.sort(np.r_[trained, heldout]), np.arange(len(y)))
+    assert np.array_equal(heldout, holdout_split(y, 0.2, seed=3)[1])
+    result = fit(g, x, y, TrainConfig(epochs=4, lr=3e-3, validation_fraction=0.2), seed=3)
+    assert result.heldout_accuracy is None and result.heldout_rows == len(heldout)
+    assert result.heldout_mse == pytest.approx(_mse(result.graph, x[heldout], y[heldout]), rel=1e-4)
+    assert len(result.history) == 5 and result.history[result.best_epoch] == pytest.approx(result.heldout_mse)
+    assert result.heldout_mse < result.history[0]  # it learned
