@@ -29,6 +29,10 @@ module fifo #(
 );
     localparam AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
     localparam CW = $clog2(DEPTH + 1);
+    localparam [31:0] LAST_32 = DEPTH - 1;
+    localparam [31:0] FULL_32 = DEPTH;
+    localparam [AW-1:0] LAST = LAST_32[AW-1:0];  // the last address
+    localparam [CW-1:0] FULL = FULL_32[CW-1:0];
 
     reg [WIDTH-1:0] mem[0:DEPTH-1];
     reg [WIDTH-1:0] head;  // mem[rd_ptr] while out_valid
@@ -38,11 +42,11 @@ module fifo #(
 
     wire push = in_valid && in_ready;
     wire pop  = out_valid && out_ready;
-    wire [AW-1:0] wr_inc  = (wr_ptr == DEPTH - 1) ? {AW{1'b0}} : wr_ptr + 1'b1;
-    wire [AW-1:0] rd_inc  = (rd_ptr == DEPTH - 1) ? {AW{1'b0}} : rd_ptr + 1'b1;
+    wire [AW-1:0] wr_inc  = (wr_ptr == LAST) ? {AW{1'b0}} : wr_ptr + 1'b1;
+    wire [AW-1:0] rd_inc  = (rd_ptr == LAST) ? {AW{1'b0}} : rd_ptr + 1'b1;
     wire [AW-1:0] rd_next = pop ? rd_inc : rd_ptr;
 
-    assign in_ready  = (count != DEPTH);
+    assign in_ready  = (count != FULL);
     assign out_valid = (count != 0);
     assign out_data  = head;
 
