@@ -210,6 +210,7 @@ def _fifo_entry(f: JoinFifo) -> dict:
         "width": f.width,
         "depth": f.depth,
         "max_occupancy": f.max_occupancy,
+        "late_holding": f.late_holding,
     }
 
 

@@ -14,10 +14,11 @@ FIFO's count), then readies backward (an engine's registered in_ready, a join's 
 other input's valid, a FIFO's count, a fork's AND over its branches), then every register steps.
 
 `dag_timing` streams DAG_FRAMES frames back to back with out_ready high (sim/test_design.py's
-first phase) with unbounded FIFOs, and once more with the design's output stalled from the start
-(every buffer upstream fills); each FIFO's depth is the larger of its two maximum occupancies
-plus FIFO_MARGIN. With that depth no FIFO ever refuses an element in the first run, so the
-design's cycles are exactly that run's.
+first phase) with unbounded FIFOs and records each FIFO's largest occupancy. Its depth is that,
+or what the join's late branch can hold (`late_branch_holding`: a bound that keeps the fork
+moving under any back-pressure, so the design cannot deadlock) if larger, plus FIFO_MARGIN.
+With that depth no FIFO ever refuses an element in the replay, so the design's cycles are
+exactly the replay's.
 """
 
 from __future__ import annotations
@@ -26,14 +27,19 @@ import functools
 from dataclasses import dataclass
 
 from compiler import hw
+from compiler.hw.add import JoinStage
 from compiler.hw.argmax import Argmax
 from compiler.hw.base import EngineSpec
 from compiler.hw.design import DESIGN_INPUT
 from compiler.hw.timing import _model_of, _work
+from kernels.activation import TABLE_BUFFER, TableSchedule
+from kernels.conv2d import LineGeometry
+
+LINE_PIPELINE = 4  # a line-buffered engine's read, product and accumulate registers (rtl/conv2d.v)
 
 DAG_FRAMES = 3  # frames streamed back to back: frame 0 gives the latency, the last two the interval
-# Slack above the largest occupancy the two replays reach: the fork may let one branch take a beat
-# before the other, and a stalled output lets each engine's output registers fill one beat more.
+# Slack above the bound: the fork lets one branch take a beat before the other, and the join's
+# output FIFO (2 entries) holds pairs the late branch has already given up.
 FIFO_MARGIN = 2
 
 
@@ -45,8 +51,9 @@ class JoinFifo:
     port: int  # its input: 0 (in_a) or 1 (in_b)
     source: str  # the instance (or "input") whose stream it buffers
     width: int  # bits of an element
-    max_occupancy: int  # the most elements it held in the model's replays
-    depth: int  # max_occupancy + FIFO_MARGIN
+    max_occupancy: int  # the most elements it held in the model's replay
+    late_holding: int  # what the other branch can hold (late_branch_holding), in these elements
+    depth: int  # max(max_occupancy, late_holding) + FIFO_MARGIN
 
     @property
     def instance(self) -> str:
@@ -87,86 +94,120 @@ def dag_timing(specs: list[EngineSpec], n_classes: int, frames: int = DAG_FRAMES
     index = {s.instance: k for k, s in enumerate(specs)}
     nodes = tuple((s.stage, tuple(index.get(src, -1) for src in s.inputs)) for s in specs)
     ports = tuple((index[inst], port) for inst, port in early.items())
-    accepted, outputs, peaks = _replay(nodes, ports, n_classes, frames, True)
-    _, _, stalled = _replay(nodes, ports, n_classes, 2, False)
+    accepted, outputs, peaks = _replay(nodes, ports, n_classes, frames)
     fifos = []
-    for (node, port), peak, peak_stalled in zip(ports, peaks, stalled):
+    for (node, port), peak in zip(ports, peaks):
         spec = specs[node]
-        occupancy = max(peak, peak_stalled)
-        source = spec.inputs[port]
+        holding = late_branch_holding(specs, spec, 1 - port)
         width = hw.engine(spec.engine).input_bits(spec)[port]
-        fifos.append(JoinFifo(spec.instance, port, source, width, occupancy, occupancy + FIFO_MARGIN))
+        depth = max(peak, holding) + FIFO_MARGIN
+        fifos.append(JoinFifo(spec.instance, port, spec.inputs[port], width, peak, holding, depth))
     return DagTiming(outputs[0] - accepted[0], outputs[-1] - outputs[-2], tuple(fifos), frames)
 
 
+def stage_holding(stage) -> int:
+    """The most input elements an engine can have taken in without yet emitting what they make
+    (a bound): a line-buffered engine's ring of rows and its output register, the elementwise
+    engines' 2-entry FIFO, else (ROM-streaming engines, which double-buffer) two whole inputs."""
+    if isinstance(stage, LineGeometry):
+        return stage.ring_rows * stage.w * stage.c_in + stage.p_co + LINE_PIPELINE
+    if isinstance(stage, (TableSchedule, JoinStage)):
+        return TABLE_BUFFER
+    return 2 * stage.n_in
+
+
+def late_branch_holding(specs: list[EngineSpec], join: EngineSpec, late: int) -> int:
+    """What the join's late branch can hold, in elements of the stream the two branches fork
+    from: each engine's stage_holding scaled by the fork's elements per its input's. A FIFO of
+    this depth in front of the early input is never full while the late branch waits for input
+    (it holds at most what the late branch holds), so the fork never stops for it: no deadlock,
+    whatever the back-pressure."""
+    by_name = {s.instance: s for s in specs}
+
+    def path(source: str) -> list[str]:
+        names = []
+        while source in by_name:
+            names.append(source)
+            source = by_name[source].inputs[0]
+        return names + [source]
+
+    early_path = set(path(join.inputs[1 - late]))
+    late_path = path(join.inputs[late])
+    fork = next(name for name in late_path if name in early_path)
+    fork_elements = by_name[fork].n_out if fork in by_name else specs[0].n_in
+    branch = [by_name[name] for name in late_path[: late_path.index(fork)]]
+    return sum(-(-stage_holding(s.stage) * fork_elements // s.n_in) for s in branch)
+
+
 @functools.lru_cache(maxsize=16)
-def _replay(nodes: tuple, fifo_ports: tuple, n_classes: int, frames: int, out_ready: bool):
-    """Stream `frames` frames into the design (nodes: (stage, input source indices, -1 the
-    design's input), in topological order; argmax after the last), unbounded FIFOs in front of
-    `fifo_ports` ((node, port) pairs). With out_ready the run ends at the last output; without,
-    the output is stalled and the run lasts until every buffer upstream has had time to fill.
-    Returns (edges of the input handshakes, edges of the output beats, each FIFO's peak)."""
+def _replay(nodes: tuple, fifo_ports: tuple, n_classes: int, frames: int):
+    """Stream `frames` frames back to back into the design (nodes: (stage, input source indices,
+    -1 the design's input), in topological order; argmax after the last, out_ready high),
+    unbounded FIFOs in front of `fifo_ports` ((node, port) pairs). Returns (edges of the input
+    handshakes, edges of the output beats, each FIFO's largest occupancy)."""
     n = len(nodes)
     models = [_model_of(stage) for stage, _ in nodes] + [Argmax(n_classes)]
     # channels: one per engine input (argmax reads the last engine); source index -1 is the input
     channels = [(src, k, port) for k, (_, srcs) in enumerate(nodes) for port, src in enumerate(srcs)]
     channels.append((n - 1, n, 0))
-    readers: list[list[int]] = [[] for _ in range(n + 1)]  # by source + 1
-    for ch, (src, _, _) in enumerate(channels):
-        readers[src + 1].append(ch)
-    inputs_of: list[list[int]] = [[] for _ in range(n + 1)]
-    for ch, (_, dst, _) in enumerate(channels):
-        inputs_of[dst].append(ch)
+    n_ch = len(channels)
     channel_of = {(dst, port): ch for ch, (_, dst, port) in enumerate(channels)}
-    fifo_slot = {channel_of[fp]: j for j, fp in enumerate(fifo_ports)}  # channel -> its FIFO
+    fifo_slot = [-1] * n_ch  # the channel's FIFO (index into fifo_ports), or -1
+    for j, port in enumerate(fifo_ports):
+        fifo_slot[channel_of[port]] = j
+    src_of = [src + 1 for src, _, _ in channels]  # into `sv`: 0 the design's input, k + 1 engine k
+    readers = [[ch for ch in range(n_ch) if src_of[ch] == s] for s in range(n + 1)]
+    forked = [len(chs) > 1 for chs in readers]
+    inputs_of = [[ch for ch in range(n_ch) if channels[ch][1] == k] for k in range(n + 1)]
+    singles = [(k, chs[0]) for k, chs in enumerate(inputs_of) if len(chs) == 1]
+    joins = [(k, chs[0], chs[1]) for k, chs in enumerate(inputs_of) if len(chs) == 2]
+    steps = [(models[k].step, inputs_of[k][0], k + 1) for k in range(n)]
+    argmax, last_ch = models[n], inputs_of[n][0]
     count = [0] * len(fifo_ports)
     peak = [0] * len(fifo_ports)
-    taken = [False] * len(channels)
-    n_ch = len(channels)
+    taken = [False] * n_ch
     total_in = nodes[0][0].n_in * frames
     work = sum(_work(stage) for stage, _ in nodes) + 2 * n_classes + 16 * n
-    limit = 2 * frames * work + 64 if out_ready else frames * work + 64
+    limit = 2 * frames * work + 64
     accepted: list[int] = []
     outputs: list[int] = []
     edge = 0
-    pv = [False] * n_ch  # producer side of a channel (after the fork), consumer side, readies
-    cv = [False] * n_ch
-    cr = [False] * n_ch
-    pr = [False] * n_ch
+    pv, cv, cr, pr = [False] * n_ch, [False] * n_ch, [False] * n_ch, [False] * n_ch  # see below
     src_ready = [False] * (n + 1)
-    while len(outputs) < frames if out_ready else edge < limit:
+    while len(outputs) < frames:
         edge += 1
         if edge > limit:
             raise RuntimeError(f"DAG timing model: {len(outputs)} of {frames} outputs after {limit} edges (hung)")
         sv = [len(accepted) < total_in] + [m.out_valid() for m in models]
+        for ch in range(n_ch):  # valids: pv the fork's branch (producer side), cv what the reader sees
+            pv[ch] = v = sv[src_of[ch]] and not taken[ch]
+            slot = fifo_slot[ch]
+            cv[ch] = v if slot < 0 else count[slot] > 0
+        for k, ch in singles:  # readies: cr the reader's, pr what the fork's branch sees
+            cr[ch] = models[k].in_ready()
+        for k, a, b in joins:
+            cr[a], cr[b] = models[k].in_readies(cv[a], cv[b])
         for ch in range(n_ch):
-            pv[ch] = sv[channels[ch][0] + 1] and not taken[ch]
-            slot = fifo_slot.get(ch)
-            cv[ch] = count[slot] > 0 if slot is not None else pv[ch]
-        for k in range(n + 1):
-            chs = inputs_of[k]
-            if len(chs) == 1:
-                cr[chs[0]] = models[k].in_ready()
-            else:
-                ra, rb = models[k].in_readies(cv[chs[0]], cv[chs[1]])
-                cr[chs[0]], cr[chs[1]] = ra, rb
-        for ch in range(n_ch):
-            pr[ch] = True if ch in fifo_slot else cr[ch]
+            pr[ch] = cr[ch] if fifo_slot[ch] < 0 else True  # unbounded while measuring
         for s in range(n + 1):
-            src_ready[s] = all(pr[ch] or taken[ch] for ch in readers[s])
+            if forked[s]:
+                src_ready[s] = all(pr[ch] or taken[ch] for ch in readers[s])
+            else:
+                src_ready[s] = pr[readers[s][0]]
         if sv[0] and src_ready[0]:
             accepted.append(edge)
-        if out_ready and models[n].out_valid():
+        if argmax.out_valid():
             outputs.append(edge)
         for ch in range(n_ch):
-            src = channels[ch][0] + 1
-            produced = pv[ch] and pr[ch]
-            slot = fifo_slot.get(ch)
-            if slot is not None:
-                count[slot] += int(produced) - int(cv[ch] and cr[ch])
-                peak[slot] = max(peak[slot], count[slot])
-            taken[ch] = False if sv[src] and src_ready[src] else taken[ch] or produced
-        for k in range(n + 1):
-            ch = inputs_of[k][0]
-            models[k].step(cv[ch] and cr[ch], src_ready[k + 1] if k < n else out_ready)
+            slot = fifo_slot[ch]
+            if slot >= 0:
+                count[slot] += int(pv[ch]) - int(cv[ch] and cr[ch])
+                if count[slot] > peak[slot]:
+                    peak[slot] = count[slot]
+            s = src_of[ch]
+            if forked[s]:
+                taken[ch] = False if sv[s] and src_ready[s] else taken[ch] or (pv[ch] and pr[ch])
+        for step, ch, out in steps:
+            step(cv[ch] and cr[ch], src_ready[out])
+        argmax.step(cv[last_ch] and cr[last_ch], True)
     return tuple(accepted), tuple(outputs), tuple(peak)
