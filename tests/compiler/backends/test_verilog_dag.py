@@ -47,6 +47,17 @@ def test_residual_top_wires_a_fork_a_fifo_and_the_add(tmp_path):
     assert "dag_timing.py" in design["timing_model"]
 
 
+def test_residual_top_lints_clean_in_verilator(tmp_path):
+    from sim.runner import SimulationError, ensure_verilator_on_path, lint_verilator
+
+    try:
+        ensure_verilator_on_path()
+    except SimulationError:
+        pytest.skip("verilator not available")
+    design = write_verilog(residual_cnn((2, 6, 6), channels=3, blocks=2, skip_conv=True), tmp_path)
+    lint_verilator([tmp_path / s for s in design["sources"]], design["top"])
+
+
 def test_chains_keep_their_design_json_without_forks_or_fifos(tmp_path):
     design = write_verilog(build_cnn((2, 6, 6), [conv(4), global_avgpool(), flatten(), dense(5)]), tmp_path)
     assert "forks" not in design and "fifos" not in design
