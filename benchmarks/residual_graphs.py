@@ -36,21 +36,32 @@ def _join(b: _Builder, name: str, a: tuple, other: tuple, relu: bool = True) -> 
 
 def residual_cnn(
     in_shape=(2, 6, 6), channels: int = 4, classes: int = 5, p_co: int = 1, skip_conv: bool = False, blocks: int = 1,
-    seed: int = 0,
+    seed: int = 0, stem: bool = True, main_convs: int = 1, downsample: tuple = (),
 ) -> Graph:  # fmt: skip
-    """conv c0, then `blocks` residual blocks (a conv on the main branch; on the skip nothing, or a
-    1x1 conv with `skip_conv`), then global average pooling and a dense layer of `classes`."""
+    """conv c0 (none without `stem`: the first block forks the design's input, of `channels`
+    channels), then `blocks` residual blocks (a conv on the main branch; on the skip nothing, or
+    a 1x1 conv with `skip_conv`), then global average pooling and a dense layer of `classes`.
+    `main_convs`: convs on each main branch (ResNet's basic block: 2, the first with ReLU);
+    `downsample`: the blocks (by index) that double the channels and halve the image, as ResNet-8's
+    second and third (stride 2 on the first main conv, a 1x1 stride-2 conv on the skip)."""
     b = _Builder(in_shape, seed)
-    b.conv("c0", conv(channels, p_co=p_co), last=False)
+    if stem:
+        b.conv("c0", conv(channels, p_co=p_co), last=False)
     for k in range(blocks):
         fork, fork_sample, shape = b.cur, b.sample, b.shape
-        b.conv(f"b{k}_main", conv(channels, p_co=p_co, relu=False), last=False)
-        main = (b.cur, b.sample)
+        stride = 2 if k in downsample else 1
+        channels *= stride
+        for j in range(main_convs):
+            last_conv = j == main_convs - 1
+            spec = conv(channels, stride=stride if j == 0 else 1, p_co=p_co, relu=not last_conv)
+            b.conv(f"b{k}_main" + (f"{j}" if main_convs > 1 else ""), spec, last=False)
+        main, main_shape = (b.cur, b.sample), b.shape
         skip = (fork, fork_sample)
-        if skip_conv:
+        if skip_conv or stride > 1:
             b.cur, b.sample, b.shape = fork, fork_sample, shape
-            b.conv(f"b{k}_skip", conv(channels, k=1, pad=0, p_co=p_co, relu=False), last=False)
+            b.conv(f"b{k}_skip", conv(channels, k=1, pad=0, stride=stride, p_co=p_co, relu=False), last=False)
             skip = (b.cur, b.sample)
+        b.shape = main_shape
         _join(b, f"b{k}_add", main, skip)
     b.pool("gap", global_avgpool())
     b.flatten("flat")

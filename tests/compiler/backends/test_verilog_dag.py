@@ -58,6 +58,20 @@ def test_residual_top_lints_clean_in_verilator(tmp_path):
     lint_verilator([tmp_path / s for s in design["sources"]], design["top"])
 
 
+def test_three_readers_chain_two_fork2s():
+    from compiler.backends.verilog import _fork_lines
+
+    taps: dict = {}
+    lines = _fork_lines("layer4", ("layer4_valid", "layer4_ready", "layer4_data"), 3, taps, "layer4")
+    text = "\n".join(lines)
+    assert text.count("fork2 ") == 2
+    assert "fork2 layer4_fork0 (.clk(clk), .rst(rst), .in_valid(layer4_valid), .in_ready(layer4_ready), " in text
+    assert ".a_valid(layer4_to0_valid), .a_ready(layer4_to0_ready), .b_valid(layer4_fork1_valid)" in text
+    assert "fork2 layer4_fork1 (.clk(clk), .rst(rst), .in_valid(layer4_fork1_valid)" in text
+    assert ".a_valid(layer4_to1_valid), .a_ready(layer4_to1_ready), .b_valid(layer4_to2_valid)" in text
+    assert taps["layer4"] == [(f"layer4_to{j}_valid", f"layer4_to{j}_ready", "layer4_data") for j in range(3)]
+
+
 def test_chains_keep_their_design_json_without_forks_or_fifos(tmp_path):
     design = write_verilog(build_cnn((2, 6, 6), [conv(4), global_avgpool(), flatten(), dense(5)]), tmp_path)
     assert "forks" not in design and "fifos" not in design
@@ -86,12 +100,18 @@ def _simulate(graph, n_samples: int, folder, stress: dict):
 CASES = {
     "identity_skip": dict(channels=4),
     "skip_conv_two_blocks": dict(channels=3, blocks=2, skip_conv=True, p_co=3),
+    "input_forked": dict(channels=2, stem=False),  # the design's input itself feeds the conv and the add
 }
 
 
-@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+RESNET8_LIKE = dict(in_shape=(3, 8, 8), channels=4, blocks=3, main_convs=2, downsample=(1, 2), p_co=4)
+
+
+@pytest.mark.parametrize(
+    "case", [*CASES, pytest.param("resnet8_like", marks=pytest.mark.slow)], ids=[*CASES, "resnet8_like"]
+)
 def test_residual_design_is_bit_exact_under_back_pressure_and_as_fast_as_modelled(tmp_path, case):
-    graph = residual_cnn((2, 6, 6), **CASES[case])
+    graph = residual_cnn(**RESNET8_LIKE) if case == "resnet8_like" else residual_cnn((2, 6, 6), **CASES[case])
     stress = {"samples": 4, "gap_prob": 0.3, "ready_prob": 0.3, "seed": 7}
     design, result = _simulate(graph, 3, tmp_path, stress)
     assert result["mismatches"] == 0 and "error" not in result, result
