@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from compiler import hw
 from compiler.hw.base import EngineSpec, VerilogBackendError, with_zero_biases
-from compiler.ir import FixedPoint, Graph
+from compiler.ir import FixedPoint, Graph, Node
 from kernels.rom_protect import PROTECT_CODE, check_bits
 
 FREE_OPS = ("quantize", "flatten", "dequantize")  # no engine: the host quantizes, flatten is stream order
@@ -92,7 +92,7 @@ def _free(node, streams: dict) -> None:
     streams[node.outputs[0]] = stream
 
 
-def _fused_requantize(graph: Graph, node) -> object:
+def _fused_requantize(graph: Graph, node: Node) -> Node | None:
     """The requantize (+ReLU) an engine takes into itself: the one node reading its output, if that
     is a requantize."""
     readers = graph.consumers(node.outputs[0])
