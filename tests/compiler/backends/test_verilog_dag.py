@@ -140,3 +140,26 @@ def test_a_fifo_shallower_than_the_model_says_deadlocks(tmp_path, monkeypatch):
     _, result = _simulate(residual_cnn((2, 6, 6), channels=4), 2, tmp_path, stress)
     assert result["mismatches"] == 1 and result["error"].startswith("SimTimeoutError"), result
     assert result["latency_first_sample"] is None  # not even the first sample came out
+
+
+@pytest.mark.parametrize("branch", ["dense", "table"])
+def test_a_vector_residual_planned_by_the_plan_pass_is_bit_exact(tmp_path, branch):
+    """tests/compiler/ops/test_add.py's MLP with a join (the branch a dense layer or an activation
+    table, whose input a is the early one), planned by the plan pass, simulated under back-pressure."""
+    from compiler.passes.base import Context, get_pass
+    from tests.compiler.ops.test_add import float_weights, integer_graph
+
+    graph = integer_graph(branch, float_weights())
+    for node in graph.nodes:  # the formats lower writes and the hand-built graph leaves out
+        if node.op == "dense":
+            node.attrs.setdefault("weight_format", {"bits": 8, "frac": 6})
+            node.attrs.setdefault("input_format", {"bits": 8, "frac": 5 if node.name == "d1" else 4})
+    graph = get_pass("plan").run(graph, Context(recipe={}, log=lambda *_: None, progress=False))
+    assert graph.node("j").annotations["engine"] == "add"
+    stress = {"samples": 6, "gap_prob": 0.3, "ready_prob": 0.3, "seed": 3}
+    design, result = _simulate(graph, 4, tmp_path, stress)
+    assert [e["inputs"] for e in design["engines"]][2] == ["layer0", "layer1"]
+    assert [(f["consumer"], f["input"]) for f in design["fifos"]] == [("layer2", 0)]
+    assert result["mismatches"] == 0 and "error" not in result, result
+    assert result["latency_first_sample"] == design["estimated_latency"]
+    assert result["initiation_interval"] == design["estimated_interval"]
