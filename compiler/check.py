@@ -27,6 +27,8 @@ HARDWARE = {
     "global_avgpool": "pool engine",
     "relu": "requantize + ReLU, fused into the engine before it",
     "flatten": "free (stream order)",
+    "add": "add engine (residual join)",
+    "concat": "concat (stream interleave)",
     "identity": "removed by canonicalize",
     "bias_add": "fused into the layer before it (canonicalize)",
     "batchnorm": "folded into the layer before it (canonicalize)",

@@ -44,7 +44,8 @@ FLOAT_OPS = {
     "hard_sigmoid",
     "hard_swish",
     "clip",
-    "add",  # the elementwise sum of two streams (a residual join); not lowered yet
+    "add",  # the elementwise sum of two streams (a residual join)
+    "concat",  # two streams joined along the channel axis (attr axis = 1)
 }  # docs/ir.md: attrs, semantics
 INTEGER_OPS = {
     "quantize",
@@ -59,6 +60,7 @@ INTEGER_OPS = {
     "global_avgpool",
     "table",  # an activation as a lookup table indexed by the input code
     "add",  # two activation streams aligned, summed and requantized (a residual join)
+    "concat",  # two activation streams in one common format, joined along the channel axis
 }  # docs/fixed-point.md
 OPS = FLOAT_OPS | INTEGER_OPS
 # Op groups, defined here once.

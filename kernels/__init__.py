@@ -7,6 +7,7 @@ Imports numpy only.
 
 from kernels.add import add
 from kernels.argmax import argmax
+from kernels.concat import concat
 from kernels.conv2d import conv2d, conv_accumulator_bits
 from kernels.dense_mac import dense_accumulator_bits, dense_mac
 from kernels.fixed import bits_for_signed, int_range, round_half_even, saturate
@@ -25,6 +26,7 @@ __all__ = [
     "dense_accumulator_bits",
     "requantize",
     "add",
+    "concat",
     "argmax",
     "conv2d",
     "conv_accumulator_bits",

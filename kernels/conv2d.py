@@ -85,7 +85,9 @@ class LineGeometry:
     c_out, p_co = 1, p_ci = c_in, p_k = 1), as their headers state it: a ring of KH + STRIDE
     input rows; over each output row, one read per edge (conv: of P_K kernel positions x P_CI
     channels for P_CO output channels) once the rows it needs are held. Also the stage of the
-    edge-by-edge timing model (compiler/hw), which adds the back-pressure no closed form has."""
+    edge-by-edge timing model (compiler/hw), which adds the back-pressure no closed form has.
+    `depthwise` (conv only, rtl/conv2d.v DEPTHWISE = 1: c_in = c_out, p_ci = p_co): group g
+    reads only its own channel word, so G = NKS."""
 
     kind: str
     c_in: int
@@ -99,6 +101,14 @@ class LineGeometry:
     p_co: int = 1
     p_ci: int = 1
     p_k: int = 1  # kernel positions per read
+    depthwise: bool = False  # group == c_in == c_out: each output channel sees its own channel
+
+    def __post_init__(self):
+        if self.depthwise and (self.kind != "conv" or self.c_in != self.c_out or self.p_ci != self.p_co):
+            raise ValueError(
+                f"a depthwise {self.kind} needs c_in = c_out and p_ci = p_co "
+                f"(got {self.c_in}, {self.c_out}, {self.p_ci}, {self.p_co})"
+            )
 
     @property
     def h_out(self) -> int:
@@ -127,9 +137,14 @@ class LineGeometry:
 
     @property
     def group(self) -> int:
-        """G: reads per group of outputs (conv: NKS*NCW; pool: one output, KH*KW)."""
-        words = math.ceil(self.c_in / self.p_ci) if self.kind == "conv" else 1
+        """G: reads per group of outputs (conv: NKS*NCW, depthwise NKS; pool: one output, KH*KW)."""
+        words = math.ceil(self.c_in / self.p_ci) if self.kind == "conv" and not self.depthwise else 1
         return self.kernel_steps * words
+
+    @property
+    def multipliers(self) -> int:
+        """conv: P_CO*P_CI*P_K (depthwise P_CO*P_K: one input lane per output channel)."""
+        return self.p_co * self.p_k * (1 if self.depthwise else self.p_ci)
 
     @property
     def groups(self) -> int:
@@ -157,7 +172,7 @@ class LineGeometry:
 
 
 def conv_geometry(
-    in_shape, c_out: int, kernel, stride: int, pads, p_co: int = 1, p_ci: int = 1, p_k: int = 1
+    in_shape, c_out: int, kernel, stride: int, pads, p_co: int = 1, p_ci: int = 1, p_k: int = 1, depthwise: bool = False
 ) -> LineGeometry:
     c_in, h, w = (int(d) for d in in_shape)
     return LineGeometry(
@@ -173,4 +188,5 @@ def conv_geometry(
         int(p_co),
         int(p_ci),
         int(p_k),
+        bool(depthwise),
     )

@@ -14,6 +14,12 @@ vectors its P_CO x P_CI x P_K weights come from instead of the weights: word
 k = ks*P_K + j at bits [(((pb*P_K + j)*QB + qb)*b + d)*bits +: bits], zero past p, q or kH*kW.
 Weight lane (co*P_K + j)*P_CI + l of the dense word is element ((co - l) mod b) of vector
 ((co/b)*P_K + j)*QB + l/b: wiring (`expand_circulant_word`, rtl/conv2d.v).
+
+Depthwise weight ROM (DEPTHWISE = 1: group == C, weights [C, 1, kH, kW], P_CI = P_CO): group g
+reads only its own channel word, so NCG*NKS words of P_CO*P_K weights: word g*NKS + ks packs
+W[g*P_CO + p, 0, ky, kx] of position k = ks*P_K + j at bits [(p*P_K + j)*bits +: bits], zero
+past C or kH*kW. Lane (co*P_K + j)*P_CO + l of the dense word is weight co*P_K + j where l == co,
+zero elsewhere: wiring (`expand_depthwise_word`, rtl/depthwise_word_expand.v).
 """
 
 import numpy as np
@@ -24,7 +30,9 @@ __all__ = [
     "conv_weight_rom_words",
     "conv_bias_rom_words",
     "circulant_conv_rom_words",
+    "depthwise_conv_rom_words",
     "expand_circulant_word",
+    "expand_depthwise_word",
     "write_mem",
 ]
 
@@ -103,4 +111,35 @@ def expand_circulant_word(word: int, p_co: int, p_ci: int, p_k: int, b: int, bit
             for lane in range(p_ci):
                 src = ((((co // b) * p_k + j) * qb + lane // b) * b + (co - lane) % b) * bits
                 dense |= ((word >> src) & mask) << (((co * p_k + j) * p_ci + lane) * bits)
+    return dense
+
+
+def depthwise_conv_rom_words(w_q: np.ndarray, p_co: int, bits: int, p_k: int = 1) -> list[int]:
+    """The depthwise weight ROM from w_q [C, 1, kH, kW] (the module docstring's layout)."""
+    w = np.asarray(w_q, dtype=np.int64)
+    c, one, kh, kw = w.shape
+    if one != 1:
+        raise ValueError(f"depthwise weights are [C, 1, kH, kW], not {list(w.shape)}")
+    ncg, nks = -(-c // p_co), -(-(kh * kw) // p_k)
+    padded = np.zeros((ncg * p_co, nks * p_k), dtype=np.int64)  # [channel, position]
+    padded[:c, : kh * kw] = w.reshape(c, kh * kw)
+    words = []
+    for g in range(ncg):
+        for ks in range(nks):
+            lanes = padded[g * p_co : (g + 1) * p_co, ks * p_k : (ks + 1) * p_k].ravel()  # index p*P_K + j
+            word = 0
+            for i, value in enumerate(lanes):
+                word |= twos_complement(int(value), bits) << (i * bits)
+            words.append(word)
+    return words
+
+
+def expand_depthwise_word(word: int, p_co: int, p_k: int, bits: int) -> int:
+    """A depthwise ROM word -> the dense word (conv_weight_rom_words' layout, P_CI = P_CO) of the
+    same weights, by the wiring rtl/depthwise_word_expand.v does: lane (co*P_K + j)*P_CO + co
+    takes weight co*P_K + j, every other lane is zero."""
+    mask, dense = (1 << bits) - 1, 0
+    for co in range(p_co):
+        for j in range(p_k):
+            dense |= ((word >> ((co * p_k + j) * bits)) & mask) << (((co * p_k + j) * p_co + co) * bits)
     return dense

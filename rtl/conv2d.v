@@ -1,5 +1,5 @@
-// conv2d: one 2-D convolution layer (groups = 1), line-buffered and streaming, P_CO x P_CI x P_K
-// multipliers, weights and bias in ROM.
+// conv2d: one 2-D convolution layer (groups = 1, or depthwise: DEPTHWISE = 1), line-buffered and
+// streaming, P_CO x P_CI x P_K multipliers (depthwise P_CO x P_K), weights and bias in ROM.
 //
 // Input: one frame (C_IN x H x W) after another, one element per handshake in channel-last
 // raster order: for y, for x, for c (element x[c, y, x]). For each frame it computes
@@ -37,11 +37,23 @@
 // wired to element (co - l) mod b of vector ((co/b)*P_K + j)*(P_CI/b) + l/b. The ROM is b
 // times narrower; multipliers, cycles and values are unchanged. CIRC_B = 0: dense words (above).
 //
+// Depthwise (DEPTHWISE = 1; group == C_IN == C_OUT, docs/fixed-point.md
+// "Engines"): acc[c, oy, ox] = B[c] + sum_{ky,kx} W[c, 0, ky, kx] * x_pad[c, oy*STRIDE + ky,
+// ox*STRIDE + kx]. Requires P_CI = P_CO, C_IN = C_OUT, CIRC_B = 0. Output-channel group g reads
+// only channel word cw = g (channels g*P_CO .. g*P_CO + P_CO - 1, the group's own channels), so
+// a group takes G = NKS reads (not NKS*NCW), and multiplier lane p multiplies input lane p only.
+// W_FILE then holds NCG*NKS words of P_CO*P_K weights (kernels/conv_rom.py,
+// depthwise_conv_rom_words): word g*NKS + ks packs W[g*P_CO + p, 0, ky, kx] of position
+// k = ks*P_K + j at bits [(p*P_K + j)*W_BITS +: W_BITS] (zero past C_OUT, KH*KW);
+// rtl/depthwise_word_expand.v wires it to the P_CO*P_K*P_CO lanes with zeros off the diagonal,
+// whose multipliers synthesis removes: P_CO*P_K multipliers. B_FILE, the line buffer, the
+// requantize and the timing below are as for groups = 1, with G = NKS.
+//
 // Protected ROMs (PROTECT; kernels/rom_protect.py, docs/fixed-point.md "Protected ROMs"): with
 // PROTECT = 1 (even parity) or 2 (SECDED) each word of both ROMs is stored as its codeword, the
 // data bits low and the check bits above them (kernels.rom.write_mem(..., protection=...)):
 // W_FILE words are WD + C(WD) bits (WD = SW*W_BITS, SW = P_CO*P_K*P_CI / max(CIRC_B, 1) stored
-// weights), B_FILE words P_CO*B_BITS + C(P_CO*B_BITS), with C(D) the check bits of D data
+// weights; DEPTHWISE: SW = P_CO*P_K), B_FILE words P_CO*B_BITS + C(P_CO*B_BITS), with C(D) the check bits of D data
 // bits. Each registered read is decoded by rtl/rom_port.v (which defines C) in the same cycle (no added
 // cycle: the timing below holds for every PROTECT). `fault` is sticky, cleared by rst: it rises
 // at the edge after a used word decodes as detected (parity: an odd number of flips; SECDED:
@@ -64,14 +76,17 @@
 //
 // Requirements on the instantiator: ACC_BITS is wide enough that no accumulator overflows
 // (conv_accumulator_bits), B_BITS <= ACC_BITS, every padding < its kernel size,
-// 1 <= P_K <= KH*KW; with CIRC_B > 0, P_CO and P_CI multiples of CIRC_B.
+// 1 <= P_K <= KH*KW; with CIRC_B > 0, P_CO and P_CI multiples of CIRC_B; with DEPTHWISE,
+// P_CI = P_CO, C_IN = C_OUT and CIRC_B = 0.
 //
 // Timing, in rising clock edges (a handshake completes at an edge). G = NKS*NCW = ceil(KH*KW /
-// P_K)*NCW (reads per output-channel group), ROW_CYC = W_OUT*NCG*G (one output row). For output
+// P_K)*NCW (reads per output-channel group; DEPTHWISE: G = NKS), ROW_CYC = W_OUT*NCG*G (one
+// output row). For output
 // row oy, with lo (first input row still held), rel (rows held after it) and hi (last row
 // needed) of rtl/line_rows.v:
 //   * Computing reads one ROM word (and P_K line-buffer words) per edge, ROW_CYC edges with no
-//     bubbles (loops for ox, for group g, for kernel step ks, for cw), starting at
+//     bubbles (loops for ox, for group g, for kernel step ks, for cw; DEPTHWISE: cw = g, no
+//     cw loop), starting at
 //         C = max(edge of the last input of row hi of its frame + 1, C of the previous
 //                 output row (of this or the previous frame) + ROW_CYC).
 //     At its last read (edge C + ROW_CYC - 1) input rows lo .. rel-1 are released.
@@ -103,6 +118,7 @@ module conv2d #(
     parameter P_CI     = 1,            // input channels per line-buffer word
     parameter P_K      = 1,            // kernel positions per cycle (1 .. KH*KW)
     parameter CIRC_B   = 0,            // 0 dense weight ROM; b: block-circulant, one vector per block
+    parameter DEPTHWISE = 0,           // 1: group == C_IN == C_OUT, P_CI = P_CO (header)
     parameter IN_BITS  = 8,
     parameter W_BITS   = 8,
     parameter B_BITS   = 16,
@@ -130,7 +146,7 @@ module conv2d #(
     localparam NCW       = (C_IN + P_CI - 1) / P_CI;      // line-buffer words per pixel
     localparam NCG       = (C_OUT + P_CO - 1) / P_CO;     // output-channel groups
     localparam NKS       = (KH * KW + P_K - 1) / P_K;     // kernel steps per group
-    localparam G         = NKS * NCW;                     // reads per group
+    localparam G         = NKS * ((DEPTHWISE != 0) ? 1 : NCW);  // reads per group (depthwise: cw = g)
     localparam PARTIAL   = (KH * KW) % P_K != 0;          // the last step reaches past KH*KW
     localparam LANES     = P_K * P_CI;                    // multipliers per output channel
     localparam NROWS     = KH + STRIDE;                   // line-buffer rows
@@ -149,7 +165,7 @@ module conv2d #(
     localparam CB        = $clog2(SPAN) + 2;
     // ROM words: data bits, then check bits (their width: rtl/rom_port.v).
     localparam CB_DIV    = (CIRC_B > 0) ? CIRC_B : 1;
-    localparam SW        = P_CO * LANES / CB_DIV;         // stored weights per ROM word
+    localparam SW        = (DEPTHWISE != 0) ? P_CO * P_K : P_CO * LANES / CB_DIV;  // weights a word
     localparam WD        = SW * W_BITS;
     localparam FD        = P_CO * LANES * W_BITS;         // the multipliers' weights per cycle
     localparam BD        = P_CO * B_BITS;
@@ -210,7 +226,8 @@ module conv2d #(
     wire                 can_issue;
     reg [WA-1:0]        w_addr;
 
-    wire cw_last  = (cw == C_NCW1);
+    wire cw_last  = (DEPTHWISE != 0) || (cw == C_NCW1);  // depthwise: one word, cw stays 0
+    wire signed [CB-1:0] cw_rd = (DEPTHWISE != 0) ? cg : cw;   // the channel word read
     wire ks_last;                         // the last kernel step (from its last lane, g_lane)
     wire cg_last  = (cg == C_NCG1);
     wire ox_last  = (ox == C_OX1);
@@ -267,7 +284,7 @@ module conv2d #(
     reg rd_valid, rd_first, rd_last, rd_cg_last;
 
     wire [WD-1:0] w_word;                 // the stored weights of the word
-    wire [FD-1:0] w_full;                 // all P_CO*LANES weights (CIRC_B: expanded by wiring)
+    wire [FD-1:0] w_full;                 // all P_CO*LANES weights (CIRC_B, DEPTHWISE: by wiring)
     wire [BD-1:0] b_word;
     wire          w_detected, b_detected, unused_w_corrected, unused_b_corrected;
     rom_port #(.DEPTH(W_DEPTH), .DATA_BITS(WD), .PROTECT(PROTECT), .LANES(W_LANES), .FILE(W_FILE)) u_w_rom (
@@ -279,10 +296,19 @@ module conv2d #(
         .data(b_word), .corrected(unused_b_corrected), .detected(b_detected)
     );
 
-    // Block-circulant expansion, pure wiring (rtl/circulant_word_expand.v; CIRC_B = 0: the word).
-    circulant_word_expand #(.P_CO(P_CO), .P_K(P_K), .P_CI(P_CI), .CIRC_B(CIRC_B), .W_BITS(W_BITS)) u_expand (
-        .word(w_word), .weights(w_full)
-    );
+    // Depthwise diagonal or block-circulant expansion, pure wiring (rtl/depthwise_word_expand.v,
+    // rtl/circulant_word_expand.v; CIRC_B = 0: the word).
+    generate
+        if (DEPTHWISE != 0) begin : g_depthwise
+            depthwise_word_expand #(.P_CO(P_CO), .P_K(P_K), .W_BITS(W_BITS)) u_expand (
+                .word(w_word), .weights(w_full)
+            );
+        end else begin : g_groups1
+            circulant_word_expand #(.P_CO(P_CO), .P_K(P_K), .P_CI(P_CI), .CIRC_B(CIRC_B), .W_BITS(W_BITS)) u_expand (
+                .word(w_word), .weights(w_full)
+            );
+        end
+    endgenerate
 
     always @(posedge clk) begin
         if (rst) begin
@@ -322,7 +348,7 @@ module conv2d #(
             wire pad = past || ry[CB-1] || (ry >= C_H) || cx[CB-1] || (cx >= C_W);
             wire signed [CB-1:0] slot_a = base_slot + (ry - lo);
             wire signed [CB-1:0] slot = (slot_a >= C_NROWS) ? slot_a - C_NROWS : slot_a;
-            wire signed [CB-1:0] rd_addr_c = slot * C_RW + cx * C_NCW + cw;
+            wire signed [CB-1:0] rd_addr_c = slot * C_RW + cx * C_NCW + cw_rd;
             wire [LBA-1:0] rd_addr = pad ? {LBA{1'b0}} : rd_addr_c[LBA-1:0];
             wire unused_addr_high = ^rd_addr_c[CB-1:LBA];
 

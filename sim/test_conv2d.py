@@ -1,8 +1,9 @@
 """cocotb bench for rtl/conv2d.v against kernels.conv2d (+ kernels.requantize).
 
 Environment: MPC_TB_CONFIG = JSON {"parameters": the DUT's parameters (C_IN, H, W, C_OUT, KH,
-KW, STRIDE, PAD_*, P_CO, P_CI, P_K (default 1), ..., REQUANT, PROTECT), "stimulus": .npz with
-w_q [C_OUT, C_IN, KH, KW], b_q [C_OUT], x_q [frames, C_IN, H, W], and optionally "flips" (ROM
+KW, STRIDE, PAD_*, P_CO, P_CI, P_K (default 1), DEPTHWISE (default 0), ..., REQUANT, PROTECT),
+"stimulus": .npz with w_q [C_OUT, C_IN, KH, KW] (DEPTHWISE: [C, 1, KH, KW]), b_q [C_OUT], x_q
+[frames, C_IN, H, W], and optionally "flips" (ROM
 bits flipped before the run) and "expect_fault" (sim/engine_checks.py apply_rom_flips,
 check_fault)}. The ROM files the DUT loads must hold the same w_q and b_q (kernels/conv_rom.py;
 as codewords with PROTECT != 0). Streams are channel-last raster order (for y, for x, for c).
@@ -28,11 +29,19 @@ def _load():
     stim = np.load(cfg["stimulus"])
     w_q, b_q, x_q = (np.asarray(stim[k], dtype=np.int64) for k in ("w_q", "b_q", "x_q"))
     pads = (p["PAD_T"], p["PAD_L"], p["PAD_B"], p["PAD_R"])
-    expected = conv2d(x_q, w_q, b_q, p["STRIDE"], pads)
+    conv = depthwise_conv2d if p.get("DEPTHWISE", 0) else conv2d
+    expected = conv(x_q, w_q, b_q, p["STRIDE"], pads)
     if p["REQUANT"]:
         expected = requantize(expected, p["SHIFT"], p["OUT_BITS"], bool(p["RELU"]))
     # channel-last raster order, as the streams carry them
     return cfg, p, x_q.transpose(0, 2, 3, 1), expected.transpose(0, 2, 3, 1)
+
+
+def depthwise_conv2d(x_q, w_q, b_q, stride, pads):
+    """Depthwise (group == C): channel c alone through kernels.conv2d.conv2d with its own filter
+    w_q[c] [1, 1, KH, KW], which is the definition acc[c] = b[c] + sum W[c, 0] * x_pad[c]."""
+    channels = [conv2d(x_q[:, c : c + 1], w_q[c : c + 1], b_q[c : c + 1], stride, pads) for c in range(len(w_q))]
+    return np.concatenate(channels, axis=1)
 
 
 def geometry(p) -> LineGeometry:
@@ -47,6 +56,7 @@ def geometry(p) -> LineGeometry:
         p["P_CO"],
         p["P_CI"],
         p.get("P_K", 1),
+        bool(p.get("DEPTHWISE", 0)),
     )
 
 

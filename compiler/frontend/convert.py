@@ -90,6 +90,10 @@ def convert_node(ctx: Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]
     if op == "MatMul":  # x @ B with B [in, out]; canonicalize turns it into dense
         params[f"{n.name}.weight"] = np.ascontiguousarray(ctx.consts[n.input[1]].astype(np.float32).T)
         return Node("dense", n.name, [n.input[0], f"{n.name}.weight"], [n.output[0]])
+    if op == "Add" and not any(i in ctx.consts for i in n.input):  # a join of two branches (residual)
+        return Node("add", n.name, [n.input[0], n.input[1]], [n.output[0]])
+    if op == "Concat":
+        return _concat(n)
     if op == "Add":
         const = next(i for i in n.input if i in ctx.consts)
         x = next(i for i in n.input if i != const)
@@ -143,6 +147,19 @@ def convert_node(ctx: Ctx, n: onnx.NodeProto, params: dict) -> Node | list[Node]
         "LogSoftmax": "log_softmax",
     }
     return Node(simple[op], n.name, [n.input[0]], [n.output[0]])
+
+
+def _concat(n: onnx.NodeProto) -> Node | list[Node]:
+    """Along the channel axis (support.py checked it); N > 2 inputs become a chain of two-input
+    concats (the IR's joins take two streams), the last one named as the node."""
+    inputs = [t for t in n.input if t]
+    nodes, cur = [], inputs[0]
+    for k, t in enumerate(inputs[1:], start=1):
+        last = k == len(inputs) - 1
+        out, name = (n.output[0], n.name) if last else (f"{n.name}.part{k}", f"{n.name}.part{k}")
+        nodes.append(Node("concat", name, [cur, t], [out], attrs={"axis": 1}))
+        cur = out
+    return nodes[0] if len(nodes) == 1 else nodes
 
 
 def _activation(ctx: Ctx, n: onnx.NodeProto, a: dict, params: dict) -> Node:

@@ -9,7 +9,8 @@ import onnx
 from compiler.frontend.context import ACTIVATIONS, Ctx, node_attrs, tensor_rank
 
 SUPPORTED = (
-    "Gemm, MatMul, Add, Relu, Flatten, Reshape-as-flatten, Identity, Dropout, Conv, MaxPool, "
+    "Gemm, MatMul, Add (a bias vector, or two tensors of one shape), Concat on the channel axis, Relu, Flatten, "
+    "Reshape-as-flatten, Identity, Dropout, Conv, MaxPool, "
     "AveragePool, GlobalAveragePool, ReduceMean over H and W, BatchNormalization, "
     "trailing Softmax/LogSoftmax, activations Sigmoid, Tanh, LeakyRelu, PRelu, Elu, Selu, HardSigmoid, "
     "HardSwish, Clip (Relu6)"
@@ -56,9 +57,13 @@ def why_unsupported(ctx: Ctx, n: onnx.NodeProto) -> str | None:
         return None
     if op == "Add":
         const = [i for i in n.input if i in ctx.consts]
+        if not const:
+            return _why_join_unsupported(ctx, n)
         if len(const) != 1 or ctx.consts[const[0]].squeeze().ndim > 1:
             return "only adding a constant bias vector is supported"
         return None
+    if op == "Concat":
+        return _why_concat_unsupported(ctx, n, a)
     if op == "Conv":
         return _why_window_unsupported(ctx, n, a, "convolution")
     if op in ("MaxPool", "AveragePool"):
@@ -99,6 +104,52 @@ def why_unsupported(ctx: Ctx, n: onnx.NodeProto) -> str | None:
             return "only a trailing (graph-output) softmax is supported"
         return None
     return f"op type is not supported by mpc (supported: {SUPPORTED})"
+
+
+def _why_join_unsupported(ctx: Ctx, n: onnx.NodeProto) -> str | None:
+    """An Add of two computed tensors (a residual join): no broadcasting."""
+    if len(n.input) != 2 or n.input[0] == n.input[1]:
+        return "an Add of two computed tensors needs two distinct inputs"
+    a, b = ctx.shapes.get(n.input[0]), ctx.shapes.get(n.input[1])
+    if a is None or b is None:
+        return "the shapes of both inputs must be known"
+    if len(a) != len(b) or any(p != q for p, q in zip(a[1:], b[1:])):
+        return f"adding tensors of shapes {list(a)} and {list(b)} (broadcasting) is not supported"
+    return _flattened_image_input(ctx, n)
+
+
+def _flattened_image_input(ctx: Ctx, n: onnx.NodeProto) -> str | None:
+    """A join of a flattened image is refused (lower's rule): the image streams channel-last
+    while the integer graph is row-major, so the two halves of the join would not line up."""
+    producers = {o: m for m in ctx.model.graph.node for o in m.output}
+    for t in (t for t in n.input if t):
+        src = producers.get(t)
+        while src is not None and (src.op_type in ("Relu", "Identity", "Dropout") or src.op_type in ACTIVATIONS):
+            src = producers.get(src.input[0])
+        shape = ctx.shapes.get(src.input[0]) if src is not None and src.op_type in ("Flatten", "Reshape") else None
+        if shape is not None and len(shape) > 2 and int(np.prod([d or 2 for d in shape[2:]])) > 1:
+            return f"input {t!r} is a flattened image; join the images before the flatten"
+    return None
+
+
+def _why_concat_unsupported(ctx: Ctx, n: onnx.NodeProto, a: dict) -> str | None:
+    """A Concat of computed tensors along the channel axis (1 of [N, C, ...])."""
+    inputs = [t for t in n.input if t]
+    if len(inputs) < 2:
+        return "a Concat needs at least two inputs"
+    if any(t in ctx.consts for t in inputs):
+        return "a Concat with a constant input is not supported (only computed tensors are joined)"
+    rank = tensor_rank(ctx, inputs[0])
+    if rank is None or rank not in (2, 3, 4):
+        return f"only a Concat of [N, F] or [N, C, H, W] tensors is supported (rank {rank})"
+    axis = int(a.get("axis", 1))
+    if axis % rank != 1:
+        return f"only a Concat along the channel axis (1) is supported (axis={axis}, rank={rank})"
+    shapes = [ctx.shapes.get(t) for t in inputs]
+    known = [s for s in shapes if s is not None]
+    if len(known) < len(shapes) or any(len(s) != rank or s[2:] != known[0][2:] for s in known):
+        return f"the inputs' shapes {[list(s) if s else None for s in shapes]} must agree but in the channel axis"
+    return _flattened_image_input(ctx, n)
 
 
 def _dims_problem(rank: int | None, what: str) -> str:

@@ -7,6 +7,7 @@ engine then runs with CIRC_B = b, its weight-ROM words hold one defining vector 
 (ROM bits / b) and the P_CO*P_CI*P_K weights of a cycle come from them by wiring; multipliers,
 cycles and values are those of the dense engine. Only a recipe's exact `multipliers` below the
 smallest aligned split (b*b) gives such a layer a dense weight ROM (CIRC_B = 0).
+A depthwise conv (group == C) runs with DEPTHWISE = 1 (compiler/hw/conv_modes.py).
 
 The timing model of the line-buffered engines, which rtl/pool2d.v shares, is compiler/hw/line_timing.py.
 """
@@ -35,12 +36,20 @@ from compiler.hw.base import (
     probe_layout,
     stored_bias_bits,
 )
+from compiler.hw.conv_modes import (
+    check_depthwise,
+    depthwise_splits,
+    depthwise_weight_rom_bits,
+    is_depthwise,
+    stored_lanes,
+    weight_rom_words,
+)
 from compiler.hw.registry import register
 from compiler.hw.timing import run_stream, steady_interval
 from compiler.ir import Node
 from kernels.circulant_conv import conv_circulant_expand, conv_circulant_pullback, conv_circulant_vectors
 from kernels.conv2d import LineGeometry, conv_geometry
-from kernels.conv_rom import circulant_conv_rom_words, conv_bias_rom_words, conv_weight_rom_words
+from kernels.conv_rom import conv_bias_rom_words
 from kernels.rom import write_mem
 
 LINE_FRAMES = 3  # a line-buffered engine alone, fed at full rate, is periodic from its second frame
@@ -100,13 +109,16 @@ def conv_cost(stage: LineGeometry, w_bits: int, bias_bits: int, circ: int = 0) -
     """Weight ROM NCG*NKS*NCW words of P_CO*P_K*P_CI weights (CIRC_B = circ > 0: P_CO*P_K*P_CI /
     circ), bias ROM NCG words of P_CO biases (both zero-padded to whole groups)."""
     s = stage
-    weights = conv_weight_rom_bits((s.c_in, s.h, s.w), s.c_out, (s.kh, s.kw), s.p_co, s.p_ci, w_bits, s.p_k, circ)
+    if s.depthwise:
+        weights = depthwise_weight_rom_bits(s.c_out, (s.kh, s.kw), s.p_co, w_bits, s.p_k)
+    else:
+        weights = conv_weight_rom_bits((s.c_in, s.h, s.w), s.c_out, (s.kh, s.kw), s.p_co, s.p_ci, w_bits, s.p_k, circ)
     return line_cost("conv", s, weights + s.groups * s.p_co * bias_bits, weights)
 
 
 def node_geometry(node: Node, p_co: int = 1, p_ci: int = 1, p_k: int = 1) -> LineGeometry:
-    a = node.attrs
-    return conv_geometry(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"], p_co, p_ci, p_k)
+    a, dw = node.attrs, is_depthwise(node)
+    return conv_geometry(a["in_shape"], a["out_shape"][0], a["kernel"], a["stride"], a["pads"], p_co, p_ci, p_k, dw)
 
 
 # ---- planning: the split of the multipliers ---------------------------------------------------
@@ -119,10 +131,11 @@ class ConvSplit(NamedTuple):
     cycles: int
     rom_bits: int
     circ: int = 0  # CIRC_B: the block size when the weight ROM holds block-circulant vectors
+    depthwise: bool = False  # DEPTHWISE = 1: p_ci = p_co, one input lane per output channel
 
     @property
     def multipliers(self) -> int:
-        return self.p_co * self.p_ci * self.p_k
+        return self.p_co * self.p_k * (1 if self.depthwise else self.p_ci)
 
     @property
     def hardware(self) -> tuple[int, int, int]:
@@ -146,12 +159,16 @@ def _aligned_per_count(n: int, b: int) -> list[int]:
 def conv_splits(node: Node) -> list[ConvSplit]:
     """The splits worth considering among those rtl/conv2d.v's timing contract covers:
     P_K <= KH*KW and P_CO <= G = ceil(KH*KW/P_K) * ceil(C_IN/P_CI). For a block-circulant conv
-    also those with P_CO and P_CI multiples of its block size (`circ` set: a vector ROM)."""
+    also those with P_CO and P_CI multiples of its block size (`circ` set: a vector ROM).
+    Depthwise: P_CI = P_CO <= G = NKS."""
     a = node.attrs
     c_in, c_out = a["in_shape"][0], a["out_shape"][0]
     positions = a["kernel"][0] * a["kernel"][1]
     w_bits = a["weight_format"]["bits"]
     co_options, ci_options = _smallest_per_count(c_out), _smallest_per_count(c_in)
+    if is_depthwise(node):
+        found = depthwise_splits(node, co_options, _smallest_per_count(positions))
+        return [ConvSplit(p_co, p_co, p_k, cycles, rom, depthwise=True) for p_co, p_k, cycles, rom in found]
     if "circulant" in a:
         b = int(a["circulant"]["block"])
         co_options = sorted(set(co_options) | set(_aligned_per_count(c_out, b)))
@@ -242,6 +259,8 @@ def describe_line(spec: EngineSpec) -> str:
     assert isinstance(st, LineGeometry) and spec.out_shape is not None
     shape = f"{st.c_in}x{st.h}x{st.w} -> {'x'.join(str(d) for d in spec.out_shape)}"
     window = f"{st.kh}x{st.kw} window, stride {st.stride}, pads {list(st.pads)}"
+    if spec.engine == "conv" and st.depthwise:
+        return f"{shape}, conv engine, depthwise, {window}, P_CO x P_K = {st.p_co} x {st.p_k} multipliers"
     if spec.engine == "conv":
         return f"{shape}, conv engine, {window}, P_CO x P_CI x P_K = {st.p_co} x {st.p_ci} x {st.p_k} multipliers"
     return f"{shape}, {spec.kind} engine, {window}"
@@ -278,7 +297,7 @@ class Conv(Engine):
         else:
             split = cheapest_conv_split(node, budget)
         parallelism = {"multipliers": split.multipliers, "p_co": split.p_co, "p_ci": split.p_ci, "p_k": split.p_k}
-        structure = ""
+        structure = "; depthwise (group = C): P_CI = P_CO, P_CO x P_K multipliers" if split.depthwise else ""
         if "circulant" in node.attrs:
             b = node.attrs["circulant"]["block"]
             structure = (
@@ -313,8 +332,13 @@ class Conv(Engine):
 
     def check_plan(self, graph, node):
         a = node.annotations
-        if a["multipliers"] != a["p_co"] * a["p_ci"] * a["p_k"]:
-            return f"multipliers {a['multipliers']} is not p_co x p_ci x p_k = {a['p_co']} x {a['p_ci']} x {a['p_k']}"
+        if why := check_depthwise(node):
+            return why
+        if is_depthwise(node) and a["p_ci"] != a["p_co"]:
+            return f"a depthwise conv needs p_ci = p_co (got {a['p_ci']}, {a['p_co']})"
+        if a["multipliers"] != node_geometry(node, a["p_co"], a["p_ci"], a["p_k"]).multipliers:
+            product = "p_co x p_k" if is_depthwise(node) else "p_co x p_ci x p_k"
+            return f"multipliers {a['multipliers']} is not {product} = {a['p_co']} x {a['p_ci']} x {a['p_k']}"
         c_out, c_in = node.attrs["out_shape"][0], node.attrs["in_shape"][0]
         if circ_block(node, a["p_co"], a["p_ci"]):  # a vector ROM may cover the padded channels
             c_out, c_in = padded_channels(node)
@@ -329,7 +353,9 @@ class Conv(Engine):
         check_window(node, image)
         p = node.annotations
         stage = node_geometry(node, p["p_co"], p["p_ci"], p["p_k"])
-        w_shape = (stage.c_out, stage.c_in, stage.kh, stage.kw)
+        if why := check_depthwise(node):
+            raise VerilogBackendError(f"node {node.name!r}: {why}")
+        w_shape = (stage.c_out, 1 if stage.depthwise else stage.c_in, stage.kh, stage.kw)
         if graph.params[node.inputs[1]].shape != w_shape:
             raise VerilogBackendError(
                 f"node {node.name!r}: weight shape {graph.params[node.inputs[1]].shape} is not {w_shape}"
@@ -341,7 +367,7 @@ class Conv(Engine):
             kind=node.op,
             n_in=stage.n_in,
             n_out=stage.n_out,
-            multipliers=stage.p_co * stage.p_ci * stage.p_k,
+            multipliers=stage.multipliers,
             in_bits=a["input_format"]["bits"],
             w_bits=a["weight_format"]["bits"],
             acc_bits=a["acc_bits"],
@@ -364,6 +390,7 @@ class Conv(Engine):
                 "P_K": stage.p_k,
             }
             | ({"CIRC_B": circ} if circ else {})  # 0 (a dense weight ROM) is the module's default
+            | ({"DEPTHWISE": 1} if stage.depthwise else {})
             | {
                 "IN_BITS": spec.in_bits,
                 "W_BITS": spec.w_bits,
@@ -383,13 +410,9 @@ class Conv(Engine):
         node = graph.node(spec.name)
         w_q = graph.params[node.inputs[1]]
         b_q = bias_or_zeros(graph, node, w_q.shape[0])
-        p_co, p_ci, p_k = (spec.parameters[k] for k in ("P_CO", "P_CI", "P_K"))
-        circ = spec.parameters.get("CIRC_B", 0)
-        lanes = p_co * p_k * p_ci // (circ or 1)  # stored weights per word
-        if circ:
-            words = circulant_conv_rom_words(_vectors(w_q, circ), p_co, p_ci, spec.w_bits, p_k)
-        else:
-            words = conv_weight_rom_words(w_q, p_co, p_ci, spec.w_bits, p_k)
+        p_co, circ = spec.parameters["P_CO"], spec.parameters.get("CIRC_B", 0)
+        lanes = stored_lanes(spec.parameters)
+        words = weight_rom_words(_vectors(w_q, circ) if circ else w_q, spec.parameters, spec.w_bits)
         write_mem(folder / spec.w_file, words, lanes * spec.w_bits, spec.protection, spec.code_lanes(lanes))
         bias = conv_bias_rom_words(b_q, p_co, spec.b_bits)
         write_mem(folder / spec.b_file, bias, p_co * spec.b_bits, spec.protection, spec.code_lanes(p_co))
@@ -401,14 +424,10 @@ class Conv(Engine):
         node = graph.node(spec.name)
         w_name, b_name = node.inputs[1], bias_param(node)
         w = graph.params[w_name]
-        p_co, p_ci, p_k = (spec.parameters[k] for k in ("P_CO", "P_CI", "P_K"))
-        circ = spec.parameters.get("CIRC_B", 0)
-        lanes, bits = p_co * p_k * p_ci // (circ or 1), spec.w_bits
+        p_co, circ = spec.parameters["P_CO"], spec.parameters.get("CIRC_B", 0)
+        lanes, bits = stored_lanes(spec.parameters), spec.w_bits
         stored_w = _vectors(w, circ) if circ else w
-        if circ:
-            index = probe_layout(lambda a, k: circulant_conv_rom_words(a, p_co, p_ci, k, p_k), stored_w.shape, lanes)
-        else:
-            index = probe_layout(lambda a, k: conv_weight_rom_words(a, p_co, p_ci, k, p_k), w.shape, lanes)
+        index = probe_layout(lambda a, k: weight_rom_words(a, spec.parameters, k), stored_w.shape, lanes)
         bias_index = probe_layout(lambda a, k: conv_bias_rom_words(a, p_co, k), (w.shape[0],), p_co)
         images = [
             RomImage(spec.w_file, "weights", lanes * bits, len(index), (RomField("weights", index, bits, tuple(
@@ -443,6 +462,7 @@ class Conv(Engine):
         return (
             super().layer_figures(graph, node, entry)
             | stored
+            | ({"group": a["group"]} if is_depthwise(node) else {})
             | {
                 "in_shape": a["in_shape"],
                 "out_shape": a["out_shape"],

@@ -15,6 +15,7 @@ from compiler.ops import (  # imported to register their ops
     avgpool2d,
     canonical,
     circulant,
+    concat,
     conv2d,
     dense,
     dequantize,

@@ -46,6 +46,8 @@ class Requantize(Op):
         t = acc = xs[0]
         int_type = acc_type(graph, node.inputs[0])
         np_int = np.int64 if int_type == TensorProto.INT64 else np.int32
+        if shift == 0 and not _reads_accumulator(graph, node):  # an int8 activation (a ReLU after a join)
+            t = b.op("Cast", [acc], f"{name}__wide", to=int_type)
         if shift > 0:  # exact in float64: |acc| < 2**48 (lower's limit) and scaling by powers of two
             d = b.op("Cast", [acc], f"{name}__f64", to=TensorProto.DOUBLE)
             d = b.op("Add", [d, b.const(2.0 ** (shift - 1), np.float64, "round")], f"{name}__round")
@@ -53,6 +55,15 @@ class Requantize(Op):
             d = b.op("Floor", [d], f"{name}__floor")
             t = b.op("Cast", [d], f"{name}__i32", to=int_type)
         return saturate_to_int8(b, t, bits, relu, np_int, name)
+
+
+def _reads_accumulator(graph, node) -> bool:
+    """Whether the requantize's input is a layer's accumulator (int32 / int64 in ONNX), through
+    flattens; else it is an activation, carried as int8."""
+    src = graph.producer(node.inputs[0])
+    while src is not None and src.op == "flatten":
+        src = graph.producer(src.inputs[0])
+    return src is not None and "acc_bits" in src.attrs
 
 
 @register

@@ -318,7 +318,7 @@ def chosen_block_sizes(graph: Graph, ctx) -> dict[str, int | str]:
         b = ctx.layer_options("circulant", node.name)["block_size"]
         n_out, n_in = _matrix_shape(graph.params[node.inputs[1]].shape)
         if node.op == "conv2d":
-            groups = node.attrs.get("groups", 1)
+            groups = node.attrs.get("group", node.attrs.get("groups", 1))  # the IR's attr is `group`
             if b != DENSE and groups != 1:
                 if explicit:
                     raise PassError(
@@ -402,8 +402,9 @@ def stream_images(graph: Graph) -> dict[str, list[int]]:
 
     shapes = torch_exec.intermediates(graph, np.zeros((1, *graph.inputs[0].shape), np.float32))
     images: dict[str, list[int]] = {}
-    chw: list[int] | None = None
-    for node in graph.nodes:
+    chw_of: dict[str, list[int] | None] = {}  # tensor -> the [C, H, W] it is a flattened image of
+    for node in graph.nodes:  # per tensor, as lower keeps it: right on a branching graph too
+        chw = chw_of.get(node.inputs[0]) if node.inputs else None
         if node.op == "flatten":
             shape = [int(d) for d in shapes[node.inputs[0]].shape[1:]]
             chw = shape if len(shape) == 3 else None
@@ -411,6 +412,7 @@ def stream_images(graph: Graph) -> dict[str, list[int]]:
             if chw is not None and stream_reorders(chw):
                 images[node.name] = chw
             chw = None
+        chw_of[node.outputs[0]] = chw
     return images
 
 

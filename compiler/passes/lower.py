@@ -15,6 +15,14 @@ stream-order matrix block-circulant (annotations["circulant"]["input_chw"]), so 
 flatten gets `order` = "hwc" (it emits the channel-last vector, docs/fixed-point.md "flatten")
 and the `circulant` node stores the stream-order weights, without `input_chw`.
 
+Branching graphs (forks and joins): the walk is in the graph's topological order and keeps the
+state per float tensor (`TensorState`: its integer tensor, format, whether an accumulator, its
+shape, a flattened image's [C, H, W]). Before a node's rule it loads the state of the node's
+first input; a join's rule (add, concat) loads each of its inputs itself (`load`); after the rule
+the node's output gets the current state. An accumulator that several consumers need as an
+activation is requantized once (`activated`); a rule may fuse the node after it (the ReLU after
+an add, when it is the add's only consumer), which the walk then skips (`fuse`).
+
 Hardware planning (engines, multipliers) is the next pass, `plan` (compiler/passes/plan.py).
 
 Where each piece lives: this module walks the float body and keeps the state (the current
@@ -43,6 +51,8 @@ only the defining vectors (docs/fixed-point.md "Block-circulant convolutions").
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -148,10 +158,22 @@ def _body(graph: Graph) -> list[Node]:
     return nodes
 
 
+@dataclass(frozen=True)
+class TensorState:
+    """What lower knows of one float tensor once lowered: the integer tensor that carries it."""
+
+    name: str  # the integer tensor
+    fmt: FixedPoint
+    is_acc: bool
+    shape: tuple[int, ...]
+    flattened_chw: list[int] | None  # [C, H, W] when it is a flattened image
+    flatten_node: Node | None  # the integer flatten that made it
+
+
 class _Lowering:
-    """Walks the float body once, each node by its op's lowering rule (compiler/ops/), emitting
-    integer nodes and tracking the current tensor's format. The rules read and set the state
-    below and call the public methods."""
+    """Walks the float body once in topological order, each node by its op's lowering rule
+    (compiler/ops/), emitting integer nodes. The rules read and set the current state below and
+    call the public methods; the walk keeps that state per float tensor (`states`)."""
 
     def __init__(self, graph: Graph, ctx, acts: dict, act_bits: int):
         self.graph, self.ctx, self.acts, self.act_bits = graph, ctx, acts, act_bits
@@ -164,6 +186,10 @@ class _Lowering:
         self.flattened_chw: list[int] | None = None  # [C, H, W] when the current tensor is a flattened image
         self.flatten_node: Node | None = None  # the integer flatten that made it
         self.narrowed: dict[str, dict] = {}  # layer -> the narrower weights fit_accumulator chose
+        self.cur_src: str = ""  # the float tensor the current state stands for
+        self.states: dict[str, TensorState] = {}  # float tensor -> its lowered state
+        self.activated: dict[str, TensorState] = {}  # float accumulator -> its requantized activation
+        self.fused: set[str] = set()  # nodes a rule took into the node before them
 
     def build(self) -> Graph:
         src = self.graph.inputs[0]
@@ -176,8 +202,16 @@ class _Lowering:
             in_fmt,
             is_acc=False,
         )
-        for node in _body(self.graph):
+        self.record(src.name)
+        body = _body(self.graph)
+        for node in body:
+            if node.name in self.fused:  # its output is its producer's (e.g. a ReLU fused into an add)
+                self.states[node.outputs[0]] = self.states[node.inputs[0]]
+                continue
+            self.load(node.inputs[0])
             ops.get(node.op).lower(self, node)
+            self.record(node.outputs[0])
+        self.load(body[-1].outputs[0])
         out_frac = self.cur_fmt.frac
         self.nodes.append(Node("dequantize", "dequantize_output", [self.cur], ["logits"], attrs={"frac": out_frac}))
         n_classes = int(np.prod(self.graph.outputs[0].shape))
@@ -199,6 +233,42 @@ class _Lowering:
             meta=meta,
         )
 
+    def state(self, tensor: str) -> TensorState:
+        """The lowered state of float tensor `tensor` (lowered before its consumers: topological order)."""
+        return self.states[tensor]
+
+    def snapshot(self) -> TensorState:
+        return TensorState(
+            self.cur, self.cur_fmt, self.cur_is_acc, self.cur_shape, self.flattened_chw, self.flatten_node
+        )
+
+    def load(self, tensor: str, st: TensorState | None = None) -> None:
+        """Make float tensor `tensor`'s state (or `st`, a form of it) the current one."""
+        st = st or self.states[tensor]
+        self.cur, self.cur_fmt, self.cur_is_acc, self.cur_shape = st.name, st.fmt, st.is_acc, st.shape
+        self.flattened_chw, self.flatten_node, self.cur_src = st.flattened_chw, st.flatten_node, tensor
+
+    def record(self, tensor: str) -> None:
+        """The current state is float tensor `tensor`'s."""
+        self.states[tensor] = self.snapshot()
+
+    def activation_of(self, tensor: str, node: Node, label: str) -> TensorState:
+        """Float tensor `tensor` as an activation (an accumulator requantized first, as
+        `to_activation` does): a join's input. `label` names the requantize node after `node`."""
+        self.load(tensor)
+        self.to_activation(node, label)
+        return self.snapshot()
+
+    def fuse(self, node: Node) -> None:
+        """`node` was taken into the node before it: the walk skips it."""
+        self.fused.add(node.name)
+
+    def only_consumer(self, tensor: str) -> Node | None:
+        """The one node that reads `tensor`, or None (several, none, or a graph output)."""
+        readers = self.graph.consumers(tensor)
+        outputs = {t.name for t in self.graph.outputs}
+        return readers[0] if len(readers) == 1 and tensor not in outputs else None
+
     def emit(self, node: Node, fmt: FixedPoint, is_acc: bool, shape: tuple[int, ...] | None = None) -> None:
         """Append an integer node; its output becomes the current tensor."""
         self.nodes.append(node)
@@ -209,10 +279,17 @@ class _Lowering:
     def float_shape(self, tensor: str) -> tuple[int, ...]:
         return tuple(int(d) for d in self.acts[tensor].shape[1:])
 
-    def to_activation(self, node: Node) -> None:
-        """An accumulator feeding another layer or a pool comes back to activation width first."""
-        if self.cur_is_acc:
-            self.requantize(f"{node.name}.input", f"{node.inputs[0]}_q", relu=False)
+    def to_activation(self, node: Node, label: str = "input") -> None:
+        """An accumulator feeding another layer or a pool comes back to activation width first,
+        once for all the consumers that need it so (a fork); its own state stays the accumulator
+        (a ReLU after it requantizes the accumulator itself)."""
+        if not self.cur_is_acc:
+            return
+        src = self.cur_src
+        if src not in self.activated:
+            self.requantize(f"{node.name}.{label}", f"{src}_q", relu=False)
+            self.activated[src] = self.snapshot()
+        self.load(src, self.activated[src])
 
     def quantize_layer(self, node: Node, opts: dict, force_bias: bool = False) -> tuple[list, dict, tuple]:
         """Weights on their grid, bias at the accumulator's scale; the layer's inputs and attrs."""
@@ -248,7 +325,7 @@ class _Lowering:
     def requantize(self, name: str, out: str, relu: bool) -> None:
         """acc (or an activation, for a standalone relu) -> calibrated activation format."""
         src_frac = self.cur_fmt.frac
-        float_name = out if out in self.acts else self.cur
+        float_name = out if out in self.acts else (self.cur if self.cur in self.acts else self.cur_src)
         fmt = quant_format(self.graph, (out, float_name), max_frac=src_frac) or checked_activation_format(
             self.acts[float_name], self.act_bits, f"the output of {name!r}", max_frac=src_frac
         )

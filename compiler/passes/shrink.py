@@ -19,6 +19,13 @@ Never touched: the graph input's channels (no layer produces them), the outputs 
 layer (the classes), block-circulant layers (deleting a row breaks the block structure),
 tensors read by more than one node or that are graph outputs, and the last live channel of a
 tensor (one is kept, even if dead, so every tensor keeps a shape).
+
+Branching graphs: the two inputs of an `add` must keep one channel set, and a `concat`'s
+consumer reads both inputs' channels; the rule here is the simplest correct one: a channel that
+reaches a join (add, concat) is never removed, nor one read after it (neither is a boundary:
+the path to the next layer meets a join, or forks). Each layer whose output reaches a join is
+annotated `channels_kept` (naming the join), and graph.meta["channels_kept_at_joins"] lists them,
+so a pass's log and report can say why those channels stayed.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import numpy as np
 from compiler.ir import Graph, Node
 
 LAYER_OPS = ("dense", "conv2d")
+JOIN_OPS = ("add", "concat")  # their inputs' channels are never removed (module doc)
 ZERO_PRESERVING = {"relu", "maxpool2d", "avgpool2d", "global_avgpool", "flatten"}  # f(0 channel) = 0 channel
 
 
@@ -70,7 +78,39 @@ def remove_dead_channels(graph: Graph) -> Graph:
     _annotate(g, origin)
     if records:
         g.meta["removed_channels"] = g.meta.get("removed_channels", []) + records
+    _annotate_joins(g)
     return g
+
+
+def joined_layers(g: Graph) -> dict[str, str]:
+    """{layer: the join its output reaches through zero-preserving ops} for every dense / conv2d
+    layer whose channels a join reads (so they are never removed)."""
+    found = {}
+    for a in g.nodes:
+        if a.op not in LAYER_OPS:
+            continue
+        frontier, seen = [a.outputs[0]], set()
+        while frontier and a.name not in found:
+            tensor = frontier.pop()
+            seen.add(tensor)
+            for reader in g.consumers(tensor):
+                if reader.op in JOIN_OPS:
+                    found[a.name] = reader.name
+                    break
+                if reader.op in ZERO_PRESERVING and reader.outputs[0] not in seen:
+                    frontier.append(reader.outputs[0])
+    return found
+
+
+def _annotate_joins(g: Graph) -> None:
+    joined = joined_layers(g)
+    for layer, join in joined.items():
+        g.node(layer).annotations["channels_kept"] = (
+            f"its output reaches {g.node(join).op} {join!r}: channels that reach a join are never removed "
+            "(both inputs of an add keep one channel set)"
+        )
+    if joined:
+        g.meta["channels_kept_at_joins"] = sorted(joined)
 
 
 def find_boundaries(g: Graph) -> list[Boundary]:
@@ -112,6 +152,11 @@ def remove_and_log(graph: Graph, ctx, pass_name: str) -> Graph:
         )
     if not records:
         ctx.log(f"      {pass_name}: no dead channel to remove")
+    if kept := g.meta.get("channels_kept_at_joins"):
+        ctx.log(
+            f"      {pass_name}: channels of {', '.join(repr(k) for k in kept)} reach a join (add/concat): "
+            "left in place (both inputs of an add keep one channel set)"
+        )
     return g
 
 

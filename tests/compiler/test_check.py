@@ -16,25 +16,26 @@ def _mpc(*args):
 
 
 def _unsupported_cnn(path):
-    """A depthwise conv, a branch joined by Concat, and a Resize: all refused by name."""
+    """A depthwise conv, a branch joined by a Concat along H (only channels join), and a Resize:
+    all refused by name."""
     rng = np.random.default_rng(0)
     inits = [
         numpy_helper.from_array(rng.normal(size=(4, 1, 3, 3)).astype(np.float32), "dw"),
-        numpy_helper.from_array(rng.normal(size=(2, 4, 1, 1)).astype(np.float32), "pw"),
-        numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+        numpy_helper.from_array(rng.normal(size=(4, 4, 1, 1)).astype(np.float32), "pw"),
+        numpy_helper.from_array(np.array([1, 1, 1, 2], np.float32), "scales"),
     ]
     nodes = [
         helper.make_node("Conv", ["x", "dw"], ["a"], name="depthwise", group=4, pads=[1, 1, 1, 1]),
         helper.make_node("Conv", ["a", "pw"], ["b"], name="pointwise"),
         helper.make_node("Relu", ["a"], ["c"], name="branch_relu"),
-        helper.make_node("Concat", ["b", "c"], ["d"], name="join", axis=1),
+        helper.make_node("Concat", ["b", "c"], ["d"], name="join", axis=2),
         helper.make_node("Resize", ["d", "", "scales"], ["y"], name="upsample", mode="nearest"),
     ]
     graph = helper.make_graph(
         nodes,
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 12, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 12, 12])],
         inits,
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
@@ -53,7 +54,7 @@ def test_a_supported_model_maps_every_node_to_its_hardware(digits_model):
 def test_refused_nodes_are_named_as_compile_names_them(tmp_path, digits_npz):
     model = _unsupported_cnn(tmp_path / "m.onnx")
     refused = {v.name for v in check(model) if v.status == "refused"}
-    assert {"depthwise", "join", "upsample"} <= refused  # a branch is refused where it joins (Concat)
+    assert {"depthwise", "join", "upsample"} <= refused  # a join along H is refused (Concat)
     proc = _mpc("check", model)
     assert proc.returncode == 2 and "REFUSED" in proc.stdout and "Traceback" not in proc.stderr
     compiled = _mpc("compile", model, "--data", digits_npz, "-o", tmp_path / "out")

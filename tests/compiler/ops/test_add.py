@@ -5,7 +5,8 @@
 
 the branch being an activation table (sigmoid: g finer than h) or a dense layer + requantize(+relu)
 (g coarser than h). Golden equals model.int.onnx bit for bit and kernels.add on the node; the float
-twin runs in the torch executor; the bit-flip gradient runs through the join."""
+twin runs in the torch executor; the bit-flip gradient runs through the join; lower produces the join
+from the float twin."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ import torch
 import kernels
 from compiler import ops
 from compiler.backends.onnx import to_onnx
+from compiler.data import Dataset
 from compiler.exec import golden, gradient
 from compiler.exec import torch as torch_exec
 from compiler.ir import FixedPoint, Graph, Node, TensorSpec
-from compiler.passes.base import PassError
+from compiler.passes.base import Context
 from compiler.passes.lower import Lower
 from kernels.activation import activation_table
 
@@ -211,7 +213,16 @@ def test_the_stand_in_passes_each_input_straight_through_scaled_by_its_shifts(gr
     np.testing.assert_array_equal(b_in.grad.numpy(), passes * 2.0 ** (at["shift_b"] - at["shift"]))
 
 
-def test_lower_refuses_a_join_by_name():
-    graph = float_twin("table", float_weights())
-    with pytest.raises(PassError, match=r"^lower: add 'j' joins two streams, but lower walks a single chain"):
-        Lower().apply(graph, None)
+def test_lower_lowers_the_float_twin_to_this_integer_form(graphs):
+    """lower (the per-tensor walk) gives the join of the hand-built graph: the same node, inputs
+    in order, the ReLU fused where it is the add's only reader; exact against model.int.onnx."""
+    branch, float_graph, _ = graphs
+    x = inputs()[:256]
+    y = torch_exec.run(float_graph, x).argmax(1)
+    ctx = Context(data=Dataset(x[:200], y[:200], x[200:], y[200:]), log=lambda *_: None, progress=False)
+    lowered = Lower().apply(float_graph, ctx)
+    (join,) = [n for n in lowered.nodes if n.op == "add"]
+    assert join.name == "j" and join.attrs["relu"] is BRANCHES[branch].relu
+    assert join.outputs == (["sum_relu"] if BRANCHES[branch].relu else ["sum"])
+    session = ort.InferenceSession(to_onnx(lowered).SerializeToString(), providers=["CPUExecutionProvider"])
+    assert np.array_equal(session.run(None, {"x": inputs()})[1], golden.run(lowered, inputs()).logits_q)
