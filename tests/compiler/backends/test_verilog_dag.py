@@ -163,3 +163,22 @@ def test_a_vector_residual_planned_by_the_plan_pass_is_bit_exact(tmp_path, branc
     assert result["mismatches"] == 0 and "error" not in result, result
     assert result["latency_first_sample"] == design["estimated_latency"]
     assert result["initiation_interval"] == design["estimated_interval"]
+
+
+@pytest.mark.parametrize("variant", ["residual", pytest.param("downsample", marks=pytest.mark.slow)])
+def test_a_lowered_torch_residual_block_simulates_bit_exact(tmp_path, variant):
+    """tests/dag_models.py's block exported by torch.onnx, trained briefly, through canonicalize,
+    lower and plan as `mpc compile` runs them: the DAG top equals the golden executor under
+    back-pressure, at the model's cycles."""
+    from compiler.data import load_data
+    from tests.conftest import EXAMPLES, lower_model
+    from tests.dag_models import export_dag
+
+    data = load_data(EXAMPLES / "digits.npz", (1, 8, 8), 10)
+    _, graph = lower_model(export_dag(tmp_path / f"{variant}.onnx", variant, data, epochs=5), data)
+    stress = {"samples": 4, "gap_prob": 0.3, "ready_prob": 0.3, "seed": 7}
+    design, result = _simulate(graph, 3, tmp_path / "build", stress)
+    assert [e["engine"] for e in design["engines"]].count("add") == 1 and len(design["fifos"]) == 1
+    assert result["mismatches"] == 0 and "error" not in result, result
+    assert result["latency_first_sample"] == design["estimated_latency"]
+    assert result["initiation_interval"] == design["estimated_interval"]
