@@ -55,6 +55,7 @@ def engine_specs(graph: Graph) -> list[EngineSpec]:
         if node.op not in hw.engine_ops() or node.inputs[0] not in streams:
             raise VerilogBackendError(
                 f"node {node.name!r}: a {node.op} that does not follow a dense or conv layer has no hardware engine"
+                + _why_unfused(graph, node)
             )
         engine = hw.planned_engine(node)
         follow = _fused_requantize(graph, node) if engine.fuses_requantize else None
@@ -90,6 +91,18 @@ def _free(node, streams: dict) -> None:
     if node.op == "flatten" and node.attrs.get("order", "row-major") == "hwc":
         stream = replace(stream, image=None)
     streams[node.outputs[0]] = stream
+
+
+def _why_unfused(graph: Graph, node: Node) -> str:
+    """Why a requantize found no engine to fuse into, where the graph tells (issue 27's DAGs)."""
+    if node.op != "requantize":
+        return ""
+    producer = graph.producer(node.inputs[0])
+    if producer is not None and len(graph.consumers(node.inputs[0])) > 1:
+        return f" (it is one of several readers of {producer.name!r}'s output; an engine fuses a sole requantize)"
+    if producer is not None and producer.op == "add":
+        return f" (a ReLU after the add {producer.name!r} fuses into it only when it is the add's one reader)"
+    return ""
 
 
 def _fused_requantize(graph: Graph, node: Node) -> Node | None:

@@ -124,3 +124,23 @@ def test_an_engine_whose_output_nobody_reads_is_refused(residual):
     graph.nodes.insert(index + 1, dangling)
     with pytest.raises(VerilogBackendError, match=r"layer 'dangling': its output is read by no engine"):
         engine_specs(graph)
+
+
+def test_a_requantize_beside_another_reader_of_an_accumulator_is_refused_with_why():
+    """lower requantizes an accumulator read by several layers once per format (two requantize
+    nodes): no engine fuses either yet, and the refusal says why."""
+    import numpy as np
+
+    from compiler.data import Dataset
+    from compiler.exec import torch as torch_exec
+    from compiler.passes.lower import Lower
+    from tests.compiler.passes.test_lower_dag import _fork_graph
+
+    graph = _fork_graph()
+    x = np.random.default_rng(1).normal(0, 1, (300, 6)).astype(np.float32)
+    data = Dataset(x[:200], torch_exec.run(graph, x[:200]).argmax(1), x[200:], torch_exec.run(graph, x[200:]).argmax(1))
+    lowered = Lower().apply(graph, Context(data=data, log=lambda *_: None, progress=False))
+    with pytest.raises(
+        VerilogBackendError, match=r"node 'rh': a requantize .* one of several readers of 'd1''s output"
+    ):
+        engine_specs(_plan(lowered))
