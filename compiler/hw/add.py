@@ -41,8 +41,6 @@ class PairJoin(TableFifo):
     """rtl/add.v's control edge by edge: the output FIFO's occupancy (TableFifo's), taking a
     pair when both inputs are valid and it has room."""
 
-    inputs = 2
-
     def in_readies(self, valid_a: bool, valid_b: bool) -> tuple[bool, bool]:
         room = self.in_ready()
         return room and valid_b, room and valid_a
