@@ -165,48 +165,49 @@ def _replay(nodes: tuple, fifo_ports: tuple, n_classes: int, frames: int):
     argmax, last_ch = models[n], inputs_of[n][0]
     count = [0] * len(fifo_ports)
     peak = [0] * len(fifo_ports)
-    taken = [False] * n_ch
+    taken = [False] * n_ch  # a forked channel's branch took the current beat (rtl/fork2.v's a_done)
+    chan = [(src_of[ch], fifo_slot[ch], forked[src_of[ch]]) for ch in range(n_ch)]
+    special = [(ch, *chan[ch]) for ch in range(n_ch) if chan[ch][1] >= 0 or chan[ch][2]]  # fork or FIFO
+    out_valids = [m.out_valid for m in models]
+    single_readies = [(models[k].in_ready, ch) for k, ch in singles]
     total_in = nodes[0][0].n_in * frames
     work = sum(_work(stage) for stage, _ in nodes) + 2 * n_classes + 16 * n
     limit = 2 * frames * work + 64
     accepted: list[int] = []
     outputs: list[int] = []
     edge = 0
-    pv, cv, cr, pr = [False] * n_ch, [False] * n_ch, [False] * n_ch, [False] * n_ch  # see below
+    pv, cv, cr = [False] * n_ch, [False] * n_ch, [False] * n_ch  # branch valid, reader's valid, its ready
     src_ready = [False] * (n + 1)
     while len(outputs) < frames:
         edge += 1
         if edge > limit:
             raise RuntimeError(f"DAG timing model: {len(outputs)} of {frames} outputs after {limit} edges (hung)")
-        sv = [len(accepted) < total_in] + [m.out_valid() for m in models]
-        for ch in range(n_ch):  # valids: pv the fork's branch (producer side), cv what the reader sees
-            pv[ch] = v = sv[src_of[ch]] and not taken[ch]
-            slot = fifo_slot[ch]
+        sv = [len(accepted) < total_in] + [valid() for valid in out_valids]
+        for ch, (s, slot, fork) in enumerate(chan):  # valids
+            pv[ch] = v = (sv[s] and not taken[ch]) if fork else sv[s]
             cv[ch] = v if slot < 0 else count[slot] > 0
-        for k, ch in singles:  # readies: cr the reader's, pr what the fork's branch sees
-            cr[ch] = models[k].in_ready()
+        for ready, ch in single_readies:  # readies
+            cr[ch] = ready()
         for k, a, b in joins:
             cr[a], cr[b] = models[k].in_readies(cv[a], cv[b])
-        for ch in range(n_ch):
-            pr[ch] = cr[ch] if fifo_slot[ch] < 0 else True  # unbounded while measuring
-        for s in range(n + 1):
+        for s in range(n + 1):  # what a branch sees: the reader's ready, or an unbounded FIFO's
+            chs = readers[s]
             if forked[s]:
-                src_ready[s] = all(pr[ch] or taken[ch] for ch in readers[s])
+                src_ready[s] = all(taken[ch] or fifo_slot[ch] >= 0 or cr[ch] for ch in chs)
             else:
-                src_ready[s] = pr[readers[s][0]]
+                src_ready[s] = fifo_slot[chs[0]] >= 0 or cr[chs[0]]
         if sv[0] and src_ready[0]:
             accepted.append(edge)
         if argmax.out_valid():
             outputs.append(edge)
-        for ch in range(n_ch):
-            slot = fifo_slot[ch]
+        for ch, s, slot, fork in special:
             if slot >= 0:
                 count[slot] += int(pv[ch]) - int(cv[ch] and cr[ch])
                 if count[slot] > peak[slot]:
                     peak[slot] = count[slot]
-            s = src_of[ch]
-            if forked[s]:
-                taken[ch] = False if sv[s] and src_ready[s] else taken[ch] or (pv[ch] and pr[ch])
+            if fork:
+                took = pv[ch] and (slot >= 0 or cr[ch])
+                taken[ch] = False if sv[s] and src_ready[s] else taken[ch] or took
         for step, ch, out in steps:
             step(cv[ch] and cr[ch], src_ready[out])
         argmax.step(cv[last_ch] and cr[last_ch], True)
