@@ -1,6 +1,7 @@
 """cocotb bench for rtl/fifo.v against its timing contract (kernels.activation.TableFifo's with
 DEPTH entries): elements leave in order and unchanged, one edge after they enter at the
-earliest, at most DEPTH held, full rate with out_ready high (DEPTH >= 2; every other edge with 1); random input gaps and back-pressure.
+earliest, at most DEPTH held, full rate with out_ready high (DEPTH >= 2; every other edge with
+DEPTH 1); random input gaps and back-pressure.
 
 Environment: MPC_TB_CONFIG = JSON {"parameters": {"WIDTH", "DEPTH"}}.
 """
