@@ -12,13 +12,18 @@ Environment:
                   output at the end, docs/fixed-point.md "Protected ROMs"; null when mpc_top has
                   no fault port) and, if the bench broke off, error.
   MPC_SIM_STALL_CYCLES  optional: cycles without progress before the design counts as hung.
+  MPC_SIM_BACKPRESSURE  optional: JSON {"samples", "gap_prob", "ready_prob", "seed"} for the second
+                  phase (default: the first 8 samples, gaps 0.3, out_ready 0.5, seed 1234); the
+                  summary's "backpressure" gives what it ran and its cycles (first input -> last beat).
   MPC_EXPECT_FAULT  optional: "1" for a design whose ROM images hold an uncorrectable error (a
                   fault-injection run): outputs are not compared, and the run must end with
                   fault high. Otherwise a fault that goes high is an error (recorded in error,
                   counted as a mismatch).
 
 All samples are streamed back to back with out_ready high (this phase gives the cycle
-figures), then a few are replayed with random input gaps and random out_ready back-pressure.
+figures), then some are replayed with random input gaps and random out_ready back-pressure
+(a design that branches must neither lose a beat nor deadlock under it: its join FIFOs are
+sized by the timing model; a hang is caught by MPC_SIM_STALL_CYCLES).
 
 The stream drivers (clock/reset, drive_stream, collect_stream) are sim/streams.py's, shared
 with the per-module testbenches.
@@ -32,7 +37,8 @@ import random
 
 import cocotb
 import numpy as np
-from streams import collect_stream, drive_stream, expect_no_output, start_clock_and_reset, to_signed
+from cocotb.utils import get_sim_time
+from streams import CLOCK_NS, collect_stream, drive_stream, expect_no_output, start_clock_and_reset, to_signed
 
 
 def _read_design_beat(n_classes: int, logit_bits: int):
@@ -71,6 +77,12 @@ def _compare(beats, samples, expected_logits, expected_argmax, phase):
                 }
             )
     return mismatches
+
+
+def _backpressure(n_samples: int) -> dict:
+    """The second phase's settings: MPC_SIM_BACKPRESSURE over the defaults."""
+    given = json.loads(os.environ.get("MPC_SIM_BACKPRESSURE") or "{}")
+    return {"samples": min(n_samples, 8), "gap_prob": 0.3, "ready_prob": 0.5, "seed": 1234} | given
 
 
 @cocotb.test()
@@ -116,12 +128,17 @@ async def design_matches_golden(dut):
         if n_samples > 1:
             summary["initiation_interval"] = float(np.mean(np.diff(out_edges)))
 
-        # Phase 2: a few samples again with random input gaps and output back-pressure.
-        rng = random.Random(1234)
-        replay = list(range(min(n_samples, 8)))
-        driver = cocotb.start_soon(drive_stream(dut, x_q[replay].ravel(), in_bits, gap_prob=0.3, rng=rng))
-        beats = await collect_stream(dut, len(replay), read_beat, ready_prob=0.5, rng=rng)
+        # Phase 2: samples again with random input gaps and output back-pressure.
+        stress = _backpressure(n_samples)
+        rng = random.Random(stress["seed"])
+        replay = [k % n_samples for k in range(stress["samples"])]
+        start = get_sim_time("ns")
+        driver = cocotb.start_soon(
+            drive_stream(dut, x_q[replay].ravel(), in_bits, gap_prob=stress["gap_prob"], rng=rng)
+        )
+        beats = await collect_stream(dut, len(replay), read_beat, ready_prob=stress["ready_prob"], rng=rng)
         await driver
+        summary["backpressure"] = stress | {"cycles": round((get_sim_time("ns") - start) / CLOCK_NS)}
         mismatches += compare(beats, replay, expected_logits, expected_argmax, "backpressure")
         await expect_no_output(dut, summary["latency_first_sample"] + 10)
         summary["fault"] = _read_fault(dut)

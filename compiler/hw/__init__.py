@@ -36,6 +36,7 @@ from compiler.hw.registry import (
 _INFRASTRUCTURE = {
     "argmax",
     "base",
+    "dag_timing",
     "design",
     "line_timing",
     "registry",

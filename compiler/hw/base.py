@@ -132,6 +132,7 @@ class EngineSpec:
     parameters: dict = field(default_factory=dict)  # the module's Verilog parameters, in order
     cost: EngineCost | None = None
     stage: object = None  # its stage in the edge-by-edge timing model (compiler/hw/timing.py)
+    inputs: list = field(default_factory=list)  # the instance each input stream comes from ("input": the design's)
 
     def code_lanes(self, lanes: int) -> int:
         """The code lanes of a ROM whose words hold `lanes` weights: each its own code when the
@@ -183,6 +184,7 @@ class Engine:
     fuses_requantize: bool = False  # takes the requantize (+ReLU) that follows its node
     rom_streaming: bool = True  # closed-form timing (else the edge-by-edge model is needed)
     protectable: bool = False  # its ROMs may be parity/SECDED coded: a PROTECT parameter, a fault output
+    input_ports: tuple[str, ...] = ("in",)  # its input streams' port prefixes (a join has two: in_a, in_b)
 
     # ---- planning (compiler/passes/plan.py) ------------------------------------------------
     def budget_cycles(self, graph: Graph, node: Node, multipliers: int) -> int | None:
@@ -216,6 +218,10 @@ class Engine:
         """Its ROMs as stored arrays and their layout (the bit-flip audit); None: no ROM of
         weights (pool, activation)."""
         return None
+
+    def input_bits(self, spec: EngineSpec) -> list[int]:
+        """The width of each input stream (one per `input_ports`)."""
+        return [spec.in_bits]
 
     def describe(self, spec: EngineSpec) -> str:
         """One line for the generated top's comment (no user text: names are quoted elsewhere)."""

@@ -19,6 +19,7 @@ class LineEngine:
 
     def __init__(self, stage: LineGeometry):
         self.s = stage
+        self.row_cycles = stage.row_cycles  # a property of the stage: read once, not every edge
         self.nrows = stage.ring_rows
         self.row_elems = stage.w * stage.c_in
         self.need, self.release = [], []
@@ -51,7 +52,7 @@ class LineEngine:
         else:
             advance = not self.valid or out_ready
         issue = (self.running or self.ready >= self.need[self.oy]) and advance
-        row_end = self.pos == self.s.row_cycles - 1
+        row_end = self.pos == self.row_cycles - 1
         row_done = accept and self.load_elem == self.row_elems - 1
         self.ready += int(row_done) - (self.release[self.oy] if issue and row_end else 0)
         if accept:

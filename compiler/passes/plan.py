@@ -4,8 +4,10 @@ Runs after lower, on the integer graph (so re-planning from a `NN-lower` checkpo
 recalibration). The largest layer, run by its default engine with `multipliers` multipliers,
 sets the cycle budget T of a balanced pipeline (a block-circulant layer: its FFT engine's
 interval with that many multipliers, compiler/hw/circulant.py), or `cycle_budget` gives T
-directly; engines with a fixed schedule (pool, activation) raise T to their interval, since a
-layer finishing faster would only wait. Every layer then gets, from each engine that computes
+directly; engines with a fixed schedule (pool, activation, add) raise T to their interval, since a
+layer finishing faster would only wait. T is one budget for the whole graph, so in a graph that
+branches the engines of both branches of a fork are balanced to the same T (the design's interval
+is the slowest engine on any branch). Every layer then gets, from each engine that computes
 its op (compiler.hw.engines_for), the cheapest configuration meeting T, and where several
 engines compete (dense or sparse) the op's chooser picks one
 (compiler.hw.sparse.choose_dense_or_sparse). Recipe per-layer `multipliers` /
