@@ -30,7 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from compiler import api
 
-QUIET = {"log": lambda *_: None}
+
+def quiet(*_) -> None:
+    pass
 
 
 def lenet5(work: Path, shared: Path) -> tuple[Path, Path, str]:
@@ -52,12 +54,12 @@ def lenet5(work: Path, shared: Path) -> tuple[Path, Path, str]:
 
 
 def compile_build(model: Path, data: Path, out: Path) -> dict:
-    return api.compile(model, data, out, log=QUIET["log"], progress=False, synth_timeout=None)
+    return api.compile(model, data, out, log=quiet, progress=False, synth_timeout=None)
 
 
 def simulate(out: Path, samples: int, simulator: str) -> dict:
     """One `mpc simulate` run; exits on a mismatch (a speed figure of a wrong design means nothing)."""
-    result = api.simulate(out, samples=samples, simulator=simulator, **QUIET)
+    result = api.simulate(out, samples=samples, simulator=simulator, log=quiet)
     if result["mismatches"]:
         raise SystemExit(f"{simulator}: {result['mismatches']} mismatches on {out}")
     return result
@@ -67,7 +69,9 @@ def auto_choice(out: Path, samples: int) -> str:
     from compiler.build import open_build
     from compiler.simulate import choose_simulator
 
-    return choose_simulator("auto", out, open_build(out, rtl=True).design, samples)
+    design = open_build(out, rtl=True).design
+    assert design is not None
+    return choose_simulator("auto", out, design, samples)
 
 
 def flipped_copy_run(out: Path, samples: int) -> dict:
@@ -77,6 +81,7 @@ def flipped_copy_run(out: Path, samples: int) -> dict:
     from compiler.simulate import simulate_design
 
     build = open_build(out, rtl=True, vectors=True)
+    assert build.x_q is not None and build.design is not None
     start = time.perf_counter()
     x_q = build.x_q[:samples].astype("int64")
     sim = simulate_design(out, out / "sim_build" / "bench_flip", build.graph, build.design, x_q, {}, "verilator")
