@@ -101,7 +101,8 @@ def break_even(icarus: list[dict], verilator: list[dict]) -> str:
     build = max(r["build_seconds"] for r in verilator)
     if gain <= 0:
         return "never (Verilator not faster per sample)"
-    return f"{max(0.0, (build - fixed) / gain):.1f} samples"
+    samples = (build - fixed) / gain
+    return "the first sample" if samples <= 1 else f"{samples:.0f} samples"
 
 
 def main(argv=None) -> None:
