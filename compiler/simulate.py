@@ -111,7 +111,7 @@ def choose_simulator(requested: str, out: Path, design: dict, samples: int) -> s
         ensure_verilator_on_path()
     except SimulationError:
         return "icarus"
-    built = read_key(model_folder(out, "verilator")) is not None
+    built = bool((read_key(model_folder(out, "verilator")) or {}).get("key"))  # a finished build
     return "verilator" if built or simulated_cycles(design, samples) >= AUTO_VERILATOR_CYCLES else "icarus"
 
 

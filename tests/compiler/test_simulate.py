@@ -139,6 +139,8 @@ def test_auto_picks_verilator_for_long_runs_or_an_existing_model(tmp_path, monke
     assert choose_simulator("auto", tmp_path, design, long_run - 1) == "icarus"
     assert choose_simulator("auto", tmp_path, design, long_run) == "verilator"
     model_folder(tmp_path, "verilator").mkdir(parents=True)
+    build_cache.start_build(model_folder(tmp_path, "verilator"))  # a build that never finished
+    assert choose_simulator("auto", tmp_path, design, 1) == "icarus"
     build_cache.finish_build(model_folder(tmp_path, "verilator"), "k", "verilator", 1.0)
     assert choose_simulator("auto", tmp_path, design, 1) == "verilator"  # already built: no cost left
 
