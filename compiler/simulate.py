@@ -28,9 +28,11 @@ from compiler.outdir import record_files, record_folders
 
 SIMULATORS = ("auto", "icarus", "verilator")
 # "auto" takes Verilator once a run simulates at least this many clock cycles (estimated from
-# design.json's latency and interval): about where Verilator's one-off build (tens of seconds)
-# costs less than Icarus' slower run (benchmarks/sim_speed.py measures both).
-AUTO_VERILATOR_CYCLES = 200_000
+# design.json's latency and interval): about where Verilator's one-off build (14 s unloaded,
+# 40-50 s on loaded cores) costs less than Icarus' slower run. Measured (benchmarks/sim_speed.py):
+# the break-even is 47 samples (~77k cycles) for the digits CNN, the first sample (~131k) for
+# LeNet-5.
+AUTO_VERILATOR_CYCLES = 100_000
 
 
 def simulate(out: str | Path, samples: int = 64, simulator: str = "auto", log=print, serial: bool = False) -> dict:

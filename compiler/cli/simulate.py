@@ -20,7 +20,7 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
         "--simulator",
         default="auto",
         choices=["auto", "icarus", "verilator"],
-        help="auto (default): verilator when installed and the run is long (about 200,000 clock cycles or more, "
+        help="auto (default): verilator when installed and the run is long (about 100,000 clock cycles or more, "
         "from the design's estimated latency and interval) or a verilator model of this build is already "
         "compiled, icarus otherwise; icarus or verilator: that one. Verilator compiles the design once (tens of "
         "seconds, kept in OUT/sim_build/model_verilator/ for later runs) and then runs about 10x faster",
