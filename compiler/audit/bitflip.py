@@ -61,7 +61,7 @@ class BitflipConfig:
     random_trials: int = 5
     random_max: int | None = None  # most random flips tried; None: 100x the search's flips, at least 1024
     simulate: int = 16  # test rows simulated with the flipped ROMs (0: none)
-    simulator: str = "icarus"
+    simulator: str = "auto"  # compiler.simulate.choose_simulator
     seed: int = 0
 
 
@@ -358,4 +358,6 @@ def simulate_flips(out: Path, stored: StoredDesign, attack: Attack, flips: dict,
         "error": sim.get("error"),
         "fault": sim.get("fault"),
         "accuracy": float((expected == attack.ye[: len(x_q)]).mean()),
+        "simulator": sim.get("simulator"),
+        "build_reused": sim.get("build_reused"),  # the build's compiled model, only the ROM files replaced
     }

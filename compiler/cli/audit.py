@@ -106,10 +106,11 @@ def _add_bitflip_arguments(a: argparse.ArgumentParser) -> None:
     )
     a.add_argument(
         "--bitflip-simulator",
-        choices=("icarus", "verilator"),
-        default="icarus",
-        help="bitflip: the simulator of --bitflip-simulate (default: icarus; verilator is much faster on large "
-        "protected designs)",
+        choices=("auto", "icarus", "verilator"),
+        default="auto",
+        help="bitflip: the simulator of --bitflip-simulate (default: auto, as `mpc simulate --simulator auto`: "
+        "verilator for long runs or when `mpc simulate` already compiled a verilator model of the build, whose "
+        "model the flipped ROM files reuse)",
     )
 
 

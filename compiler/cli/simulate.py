@@ -18,9 +18,12 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--samples", type=int, default=64, help="number of test samples to simulate (default: 64)")
     s.add_argument(
         "--simulator",
-        default="icarus",
-        choices=["icarus", "verilator"],
-        help="icarus (default) or verilator (compiles slower, runs faster)",
+        default="auto",
+        choices=["auto", "icarus", "verilator"],
+        help="auto (default): verilator when installed and the run is long (about 100,000 clock cycles or more, "
+        "from the design's estimated latency and interval) or a verilator model of this build is already "
+        "compiled, icarus otherwise; icarus or verilator: that one. Verilator compiles the design once (tens of "
+        "seconds, kept in OUT/sim_build/model_verilator/ for later runs) and then runs about 10x faster",
     )
     s.add_argument(
         "--serial",
@@ -44,6 +47,12 @@ def run(args) -> int:
         return 1 if result["mismatches"] else 0
     print(
         f"{result['simulator']}: {result['samples']} samples, {result['mismatches']} mismatches, "
-        f"{result['cycles_per_inference']} cycles per inference ({args.out}/sim.json)"
+        f"{result['cycles_per_inference']} cycles per inference, {_speed(result)} ({args.out}/sim.json)"
     )
     return 1 if result["mismatches"] else 0
+
+
+def _speed(result: dict) -> str:
+    build = "model reused" if result.get("build_reused") else f"built in {result.get('build_seconds', 0):.1f} s"
+    rate = result.get("samples_per_second")
+    return f"{rate:.3g} samples/s ({build})" if rate else build

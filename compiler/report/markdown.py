@@ -97,7 +97,9 @@ def hardware_section(r: dict) -> list[str]:
     hw, sim = r["hardware"], r.get("simulation")
     if hw.get("cycles_source") == "simulation" and sim:
         cycles_how = (
-            f"measured in simulation ({sim['simulator']}, {sim['samples']} samples, {sim['mismatches']} mismatches)"
+            f"measured in simulation ({sim['simulator']}, {sim['samples']} samples, {sim['mismatches']} mismatches"
+            + (f", {sim['samples_per_second']:.3g} samples/s" if sim.get("samples_per_second") else "")
+            + ")"
         )
     else:
         cycles_how = "estimate from the engines' documented timing; `mpc simulate` measures them"
