@@ -81,14 +81,14 @@ def check_model(path: Path) -> dict:
     try:
         verdicts = check(path)
     except Exception as e:  # the row says what went wrong
-        return {"nodes": 0, "refused": [], "error": one_line(e)}
+        return {"nodes": 0, "refused": [], "failed": one_line(e)}
     refused = [v for v in verdicts if v.status == "refused"]
-    return {"nodes": len(verdicts), "refused": refused, "error": None}
+    return {"nodes": len(verdicts), "refused": refused, "failed": None}
 
 
 def refusal_summary(result: dict) -> str:
-    if result["error"]:
-        return result["error"]
+    if result["failed"]:
+        return result["failed"]
     if not result["refused"]:
         return "supported"
     reasons = sorted({f"{v.op_type}: {v.detail}" for v in result["refused"]})
@@ -116,7 +116,7 @@ def compile_variant(built, variant: str, work: Path, epochs: int, target: str = 
             **options,
         )
     except Exception as e:  # a refusal (or a bug) goes in the row, the table goes on
-        return {"error": one_line(e), "seconds": time.perf_counter() - start}
+        return {"failed": one_line(e), "seconds": time.perf_counter() - start}
     return {"out": out, "report": report, "seconds": time.perf_counter() - start}
 
 
@@ -124,7 +124,7 @@ def simulate(build_result: dict, samples: int, simulator: str) -> dict:
     try:
         return api.simulate(build_result["out"], samples=samples, simulator=simulator, log=quiet)
     except Exception as e:
-        return {"error": one_line(e)}
+        return {"failed": one_line(e)}
 
 
 def integer_metrics(build_result: dict, data_path: Path) -> dict:
@@ -175,8 +175,8 @@ def run_model(key: str, args, work: Path) -> dict:
 def ice40_cell(fit: dict | None) -> str:
     if fit is None:
         return "-"
-    if "error" in fit:
-        return "refused: " + fit["error"]
+    if "failed" in fit:
+        return "refused: " + fit["failed"]
     hw = fit["report"]["hardware"]
     util = hw.get("utilization") or {}
     parts = [f"{k} {v[0]}/{v[1]}" for k, v in util.items() if k in ("logic", "dsp", "block_ram")]
@@ -197,11 +197,14 @@ def print_checks(rows: dict) -> None:
 
 
 def print_builds(rows: dict, samples: int) -> None:
-    print(f"\nbuilds for xc7a35t (TorchScript export; cycles from simulation of {samples} samples)")
     print(
-        f"{'model':24} {'build':9} {'float':>7} {'int':>7} {'ROM bits':>10} {'mults':>5} {'cycles':>9} "
-        f"{'mism':>4} {'LUT':>6} {'FF':>6} {'DSP':>4} {'BRAM':>5} {'/f32DRAM':>9} {'/f32SRAM':>9} "
-        f"{'/uncomp':>7} {'sim/s':>7} {'compile s':>9}"
+        f"\nbuilds for xc7a35t (TorchScript export; cycles from simulation of {samples} samples, us at the "
+        "report's clock: xc7a35t's assumed 100 MHz; sim/s: simulated samples per second of the run)"
+    )
+    print(
+        f"{'model':24} {'build':9} {'float':>7} {'int':>7} {'sparse':>6} {'ROM bits':>10} {'mults':>5} "
+        f"{'cycles':>9} {'us@clk':>8} {'mism':>4} {'LUT':>6} {'FF':>6} {'DSP':>4} {'BRAM':>5} "
+        f"{'/f32DRAM':>9} {'/f32SRAM':>9} {'/uncomp':>7} {'sim/s':>7} {'compile s':>9}"
     )
     for key, row in rows.items():
         for variant, result in row["builds"].items():
@@ -211,8 +214,8 @@ def print_builds(rows: dict, samples: int) -> None:
 
 
 def build_cells(result: dict) -> str:
-    if "error" in result:
-        return f"refused: {result['error']}"
+    if "failed" in result:
+        return f"refused: {result['failed']}"
     hw, m, sim = result["report"]["hardware"], result["metrics"], result["simulation"]
     util = hw.get("utilization") or {}
     base = hw.get("energy_baselines") or {}
@@ -223,19 +226,28 @@ def build_cells(result: dict) -> str:
     def ratio(name):
         return f"{base[name]['ratio']:,.1f}x" if name in base else "n/a"
 
-    if "error" in sim:
-        cycles, mismatches, rate = "n/a", "n/a", "n/a"
-        tail = f"  simulation refused: {sim['error']}"
+    if "failed" in sim:
+        cycles, latency, mismatches, rate = "n/a", "n/a", "n/a", "n/a"
+        tail = f"  simulation refused: {sim['failed']}"
     else:
         cycles, mismatches = f"{sim['cycles_per_inference']:,.0f}", str(sim["mismatches"])
+        latency = f"{sim['cycles_per_inference'] / hw['clock_mhz']:,.1f}"
         rate, tail = f"{sim['samples'] / max(sim['run_seconds'], 1e-9):7.2f}", ""
     auc_note = f"  AUC float {m['float_auc']:.3f} int {m['int_auc']:.3f}" if "float_auc" in m else ""
     return (
-        f"{m['float']:7.4f} {m['int']:7.4f} {hw['rom_bits']:10,} {hw['multipliers']:5} {cycles:>9} {mismatches:>4} "
+        f"{m['float']:7.4f} {m['int']:7.4f} {sparsity(result['report']):6.1%} {hw['rom_bits']:10,} "
+        f"{hw['multipliers']:5} {cycles:>9} {latency:>8} {mismatches:>4} "
         f"{used('logic'):>6} {used('flip_flops'):>6} {used('dsp'):>4} {used('block_ram'):>5} "
         f"{ratio('float32_dram'):>9} {ratio('float32_sram'):>9} {ratio('uncompressed'):>7} {rate:>7} "
         f"{result['seconds']:9.0f}{auc_note}{tail}"
     )
+
+
+def sparsity(report: dict) -> float:
+    """Share of the original weights that are zero or removed, over all layers."""
+    sizes = [int(np.prod(layer["original_shape"])) for layer in report["layers"]]
+    pruned = sum(layer["sparsity"] * n for layer, n in zip(report["layers"], sizes, strict=True))
+    return pruned / max(sum(sizes), 1)
 
 
 def print_published() -> None:
