@@ -229,7 +229,8 @@ def _split(x: np.ndarray, y: np.ndarray, n_train: int) -> dict:
 def write_data(data: dict, path: Path) -> Path:
     """DATA.npz as compiler/data.py reads it: x_train, y_train, x_test, y_test; the autoencoder's
     has no y_* (reconstruct the input) and a_test (1 = anomalous row)."""
-    np.savez(path, **{k: np.asarray(v) for k, v in data.items()})
+    arrays: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in data.items()}
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return path
 
 

@@ -97,10 +97,10 @@ def refusal_summary(result: dict) -> str:
 
 # ---- compile, simulate --------------------------------------------------------------------------
 def compile_variant(built, variant: str, work: Path, epochs: int, target: str = "xc7a35t", **options) -> dict:
-    recipe = None
-    if VARIANTS[variant] is not None:
+    recipe, template = None, VARIANTS[variant]
+    if template is not None:
         recipe = work / f"{built.key}_{variant}.toml"
-        recipe.write_text(VARIANTS[variant].format(epochs=epochs))
+        recipe.write_text(template.format(epochs=epochs))
     out = work / f"{built.key}_{variant}_{target}"
     start = time.perf_counter()
     try:
@@ -152,7 +152,7 @@ def integer_metrics(build_result: dict, data_path: Path) -> dict:
 def run_model(key: str, args, work: Path) -> dict:
     print(f"== {MODELS[key].title}: training ({DATA_SOURCES[key]})", flush=True)
     built = build(key, work / "models", EXPORTERS, budget=args.budget)
-    row = {"built": built, "checks": {e: check_model(p) for e, p in built.model_paths.items()}, "builds": {}}
+    row: dict = {"built": built, "checks": {e: check_model(p) for e, p in built.model_paths.items()}, "builds": {}}
     for variant in args.variants:
         print(f"   {variant}: compiling for xc7a35t", flush=True)
         result = compile_variant(built, variant, work, args.epochs, synth_timeout=args.synth_timeout)
@@ -185,15 +185,22 @@ def ice40_cell(fit: dict | None) -> str:
 
 def print_checks(rows: dict) -> None:
     print("\n`mpc check` on the models as torch.onnx writes them")
-    print(f"{'model':24} {'params':>8} {'data':9} {'exporter':12} {'nodes':>5}  verdict")
+    print("(float: the torch model on x_test after its brief training, before export)")
+    print(f"{'model':24} {'params':>8} {'data':9} {'float':22} {'exporter':12} {'nodes':>5}  verdict")
     for key, row in rows.items():
         built = row["built"]
         source = DATA_SOURCES[key].split(":")[0]
         for exporter, result in row["checks"].items():
             print(
-                f"{MODELS[key].title:24} {built.params:8,} {source:9} {exporter:12} {result['nodes']:5}  "
-                f"{refusal_summary(result)}"
+                f"{MODELS[key].title:24} {built.params:8,} {source:9} {float_cell(built.float_metrics):22} "
+                f"{exporter:12} {result['nodes']:5}  {refusal_summary(result)}"
             )
+
+
+def float_cell(metrics: dict) -> str:
+    if "accuracy" in metrics:
+        return f"accuracy {metrics['accuracy']:.4f}"
+    return f"MSE {metrics['mse']:.4f} AUC {metrics['auc']:.3f}"
 
 
 def print_builds(rows: dict, samples: int) -> None:
