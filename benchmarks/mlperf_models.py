@@ -169,11 +169,12 @@ def kws_data(n_train: int, n_test: int, seed: int = 0) -> dict:
 
 
 def vww_data(n_train: int, n_test: int, seed: int = 0) -> dict:
-    """96x96x3 images in [0, 1]: a coarse random colour texture; in class 1 ('person') also an
-    upright ellipse of a person-like colour, 20-40 px tall, somewhere in the frame."""
+    """96x96x3 images in [0, 1]: a coarse random colour texture (8x8-pixel blocks, values up to
+    0.5); in class 1 ('person') also an upright ellipse of a bright skin-like colour the background
+    never reaches, 20-40 px tall, somewhere in the frame."""
     rng = np.random.default_rng(seed)
     n = n_train + n_test
-    coarse = rng.uniform(0.1, 0.7, (n, 3, 12, 12))
+    coarse = rng.uniform(0.0, 0.5, (n, 3, 12, 12))
     x = coarse.repeat(8, axis=2).repeat(8, axis=3) + rng.normal(0, 0.05, (n, 3, 96, 96))
     y = rng.integers(0, 2, n)
     rows, cols = np.mgrid[0:96, 0:96]
@@ -181,7 +182,7 @@ def vww_data(n_train: int, n_test: int, seed: int = 0) -> dict:
         h = rng.uniform(10, 20)
         cy, cx = rng.uniform(h, 96 - h), rng.uniform(10, 86)
         inside = ((rows - cy) / h) ** 2 + ((cols - cx) / (h / 2.5)) ** 2 <= 1
-        x[i][:, inside] = np.array([0.9, 0.6, 0.45])[:, None] + rng.normal(0, 0.05, (3, int(inside.sum())))
+        x[i][:, inside] = np.array([1.0, 0.8, 0.6])[:, None] + rng.normal(0, 0.05, (3, int(inside.sum())))
     return _split(np.clip(x, 0, 1).astype(np.float32), y, n_train)
 
 
@@ -374,7 +375,11 @@ MODELS = {
         resnet8,
         cifar10_data,
         "classification",
-        {"test": Budget(512, 64, 1), "quick": Budget(2000, 200, 2), "full": Budget(8000, 500, 8)},
+        {
+            "test": Budget(512, 64, 2, lr=1e-2, batch_size=32),
+            "quick": Budget(2000, 200, 2, lr=1e-2, batch_size=32),
+            "full": Budget(8000, 500, 4, lr=1e-2, batch_size=32),
+        },
     ),
     "vww": ModelSpec(
         "vww",
@@ -382,7 +387,11 @@ MODELS = {
         mobilenet_v1,
         vww_data,
         "classification",
-        {"test": Budget(256, 32, 1), "quick": Budget(600, 100, 3), "full": Budget(2000, 300, 8)},
+        {
+            "test": Budget(384, 32, 3, lr=1e-2, batch_size=32),
+            "quick": Budget(600, 100, 3, lr=1e-2, batch_size=32),
+            "full": Budget(1500, 300, 4, lr=1e-2, batch_size=32),
+        },
     ),
     "ad": ModelSpec(
         "ad",
