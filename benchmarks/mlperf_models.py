@@ -367,7 +367,7 @@ MODELS = {
         ds_cnn,
         kws_data,
         "classification",
-        {"test": Budget(512, 64, 3, batch_size=32), "quick": Budget(1000, 200, 4), "full": Budget(3000, 500, 10)},
+        {"test": Budget(512, 64, 3, batch_size=32), "quick": Budget(1000, 200, 4), "full": Budget(3000, 500, 6)},
     ),
     "ic": ModelSpec(
         "ic",
