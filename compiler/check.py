@@ -28,7 +28,6 @@ HARDWARE = {
     "relu": "requantize + ReLU, fused into the engine before it",
     "flatten": "free (stream order)",
     "add": "add engine (residual join)",
-    "concat": "concat (stream interleave)",
     "identity": "removed by canonicalize",
     "bias_add": "fused into the layer before it (canonicalize)",
     "batchnorm": "folded into the layer before it (canonicalize)",
@@ -65,7 +64,7 @@ def check(path: str | Path) -> list[NodeVerdict]:
     for node in ctx.model.graph.node:
         if node.name not in live:
             verdicts.append(NodeVerdict(node.name, node.op_type, "folded", "constant, computed at import"))
-        elif why := why_unsupported(ctx, node):
+        elif why := why_unsupported(ctx, node) or _no_engine(ctx, node):
             verdicts.append(NodeVerdict(node.name, node.op_type, "refused", why))
         else:
             verdicts.append(NodeVerdict(node.name, node.op_type, "imported", _hardware(ctx, node)))
@@ -75,6 +74,19 @@ def check(path: str | Path) -> list[NodeVerdict]:
         except frontend.FrontendError as e:
             verdicts.append(NodeVerdict("(model)", "-", "refused", str(e).removeprefix(f"{path}: ")))
     return verdicts
+
+
+# IR ops that import, lower and run exactly in model.int.onnx but have no hardware engine yet, so
+# `mpc compile` (whose every target builds the Verilog) refuses them: check says so first.
+NO_ENGINE = {
+    "concat": "concat has no hardware engine yet: it lowers exactly (model.int.onnx) but cannot be built in Verilog",
+}
+
+
+def _no_engine(ctx, node) -> str | None:
+    converted = convert_node(ctx, node, {})
+    ops = [n.op for n in (converted if isinstance(converted, list) else [converted])]
+    return next((NO_ENGINE[op] for op in ops if op in NO_ENGINE), None)
 
 
 def _raw_nodes(path: Path) -> list:

@@ -52,6 +52,11 @@ def engine_specs(graph: Graph) -> list[EngineSpec]:
         if node.op in FREE_OPS:
             _free(node, streams)
             continue
+        if node.op == "concat":  # compiler/check.py NO_ENGINE says the same before any data is read
+            raise VerilogBackendError(
+                f"node {node.name!r}: concat has no hardware engine yet: it lowers exactly "
+                "(model.int.onnx) but cannot be built in Verilog"
+            )
         if node.op not in hw.engine_ops() or node.inputs[0] not in streams:
             raise VerilogBackendError(
                 f"node {node.name!r}: a {node.op} that does not follow a dense or conv layer has no hardware engine"

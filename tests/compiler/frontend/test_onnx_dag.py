@@ -41,11 +41,28 @@ def test_torch_exports_import_as_forks_and_joins_and_run_as_torch(exported):
 def test_check_names_the_joins_hardware(exported):
     variant, path = exported
     verdicts = {v.op_type: v for v in check(path)}
-    if variant == "concat":
-        assert verdicts["Concat"].detail == "concat: concat (stream interleave)"
-    else:
-        assert verdicts["Add"].detail == "add: add engine (residual join)"
+    if variant == "concat":  # it lowers exactly, but no engine builds it: compile refuses it too
+        assert verdicts["Concat"].status == "refused"
+        assert verdicts["Concat"].detail.startswith("concat has no hardware engine yet")
+        assert render(path, check(path)).endswith("mpc cannot compile this model as it is")
+        return
+    assert verdicts["Add"].detail == "add: add engine (residual join)"
     assert render(path, check(path)).endswith("every node is supported: `mpc compile` will take this model")
+
+
+def test_compile_refuses_a_concat_as_check_does(exported, tmp_path):
+    variant, path = exported
+    if variant != "concat":
+        pytest.skip("only the concat variant has a node without an engine")
+    from compiler import api
+    from compiler.hw.base import VerilogBackendError
+
+    x = np.random.default_rng(0).normal(size=(64, 1, 8, 8)).astype(np.float32)
+    data = tmp_path / "d.npz"
+    np.savez(data, x_train=x[:48], y_train=np.arange(48) % 10, x_test=x[48:], y_test=np.arange(16) % 10)
+    with pytest.raises(VerilogBackendError, match="concat has no hardware engine yet"):
+        api.compile(path, data, tmp_path / "out", log=lambda *_: None, progress=False, synth_timeout=None)
+    assert not (tmp_path / "out").exists()
 
 
 def _model(path, node: onnx.NodeProto, out_shape: list[int], in_shape=(None, 2, 3, 3)) -> str:
