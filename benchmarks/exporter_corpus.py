@@ -8,14 +8,13 @@ benchmarks/frontend_coverage.py.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.mlperf_models import torch_onnx_export
 
 
 @dataclass(frozen=True)
@@ -88,30 +87,7 @@ def export(model, data: dict, folder: Path, name: str, dynamo: bool = False) -> 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.onnx"
     example = (torch.from_numpy(data["x_train"][:1]),)
-    # the dynamo exporter narrates its steps on stdout: keep a benchmark's table clean
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        if dynamo:
-            torch.onnx.export(
-                model,
-                example,
-                str(path),
-                dynamo=True,
-                input_names=["x"],
-                output_names=["y"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
-            )
-        else:
-            torch.onnx.export(
-                model,
-                example,
-                str(path),
-                dynamo=False,
-                input_names=["x"],
-                output_names=["y"],
-                dynamic_axes={"x": {0: "batch"}},
-                opset_version=17,
-            )
+    torch_onnx_export(model, example, path, dynamo)
     data_path = folder / f"{name}.npz"
     np.savez(data_path, **data)
     return path, data_path

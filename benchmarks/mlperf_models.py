@@ -320,12 +320,21 @@ def export(model, path: str | Path, example, exporter: str = "torchscript") -> P
     path = Path(path)
     # two rows: torch.export specializes a dynamic axis that the example gives size 1
     example = (torch.as_tensor(np.asarray(example[:2], np.float32)),)
+    torch_onnx_export(model, example, path, dynamo=exporter == "dynamo")
+    return path
+
+
+def torch_onnx_export(model, example: tuple, path: Path, dynamo: bool) -> None:
+    """torch.onnx.export as the exporter corpus and these models use it: input `x`, output `y`,
+    batch axis dynamic; TorchScript at opset 17 or dynamo; the exporters' chatter silenced."""
+    import torch
+
     # the dynamo exporter narrates its steps on stdout and logs that torchvision is missing:
     # keep a benchmark's table clean
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        if exporter == "dynamo":
+        if dynamo:
             torch.onnx.export(
                 model,
                 example,
@@ -346,7 +355,6 @@ def export(model, path: str | Path, example, exporter: str = "torchscript") -> P
                 dynamic_axes={"x": {0: "batch"}},
                 opset_version=17,
             )
-    return path
 
 
 # ---- the four, end to end -----------------------------------------------------------------------
