@@ -6,8 +6,11 @@ Streams: an image [C, H, W] streams channel-last (pixel by pixel, the C channels
 together), so the concatenated image interleaves per pixel: a's channels of a pixel, then b's.
 A vector [F] streams a whole, then b whole."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from kernels.activation import TABLE_BUFFER, TableSchedule
 from kernels.requantize import requantize
 
 
@@ -38,3 +41,47 @@ def concat_stream_order(channels: list[int], pixels: int) -> list[tuple[int, int
         for i, c in enumerate(channels):
             order += [(i, p * c + k) for k in range(c)]
     return order
+
+
+@dataclass(frozen=True)
+class ConcatSchedule:
+    """rtl/concat.v: the joined stream one element per handshake through a 2-entry output FIFO,
+    the activation engine's schedule (kernels.activation.TableSchedule) over the joined stream;
+    element k is taken from the input concat_stream_order names (a's channels of a pixel, then
+    b's), so in_a_ready is high only while a pixel's a-elements are due and in_b_ready only while
+    its b-elements are."""
+
+    channels: tuple[int, int]  # C_A, C_B: elements of each input per pixel
+    pixels: int  # H * W of an image, 1 for vectors
+
+    @property
+    def n_in(self) -> int:
+        """Elements taken per frame, from both inputs together (= n_out)."""
+        return self.pixels * sum(self.channels)
+
+    @property
+    def n_out(self) -> int:
+        return self.n_in
+
+    @property
+    def table(self) -> TableSchedule:
+        return TableSchedule(self.n_in)
+
+    @property
+    def compute_cycles(self) -> int:
+        return self.n_in
+
+    @property
+    def latency(self) -> int:
+        return self.table.latency
+
+    @property
+    def buffer(self) -> int:
+        return TABLE_BUFFER
+
+    def output_edges(self, accepted: list[int]) -> list[int]:
+        return self.table.output_edges(accepted)
+
+    def check_edges(self, accepted: list[int], outputs: list[int]) -> None:
+        """`accepted`: the joined stream's input handshakes (both inputs, in stream order)."""
+        self.table.check_edges(accepted, outputs)
