@@ -17,7 +17,7 @@ import pytest
 import rtl
 from kernels.fixed import int_range
 from sim.runner import lint_verilator, run_cocotb
-from tests.sim.test_rtl_modules import STALL_ENV, latch_report, synthesize, _assert_passed
+from tests.sim.test_rtl_modules import STALL_ENV, _assert_passed, latch_report, synthesize
 
 SOURCES = rtl.paths("concat.v")
 
