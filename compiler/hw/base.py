@@ -185,6 +185,7 @@ class Engine:
     rom_streaming: bool = True  # closed-form timing (else the edge-by-edge model is needed)
     protectable: bool = False  # its ROMs may be parity/SECDED coded: a PROTECT parameter, a fault output
     input_ports: tuple[str, ...] = ("in",)  # its input streams' port prefixes (a join has two: in_a, in_b)
+    joins_channels: bool = False  # a join whose inputs differ in channels (concat): same H x W only
 
     # ---- planning (compiler/passes/plan.py) ------------------------------------------------
     def budget_cycles(self, graph: Graph, node: Node, multipliers: int) -> int | None:

@@ -8,7 +8,10 @@ The design as the Verilog backend wires it: every engine reads one stream per in
 for more than two readers: one beat offered to every branch, each branch's handshake held in a
 register until all have taken it, no latency); the early input of every join waits in a FIFO
 (rtl/fifo.v: in_ready = count < DEPTH, out_valid = count > 0, one edge of latency); the join
-(rtl/add.v, compiler/hw/add.PairJoin) takes a pair when both inputs are valid and it has room.
+takes a pair when both inputs are valid and it has room (rtl/add.v, compiler/hw/add.PairJoin),
+or one element of the input whose turn it is (rtl/concat.v, compiler/hw/concat.ChannelJoin: a
+pixel's a-elements, then its b-elements). A join model's `in_readies(valid_a, valid_b)` gives
+both readies; its `step` is told whether it took an element (a pair, or the due input's).
 Each edge: valids forward (registered outputs, a fork's branches gated by their registers, a
 FIFO's count), then readies backward (an engine's registered in_ready, a join's room and the
 other input's valid, a FIFO's count, a fork's AND over its branches), then every register steps.
@@ -16,7 +19,8 @@ other input's valid, a FIFO's count, a fork's AND over its branches), then every
 `dag_timing` streams DAG_FRAMES frames back to back with out_ready high (sim/test_design.py's
 first phase) with unbounded FIFOs and records each FIFO's largest occupancy. Its depth is that,
 or what the join's late branch can hold (`late_branch_holding`: a bound that keeps the fork
-moving under any back-pressure, so the design cannot deadlock) if larger, plus FIFO_MARGIN.
+moving under any back-pressure, so the design cannot deadlock; for a concat in the early
+input's elements and a pixel more, `concat.fifo_holding`) if larger, plus FIFO_MARGIN.
 With that depth no FIFO ever refuses an element in the replay, so the design's cycles are
 exactly the replay's.
 """
@@ -30,9 +34,11 @@ from compiler import hw
 from compiler.hw.add import JoinStage
 from compiler.hw.argmax import Argmax
 from compiler.hw.base import EngineSpec
+from compiler.hw.concat import fifo_holding
 from compiler.hw.design import DESIGN_INPUT
 from compiler.hw.timing import _model_of, _work
 from kernels.activation import TABLE_BUFFER, TableSchedule
+from kernels.concat import ConcatSchedule
 from kernels.conv2d import LineGeometry
 
 LINE_PIPELINE = 4  # a line-buffered engine's read, product and accumulate registers (rtl/conv2d.v)
@@ -98,7 +104,7 @@ def dag_timing(specs: list[EngineSpec], n_classes: int, frames: int = DAG_FRAMES
     fifos = []
     for (node, port), peak in zip(ports, peaks):
         spec = specs[node]
-        holding = late_branch_holding(specs, spec, 1 - port)
+        holding = join_fifo_holding(specs, spec, port)
         width = hw.engine(spec.engine).input_bits(spec)[port]
         depth = max(peak, holding) + FIFO_MARGIN
         fifos.append(JoinFifo(spec.instance, port, spec.inputs[port], width, peak, holding, depth))
@@ -111,9 +117,18 @@ def stage_holding(stage) -> int:
     engines' 2-entry FIFO, else (ROM-streaming engines, which double-buffer) two whole inputs."""
     if isinstance(stage, LineGeometry):
         return stage.ring_rows * stage.w * stage.c_in + stage.p_co + LINE_PIPELINE
-    if isinstance(stage, (TableSchedule, JoinStage)):
+    if isinstance(stage, (TableSchedule, JoinStage, ConcatSchedule)):
         return TABLE_BUFFER
     return 2 * stage.n_in
+
+
+def join_fifo_holding(specs: list[EngineSpec], join: EngineSpec, early: int) -> int:
+    """The deadlock bound of the FIFO in front of input `early` of `join`: what the late branch
+    can hold; a concat's in its early input's elements, a pixel more (concat.fifo_holding)."""
+    holding = late_branch_holding(specs, join, 1 - early)
+    if isinstance(join.stage, ConcatSchedule):
+        return fifo_holding(join.stage, early, holding, fork_elements(specs, join, 1 - early))
+    return holding
 
 
 def late_branch_holding(specs: list[EngineSpec], join: EngineSpec, late: int) -> int:
@@ -122,6 +137,21 @@ def late_branch_holding(specs: list[EngineSpec], join: EngineSpec, late: int) ->
     this depth in front of the early input is never full while the late branch waits for input
     (it holds at most what the late branch holds), so the fork never stops for it: no deadlock,
     whatever the back-pressure."""
+    _, branch = _late_branch(specs, join, late)
+    elements = fork_elements(specs, join, late)
+    return sum(-(-stage_holding(s.stage) * elements // s.n_in) for s in branch)
+
+
+def fork_elements(specs: list[EngineSpec], join: EngineSpec, late: int) -> int:
+    """Elements per frame of the stream the join's two branches fork from."""
+    fork, _ = _late_branch(specs, join, late)
+    by_name = {s.instance: s for s in specs}
+    return by_name[fork].n_out if fork in by_name else specs[0].n_in
+
+
+def _late_branch(specs: list[EngineSpec], join: EngineSpec, late: int) -> tuple[str, list[EngineSpec]]:
+    """The instance (or "input") where the join's two branches fork, and the late branch's
+    engines from the join back to it (each path followed through first inputs)."""
     by_name = {s.instance: s for s in specs}
 
     def path(source: str) -> list[str]:
@@ -134,9 +164,7 @@ def late_branch_holding(specs: list[EngineSpec], join: EngineSpec, late: int) ->
     early_path = set(path(join.inputs[1 - late]))
     late_path = path(join.inputs[late])
     fork = next(name for name in late_path if name in early_path)
-    fork_elements = by_name[fork].n_out if fork in by_name else specs[0].n_in
-    branch = [by_name[name] for name in late_path[: late_path.index(fork)]]
-    return sum(-(-stage_holding(s.stage) * fork_elements // s.n_in) for s in branch)
+    return fork, [by_name[name] for name in late_path[: late_path.index(fork)]]
 
 
 @functools.lru_cache(maxsize=16)
@@ -161,7 +189,8 @@ def _replay(nodes: tuple, fifo_ports: tuple, n_classes: int, frames: int):
     inputs_of = [[ch for ch in range(n_ch) if channels[ch][1] == k] for k in range(n + 1)]
     singles = [(k, chs[0]) for k, chs in enumerate(inputs_of) if len(chs) == 1]
     joins = [(k, chs[0], chs[1]) for k, chs in enumerate(inputs_of) if len(chs) == 2]
-    steps = [(models[k].step, inputs_of[k][0], k + 1) for k in range(n)]
+    steps = [(models[k].step, inputs_of[k][0], k + 1) for k in range(n) if len(inputs_of[k]) == 1]
+    join_steps = [(models[k].step, a, b, k + 1) for k, a, b in joins]  # a pair, or the due input's element
     argmax, last_ch = models[n], inputs_of[n][0]
     count = [0] * len(fifo_ports)
     peak = [0] * len(fifo_ports)
@@ -210,5 +239,7 @@ def _replay(nodes: tuple, fifo_ports: tuple, n_classes: int, frames: int):
                 taken[ch] = False if sv[s] and src_ready[s] else taken[ch] or took
         for step, ch, out in steps:
             step(cv[ch] and cr[ch], src_ready[out])
+        for step, a, b, out in join_steps:
+            step((cv[a] and cr[a]) or (cv[b] and cr[b]), src_ready[out])
         argmax.step(cv[last_ch] and cr[last_ch], True)
     return tuple(accepted), tuple(outputs), tuple(peak)

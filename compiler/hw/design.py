@@ -33,7 +33,7 @@ class _Stream:
 def engine_specs(graph: Graph) -> list[EngineSpec]:
     """Map the planned integer graph onto engines, in its topological order: each engine node
     plus the requantize that follows it where the engine fuses one. A graph may branch: a tensor
-    read by several engines is one stream broadcast to them (a fork), and a join (`add`) takes two
+    read by several engines is one stream broadcast to them (a fork), and a join (`add`, `concat`) takes two
     streams; every spec names the instance each of its inputs comes from (`inputs`). Checks that
     every engine takes the width and order of the stream(s) it reads, and that every engine's
     output is read."""
@@ -52,11 +52,6 @@ def engine_specs(graph: Graph) -> list[EngineSpec]:
         if node.op in FREE_OPS:
             _free(node, streams)
             continue
-        if node.op == "concat":  # compiler/check.py NO_ENGINE says the same before any data is read
-            raise VerilogBackendError(
-                f"node {node.name!r}: concat has no hardware engine yet: it lowers exactly "
-                "(model.int.onnx) but cannot be built in Verilog"
-            )
         if node.op not in hw.engine_ops() or node.inputs[0] not in streams:
             raise VerilogBackendError(
                 f"node {node.name!r}: a {node.op} that does not follow a dense or conv layer has no hardware engine"
@@ -118,7 +113,8 @@ def _fused_requantize(graph: Graph, node: Node) -> Node | None:
 
 
 def _check_inputs(node, engine, spec: EngineSpec, ins: list) -> None:
-    """Each input stream's width is the one the engine takes; a join's two streams carry one shape in one order."""
+    """Each input stream's width is the one the engine takes; a join's two streams carry one shape
+    in one order (a channel join's: one H x W, or both vectors)."""
     for port, bits, stream in zip(engine.input_ports, engine.input_bits(spec), ins):
         if bits != stream.width:
             which = "" if len(ins) == 1 else f" on {port}"
@@ -126,7 +122,11 @@ def _check_inputs(node, engine, spec: EngineSpec, ins: list) -> None:
                 f"node {node.name!r}: takes {bits}-bit inputs{which}, but the stream "
                 f"before it carries {stream.width}-bit values"
             )
-    if len(ins) > 1 and any(s.image != ins[0].image for s in ins[1:]):
+
+    def layout(image):  # what the streams must share: a channel join's inputs differ in channels
+        return (image[1:] if image else None) if engine.joins_channels else image
+
+    if len(ins) > 1 and any(layout(s.image) != layout(ins[0].image) for s in ins[1:]):
         raise VerilogBackendError(
             f"node {node.name!r}: its input streams differ in shape or order "
             f"({' and '.join(str(s.image or 'a vector') for s in ins)})"
