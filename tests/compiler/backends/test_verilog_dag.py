@@ -182,3 +182,62 @@ def test_a_lowered_torch_residual_block_simulates_bit_exact(tmp_path, variant):
     assert result["mismatches"] == 0 and "error" not in result, result
     assert result["latency_first_sample"] == design["estimated_latency"]
     assert result["initiation_interval"] == design["estimated_interval"]
+
+
+def test_a_torch_concat_block_checks_compiles_and_simulates_bit_exact(tmp_path, monkeypatch):
+    """tests/dag_models.py's channel concat exported by torch.onnx: `mpc check` calls every node
+    supported and `mpc compile` agrees (the concat engine, the skip waiting in a FIFO on input b);
+    `mpc simulate` (Icarus, its second phase under random input gaps and back-pressure) equals
+    the golden executor bit for bit, at the DAG model's cycles."""
+    from compiler import api
+    from compiler.check import check, render
+    from compiler.data import load_data
+    from tests.conftest import EXAMPLES
+    from tests.dag_models import export_dag
+
+    data = load_data(EXAMPLES / "digits.npz", (1, 8, 8), 10)
+    model = export_dag(tmp_path / "concat.onnx", "concat", data, epochs=5)
+    verdicts = check(model)
+    assert [v.detail for v in verdicts if v.op_type == "Concat"] == ["concat: concat engine (channel join)"]
+    assert render(model, verdicts).endswith("every node is supported: `mpc compile` will take this model")
+    out = tmp_path / "out"
+    api.compile(model, EXAMPLES / "digits.npz", out, log=lambda *_: None, progress=False, synth_timeout=None)
+    design = json.loads((out / "rtl" / "design.json").read_text())
+    (concat,) = [e for e in design["engines"] if e["engine"] == "concat"]
+    assert concat["parameters"]["C_A"] == concat["parameters"]["C_B"] == 4
+    assert [(f["consumer"], f["input"]) for f in design["fifos"]] == [(concat["instance"], 1)]  # the skip
+    monkeypatch.setenv(
+        "MPC_SIM_BACKPRESSURE", json.dumps({"samples": 4, "gap_prob": 0.3, "ready_prob": 0.3, "seed": 7})
+    )
+    monkeypatch.setenv("MPC_SIM_STALL_CYCLES", str(4 * design["estimated_latency"]))
+    result = api.simulate(out, samples=3, simulator="icarus", log=lambda *_: None)
+    assert result["mismatches"] == 0 and result["error"] is None, result
+    assert json.loads((out / "sim_build" / "icarus" / "result.json").read_text())["backpressure"]["samples"] == 4
+    assert result["cycles_per_inference"] == design["estimated_latency"]
+    assert result["initiation_interval"] == design["estimated_interval"]
+
+
+def test_a_concat_of_two_conv_branches_in_two_formats_is_bit_exact(tmp_path):
+    """tests/compiler/ops/test_concat.py's graph (the design's input forked to two convs of 3 and
+    2 channels; a in Q(8, 4) rounded by 2 bits into b's Q(8, 2)), planned by the plan pass,
+    simulated under back-pressure: bit for bit, at the model's cycles."""
+    from compiler.passes.base import Context, get_pass
+    from tests.compiler.ops.test_concat import integer_graph
+
+    graph = integer_graph()
+    for node in graph.nodes:  # the formats lower writes and the hand-built graph leaves out
+        if node.op in ("conv2d", "dense"):
+            node.attrs.setdefault("weight_format", {"bits": 8, "frac": 6})
+            node.attrs.setdefault("input_format", {"bits": 8, "frac": 2 if node.op == "dense" else 5})
+    graph = get_pass("plan").run(graph, Context(recipe={}, log=lambda *_: None, progress=False))
+    assert graph.node("j").annotations["engine"] == "concat"
+    stress = {"samples": 6, "gap_prob": 0.3, "ready_prob": 0.3, "seed": 3}
+    design, result = _simulate(graph, 4, tmp_path, stress)
+    assert [e["inputs"] for e in design["engines"]][2] == ["layer0", "layer1"]
+    assert design["forks"] == [{"source": "input", "readers": 2}]
+    assert [(f["consumer"], f["input"]) for f in design["fifos"]] == [("layer2", 1)]
+    p = design["engines"][2]["parameters"]
+    assert (p["C_A"], p["C_B"], p["SHIFT_A"], p["SHIFT_B"]) == (3, 2, 2, 0)
+    assert result["mismatches"] == 0 and "error" not in result, result
+    assert result["latency_first_sample"] == design["estimated_latency"]
+    assert result["initiation_interval"] == design["estimated_interval"]

@@ -2,8 +2,9 @@
 concat (tests/dag_models.py) import as forks and joins and run in the torch executor as torch
 does; Concat along the channel axis (also written as a negative axis, and with three inputs)
 becomes two-input `concat` nodes, other axes and broadcasting adds are refused by node name;
-`mpc check` names the joins' hardware."""
+`mpc check` names the joins' hardware, and `mpc compile` builds what check accepts."""
 
+import json
 import warnings
 
 import numpy as np
@@ -41,28 +42,27 @@ def test_torch_exports_import_as_forks_and_joins_and_run_as_torch(exported):
 def test_check_names_the_joins_hardware(exported):
     variant, path = exported
     verdicts = {v.op_type: v for v in check(path)}
-    if variant == "concat":  # it lowers exactly, but no engine builds it: compile refuses it too
-        assert verdicts["Concat"].status == "refused"
-        assert verdicts["Concat"].detail.startswith("concat has no hardware engine yet")
-        assert render(path, check(path)).endswith("mpc cannot compile this model as it is")
-        return
-    assert verdicts["Add"].detail == "add: add engine (residual join)"
+    join, detail = (
+        ("Concat", "concat engine (channel join)") if variant == "concat" else ("Add", "add engine (residual join)")
+    )
+    assert verdicts[join].status == "imported" and verdicts[join].detail == f"{join.lower()}: {detail}"
     assert render(path, check(path)).endswith("every node is supported: `mpc compile` will take this model")
 
 
-def test_compile_refuses_a_concat_as_check_does(exported, tmp_path):
-    variant, path = exported
-    if variant != "concat":
-        pytest.skip("only the concat variant has a node without an engine")
+def test_compile_builds_a_concat_as_check_says(tmp_path):
+    """check and compile agree on the concat block: the design has a concat engine (the whole
+    flow and its simulation: tests/compiler/backends/test_verilog_dag.py)."""
     from compiler import api
-    from compiler.hw.base import VerilogBackendError
+
+    path = export_dag(tmp_path / "concat.onnx", "concat")
 
     x = np.random.default_rng(0).normal(size=(64, 1, 8, 8)).astype(np.float32)
     data = tmp_path / "d.npz"
     np.savez(data, x_train=x[:48], y_train=np.arange(48) % 10, x_test=x[48:], y_test=np.arange(16) % 10)
-    with pytest.raises(VerilogBackendError, match="concat has no hardware engine yet"):
-        api.compile(path, data, tmp_path / "out", log=lambda *_: None, progress=False, synth_timeout=None)
-    assert not (tmp_path / "out").exists()
+    assert all(v.status != "refused" for v in check(path))
+    api.compile(path, data, tmp_path / "out", log=lambda *_: None, progress=False, synth_timeout=None)
+    design = json.loads((tmp_path / "out" / "rtl" / "design.json").read_text())
+    assert [e["engine"] for e in design["engines"]].count("concat") == 1
 
 
 def _model(path, node: onnx.NodeProto, out_shape: list[int], in_shape=(None, 2, 3, 3)) -> str:
