@@ -65,7 +65,7 @@ def check(path: str | Path) -> list[NodeVerdict]:
     for node in ctx.model.graph.node:
         if node.name not in live:
             verdicts.append(NodeVerdict(node.name, node.op_type, "folded", "constant, computed at import"))
-        elif why := why_unsupported(ctx, node) or _no_engine(ctx, node):
+        elif why := why_unsupported(ctx, node):
             verdicts.append(NodeVerdict(node.name, node.op_type, "refused", why))
         else:
             verdicts.append(NodeVerdict(node.name, node.op_type, "imported", _hardware(ctx, node)))
@@ -75,17 +75,6 @@ def check(path: str | Path) -> list[NodeVerdict]:
         except frontend.FrontendError as e:
             verdicts.append(NodeVerdict("(model)", "-", "refused", str(e).removeprefix(f"{path}: ")))
     return verdicts
-
-
-# IR ops that import, lower and run exactly in model.int.onnx but have no hardware engine yet, so
-# `mpc compile` (whose every target builds the Verilog) refuses them: check says so first.
-NO_ENGINE: dict[str, str] = {}  # none today: concat got its engine (compiler/hw/concat.py)
-
-
-def _no_engine(ctx, node) -> str | None:
-    converted = convert_node(ctx, node, {})
-    ops = [n.op for n in (converted if isinstance(converted, list) else [converted])]
-    return next((NO_ENGINE[op] for op in ops if op in NO_ENGINE), None)
 
 
 def _raw_nodes(path: Path) -> list:

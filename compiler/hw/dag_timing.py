@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from compiler import hw
 from compiler.hw.add import JoinStage
 from compiler.hw.argmax import Argmax
-from compiler.hw.base import EngineSpec
+from compiler.hw.base import EngineSpec, VerilogBackendError
 from compiler.hw.concat import fifo_holding
 from compiler.hw.design import DESIGN_INPUT
 from compiler.hw.timing import _model_of, _work
@@ -210,7 +210,11 @@ def _replay(nodes: tuple, fifo_ports: tuple, n_classes: int, frames: int):
     while len(outputs) < frames:
         edge += 1
         if edge > limit:
-            raise RuntimeError(f"DAG timing model: {len(outputs)} of {frames} outputs after {limit} edges (hung)")
+            raise VerilogBackendError(
+                f"the timing model of this branching design gave {len(outputs)} of {frames} outputs after "
+                f"{limit} edges: it found no schedule (a bug of mpc's DAG timing model or FIFO sizing; "
+                "please report it with the model)"
+            )
         sv = [len(accepted) < total_in] + [valid() for valid in out_valids]
         for ch, (s, slot, fork) in enumerate(chan):  # valids
             pv[ch] = v = (sv[s] and not taken[ch]) if fork else sv[s]
