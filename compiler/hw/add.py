@@ -11,6 +11,7 @@ are valid and the output FIFO has room, each ready following the *other* input's
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from compiler.hw.base import Engine, EngineCost, EngineSpec, PlanError, Planned, stream_spec
@@ -48,8 +49,13 @@ class PairJoin(TableFifo):
 
 def add_cost(schedule: AddSchedule) -> EngineCost:
     """No ROM; one pair per cycle, one edge of latency."""
+    return join_cost("add", schedule)
+
+
+def join_cost(engine: str, schedule) -> EngineCost:
+    """A join's cost (add, concat): no ROM, one element per cycle, one edge of latency."""
     return EngineCost(
-        engine="add",
+        engine=engine,
         rom_bits=0,
         compute_cycles=schedule.compute_cycles,
         latency=schedule.latency,
@@ -61,10 +67,7 @@ def add_cost(schedule: AddSchedule) -> EngineCost:
 
 
 def _product(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
+    return math.prod(int(d) for d in shape)
 
 
 def stream_elements(graph: Graph, tensor: str) -> int:

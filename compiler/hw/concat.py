@@ -12,11 +12,14 @@ sizes the FIFO in front of its early input in the early input's elements (`fifo_
 
 from __future__ import annotations
 
+import math
+
+from compiler.hw.add import join_cost
 from compiler.hw.base import Engine, EngineCost, EngineSpec, Planned, stream_spec
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model
 from compiler.ir import Graph, Node
-from kernels.activation import TABLE_BUFFER, TABLE_PIPELINE_EDGES, TableFifo
+from kernels.activation import TABLE_BUFFER, TableFifo
 from kernels.concat import ConcatSchedule
 
 
@@ -45,23 +48,7 @@ class ChannelJoin(TableFifo):
 
 def concat_cost(schedule: ConcatSchedule) -> EngineCost:
     """No ROM; one element of the joined stream per cycle, one edge of latency."""
-    return EngineCost(
-        engine="concat",
-        rom_bits=0,
-        compute_cycles=schedule.compute_cycles,
-        latency=schedule.latency,
-        interval=schedule.n_in,
-        tail=TABLE_PIPELINE_EDGES,
-        weight_rom_bits=0,
-        output_span=schedule.n_out - 1,
-    )
-
-
-def _product(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
+    return join_cost("concat", schedule)
 
 
 def concat_schedule(node: Node, image) -> ConcatSchedule:
@@ -69,8 +56,8 @@ def concat_schedule(node: Node, image) -> ConcatSchedule:
     C_A and C_B channels on each of its H * W pixels; a vector joins the whole of a and of b."""
     shape_a, shape_b = node.attrs["in_shapes"]
     if image:
-        return ConcatSchedule((int(shape_a[0]), int(shape_b[0])), _product(shape_a[1:]))
-    return ConcatSchedule((_product(shape_a), _product(shape_b)), 1)
+        return ConcatSchedule((int(shape_a[0]), int(shape_b[0])), math.prod(int(d) for d in shape_a[1:]))
+    return ConcatSchedule((math.prod(int(d) for d in shape_a), math.prod(int(d) for d in shape_b)), 1)
 
 
 def fifo_holding(schedule: ConcatSchedule, port: int, late_holding: int, fork_elements: int) -> int:
@@ -93,10 +80,10 @@ class Concat(Engine):
     joins_channels = True  # its inputs agree in all but the channel axis (hw/design.py)
 
     def fixed_interval(self, graph: Graph, node: Node) -> int | None:
-        return _product(node.attrs["out_shape"])  # one element of the joined stream per cycle
+        return math.prod(int(d) for d in node.attrs["out_shape"])  # one element of the joined stream per cycle
 
     def plan(self, graph, node, budget, multipliers, largest):
-        n = _product(node.attrs["out_shape"])
+        n = math.prod(int(d) for d in node.attrs["out_shape"])
         annotations = {"engine": self.kind, "engine_reason": f"channel join: {n} elements, one per cycle"}
         return Planned(self.kind, annotations, 0, n, 0)
 
