@@ -90,14 +90,26 @@ def stream_elements(graph: Graph, tensor: str) -> int:
     return _product(shape)
 
 
+class JoinEngine(Engine):
+    """What the two-stream joins (add, concat) share: ports a and b, their widths, no ROM, the
+    edge-by-edge DAG timing, and one frame's work for the timing model's hang limit."""
+
+    plan_fields: dict = {}
+    rom_streaming = False  # a design with a join is timed by the edge-by-edge DAG model
+    input_ports = ("in_a", "in_b")
+
+    def input_bits(self, spec: EngineSpec) -> list[int]:
+        return [spec.parameters["A_BITS"], spec.parameters["B_BITS"]]
+
+    def work(self, stage) -> int:
+        return stage.n_in + TABLE_BUFFER
+
+
 @register
-class Add(Engine):
+class Add(JoinEngine):
     kind = "add"
     ops = ("add",)
     module = "add.v"
-    plan_fields = {}
-    rom_streaming = False  # a design with a join is timed by the edge-by-edge DAG model
-    input_ports = ("in_a", "in_b")
 
     def fixed_interval(self, graph: Graph, node: Node) -> int | None:
         return stream_elements(graph, node.inputs[0])  # one pair per cycle
@@ -127,9 +139,6 @@ class Add(Engine):
         }
         return spec
 
-    def input_bits(self, spec: EngineSpec) -> list[int]:
-        return [spec.parameters["A_BITS"], spec.parameters["B_BITS"]]
-
     def describe(self, spec: EngineSpec) -> str:
         p = spec.parameters
         return (
@@ -139,9 +148,6 @@ class Add(Engine):
 
     def model(self, stage):
         return PairJoin(stage.schedule)
-
-    def work(self, stage) -> int:
-        return stage.n_in + TABLE_BUFFER
 
 
 register_model(JoinStage, lambda stage: PairJoin(stage.schedule), lambda s: s.n_in + TABLE_BUFFER)

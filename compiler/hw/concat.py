@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 
-from compiler.hw.add import join_cost
-from compiler.hw.base import Engine, EngineCost, EngineSpec, Planned, stream_spec
+from compiler.hw.add import JoinEngine, join_cost
+from compiler.hw.base import EngineCost, EngineSpec, Planned, stream_spec
 from compiler.hw.registry import register
 from compiler.hw.timing import register_model
 from compiler.ir import Graph, Node
@@ -70,13 +70,10 @@ def fifo_holding(schedule: ConcatSchedule, port: int, late_holding: int, fork_el
 
 
 @register
-class Concat(Engine):
+class Concat(JoinEngine):
     kind = "concat"
     ops = ("concat",)
     module = "concat.v"
-    plan_fields = {}
-    rom_streaming = False  # a design with a join is timed by the edge-by-edge DAG model
-    input_ports = ("in_a", "in_b")
     joins_channels = True  # its inputs agree in all but the channel axis (hw/design.py)
 
     def fixed_interval(self, graph: Graph, node: Node) -> int | None:
@@ -107,9 +104,6 @@ class Concat(Engine):
         }
         return spec
 
-    def input_bits(self, spec: EngineSpec) -> list[int]:
-        return [spec.parameters["A_BITS"], spec.parameters["B_BITS"]]
-
     def describe(self, spec: EngineSpec) -> str:
         p = spec.parameters
         return (
@@ -119,9 +113,6 @@ class Concat(Engine):
 
     def model(self, stage):
         return ChannelJoin(stage)
-
-    def work(self, stage) -> int:
-        return stage.n_in + TABLE_BUFFER
 
 
 register_model(ConcatSchedule, ChannelJoin, lambda s: s.n_in + TABLE_BUFFER)
